@@ -1,0 +1,699 @@
+package executor
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eleven-am/graft/internal/wf"
+)
+
+// ErrStopping is the cause attached to step contexts cancelled because the
+// member is shutting down; such steps re-run after restart.
+var ErrStopping = errors.New("graft: member stopping")
+
+// ErrWorkflowStopped is the cause attached to step contexts cancelled
+// because their workflow was stopped (or failed on another branch).
+var ErrWorkflowStopped = errors.New("graft: workflow stopped")
+
+// wfKey identifies a workflow on a shard.
+type wfKey struct {
+	shard uint64
+	id    string
+}
+
+// wfState is the engine's view of one active workflow on a shard this member
+// leads. It is rebuilt from the replicated state on leadership gain and kept
+// current from committed changes.
+type wfState struct {
+	key          wfKey
+	rev          uint64
+	status       wf.Status
+	stateVersion uint64
+	state        json.RawMessage
+	meta         map[string]string
+	created      int64
+	blockedSince int64
+	executing    int // executions in the replicated view
+
+	tasks   map[uint64]*item // pending tasks not yet claimed
+	running map[string]*run  // claimed executions of this member, by execution ID
+
+	blockProposed bool
+	timeoutQueued bool
+}
+
+// run is a claimed execution of this member.
+type run struct {
+	it      *item
+	w       *wfState
+	execID  string
+	res     wf.Result
+	started time.Time
+	cancel  context.CancelCauseFunc // set once the step runs
+}
+
+// Engine runs the steps of the workflows on the shards this member leads:
+// it keeps their pending tasks in a priority queue and a timer queue, claims
+// ready tasks through the store, runs them on a bounded worker pool and
+// commits their results. Create it with NewEngine, drive it with SetLeader,
+// OnChanges and NodesChanged, and stop it with Stop.
+type Engine struct {
+	cfg EngineConfig
+	log *slog.Logger
+
+	stepCtx    context.Context // parent of every step context; cancelled after the drain timeout
+	cancelStep context.CancelCauseFunc
+	storeCtx   context.Context // bounds proposals; cancelled last
+	cancelStor context.CancelFunc
+	stopCh     chan struct{}
+	stopOnce   sync.Once
+	wg         sync.WaitGroup // dispatcher, scheduler, workers, purger, claim and commit goroutines
+	steps      sync.WaitGroup // steps whose node code is running
+
+	mu           sync.Mutex
+	dispatchCond *sync.Cond
+	workCond     *sync.Cond
+	stopping     bool
+	led          map[uint64]bool
+	wfs          map[wfKey]*wfState
+	ready        itemHeap
+	timers       itemHeap
+	claimed      itemHeap
+	runs         map[*item]*run
+	inflight     int
+	seq          uint64
+	timerWake    chan struct{}
+
+	execSeq atomic.Uint64
+	stats   engineStats
+}
+
+type engineStats struct {
+	stepsRun    atomic.Uint64
+	stepsFailed atomic.Uint64
+}
+
+// NewEngine validates cfg and returns an engine with its goroutines running.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	e := &Engine{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "executor"),
+		stopCh:    make(chan struct{}),
+		led:       map[uint64]bool{},
+		wfs:       map[wfKey]*wfState{},
+		ready:     itemHeap{less: byPriority},
+		timers:    itemHeap{less: byDue},
+		claimed:   itemHeap{less: byPriority},
+		runs:      map[*item]*run{},
+		timerWake: make(chan struct{}, 1),
+	}
+	e.stepCtx, e.cancelStep = context.WithCancelCause(context.Background())
+	e.storeCtx, e.cancelStor = context.WithCancel(context.Background())
+	e.dispatchCond = sync.NewCond(&e.mu)
+	e.workCond = sync.NewCond(&e.mu)
+	e.goFunc(e.dispatchLoop)
+	e.goFunc(e.timerLoop)
+	e.goFunc(e.purgeLoop)
+	for range cfg.WorkerCount {
+		e.goFunc(e.workLoop)
+	}
+	return e, nil
+}
+
+func (e *Engine) goFunc(f func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}
+
+func (e *Engine) now() time.Time { return e.cfg.Clock.Now() }
+
+// SetLeader tells the engine whether this member leads shard. On gaining
+// leadership it loads the shard's active workflows and re-queues executions
+// that no live claim holds; on losing it, it forgets the shard's queued tasks
+// (steps already running finish and try to commit).
+func (e *Engine) SetLeader(shard uint64, leader bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping || e.led[shard] == leader {
+		return nil
+	}
+	if !leader {
+		delete(e.led, shard)
+		for k, w := range e.wfs {
+			if k.shard == shard {
+				e.forgetLocked(w)
+			}
+		}
+		return nil
+	}
+	views, err := e.cfg.Store.Active(shard)
+	if err != nil {
+		return fmt.Errorf("loading active workflows of shard %d: %w", shard, err)
+	}
+	e.led[shard] = true
+	for i := range views {
+		e.syncLocked(shard, &views[i], true)
+	}
+	e.log.Debug("leading shard", "graft.shard.id", shard, "active", len(views))
+	return nil
+}
+
+// OnChanges applies committed changes of a shard. It never blocks on I/O.
+func (e *Engine) OnChanges(shard uint64, changes []wf.Change) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping || !e.led[shard] {
+		return
+	}
+	for i := range changes {
+		e.syncLocked(shard, &changes[i].View, false)
+	}
+}
+
+// NodesChanged re-examines tasks parked because their node was not
+// registered on this member. Call it after registering a node.
+func (e *Engine) NodesChanged() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, w := range e.wfs {
+		for _, it := range w.tasks {
+			if it.state == itemParked {
+				e.placeLocked(w, it)
+			}
+		}
+	}
+}
+
+// syncLocked brings the engine's view of one workflow up to v.
+func (e *Engine) syncLocked(shard uint64, v *wf.View, gained bool) {
+	k := wfKey{shard, v.ID}
+	w := e.wfs[k]
+	if w != nil && v.Rev <= w.rev {
+		return
+	}
+	if v.Status.Terminal() {
+		if w != nil {
+			cause := ErrWorkflowStopped
+			for _, r := range w.running {
+				if r.cancel != nil {
+					r.cancel(cause)
+				}
+			}
+			e.forgetLocked(w)
+		}
+		return
+	}
+	if w == nil {
+		w = &wfState{key: k, tasks: map[uint64]*item{}, running: map[string]*run{}}
+		e.wfs[k] = w
+	}
+	stateChanged := v.StateVersion != w.stateVersion
+	w.rev = v.Rev
+	w.status = v.Status
+	w.stateVersion = v.StateVersion
+	w.state = v.State
+	w.meta = v.Metadata
+	w.created = v.CreatedAt
+	w.blockedSince = v.BlockedSince
+	w.executing = len(v.Executing)
+	if v.BlockedSince == 0 {
+		w.blockProposed = false
+	}
+
+	pending := make(map[uint64]bool, len(v.Pending))
+	for _, t := range v.Pending {
+		pending[t.ID] = true
+		it := w.tasks[t.ID]
+		if it == nil {
+			e.seq++
+			it = &item{kind: kindTask, shard: shard, wf: v.ID, task: t, seq: e.seq, index: -1}
+			w.tasks[t.ID] = it
+			e.placeLocked(w, it)
+			continue
+		}
+		if it.state == itemClaiming {
+			continue
+		}
+		moved := it.task.NotBefore != t.NotBefore
+		it.task = t
+		switch {
+		case w.status != wf.StatusRunning:
+			e.unqueueLocked(it)
+		case it.state == itemParked, moved:
+			e.unqueueLocked(it)
+			e.placeLocked(w, it)
+		case it.waitVersion != 0 && stateChanged:
+			e.unqueueLocked(it)
+			it.waitVersion = 0
+			e.placeLocked(w, it)
+		}
+	}
+	for id, it := range w.tasks {
+		if !pending[id] && it.state != itemClaiming {
+			e.unqueueLocked(it)
+			delete(w.tasks, id)
+		}
+	}
+	if gained {
+		e.recoverExecutionsLocked(w, v)
+	}
+	if w.blockedSince != 0 && !w.timeoutQueued {
+		e.queueBlockTimeoutLocked(w, time.Unix(0, w.blockedSince).Add(e.cfg.BlockedTimeout))
+	}
+}
+
+// recoverExecutionsLocked re-queues executions that no live claim of this
+// member holds: those of an earlier incarnation of this member at once, and
+// other members' ones once their lease lapses.
+func (e *Engine) recoverExecutionsLocked(w *wfState, v *wf.View) {
+	now := e.now().UnixNano()
+	for _, x := range v.Executing {
+		if _, ok := w.running[x.ExecID]; ok {
+			continue
+		}
+		if x.Member == e.cfg.MemberID || x.LeaseUntil <= now {
+			e.requeueAsync(w.key, x.ID, x.ExecID)
+			continue
+		}
+		e.seq++
+		it := &item{kind: kindLeaseCheck, shard: w.key.shard, wf: w.key.id, task: x.Task,
+			execID: x.ExecID, seq: e.seq, due: x.LeaseUntil, index: -1}
+		e.pushTimerLocked(it)
+	}
+}
+
+// placeLocked puts a task where it belongs: parked, delayed or ready.
+func (e *Engine) placeLocked(w *wfState, it *item) {
+	it.state = itemParked
+	if w.status != wf.StatusRunning {
+		return
+	}
+	if _, ok := e.cfg.Registry.Get(it.task.Node); !ok {
+		e.log.Warn("pending node is not registered on this member; it waits until it is",
+			"graft.workflow.id", w.key.id, "graft.node", it.task.Node)
+		return
+	}
+	if it.task.NotBefore > e.now().UnixNano() {
+		it.due = it.task.NotBefore
+		e.pushTimerLocked(it)
+		return
+	}
+	it.state = itemReady
+	heap.Push(&e.ready, it)
+	e.dispatchCond.Signal()
+}
+
+func (e *Engine) pushTimerLocked(it *item) {
+	if it.kind == kindTask {
+		it.state = itemDelayed
+	}
+	heap.Push(&e.timers, it)
+	if e.timers.peek() == it {
+		select {
+		case e.timerWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// unqueueLocked takes a task out of whatever queue holds it.
+func (e *Engine) unqueueLocked(it *item) {
+	switch it.state {
+	case itemReady:
+		removeFrom(&e.ready, it)
+	case itemDelayed:
+		removeFrom(&e.timers, it)
+	}
+	it.state = itemParked
+}
+
+// forgetLocked drops a workflow's queued tasks and timers.
+func (e *Engine) forgetLocked(w *wfState) {
+	for _, it := range w.tasks {
+		e.unqueueLocked(it)
+	}
+	for i := len(e.timers.items) - 1; i >= 0; i-- {
+		if it := e.timers.items[i]; it.kind != kindTask && it.shard == w.key.shard && it.wf == w.key.id {
+			heap.Remove(&e.timers, i)
+		}
+	}
+	delete(e.wfs, w.key)
+}
+
+// dispatchLoop hands ready tasks to claim goroutines, at most ClaimAhead at once.
+func (e *Engine) dispatchLoop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		for !e.stopping && (e.ready.Len() == 0 || e.inflight >= e.cfg.ClaimAhead) {
+			e.dispatchCond.Wait()
+		}
+		if e.stopping {
+			return
+		}
+		it := heap.Pop(&e.ready).(*item)
+		it.state = itemClaiming
+		e.inflight++
+		w := e.wfs[wfKey{it.shard, it.wf}]
+		snap := claimSnapshot{state: w.state, version: w.stateVersion, meta: w.meta, created: w.created}
+		e.goFunc(func() { e.claim(it, snap) })
+	}
+}
+
+// claimSnapshot is what a claim goroutine needs of the workflow, copied
+// under the lock.
+type claimSnapshot struct {
+	state   json.RawMessage
+	version uint64
+	meta    map[string]string
+	created int64
+}
+
+// claim evaluates CanStart and claims the task through the store.
+func (e *Engine) claim(it *item, snap claimSnapshot) {
+	node, ok := e.cfg.Registry.Get(it.task.Node)
+	if !ok {
+		e.settleClaim(it, nil, claimPark)
+		return
+	}
+	execID := e.cfg.MemberID + "-" + e.cfg.Incarnation + "-" + strconv.FormatUint(e.execSeq.Add(1), 36)
+	if node.HasCanStart() {
+		wc := e.workflowContext(it, snap, execID, e.now())
+		ok, err := node.CanStart(WithWorkflowContext(e.storeCtx, wc), snap.state, it.task.Config)
+		if err != nil {
+			e.log.Warn("CanStart failed; treating as refused", "graft.workflow.id", it.wf,
+				"graft.node", it.task.Node, "error", err)
+		}
+		if !ok {
+			it.waitVersion = snap.version
+			e.settleClaim(it, nil, claimRefused)
+			return
+		}
+	}
+	now := e.now()
+	lease := e.cfg.LeaseDuration + e.cfg.StepTimeout
+	res, err := e.cfg.Store.Apply(e.storeCtx, it.shard, &wf.Command{
+		Op: wf.OpClaim, WF: it.wf, Now: now.UnixNano(), TaskID: it.task.ID, ExecID: execID,
+		Member: e.cfg.MemberID, Incarnation: e.cfg.Incarnation, LeaseUntil: now.Add(lease).UnixNano(),
+	})
+	switch {
+	case err != nil:
+		e.log.Debug("claim not committed; retrying", "graft.workflow.id", it.wf, "error", err)
+		e.settleClaim(it, nil, claimRetry)
+	case res.Code != wf.OK:
+		e.settleClaim(it, nil, claimRetry)
+	default:
+		e.settleClaim(it, &run{it: it, execID: execID, res: res}, claimOK)
+	}
+}
+
+type claimOutcome uint8
+
+const (
+	claimOK claimOutcome = iota
+	claimRefused
+	claimRetry
+	claimPark
+)
+
+// settleClaim records how a claim ended.
+func (e *Engine) settleClaim(it *item, r *run, outcome claimOutcome) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.wfs[wfKey{it.shard, it.wf}]
+	if outcome == claimOK {
+		if w != nil {
+			delete(w.tasks, it.task.ID)
+			w.running[r.execID] = r
+			r.w = w
+		}
+		if e.stopping || w == nil {
+			// Left executing in the store: it re-runs when the shard's leader
+			// recovers executions (after restart, at once).
+			e.inflight--
+			return
+		}
+		e.runs[it] = r
+		heap.Push(&e.claimed, it)
+		e.workCond.Signal()
+		return
+	}
+	e.inflight--
+	e.dispatchCond.Signal()
+	if w == nil || w.tasks[it.task.ID] != it {
+		return
+	}
+	it.state = itemParked
+	switch outcome {
+	case claimRefused:
+		it.due = e.now().Add(e.cfg.BlockedRecheck).UnixNano()
+		e.pushTimerLocked(it)
+		e.checkBlockedLocked(w)
+	case claimRetry:
+		it.due = e.now().Add(50 * time.Millisecond).UnixNano()
+		e.pushTimerLocked(it)
+	}
+}
+
+// checkBlockedLocked proposes Block when every pending task of a running
+// workflow was refused at its current state and nothing runs.
+func (e *Engine) checkBlockedLocked(w *wfState) {
+	if w.status != wf.StatusRunning || w.blockedSince != 0 || w.blockProposed ||
+		len(w.running) > 0 || w.executing > 0 || len(w.tasks) == 0 {
+		return
+	}
+	for _, it := range w.tasks {
+		if it.waitVersion != w.stateVersion {
+			return
+		}
+	}
+	w.blockProposed = true
+	k, version := w.key, w.stateVersion
+	e.goFunc(func() {
+		now := e.now()
+		res, err := e.cfg.Store.Apply(e.storeCtx, k.shard, &wf.Command{Op: wf.OpBlock, WF: k.id, Now: now.UnixNano(), StateVersion: version})
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		w := e.wfs[k]
+		if w == nil {
+			return
+		}
+		if err != nil || res.Code != wf.OK {
+			w.blockProposed = false
+			return
+		}
+		if !w.timeoutQueued {
+			e.queueBlockTimeoutLocked(w, now.Add(e.cfg.BlockedTimeout))
+		}
+	})
+}
+
+func (e *Engine) queueBlockTimeoutLocked(w *wfState, at time.Time) {
+	w.timeoutQueued = true
+	e.seq++
+	e.pushTimerLocked(&item{kind: kindBlockTimeout, shard: w.key.shard, wf: w.key.id,
+		version: w.stateVersion, seq: e.seq, due: at.UnixNano(), index: -1})
+}
+
+// timerLoop moves due timer entries: tasks to the ready queue, checks to
+// goroutines that propose them.
+func (e *Engine) timerLoop() {
+	var t Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		e.mu.Lock()
+		now := e.now().UnixNano()
+		for e.timers.Len() > 0 && e.timers.peek().due <= now {
+			it := heap.Pop(&e.timers).(*item)
+			e.fireLocked(it)
+		}
+		var wait time.Duration = -1
+		if next := e.timers.peek(); next != nil {
+			wait = time.Duration(next.due - now)
+		}
+		e.mu.Unlock()
+
+		var fire <-chan time.Time
+		if t != nil {
+			t.Stop()
+			t = nil
+		}
+		if wait >= 0 {
+			t = e.cfg.Clock.NewTimer(wait)
+			fire = t.C()
+		}
+		select {
+		case <-e.stopCh:
+			return
+		case <-e.timerWake:
+		case <-fire:
+		}
+	}
+}
+
+func (e *Engine) fireLocked(it *item) {
+	w := e.wfs[wfKey{it.shard, it.wf}]
+	if w == nil {
+		return
+	}
+	switch it.kind {
+	case kindTask:
+		if w.tasks[it.task.ID] == it {
+			it.state = itemParked
+			e.placeLocked(w, it)
+		}
+	case kindBlockTimeout:
+		w.timeoutQueued = false
+		if w.blockedSince == 0 {
+			return
+		}
+		k, version := w.key, w.stateVersion
+		names := make([]string, 0, len(w.tasks))
+		for _, t := range w.tasks {
+			names = append(names, t.task.Node)
+		}
+		msg := fmt.Sprintf("blocked: CanStart refused every pending node %v for %s with nothing running", names, e.cfg.BlockedTimeout)
+		e.goFunc(func() {
+			_, err := e.cfg.Store.Apply(e.storeCtx, k.shard, &wf.Command{Op: wf.OpFail, WF: k.id,
+				Now: e.now().UnixNano(), StateVersion: version, Error: msg})
+			if err != nil {
+				e.log.Warn("failing blocked workflow", "graft.workflow.id", k.id, "error", err)
+			}
+		})
+	case kindLeaseCheck:
+		if _, ok := w.running[it.execID]; !ok {
+			e.requeueAsync(w.key, it.task.ID, it.execID)
+		}
+	}
+}
+
+func (e *Engine) requeueAsync(k wfKey, task uint64, execID string) {
+	e.goFunc(func() {
+		_, err := e.cfg.Store.Apply(e.storeCtx, k.shard, &wf.Command{Op: wf.OpRequeue, WF: k.id,
+			Now: e.now().UnixNano(), TaskID: task, ExecID: execID})
+		if err != nil {
+			e.log.Warn("re-queueing an abandoned execution", "graft.workflow.id", k.id, "error", err)
+		}
+	})
+}
+
+// purgeLoop purges terminal workflows older than the retention period on
+// the shards this member leads.
+func (e *Engine) purgeLoop() {
+	for {
+		t := e.cfg.Clock.NewTimer(e.cfg.PurgeInterval)
+		select {
+		case <-e.stopCh:
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		e.PurgeNow()
+	}
+}
+
+// PurgeNow purges, on every shard this member leads, the terminal workflows
+// that ended more than the retention period ago.
+func (e *Engine) PurgeNow() {
+	e.mu.Lock()
+	shards := make([]uint64, 0, len(e.led))
+	for s := range e.led {
+		shards = append(shards, s)
+	}
+	e.mu.Unlock()
+	const limit = 1000
+	for _, s := range shards {
+		for {
+			now := e.now()
+			res, err := e.cfg.Store.Apply(e.storeCtx, s, &wf.Command{Op: wf.OpPurge, Now: now.UnixNano(),
+				Before: now.Add(-e.cfg.Retention).UnixNano(), Limit: limit})
+			if err != nil {
+				e.log.Debug("purge not committed", "graft.shard.id", s, "error", err)
+				break
+			}
+			if res.Purged > 0 {
+				e.log.Debug("purged expired workflows", "graft.shard.id", s, "count", res.Purged)
+			}
+			if res.Purged < limit {
+				break
+			}
+		}
+	}
+}
+
+// QueueDepth returns the number of tasks waiting in this member's queues
+// (ready, delayed and claimed but not yet running).
+func (e *Engine) QueueDepth() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.ready.Len() + e.claimed.Len()
+	for _, it := range e.timers.items {
+		if it.kind == kindTask {
+			n++
+		}
+	}
+	return n
+}
+
+// Stop stops claiming, waits up to the drain timeout (or ctx) for running
+// steps, cancels those still running with ErrStopping, waits for their
+// results to commit, and ends every goroutine. Safe to call more than once.
+func (e *Engine) Stop(ctx context.Context) error {
+	first := false
+	e.stopOnce.Do(func() {
+		first = true
+		e.mu.Lock()
+		e.stopping = true
+		e.dispatchCond.Broadcast()
+		e.workCond.Broadcast()
+		e.mu.Unlock()
+		close(e.stopCh)
+	})
+	if !first {
+		e.wg.Wait()
+		return nil
+	}
+	drained := make(chan struct{})
+	go func() {
+		e.steps.Wait()
+		close(drained)
+	}()
+	drain := e.cfg.Clock.NewTimer(e.cfg.DrainTimeout)
+	select {
+	case <-drained:
+	case <-drain.C():
+		e.log.Warn("steps still running after the drain timeout; cancelling them", "timeout", e.cfg.DrainTimeout)
+	case <-ctx.Done():
+	}
+	drain.Stop()
+	e.cancelStep(ErrStopping)
+	grace := e.cfg.Clock.NewTimer(5 * time.Second)
+	select {
+	case <-drained:
+	case <-grace.C():
+		e.log.Error("steps ignored cancellation; abandoning them (they re-run after restart)")
+	}
+	grace.Stop()
+	e.cancelStor()
+	e.wg.Wait()
+	return nil
+}

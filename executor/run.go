@@ -1,0 +1,243 @@
+package executor
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/internal/wf"
+)
+
+// workLoop runs claimed steps, highest priority first.
+func (e *Engine) workLoop() {
+	for {
+		e.mu.Lock()
+		for !e.stopping && e.claimed.Len() == 0 {
+			e.workCond.Wait()
+		}
+		if e.stopping {
+			e.mu.Unlock()
+			return
+		}
+		it := heap.Pop(&e.claimed).(*item)
+		r := e.runs[it]
+		delete(e.runs, it)
+		e.inflight--
+		e.dispatchCond.Signal()
+		w := r.w
+		if w == nil || e.wfs[w.key] != w || w.status != wf.StatusRunning {
+			// Paused (or gone) between claim and start: give the task back.
+			if w != nil {
+				delete(w.running, r.execID)
+			}
+			e.mu.Unlock()
+			e.requeueAsync(wfKey{it.shard, it.wf}, it.task.ID, r.execID)
+			continue
+		}
+		ctx, cancel := context.WithCancelCause(e.stepCtx)
+		r.cancel = cancel
+		e.steps.Add(1)
+		e.mu.Unlock()
+
+		cmd := e.execute(ctx, r)
+		cancel(nil)
+		e.steps.Done()
+
+		e.mu.Lock()
+		delete(w.running, r.execID)
+		e.mu.Unlock()
+		if cmd != nil {
+			e.goFunc(func() { e.commit(it.shard, cmd) })
+		}
+	}
+}
+
+func (e *Engine) workflowContext(it *item, snap claimSnapshot, execID string, now time.Time) *WorkflowContext {
+	return &WorkflowContext{
+		WorkflowID: it.wf, NodeName: it.task.Node, MemberID: e.cfg.MemberID, ExecutionID: execID,
+		Attempt: it.task.Claims + 1, Metadata: snap.meta, StartedAt: time.Unix(0, snap.created),
+		StepStartedAt: now,
+	}
+}
+
+// execute runs one claimed step and returns the command that records its
+// outcome, or nil when the outcome must not be recorded (the member is
+// stopping or the workflow ended meanwhile).
+func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
+	it, res := r.it, r.res
+	task := *res.Task
+	node, ok := e.cfg.Registry.Get(task.Node)
+	start := e.now()
+	wc := &WorkflowContext{
+		WorkflowID: it.wf, NodeName: task.Node, MemberID: e.cfg.MemberID, ExecutionID: r.execID,
+		Attempt: task.Claims, Metadata: res.Meta, StartedAt: time.Unix(0, res.Created), StepStartedAt: start,
+	}
+	e.publish(&events.NodeStartedEvent{WorkflowID: it.wf, NodeName: task.Node, ExecutionID: r.execID,
+		Attempt: task.Claims, StartedAt: start, Config: task.Config, NodeID: e.cfg.MemberID})
+
+	var out *Output
+	var err error
+	if !ok {
+		err = Permanent(fmt.Errorf("node %q is not registered on member %q", task.Node, e.cfg.MemberID))
+	} else {
+		stepCtx := WithWorkflowContext(ctx, wc)
+		if e.cfg.StepTimeout > 0 {
+			var cancel context.CancelFunc
+			stepCtx, cancel = context.WithTimeoutCause(stepCtx, e.cfg.StepTimeout,
+				fmt.Errorf("node %q exceeded the step timeout of %s", task.Node, e.cfg.StepTimeout))
+			defer cancel()
+		}
+		out, err = node.Execute(stepCtx, res.State, task.Config)
+		if err != nil && stepCtx.Err() != nil {
+			if cause := context.Cause(stepCtx); cause != nil && !errors.Is(err, cause) {
+				err = fmt.Errorf("%w (context: %w)", err, cause)
+			}
+		}
+	}
+	end := e.now()
+	dur := end.Sub(start)
+	if cause := context.Cause(ctx); cause != nil {
+		// Cancelled by Stop or by the workflow ending: leave the execution
+		// to be re-run (member stopping) or discarded (workflow ended).
+		e.log.Debug("step cancelled", "graft.workflow.id", it.wf, "graft.node", task.Node, "cause", cause)
+		return nil
+	}
+	base := &wf.Command{WF: it.wf, Now: end.UnixNano(), TaskID: task.ID, ExecID: r.execID, StartedAt: start.UnixNano()}
+	if err == nil {
+		err = e.finishOutput(base, task.Node, res, out)
+	}
+	if err == nil {
+		e.stats.stepsRun.Add(1)
+		e.publish(&events.NodeCompletedEvent{WorkflowID: it.wf, NodeName: task.Node, ExecutionID: r.execID,
+			Attempt: task.Claims, StartedAt: start, Duration: dur, NextNodes: nextNames(base.Tasks), NodeID: e.cfg.MemberID})
+		return base
+	}
+
+	e.stats.stepsFailed.Add(1)
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		e.log.Error("node panicked", "graft.workflow.id", it.wf, "graft.node", task.Node,
+			"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+	}
+	failures := task.Failures + 1
+	retry := !IsPermanent(err) && failures <= e.cfg.MaxRetries
+	base.Op = wf.OpFail
+	base.Tasks, base.Patch = nil, nil
+	base.Error = err.Error()
+	base.Retry = retry
+	var retryAt time.Time
+	if retry {
+		retryAt = end.Add(e.backoff(failures))
+		base.RetryAt = retryAt.UnixNano()
+	}
+	e.log.Debug("step failed", "graft.workflow.id", it.wf, "graft.node", task.Node, "attempt", task.Claims,
+		"retry", retry, "error", err)
+	e.publish(&events.NodeErrorEvent{WorkflowID: it.wf, NodeName: task.Node, ExecutionID: r.execID,
+		Attempt: task.Claims, StartedAt: start, Duration: dur, Error: err, WillRetry: retry, RetryAt: retryAt,
+		NodeID: e.cfg.MemberID})
+	return base
+}
+
+// finishOutput turns a node's output into a Complete command: the state
+// patch against what the node read, and the next tasks. An invalid output
+// (an unregistered next node) is a permanent error.
+func (e *Engine) finishOutput(c *wf.Command, nodeName string, res wf.Result, out *Output) error {
+	c.Op = wf.OpComplete
+	c.MaxStateBytes = e.cfg.MaxStateBytes
+	if out == nil {
+		return nil
+	}
+	for _, n := range out.Next {
+		if _, ok := e.cfg.Registry.Get(n.Node); !ok {
+			return Permanent(fmt.Errorf("node %q returned next node %q, which is not registered", nodeName, n.Node))
+		}
+		t := wf.NewTask{Node: n.Node, Config: n.Config, Priority: n.Priority, Key: n.IdempotencyKey, HasKey: n.HasKey}
+		if n.Delay > 0 {
+			t.NotBefore = c.Now + int64(n.Delay)
+		}
+		c.Tasks = append(c.Tasks, t)
+	}
+	if out.State != nil {
+		base := out.Base
+		if base == nil {
+			base = res.State
+		}
+		p, err := wf.Diff(base, out.State)
+		if err != nil {
+			return Permanent(fmt.Errorf("node %q: %w", nodeName, err))
+		}
+		c.Patch = p
+	}
+	return nil
+}
+
+func nextNames(ts []wf.NewTask) []string {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Node
+	}
+	return out
+}
+
+// backoff returns the delay before retry number n (1-based): RetryDelay
+// doubled per failure, capped at MaxRetryDelay, with equal jitter (half
+// fixed, half random) so that retries of many workflows spread out.
+func (e *Engine) backoff(n int) time.Duration {
+	d := e.cfg.RetryDelay
+	for i := 1; i < n && d < e.cfg.MaxRetryDelay; i++ {
+		d *= 2
+	}
+	d = min(d, e.cfg.MaxRetryDelay)
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half+1)
+}
+
+// commit proposes a step's outcome until it commits, is refused for good, or
+// the engine stops (then the execution re-runs after restart).
+func (e *Engine) commit(shard uint64, c *wf.Command) {
+	delay := 20 * time.Millisecond
+	for {
+		res, err := e.cfg.Store.Apply(e.storeCtx, shard, c)
+		if err == nil {
+			if res.Code != wf.OK {
+				e.log.Debug("step outcome not recorded", "graft.workflow.id", c.WF, "op", c.Op,
+					"code", res.Code, "reason", res.Message)
+			}
+			return
+		}
+		if e.storeCtx.Err() != nil {
+			return
+		}
+		e.log.Debug("recording step outcome; retrying", "graft.workflow.id", c.WF, "error", err)
+		t := e.cfg.Clock.NewTimer(delay)
+		select {
+		case <-t.C():
+		case <-e.storeCtx.Done():
+			t.Stop()
+			return
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+func (e *Engine) publish(ev any) {
+	if e.cfg.Events != nil {
+		e.cfg.Events.Publish(ev)
+	}
+}
+
+// Stats returns the number of steps this member ran successfully and the
+// number that returned an error, since it started.
+func (e *Engine) Stats() (succeeded, failed uint64) {
+	return e.stats.stepsRun.Load(), e.stats.stepsFailed.Load()
+}

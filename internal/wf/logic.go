@@ -1,0 +1,568 @@
+package wf
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/eleven-am/graft/shards"
+)
+
+// ChangeKind says what a change notification reports.
+type ChangeKind uint8
+
+// Change kinds. Updated covers every change that is not a lifecycle event
+// (tasks added, claimed, re-queued, state merged, blocked).
+const (
+	ChangeUpdated ChangeKind = iota + 1
+	ChangeStarted
+	ChangePaused
+	ChangeResumed
+	ChangeCompleted
+	ChangeFailed
+	ChangeStopped
+)
+
+// Change reports that a workflow's record changed. View is the record after
+// the change, with its state.
+type Change struct {
+	Kind ChangeKind
+	View View
+	// Entry is the history entry the change recorded, if any.
+	Entry *HistoryEntry
+}
+
+// Listener receives the changes of each committed batch, in commit order. It
+// runs on the replica's apply goroutine: it must not block.
+type Listener func(shardID uint64, changes []Change)
+
+// Counters are a shard's lifetime totals, persisted with its state.
+type Counters struct {
+	Started    uint64 `json:"started"`
+	Completed  uint64 `json:"completed"`
+	Failed     uint64 `json:"failed"`
+	Stopped    uint64 `json:"stopped"`
+	Steps      uint64 `json:"steps"`
+	StepErrors uint64 `json:"step_errors"`
+	Purged     uint64 `json:"purged"`
+}
+
+// Logic is one shard replica's workflow state machine. It implements
+// shards.Logic. Apply and Applied run on one goroutine; Lookup may run
+// concurrently with them.
+type Logic struct {
+	shardID  uint64
+	listener Listener
+
+	mu       sync.RWMutex
+	active   map[string]*entry
+	counters Counters
+
+	changes []Change // accumulated by Apply, flushed by Applied
+}
+
+// entry is an active workflow held in memory: its record and its state.
+type entry struct {
+	rec   Record
+	state json.RawMessage
+}
+
+var _ shards.Logic = (*Logic)(nil)
+
+// NewLogic returns the state machine of one shard replica. listener may be nil.
+func NewLogic(shardID uint64, listener Listener) *Logic {
+	return &Logic{shardID: shardID, listener: listener, active: map[string]*entry{}}
+}
+
+// Open loads the active workflows and counters from committed state.
+func (l *Logic) Open(r shards.Reader) error {
+	active := map[string]*entry{}
+	var ids []string
+	err := r.Scan([]byte{prefixActive}, []byte{prefixActive + 1}, func(k, _ []byte) bool {
+		ids = append(ids, string(k[1:]))
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("scanning active workflows: %w", err)
+	}
+	for _, id := range ids {
+		raw, ok, err := r.Get(recordKey(id))
+		if err != nil {
+			return fmt.Errorf("reading workflow %q: %w", id, err)
+		}
+		if !ok {
+			return fmt.Errorf("workflow %q is indexed as active but has no record", id)
+		}
+		e := &entry{}
+		if err := json.Unmarshal(raw, &e.rec); err != nil {
+			return fmt.Errorf("decoding workflow %q: %w", id, err)
+		}
+		st, _, err := r.Get(stateKey(id))
+		if err != nil {
+			return fmt.Errorf("reading state of workflow %q: %w", id, err)
+		}
+		e.state = st
+		active[id] = e
+	}
+	var counters Counters
+	raw, ok, err := r.Get([]byte(keyCounters))
+	if err != nil {
+		return fmt.Errorf("reading counters: %w", err)
+	}
+	if ok {
+		if err := json.Unmarshal(raw, &counters); err != nil {
+			return fmt.Errorf("decoding counters: %w", err)
+		}
+	}
+	l.mu.Lock()
+	l.active = active
+	l.counters = counters
+	l.mu.Unlock()
+	return nil
+}
+
+// Applied hands the changes of the committed batch to the listener.
+func (l *Logic) Applied(uint64) {
+	if len(l.changes) == 0 {
+		return
+	}
+	changes := l.changes
+	l.changes = nil
+	if l.listener != nil {
+		l.listener(l.shardID, changes)
+	}
+}
+
+// Apply applies one command.
+func (l *Logic) Apply(w shards.Writer, _ uint64, raw []byte) ([]byte, error) {
+	var c Command
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return encodeResult(Result{Code: Invalid, Message: "undecodable command: " + err.Error()})
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := applier{l: l, w: w, c: &c}
+	res, err := a.apply()
+	if err != nil {
+		return nil, fmt.Errorf("applying %s to workflow %q: %w", c.Op, c.WF, err)
+	}
+	if a.countersDirty {
+		b, _ := json.Marshal(l.counters)
+		if err := w.Set([]byte(keyCounters), b); err != nil {
+			return nil, err
+		}
+	}
+	return encodeResult(res)
+}
+
+func encodeResult(r Result) ([]byte, error) { return json.Marshal(r) }
+
+// applier applies one command; it runs with l.mu held.
+type applier struct {
+	l             *Logic
+	w             shards.Writer
+	c             *Command
+	countersDirty bool
+}
+
+func (a *applier) apply() (Result, error) {
+	c := a.c
+	if c.Op == OpPurge {
+		return a.purge()
+	}
+	if c.WF == "" {
+		return Result{Code: Invalid, Message: c.Op.String() + ": empty workflow ID"}, nil
+	}
+	if c.Op == OpStart {
+		return a.start()
+	}
+	e, ok := a.l.active[c.WF]
+	if !ok {
+		return a.inactive()
+	}
+	switch c.Op {
+	case OpClaim:
+		return a.claim(e)
+	case OpComplete:
+		return a.complete(e)
+	case OpFail:
+		return a.fail(e)
+	case OpRequeue:
+		return a.requeue(e)
+	case OpPause:
+		return a.pause(e)
+	case OpResume:
+		return a.resume(e)
+	case OpStop:
+		return a.stop(e)
+	case OpBlock:
+		return a.block(e)
+	default:
+		return Result{Code: Invalid, Message: "unknown command " + c.Op.String()}, nil
+	}
+}
+
+// inactive answers a command for a workflow that is not active: either it
+// does not exist, or it is terminal.
+func (a *applier) inactive() (Result, error) {
+	raw, ok, err := a.w.Get(recordKey(a.c.WF))
+	if err != nil {
+		return Result{}, err
+	}
+	if !ok {
+		return Result{Code: NotFound, Message: fmt.Sprintf("workflow %q not found", a.c.WF)}, nil
+	}
+	var rec Record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return Result{}, fmt.Errorf("decoding record: %w", err)
+	}
+	if a.c.Op == OpStop && rec.Status == StatusStopped {
+		return Result{Code: OK, Status: rec.Status}, nil
+	}
+	return Result{Code: Rejected, Status: rec.Status,
+		Message: fmt.Sprintf("workflow %q is %s", a.c.WF, rec.Status)}, nil
+}
+
+func (a *applier) start() (Result, error) {
+	c := a.c
+	if _, ok := a.l.active[c.WF]; ok {
+		return Result{Code: Exists, Message: fmt.Sprintf("workflow %q already exists", c.WF)}, nil
+	}
+	_, found, err := a.w.Get(recordKey(c.WF))
+	if err != nil {
+		return Result{}, err
+	}
+	if found {
+		return Result{Code: Exists, Message: fmt.Sprintf("workflow %q already exists", c.WF)}, nil
+	}
+	if len(c.Tasks) == 0 {
+		return Result{Code: Invalid, Message: "start: no initial nodes"}, nil
+	}
+	e := &entry{
+		rec: Record{
+			ID: c.WF, Status: StatusRunning, StateVersion: 1, Metadata: c.Metadata,
+			CreatedAt: c.Now, UpdatedAt: c.Now, Starter: c.Starter, StateSize: len(c.State),
+		},
+		state: c.State,
+	}
+	for _, t := range c.Tasks {
+		e.rec.InitialNodes = append(e.rec.InitialNodes, t.Node)
+	}
+	addTasks(&e.rec, c.Tasks, c.Now)
+	a.l.active[c.WF] = e
+	a.l.counters.Started++
+	a.countersDirty = true
+	if err := a.w.Set(activeKey(c.WF), nil); err != nil {
+		return Result{}, err
+	}
+	if err := a.w.Set(stateKey(c.WF), c.State); err != nil {
+		return Result{}, err
+	}
+	if err := a.save(e, ChangeStarted, nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Status: StatusRunning}, nil
+}
+
+func addTasks(rec *Record, tasks []NewTask, now int64) {
+	for _, t := range tasks {
+		if t.HasKey && rec.hasKey(t.Key) {
+			continue
+		}
+		rec.NextSeq++
+		rec.Pending = append(rec.Pending, Task{
+			ID: rec.NextSeq, Node: t.Node, Config: t.Config, Priority: t.Priority,
+			NotBefore: t.NotBefore, Key: t.Key, HasKey: t.HasKey, EnqueuedAt: now,
+		})
+	}
+}
+
+func (a *applier) claim(e *entry) (Result, error) {
+	c := a.c
+	rec := &e.rec
+	if rec.Status != StatusRunning {
+		return Result{Code: Rejected, Status: rec.Status,
+			Message: fmt.Sprintf("workflow %q is %s", c.WF, rec.Status)}, nil
+	}
+	i := rec.pendingIndex(c.TaskID)
+	if i < 0 {
+		return Result{Code: Stale, Message: fmt.Sprintf("task %d of workflow %q is not pending", c.TaskID, c.WF)}, nil
+	}
+	t := rec.Pending[i]
+	if t.NotBefore > c.Now {
+		return Result{Code: Stale, Message: fmt.Sprintf("task %d of workflow %q is not due yet", c.TaskID, c.WF)}, nil
+	}
+	rec.Pending = append(rec.Pending[:i:i], rec.Pending[i+1:]...)
+	t.Claims++
+	rec.Executing = append(rec.Executing, Execution{
+		Task: t, ExecID: c.ExecID, Member: c.Member, Incarnation: c.Incarnation,
+		StartedAt: c.Now, LeaseUntil: c.LeaseUntil,
+	})
+	rec.BlockedSince = 0
+	if err := a.save(e, ChangeUpdated, nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Status: rec.Status, State: e.state, Version: rec.StateVersion,
+		Task: &t, Meta: rec.Metadata, Created: rec.CreatedAt}, nil
+}
+
+func (a *applier) takeExecution(e *entry) (Execution, bool) {
+	rec := &e.rec
+	i := rec.executingIndex(a.c.TaskID, a.c.ExecID)
+	if i < 0 {
+		return Execution{}, false
+	}
+	x := rec.Executing[i]
+	rec.Executing = append(rec.Executing[:i:i], rec.Executing[i+1:]...)
+	return x, true
+}
+
+func (a *applier) complete(e *entry) (Result, error) {
+	c := a.c
+	rec := &e.rec
+	x, ok := a.takeExecution(e)
+	if !ok {
+		return Result{Code: Stale, Status: rec.Status,
+			Message: fmt.Sprintf("execution %s of task %d is not current in workflow %q", c.ExecID, c.TaskID, c.WF)}, nil
+	}
+	entry := &HistoryEntry{TaskID: x.ID, Node: x.Node, ExecID: x.ExecID, Member: x.Member,
+		Attempt: x.Claims, StartedAt: c.StartedAt, Duration: c.Now - c.StartedAt}
+	for _, t := range c.Tasks {
+		entry.Next = append(entry.Next, t.Node)
+	}
+	if len(c.Patch) > 0 {
+		st, err := ApplyPatch(e.state, c.Patch)
+		if err != nil {
+			return a.failWorkflow(e, x.Node, x.Claims, fmt.Sprintf("node %q: merging its state: %v", x.Node, err), entry)
+		}
+		if c.MaxStateBytes > 0 && len(st) > c.MaxStateBytes {
+			return a.failWorkflow(e, x.Node, x.Claims, fmt.Sprintf(
+				"node %q: state after the step is %d bytes, over the limit of %d", x.Node, len(st), c.MaxStateBytes), entry)
+		}
+		e.state = st
+		rec.StateVersion++
+		rec.StateSize = len(st)
+		rec.BlockedSince = 0
+		if err := a.w.Set(stateKey(c.WF), st); err != nil {
+			return Result{}, err
+		}
+	}
+	if x.HasKey {
+		addDoneKey(rec, x.Key)
+	}
+	addTasks(rec, c.Tasks, c.Now)
+	if len(c.Tasks) > 0 {
+		rec.BlockedSince = 0
+	}
+	a.l.counters.Steps++
+	a.countersDirty = true
+	if len(rec.Pending) == 0 && len(rec.Executing) == 0 {
+		return a.finish(e, StatusCompleted, ChangeCompleted, entry)
+	}
+	if err := a.save(e, ChangeUpdated, entry); err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Status: rec.Status}, nil
+}
+
+func addDoneKey(rec *Record, key string) {
+	i := sort.SearchStrings(rec.DoneKeys, key)
+	if i < len(rec.DoneKeys) && rec.DoneKeys[i] == key {
+		return
+	}
+	rec.DoneKeys = append(rec.DoneKeys, "")
+	copy(rec.DoneKeys[i+1:], rec.DoneKeys[i:])
+	rec.DoneKeys[i] = key
+}
+
+func (a *applier) fail(e *entry) (Result, error) {
+	c := a.c
+	rec := &e.rec
+	if c.TaskID == 0 {
+		// A workflow-level failure (blocked too long, invalid next node).
+		if c.StateVersion != 0 && (rec.BlockedSince == 0 || rec.StateVersion != c.StateVersion) {
+			return Result{Code: Stale, Status: rec.Status, Message: "workflow is no longer blocked"}, nil
+		}
+		return a.failWorkflow(e, "", 0, c.Error, nil)
+	}
+	x, ok := a.takeExecution(e)
+	if !ok {
+		return Result{Code: Stale, Status: rec.Status,
+			Message: fmt.Sprintf("execution %s of task %d is not current in workflow %q", c.ExecID, c.TaskID, c.WF)}, nil
+	}
+	entry := &HistoryEntry{TaskID: x.ID, Node: x.Node, ExecID: x.ExecID, Member: x.Member,
+		Attempt: x.Claims, StartedAt: c.StartedAt, Duration: c.Now - c.StartedAt, Error: c.Error}
+	a.l.counters.StepErrors++
+	a.countersDirty = true
+	t := x.Task
+	t.Failures++
+	t.LastError = c.Error
+	if !c.Retry {
+		rec.Pending = append(rec.Pending, t)
+		return a.failWorkflow(e, x.Node, x.Claims, c.Error, entry)
+	}
+	t.NotBefore = c.RetryAt
+	rec.Pending = append(rec.Pending, t)
+	if err := a.save(e, ChangeUpdated, entry); err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Status: rec.Status}, nil
+}
+
+func (a *applier) failWorkflow(e *entry, node string, attempt int, msg string, h *HistoryEntry) (Result, error) {
+	e.rec.LastError = msg
+	e.rec.FailedNode = node
+	e.rec.FailedTry = attempt
+	return a.finish(e, StatusFailed, ChangeFailed, h)
+}
+
+// finish moves a workflow to a terminal status.
+func (a *applier) finish(e *entry, s Status, kind ChangeKind, h *HistoryEntry) (Result, error) {
+	rec := &e.rec
+	rec.Status = s
+	rec.EndedAt = a.c.Now
+	rec.Executing = nil
+	rec.BlockedSince = 0
+	switch s {
+	case StatusCompleted:
+		a.l.counters.Completed++
+	case StatusFailed:
+		a.l.counters.Failed++
+	case StatusStopped:
+		a.l.counters.Stopped++
+	}
+	a.countersDirty = true
+	delete(a.l.active, rec.ID)
+	if err := a.w.Delete(activeKey(rec.ID)); err != nil {
+		return Result{}, err
+	}
+	if err := a.w.Set(retentionKey(rec.EndedAt, rec.ID), nil); err != nil {
+		return Result{}, err
+	}
+	if err := a.save(e, kind, h); err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Status: s}, nil
+}
+
+func (a *applier) requeue(e *entry) (Result, error) {
+	x, ok := a.takeExecution(e)
+	if !ok {
+		return Result{Code: Stale, Status: e.rec.Status, Message: "execution is not current"}, nil
+	}
+	e.rec.Pending = append(e.rec.Pending, x.Task)
+	if err := a.save(e, ChangeUpdated, nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Status: e.rec.Status}, nil
+}
+
+func (a *applier) pause(e *entry) (Result, error) {
+	if e.rec.Status == StatusPaused {
+		return Result{Code: OK, Status: StatusPaused}, nil
+	}
+	e.rec.Status = StatusPaused
+	e.rec.BlockedSince = 0
+	if err := a.save(e, ChangePaused, nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Status: StatusPaused}, nil
+}
+
+func (a *applier) resume(e *entry) (Result, error) {
+	if e.rec.Status == StatusRunning {
+		return Result{Code: OK, Status: StatusRunning}, nil
+	}
+	e.rec.Status = StatusRunning
+	if err := a.save(e, ChangeResumed, nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Status: StatusRunning}, nil
+}
+
+func (a *applier) stop(e *entry) (Result, error) {
+	return a.finish(e, StatusStopped, ChangeStopped, nil)
+}
+
+func (a *applier) block(e *entry) (Result, error) {
+	rec := &e.rec
+	if rec.Status != StatusRunning || len(rec.Executing) > 0 || len(rec.Pending) == 0 ||
+		rec.StateVersion != a.c.StateVersion {
+		return Result{Code: Stale, Status: rec.Status, Message: "workflow is not blocked"}, nil
+	}
+	if rec.BlockedSince != 0 {
+		return Result{Code: OK, Status: rec.Status}, nil
+	}
+	rec.BlockedSince = a.c.Now
+	if err := a.save(e, ChangeUpdated, nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Status: rec.Status}, nil
+}
+
+func (a *applier) purge() (Result, error) {
+	limit := a.c.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	type victim struct {
+		key []byte
+		id  string
+	}
+	var victims []victim
+	err := a.w.Scan([]byte{prefixRetention}, retentionKey(a.c.Before, ""), func(k, _ []byte) bool {
+		victims = append(victims, victim{key: append([]byte(nil), k...), id: string(k[9:])})
+		return len(victims) < limit
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	for _, v := range victims {
+		var hist [][]byte
+		p := historyPrefix(v.id)
+		if err := a.w.Scan(p, prefixEnd(p), func(k, _ []byte) bool {
+			hist = append(hist, append([]byte(nil), k...))
+			return true
+		}); err != nil {
+			return Result{}, err
+		}
+		for _, k := range append(hist, v.key, recordKey(v.id), stateKey(v.id)) {
+			if err := a.w.Delete(k); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	if len(victims) > 0 {
+		a.l.counters.Purged += uint64(len(victims))
+		a.countersDirty = true
+	}
+	return Result{Code: OK, Purged: len(victims)}, nil
+}
+
+// save writes the record (and a history entry) and queues the change.
+func (a *applier) save(e *entry, kind ChangeKind, h *HistoryEntry) error {
+	rec := &e.rec
+	rec.UpdatedAt = a.c.Now
+	rec.Rev++
+	if h != nil {
+		rec.Steps++
+		b, err := json.Marshal(h)
+		if err != nil {
+			return err
+		}
+		if err := a.w.Set(historyKey(rec.ID, rec.Steps), b); err != nil {
+			return err
+		}
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := a.w.Set(recordKey(rec.ID), b); err != nil {
+		return err
+	}
+	v := View{Record: rec.view().Record, State: e.state}
+	a.l.changes = append(a.l.changes, Change{Kind: kind, View: v, Entry: h})
+	return nil
+}

@@ -1,0 +1,294 @@
+package wf
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type bundle struct {
+	l       *Logic
+	kv      *memKV
+	changes []Change
+	index   uint64
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	b := &bundle{kv: newMemKV()}
+	b.l = NewLogic(7, func(shard uint64, cs []Change) {
+		require.Equal(t, uint64(7), shard)
+		b.changes = append(b.changes, cs...)
+	})
+	require.NoError(t, b.l.Open(b.kv))
+	return b
+}
+
+func (b *bundle) do(t *testing.T, c Command) Result {
+	t.Helper()
+	raw, err := EncodeCommand(&c)
+	require.NoError(t, err)
+	b.index++
+	out, err := b.l.Apply(b.kv, b.index, raw)
+	require.NoError(t, err)
+	b.l.Applied(b.index)
+	r, err := DecodeResult(out)
+	require.NoError(t, err)
+	return r
+}
+
+func (b *bundle) status(t *testing.T, id string) StatusAnswer {
+	t.Helper()
+	out, err := b.l.Lookup(b.kv, EncodeQuery(Query{Op: QueryStatus, WF: id}))
+	require.NoError(t, err)
+	var a StatusAnswer
+	require.NoError(t, json.Unmarshal(out, &a))
+	return a
+}
+
+func start(id string, nodes ...string) Command {
+	c := Command{Op: OpStart, WF: id, Now: 100, State: json.RawMessage(`{"n":0}`), Metadata: map[string]string{"k": "v"}}
+	for _, n := range nodes {
+		c.Tasks = append(c.Tasks, NewTask{Node: n})
+	}
+	return c
+}
+
+func claim(id string, task uint64, exec string, now int64) Command {
+	return Command{Op: OpClaim, WF: id, TaskID: task, ExecID: exec, Member: "m1", Incarnation: "i1", Now: now, LeaseUntil: now + 1000}
+}
+
+func TestStartClaimCompleteLifecycle(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	require.Equal(t, OK, b.do(t, start("wf", "A")).Code)
+	require.Equal(t, Exists, b.do(t, start("wf", "A")).Code)
+
+	r := b.do(t, claim("wf", 1, "x1", 110))
+	require.Equal(t, OK, r.Code)
+	require.JSONEq(t, `{"n":0}`, string(r.State))
+	require.Equal(t, 1, r.Task.Claims)
+	require.Equal(t, "v", r.Meta["k"])
+
+	r = b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "x1", Now: 120, StartedAt: 110,
+		Patch: Patch{{Path: []string{"n"}, Value: json.RawMessage(`1`)}},
+		Tasks: []NewTask{{Node: "B", Priority: 5}, {Node: "C"}}})
+	require.Equal(t, OK, r.Code)
+	a := b.status(t, "wf")
+	require.Equal(t, StatusRunning, a.View.Status)
+	require.Len(t, a.View.Pending, 2)
+	require.Equal(t, uint64(2), a.View.StateVersion)
+	require.Len(t, a.History, 1)
+	require.Equal(t, []string{"B", "C"}, a.History[0].Next)
+	require.Equal(t, int64(10), a.History[0].Duration)
+
+	for i, task := range []uint64{2, 3} {
+		exec := fmt.Sprintf("x%d", task)
+		require.Equal(t, OK, b.do(t, claim("wf", task, exec, 130)).Code)
+		r = b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: task, ExecID: exec, Now: 140 + int64(i), StartedAt: 130})
+		require.Equal(t, OK, r.Code)
+	}
+	require.Equal(t, StatusCompleted, r.Status)
+	a = b.status(t, "wf")
+	require.Equal(t, StatusCompleted, a.View.Status)
+	require.JSONEq(t, `{"n":1}`, string(a.View.State))
+	require.Len(t, a.History, 3)
+	require.Equal(t, int64(141), a.View.EndedAt)
+
+	kinds := []ChangeKind{}
+	for _, c := range b.changes {
+		kinds = append(kinds, c.Kind)
+	}
+	require.Equal(t, ChangeStarted, kinds[0])
+	require.Equal(t, ChangeCompleted, kinds[len(kinds)-1])
+	require.JSONEq(t, `{"n":1}`, string(b.changes[len(b.changes)-1].View.State))
+
+	require.Equal(t, Rejected, b.do(t, claim("wf", 2, "late", 150)).Code)
+	require.Equal(t, NotFound, b.do(t, claim("nope", 1, "x", 150)).Code)
+	c := b.l.Counters()
+	require.Equal(t, uint64(1), c.Completed)
+	require.Equal(t, uint64(3), c.Steps)
+	require.Equal(t, 0, c.Active)
+}
+
+func TestStaleExecutionIsRejected(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.do(t, start("wf", "A"))
+	require.Equal(t, OK, b.do(t, claim("wf", 1, "x1", 110)).Code)
+	require.Equal(t, Stale, b.do(t, claim("wf", 1, "x2", 110)).Code, "a claimed task cannot be claimed twice")
+	require.Equal(t, Stale, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "other", Now: 120}).Code)
+	require.Equal(t, OK, b.do(t, Command{Op: OpRequeue, WF: "wf", TaskID: 1, ExecID: "x1", Now: 120}).Code)
+	require.Equal(t, Stale, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "x1", Now: 120}).Code,
+		"a requeued execution cannot complete")
+	r := b.do(t, claim("wf", 1, "x3", 130))
+	require.Equal(t, OK, r.Code)
+	require.Equal(t, 2, r.Task.Claims)
+}
+
+func TestIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := start("wf", "A")
+	c.Tasks = append(c.Tasks, NewTask{Node: "Email", Key: "e1", HasKey: true}, NewTask{Node: "Email", Key: "e1", HasKey: true})
+	b.do(t, c)
+	a := b.status(t, "wf")
+	require.Len(t, a.View.Pending, 2, "a key already pending is not enqueued twice")
+	require.Equal(t, OK, b.do(t, claim("wf", 2, "e", 110)).Code)
+	require.Equal(t, OK, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 2, ExecID: "e", Now: 120}).Code)
+	require.Equal(t, OK, b.do(t, claim("wf", 1, "a", 110)).Code)
+	r := b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "a", Now: 130,
+		Tasks: []NewTask{{Node: "Email", Key: "e1", HasKey: true}}})
+	require.Equal(t, StatusCompleted, r.Status, "a completed key is not run again")
+	require.Len(t, b.status(t, "wf").History, 2)
+}
+
+func TestRetryThenPermanentFailure(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.do(t, start("wf", "A"))
+	b.do(t, claim("wf", 1, "x1", 110))
+	r := b.do(t, Command{Op: OpFail, WF: "wf", TaskID: 1, ExecID: "x1", Now: 120, StartedAt: 110, Error: "boom", Retry: true, RetryAt: 500})
+	require.Equal(t, OK, r.Code)
+	a := b.status(t, "wf")
+	require.Equal(t, int64(500), a.View.Pending[0].NotBefore)
+	require.Equal(t, 1, a.View.Pending[0].Failures)
+	require.Equal(t, Stale, b.do(t, claim("wf", 1, "x2", 499)).Code, "not before its retry time")
+	require.Equal(t, OK, b.do(t, claim("wf", 1, "x2", 500)).Code)
+	r = b.do(t, Command{Op: OpFail, WF: "wf", TaskID: 1, ExecID: "x2", Now: 520, StartedAt: 500, Error: "boom again"})
+	require.Equal(t, StatusFailed, r.Status)
+	a = b.status(t, "wf")
+	require.Equal(t, "boom again", a.View.LastError)
+	require.Equal(t, "A", a.View.FailedNode)
+	require.Equal(t, 2, a.View.FailedTry)
+	require.Len(t, a.History, 2)
+	require.Equal(t, "boom", a.History[0].Error)
+}
+
+func TestPauseResumeStop(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.do(t, start("wf", "A", "B"))
+	b.do(t, claim("wf", 1, "x1", 110))
+	require.Equal(t, OK, b.do(t, Command{Op: OpPause, WF: "wf", Now: 111}).Code)
+	require.Equal(t, Rejected, b.do(t, claim("wf", 2, "x2", 112)).Code, "no new claims while paused")
+	r := b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "x1", Now: 113,
+		Patch: Patch{{Path: []string{"a"}, Value: json.RawMessage(`true`)}}})
+	require.Equal(t, OK, r.Code, "a running step's result is kept while paused")
+	require.Equal(t, StatusPaused, r.Status)
+	require.Equal(t, OK, b.do(t, Command{Op: OpResume, WF: "wf", Now: 114}).Code)
+	require.Equal(t, OK, b.do(t, claim("wf", 2, "x2", 115)).Code)
+	require.Equal(t, OK, b.do(t, Command{Op: OpStop, WF: "wf", Now: 116}).Code)
+	require.Equal(t, Rejected, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 2, ExecID: "x2", Now: 117}).Code)
+	require.Equal(t, OK, b.do(t, Command{Op: OpStop, WF: "wf", Now: 118}).Code, "stop is idempotent")
+	require.Equal(t, Rejected, b.do(t, Command{Op: OpResume, WF: "wf", Now: 118}).Code)
+	a := b.status(t, "wf")
+	require.Equal(t, StatusStopped, a.View.Status)
+	require.Empty(t, a.View.Executing)
+	require.JSONEq(t, `{"n":0,"a":true}`, string(a.View.State))
+}
+
+func TestBlockAndBlockedTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.do(t, start("wf", "A"))
+	require.Equal(t, Stale, b.do(t, Command{Op: OpBlock, WF: "wf", Now: 110, StateVersion: 9}).Code)
+	require.Equal(t, OK, b.do(t, Command{Op: OpBlock, WF: "wf", Now: 110, StateVersion: 1}).Code)
+	require.Equal(t, int64(110), b.status(t, "wf").View.BlockedSince)
+	r := b.do(t, Command{Op: OpFail, WF: "wf", Now: 200, StateVersion: 1, Error: "blocked for too long"})
+	require.Equal(t, StatusFailed, r.Status)
+	require.Equal(t, "blocked for too long", b.status(t, "wf").View.LastError)
+
+	b.do(t, start("wf2", "A"))
+	b.do(t, Command{Op: OpBlock, WF: "wf2", Now: 110, StateVersion: 1})
+	b.do(t, claim("wf2", 1, "x", 120))
+	require.Zero(t, b.status(t, "wf2").View.BlockedSince, "a claim unblocks")
+	require.Equal(t, Stale, b.do(t, Command{Op: OpFail, WF: "wf2", Now: 200, StateVersion: 1, Error: "blocked"}).Code)
+}
+
+func TestStateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.do(t, start("wf", "A"))
+	b.do(t, claim("wf", 1, "x", 110))
+	r := b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "x", Now: 120, MaxStateBytes: 20,
+		Patch: Patch{{Path: []string{"big"}, Value: json.RawMessage(`"0123456789012345678901234567890"`)}}})
+	require.Equal(t, StatusFailed, r.Status)
+	require.Contains(t, b.status(t, "wf").View.LastError, "over the limit of 20")
+	require.JSONEq(t, `{"n":0}`, string(b.status(t, "wf").View.State), "the oversized state is not kept")
+}
+
+func TestPurgeRemovesOnlyOldTerminal(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for i, end := range []int64{200, 300} {
+		id := fmt.Sprintf("wf%d", i)
+		b.do(t, start(id, "A"))
+		b.do(t, claim(id, 1, "x", 110))
+		b.do(t, Command{Op: OpComplete, WF: id, TaskID: 1, ExecID: "x", Now: end})
+	}
+	b.do(t, start("live", "A"))
+	r := b.do(t, Command{Op: OpPurge, Now: 1000, Before: 250})
+	require.Equal(t, 1, r.Purged)
+	require.False(t, b.status(t, "wf0").Found)
+	require.True(t, b.status(t, "wf1").Found)
+	require.True(t, b.status(t, "live").Found)
+	for k := range b.kv.m {
+		require.NotContains(t, k, "wf0", "every key of a purged workflow is gone")
+	}
+	require.Equal(t, OK, b.do(t, start("wf0", "A")).Code, "a purged ID can be used again")
+}
+
+func TestOpenRestoresActiveWorkflows(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.do(t, start("a", "A", "B"))
+	b.do(t, claim("a", 1, "x", 110))
+	b.do(t, start("done", "A"))
+	b.do(t, claim("done", 1, "y", 110))
+	b.do(t, Command{Op: OpComplete, WF: "done", TaskID: 1, ExecID: "y", Now: 120})
+
+	l2 := NewLogic(7, nil)
+	require.NoError(t, l2.Open(b.kv))
+	act := l2.Active()
+	require.Len(t, act, 1)
+	require.Equal(t, "a", act[0].ID)
+	require.Len(t, act[0].Pending, 1)
+	require.Len(t, act[0].Executing, 1)
+	require.JSONEq(t, `{"n":0}`, string(act[0].State))
+	require.Equal(t, b.l.Counters().Counters, l2.Counters().Counters)
+}
+
+func TestDeterministicAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	r1, r2 := setup(t), setup(t)
+	cmds := []Command{
+		start("w", "A", "B"),
+		claim("w", 1, "x", 110),
+		claim("w", 2, "y", 110),
+		{Op: OpComplete, WF: "w", TaskID: 2, ExecID: "y", Now: 120, Patch: Patch{{Path: []string{"b"}, Value: json.RawMessage(`2`)}}},
+		{Op: OpComplete, WF: "w", TaskID: 1, ExecID: "x", Now: 121, Patch: Patch{{Path: []string{"a"}, Value: json.RawMessage(`1`)}},
+			Tasks: []NewTask{{Node: "C"}}},
+	}
+	for _, c := range cmds {
+		require.Equal(t, r1.do(t, c), r2.do(t, c))
+	}
+	require.Equal(t, r1.kv.m, r2.kv.m)
+	require.JSONEq(t, `{"n":0,"a":1,"b":2}`, string(r1.status(t, "w").View.State))
+}
+
+func TestMalformedCommands(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	out, err := b.l.Apply(b.kv, 1, []byte("not json"))
+	require.NoError(t, err)
+	r, err := DecodeResult(out)
+	require.NoError(t, err)
+	require.Equal(t, Invalid, r.Code)
+	require.Equal(t, Invalid, b.do(t, Command{Op: OpStart, Now: 1}).Code)
+	require.Equal(t, Invalid, b.do(t, Command{Op: OpStart, WF: "x", Now: 1}).Code, "no initial nodes")
+	_, err = b.l.Lookup(b.kv, []byte(`{"o":"bogus"}`))
+	require.ErrorContains(t, err, "unknown query")
+}
