@@ -1,0 +1,109 @@
+package graft
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// MaxCommandBytes is the largest encoded DevCommand BroadcastCommand sends
+// (the gossip user-event limit).
+const MaxCommandBytes = 512
+
+// CommandHandler runs a dev command on a member. from is the sending
+// member's node ID; params is the command's Params decoded from JSON (maps,
+// slices, float64, string, bool or nil).
+type CommandHandler func(ctx context.Context, from string, params interface{}) error
+
+// DevCommand is a command broadcast to every member.
+type DevCommand struct {
+	// Command names the handler.
+	Command string `json:"command"`
+	// Params is passed to the handler; it must be JSON-encodable.
+	Params interface{} `json:"params,omitempty"`
+}
+
+// WrapHandler adapts a handler taking typed params: params are re-encoded
+// to JSON and decoded into T; a decode failure is returned as the handler's
+// error.
+func WrapHandler[T any](fn func(ctx context.Context, from string, params T) error) CommandHandler {
+	return func(ctx context.Context, from string, params interface{}) error {
+		var p T
+		b, err := json.Marshal(params)
+		if err != nil {
+			return fmt.Errorf("%w: params: %v", ErrInvalidCommand, err)
+		}
+		if err := json.Unmarshal(b, &p); err != nil {
+			return fmt.Errorf("%w: decoding params into %T: %v", ErrInvalidCommand, p, err)
+		}
+		return fn(ctx, from, p)
+	}
+}
+
+// RegisterCommandHandler registers the handler for a command name,
+// replacing any earlier one.
+func (m *Manager) RegisterCommandHandler(name string, h CommandHandler) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty command name", ErrInvalidCommand)
+	}
+	if h == nil {
+		return fmt.Errorf("%w: nil handler for %q", ErrInvalidCommand, name)
+	}
+	m.mu.Lock()
+	m.commands[name] = h
+	m.mu.Unlock()
+	return nil
+}
+
+// BroadcastCommand sends cmd to every member, this one included. This
+// member's handler runs before BroadcastCommand returns, and its error is
+// returned; other members run theirs as the command reaches them and log
+// their errors. A command over MaxCommandBytes encoded, or with params that
+// are not JSON-encodable, is refused before anything is sent.
+func (m *Manager) BroadcastCommand(ctx context.Context, cmd *DevCommand) error {
+	if _, err := m.running(); err != nil {
+		return err
+	}
+	if cmd == nil || cmd.Command == "" {
+		return fmt.Errorf("%w: empty command name", ErrInvalidCommand)
+	}
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		return fmt.Errorf("%w: %q: params are not JSON-encodable: %v", ErrInvalidCommand, cmd.Command, err)
+	}
+	if len(payload) > MaxCommandBytes {
+		return fmt.Errorf("%w: %q is %d bytes encoded, over the limit of %d", ErrInvalidCommand, cmd.Command, len(payload), MaxCommandBytes)
+	}
+	return m.runCommand(ctx, m.cfg.NodeID, payload)
+}
+
+// runCommand decodes a command payload and runs its local handler.
+func (m *Manager) runCommand(ctx context.Context, from string, payload []byte) error {
+	var wire struct {
+		Command string      `json:"command"`
+		Params  interface{} `json:"params"`
+	}
+	if err := json.Unmarshal(payload, &wire); err != nil {
+		return fmt.Errorf("%w: decoding: %v", ErrInvalidCommand, err)
+	}
+	m.mu.Lock()
+	h := m.commands[wire.Command]
+	m.mu.Unlock()
+	if h == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownCommand, wire.Command)
+	}
+	if err := safeRun(func() error { return h(ctx, from, wire.Params) }); err != nil {
+		return fmt.Errorf("command %q: %w", wire.Command, err)
+	}
+	return nil
+}
+
+// safeRun runs fn, turning a panic into an error.
+func safeRun(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("handler panicked: %v", v)
+		}
+	}()
+	return fn()
+}

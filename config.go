@@ -1,0 +1,247 @@
+package graft
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+// DiscoveryType names a way of finding the other members of a cluster.
+type DiscoveryType string
+
+// Discovery methods.
+const (
+	// DiscoveryStatic joins a fixed list of peers (StaticPeer).
+	DiscoveryStatic DiscoveryType = "static"
+	// DiscoveryMDNS finds peers on the local network by multicast DNS; for development.
+	DiscoveryMDNS DiscoveryType = "mdns"
+	// DiscoveryDNS resolves a DNS name (A/SRV records, e.g. a Kubernetes
+	// headless service) to peers; for production.
+	DiscoveryDNS DiscoveryType = "dns"
+)
+
+// StaticPeer is one known member for DiscoveryStatic.
+type StaticPeer struct {
+	// ID is the peer's node ID.
+	ID string
+	// Address is the peer's host name or IP address.
+	Address string
+	// Port is the peer's gossip port.
+	Port int
+}
+
+// DiscoveryConfig configures one discovery method. A member may use several.
+type DiscoveryConfig struct {
+	// Type selects the method.
+	Type DiscoveryType
+	// Static lists the peers for DiscoveryStatic.
+	Static []StaticPeer
+	// Service is the mDNS service name (DiscoveryMDNS; default "_graft._tcp")
+	// or the DNS name to resolve (DiscoveryDNS).
+	Service string
+}
+
+// ClusterPolicy controls which members may join.
+type ClusterPolicy string
+
+// Cluster policies.
+const (
+	// ClusterPolicyOpen lets any member join (development).
+	ClusterPolicyOpen ClusterPolicy = "open"
+	// ClusterPolicyRestricted requires the cluster key (staging).
+	ClusterPolicyRestricted ClusterPolicy = "restricted"
+	// ClusterPolicyStrict requires the cluster key and a listed node ID (production).
+	ClusterPolicyStrict ClusterPolicy = "strict"
+)
+
+// ClusterConfig configures membership and placement.
+type ClusterConfig struct {
+	// Policy controls who may join. Default (zero) ClusterPolicyOpen.
+	Policy ClusterPolicy
+	// Key is the cluster key for the restricted and strict policies.
+	Key []byte
+	// AllowedNodes lists the node IDs the strict policy admits.
+	AllowedNodes []string
+	// ShardCount is the number of Raft shards workflows are spread over. It
+	// is fixed when the data directory is first created. Default 8; zero
+	// means the default.
+	ShardCount int
+}
+
+// EngineConfig tunes workflow execution.
+type EngineConfig struct {
+	// WorkerCount is how many steps this member runs at once. Default
+	// 2×CPU cores, at least 4; zero means the default.
+	WorkerCount int
+	// MaxRetries is how many times a step that returned an error is retried
+	// before the workflow fails. Default 3; zero means the default; use
+	// NoRetries for none.
+	MaxRetries int
+	// RetryDelay is the base of the exponential backoff between retries
+	// (doubled per failure, with jitter). Default 1s; zero means the default.
+	RetryDelay time.Duration
+	// MaxRetryDelay caps the backoff. Default 5m; zero means the default.
+	MaxRetryDelay time.Duration
+	// QueueBufferSize is how many ready tasks may be claimed ahead of the
+	// workers, so that claiming overlaps execution. Default 4×WorkerCount,
+	// at least 64; zero means the default.
+	QueueBufferSize int
+	// StepTimeout cancels a step's context when it runs longer. Zero (the
+	// default) means no timeout.
+	StepTimeout time.Duration
+	// BlockedTimeout fails a workflow whose pending nodes are all refused
+	// by CanStart, with nothing running, for this long. Default 5m; zero
+	// means the default.
+	BlockedTimeout time.Duration
+	// Retention is how long completed, failed and stopped workflows are
+	// kept before they are purged. Default 7 days; zero means the default.
+	Retention time.Duration
+	// DrainTimeout is how long Stop waits for running steps before it
+	// cancels them. Default 30s; zero means the default.
+	DrainTimeout time.Duration
+	// MaxStateBytes limits a workflow's state (JSON bytes), at start and
+	// after every step. Default 1 MiB; zero means the default.
+	MaxStateBytes int
+	// RequestTimeout bounds calls that take no context (StartWorkflow,
+	// GetWorkflowStatus). Default 10s; zero means the default.
+	RequestTimeout time.Duration
+	// EventBufferSize is how many events each event handler may fall behind
+	// before further events are dropped for it. Default 4096; zero means the
+	// default.
+	EventBufferSize int
+}
+
+// NoRetries as EngineConfig.MaxRetries disables retries.
+const NoRetries = -1
+
+// ExpertConfig holds rarely tuned storage knobs.
+type ExpertConfig struct {
+	// RTTMillisecond is the expected round trip between members in
+	// milliseconds; Raft timeouts are multiples of it. Default 10 on a
+	// lone member.
+	RTTMillisecond uint64
+	// SnapshotEntries is how many Raft log entries are kept before the log
+	// is compacted. Default 10000.
+	SnapshotEntries uint64
+}
+
+// Config configures a Manager. Build one with DefaultConfig and override
+// fields; zero values take the documented defaults.
+type Config struct {
+	// NodeID names this member uniquely and must stay the same across
+	// restarts. Required.
+	NodeID string
+	// BindAddr is the host:port the member's Raft transport listens on.
+	// Required.
+	BindAddr string
+	// DataDir holds the member's state. Required. Reusing it after a
+	// restart resumes every workflow where it was.
+	DataDir string
+	// Logger receives Graft's logs and those of its dependencies. nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Discovery lists how to find other members. Empty means a lone member.
+	Discovery []DiscoveryConfig
+	// Cluster configures membership and placement.
+	Cluster ClusterConfig
+	// Engine tunes workflow execution.
+	Engine EngineConfig
+	// Expert holds rarely tuned storage knobs.
+	Expert ExpertConfig
+}
+
+// MaxWorkflowIDLength is the longest accepted workflow ID, in bytes.
+const MaxWorkflowIDLength = 256
+
+// DefaultConfig returns a configuration with every default filled in, for a
+// lone member with the given identity.
+func DefaultConfig(nodeID, bindAddr, dataDir string) *Config {
+	c := (&Config{NodeID: nodeID, BindAddr: bindAddr, DataDir: dataDir}).withDefaults()
+	return &c
+}
+
+// withDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Cluster.Policy = cmp.Or(c.Cluster.Policy, ClusterPolicyOpen)
+	c.Cluster.ShardCount = cmp.Or(c.Cluster.ShardCount, 8)
+	e := &c.Engine
+	e.WorkerCount = cmp.Or(e.WorkerCount, max(4, 2*runtime.NumCPU()))
+	e.MaxRetries = cmp.Or(e.MaxRetries, 3)
+	e.RetryDelay = cmp.Or(e.RetryDelay, time.Second)
+	e.MaxRetryDelay = cmp.Or(e.MaxRetryDelay, 5*time.Minute)
+	e.QueueBufferSize = cmp.Or(e.QueueBufferSize, max(64, 4*e.WorkerCount))
+	e.BlockedTimeout = cmp.Or(e.BlockedTimeout, 5*time.Minute)
+	e.Retention = cmp.Or(e.Retention, 7*24*time.Hour)
+	e.DrainTimeout = cmp.Or(e.DrainTimeout, 30*time.Second)
+	e.MaxStateBytes = cmp.Or(e.MaxStateBytes, 1<<20)
+	e.RequestTimeout = cmp.Or(e.RequestTimeout, 10*time.Second)
+	e.EventBufferSize = cmp.Or(e.EventBufferSize, 4096)
+	c.Expert.RTTMillisecond = cmp.Or(c.Expert.RTTMillisecond, 10)
+	c.Expert.SnapshotEntries = cmp.Or(c.Expert.SnapshotEntries, 10000)
+	return c
+}
+
+// Validate reports every problem with the configuration, each naming its field.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID == "" {
+		add("NodeID is required")
+	}
+	if c.DataDir == "" {
+		add("DataDir is required")
+	}
+	if c.BindAddr == "" {
+		add("BindAddr is required")
+	} else if host, port, err := net.SplitHostPort(c.BindAddr); err != nil {
+		add("BindAddr %q is not host:port: %v", c.BindAddr, err)
+	} else if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 || host == "" {
+		add("BindAddr %q needs a host and a port between 1 and 65535", c.BindAddr)
+	}
+	switch c.Cluster.Policy {
+	case ClusterPolicyOpen, ClusterPolicyRestricted, ClusterPolicyStrict:
+	default:
+		add("Cluster.Policy %q is not one of open, restricted, strict", c.Cluster.Policy)
+	}
+	if c.Cluster.ShardCount < 1 || c.Cluster.ShardCount > 4096 {
+		add("Cluster.ShardCount (%d) must be between 1 and 4096", c.Cluster.ShardCount)
+	}
+	for i, d := range c.Discovery {
+		switch d.Type {
+		case DiscoveryStatic, DiscoveryMDNS, DiscoveryDNS:
+		default:
+			add("Discovery[%d].Type %q is not one of static, mdns, dns", i, d.Type)
+		}
+	}
+	e := c.Engine
+	if e.WorkerCount < 1 {
+		add("Engine.WorkerCount (%d) must be at least 1", e.WorkerCount)
+	}
+	if e.MaxRetries < NoRetries {
+		add("Engine.MaxRetries (%d) must be NoRetries (-1) or more", e.MaxRetries)
+	}
+	if e.RetryDelay < 0 || e.StepTimeout < 0 || e.BlockedTimeout < 0 || e.Retention < 0 || e.DrainTimeout < 0 {
+		add("Engine durations must not be negative")
+	}
+	if e.MaxRetryDelay < e.RetryDelay {
+		add("Engine.MaxRetryDelay (%s) must be equal or greater than Engine.RetryDelay (%s)", e.MaxRetryDelay, e.RetryDelay)
+	}
+	if e.MaxStateBytes < 2 {
+		add("Engine.MaxStateBytes (%d) must be at least 2", e.MaxStateBytes)
+	}
+	if e.QueueBufferSize < 1 || e.EventBufferSize < 1 {
+		add("Engine.QueueBufferSize (%d) and Engine.EventBufferSize (%d) must be positive", e.QueueBufferSize, e.EventBufferSize)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,429 @@
+package graft
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/shards"
+)
+
+// lifecycle states of a Manager.
+const (
+	stateNew = iota
+	stateStarting
+	stateRunning
+	stateStopped
+)
+
+// Manager is one Graft member: it stores workflows in its shards, runs their
+// steps, and delivers their events. Create it with New or NewWithConfig,
+// register nodes and handlers, then Start it. All methods are safe for
+// concurrent use.
+type Manager struct {
+	cfg      Config
+	log      *slog.Logger
+	registry *executor.Registry
+	bus      *events.Bus
+
+	mu        sync.Mutex
+	state     int
+	host      *shards.Host
+	engine    *executor.Engine
+	logics    map[uint64]*wf.Logic
+	commands  map[string]CommandHandler
+	done      chan struct{}
+	stopErr   error
+	stopOnce  sync.Once
+	leaderWG  sync.WaitGroup
+	leaderMu  sync.Mutex // serialises leadership hand-offs to the engine
+	incarnate string
+	nshards   uint64
+}
+
+// New returns a Manager for a lone member with default settings: nodeID
+// names the member, bindAddr (host:port) is its Raft address, dataDir holds
+// its state, and logger (nil means slog.Default()) receives its logs.
+func New(nodeID, bindAddr, dataDir string, logger *slog.Logger) *Manager {
+	cfg := DefaultConfig(nodeID, bindAddr, dataDir)
+	if logger != nil {
+		cfg.Logger = logger
+	}
+	return NewWithConfig(cfg)
+}
+
+// NewWithConfig returns a Manager for cfg. cfg is copied, never modified;
+// zero fields take their defaults. An invalid configuration is reported by
+// Start.
+func NewWithConfig(cfg *Config) *Manager {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+		c.Discovery = slices.Clone(cfg.Discovery)
+	}
+	c = c.withDefaults()
+	log := c.Logger.With("graft.node", c.NodeID)
+	return &Manager{
+		cfg:      c,
+		log:      log,
+		registry: executor.NewRegistry(),
+		bus:      events.NewBus(events.Options{Logger: log, BufferSize: c.Engine.EventBufferSize}),
+		logics:   map[uint64]*wf.Logic{},
+		commands: map[string]CommandHandler{},
+		done:     make(chan struct{}),
+	}
+}
+
+// RegisterNode registers a node: any value with GetName() string and an
+// Execute method of one of the supported shapes (and optionally CanStart).
+// The error names the node and what is wrong with it.
+func (m *Manager) RegisterNode(node any) error {
+	if err := m.registry.Register(node); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	e := m.engine
+	m.mu.Unlock()
+	if e != nil {
+		e.NodesChanged()
+	}
+	return nil
+}
+
+// UnregisterNode removes a node. Pending steps of that node wait until it is
+// registered again.
+func (m *Manager) UnregisterNode(name string) error { return m.registry.Unregister(name) }
+
+// ListNodes returns the names of the registered nodes, sorted.
+func (m *Manager) ListNodes() []string { return m.registry.Names() }
+
+// Start opens the member's storage under DataDir, starts its shards and its
+// executor, and returns once StartWorkflow can succeed. grpcPort is the port
+// of the member RPC used between members (validated; a lone member does not
+// listen on it). Workflows stored by an earlier run continue where they
+// were. ctx bounds the start-up.
+func (m *Manager) Start(ctx context.Context, grpcPort int) error {
+	m.mu.Lock()
+	switch m.state {
+	case stateStopped:
+		m.mu.Unlock()
+		return ErrClosed
+	case stateStarting, stateRunning:
+		m.mu.Unlock()
+		return ErrAlreadyStarted
+	}
+	m.state = stateStarting
+	m.mu.Unlock()
+
+	err := m.start(ctx, grpcPort)
+	m.mu.Lock()
+	if err != nil {
+		m.state = stateNew
+		m.mu.Unlock()
+		m.teardown()
+		return err
+	}
+	m.state = stateRunning
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Manager) start(ctx context.Context, grpcPort int) error {
+	if err := m.cfg.Validate(); err != nil {
+		return err
+	}
+	if grpcPort < 0 || grpcPort > 65535 {
+		return fmt.Errorf("%w: grpcPort %d is not between 0 and 65535", ErrInvalidConfig, grpcPort)
+	}
+	if err := os.MkdirAll(m.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("creating DataDir: %w", err)
+	}
+	shardCount, err := m.loadShardCount()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.nshards = shardCount
+	m.mu.Unlock()
+	inc := make([]byte, 8)
+	_, _ = rand.Read(inc)
+	m.incarnate = hex.EncodeToString(inc)
+
+	retries := m.cfg.Engine.MaxRetries
+	if retries == NoRetries {
+		retries = 0
+	}
+	engine, err := executor.NewEngine(executor.EngineConfig{
+		MemberID: m.cfg.NodeID, Incarnation: m.incarnate, Registry: m.registry,
+		Store: (*store)(m), Events: m.bus, Logger: m.log,
+		WorkerCount: m.cfg.Engine.WorkerCount, ClaimAhead: m.cfg.Engine.QueueBufferSize,
+		MaxRetries: retries, RetryDelay: m.cfg.Engine.RetryDelay, MaxRetryDelay: m.cfg.Engine.MaxRetryDelay,
+		StepTimeout: m.cfg.Engine.StepTimeout, BlockedTimeout: m.cfg.Engine.BlockedTimeout,
+		MaxStateBytes: m.cfg.Engine.MaxStateBytes, Retention: m.cfg.Engine.Retention,
+		DrainTimeout: m.cfg.Engine.DrainTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	m.mu.Lock()
+	m.engine = engine
+	m.mu.Unlock()
+
+	host, err := shards.NewHost(shards.Config{
+		NodeID: m.cfg.NodeID, RaftAddress: m.cfg.BindAddr, DataDir: m.cfg.DataDir,
+		RTTMillisecond: m.cfg.Expert.RTTMillisecond, SnapshotEntries: m.cfg.Expert.SnapshotEntries,
+		Logger:         m.log,
+		NewLogic:       m.newLogic,
+		OnLeaderChange: m.onLeaderChange,
+	})
+	if err != nil {
+		return fmt.Errorf("opening storage: %w", err)
+	}
+	m.mu.Lock()
+	m.host = host
+	m.mu.Unlock()
+
+	members := map[uint64]string{1: m.cfg.BindAddr}
+	for s := uint64(1); s <= shardCount; s++ {
+		if err := host.StartShard(s, 1, members, false); err != nil {
+			return fmt.Errorf("starting shard %d: %w", s, err)
+		}
+	}
+	for s := uint64(1); s <= shardCount; s++ {
+		if err := m.awaitLeader(ctx, s); err != nil {
+			return err
+		}
+	}
+	m.log.Info("graft member started", "data_dir", m.cfg.DataDir, "raft_addr", m.cfg.BindAddr, "shards", shardCount)
+	return nil
+}
+
+// loadShardCount returns the shard count recorded in DataDir, recording the
+// configured one on first start. A different configured count is an error:
+// workflow IDs would map to other shards.
+func (m *Manager) loadShardCount() (uint64, error) {
+	path := filepath.Join(m.cfg.DataDir, "shards")
+	want := uint64(m.cfg.Cluster.ShardCount)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := writeFileSync(path, fmt.Appendf(nil, "%d\n", want)); err != nil {
+			return 0, fmt.Errorf("recording shard count: %w", err)
+		}
+		return want, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading shard count: %w", err)
+	}
+	var have uint64
+	if _, err := fmt.Sscanf(string(b), "%d", &have); err != nil || have == 0 {
+		return 0, fmt.Errorf("%s is corrupt: %q", path, b)
+	}
+	if have != want && m.cfg.Cluster.ShardCount != 0 {
+		return 0, fmt.Errorf("%w: Cluster.ShardCount (%d) differs from the %d shards DataDir was created with",
+			ErrInvalidConfig, want, have)
+	}
+	return have, nil
+}
+
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// awaitLeader waits until shard s has a leader and, if it is this member,
+// the executor has taken the shard over.
+func (m *Manager) awaitLeader(ctx context.Context, s uint64) error {
+	for {
+		if _, ok := m.host.LeaderID(s); ok {
+			if m.host.IsLeader(s) {
+				if err := m.setLeader(s, true); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := sleepCtx(ctx, 5); err != nil {
+			return fmt.Errorf("%w: waiting for shard %d to elect a leader: %w", ErrTimeout, s, err)
+		}
+	}
+}
+
+func (m *Manager) newLogic(shardID uint64) shards.Logic {
+	l := wf.NewLogic(shardID, m.onChanges)
+	m.mu.Lock()
+	m.logics[shardID] = l
+	m.mu.Unlock()
+	return l
+}
+
+func (m *Manager) onLeaderChange(shardID, leaderReplicaID, _ uint64) {
+	if err := m.setLeader(shardID, leaderReplicaID == 1); err != nil {
+		m.log.Error("taking over shard", "graft.shard.id", shardID, "error", err)
+	}
+}
+
+func (m *Manager) setLeader(shardID uint64, leader bool) error {
+	m.leaderMu.Lock()
+	defer m.leaderMu.Unlock()
+	m.mu.Lock()
+	e := m.engine
+	m.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	return e.SetLeader(shardID, leader)
+}
+
+// onChanges receives each committed batch of workflow changes.
+func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
+	m.mu.Lock()
+	e := m.engine
+	m.mu.Unlock()
+	if e != nil {
+		e.OnChanges(shardID, changes)
+	}
+	for i := range changes {
+		if ev := m.workflowEvent(&changes[i]); ev != nil {
+			m.bus.Publish(ev)
+		}
+	}
+}
+
+// Stop stops the member gracefully: no new steps start, running steps get
+// up to Engine.DrainTimeout to finish (then their contexts are cancelled and
+// they re-run after restart), results are committed, storage is closed and
+// every goroutine ends. Safe to call more than once; later calls return the
+// first call's result.
+func (m *Manager) Stop() error {
+	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		m.state = stateStopped
+		m.mu.Unlock()
+		m.stopErr = m.teardown()
+		close(m.done)
+	})
+	<-m.done
+	return m.stopErr
+}
+
+// teardown stops the engine, the storage and the event bus, in that order,
+// keeping the first error.
+func (m *Manager) teardown() error {
+	m.mu.Lock()
+	e, h := m.engine, m.host
+	m.engine, m.host = nil, nil
+	m.mu.Unlock()
+	var first error
+	keep := func(err error) {
+		if first == nil && err != nil {
+			first = err
+		}
+	}
+	if e != nil {
+		keep(e.Stop(context.Background()))
+	}
+	if h != nil {
+		keep(h.Close())
+	}
+	m.mu.Lock()
+	stopped := m.state == stateStopped
+	m.mu.Unlock()
+	if stopped {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.DrainTimeout)
+		keep(m.bus.Close(ctx))
+		cancel()
+	}
+	return first
+}
+
+// Done is closed when Stop has finished.
+func (m *Manager) Done() <-chan struct{} { return m.done }
+
+// running returns the storage and engine, or an error if the Manager is not
+// running.
+func (m *Manager) running() (*shards.Host, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch m.state {
+	case stateRunning:
+		return m.host, nil
+	case stateStopped:
+		return nil, ErrClosed
+	default:
+		return nil, ErrNotStarted
+	}
+}
+
+// GetClusterInfo describes the cluster as this member sees it, with
+// workflow metrics summed over the shards this member holds.
+func (m *Manager) GetClusterInfo() ClusterInfo {
+	info := ClusterInfo{NodeID: m.cfg.NodeID, IsLeader: true, Peers: []string{}}
+	m.mu.Lock()
+	logics := maps.Clone(m.logics)
+	h := m.host
+	m.mu.Unlock()
+	info.Shards = len(logics)
+	for s, l := range logics {
+		c := l.Counters()
+		info.Metrics.ActiveWorkflows += c.Active
+		info.Metrics.CompletedWorkflows += c.Completed
+		info.Metrics.FailedWorkflows += c.Failed
+		info.Metrics.StoppedWorkflows += c.Stopped
+		info.Metrics.StepsExecuted += c.Steps
+		info.Metrics.StepErrors += c.StepErrors
+		info.Metrics.QueueDepth += c.Pending
+		info.Metrics.ExecutingSteps += c.Executing
+		info.Metrics.BlockedWorkflows += c.Blocked
+		if h != nil && h.IsLeader(s) {
+			info.LeadShards = append(info.LeadShards, s)
+		}
+	}
+	slices.Sort(info.LeadShards)
+	info.Metrics.DroppedEvents = m.bus.Dropped()
+	return info
+}
+
+func (m *Manager) shardCount() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.nshards
+}
+
+// sleepCtx waits ms milliseconds or until ctx ends.
+func sleepCtx(ctx context.Context, ms int) error {
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,92 @@
+package graft_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eleven-am/graft"
+	"github.com/stretchr/testify/require"
+)
+
+// freeAddr returns a loopback host:port nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// testLogger sends logs to t.Log with the member's name, at warn and above.
+func testLogger(t *testing.T, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct {
+	t    *testing.T
+	name string
+}
+
+func (w tWriter) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // logs racing the end of the test
+	w.t.Log(w.name + ": " + strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+type bundle struct {
+	m   *graft.Manager
+	cfg *graft.Config
+}
+
+// setup starts a lone member with fast retries after register registers
+// its nodes; it stops the member when the test ends.
+func setup(t *testing.T, tweak func(*graft.Config), register func(*graft.Manager)) *bundle {
+	t.Helper()
+	cfg := graft.DefaultConfig("n1", freeAddr(t), t.TempDir())
+	cfg.Logger = testLogger(t, "n1")
+	cfg.Cluster.ShardCount = 2
+	cfg.Engine.RetryDelay = 5 * time.Millisecond
+	cfg.Engine.MaxRetryDelay = 20 * time.Millisecond
+	cfg.Engine.DrainTimeout = 2 * time.Second
+	if tweak != nil {
+		tweak(cfg)
+	}
+	m := graft.NewWithConfig(cfg)
+	if register != nil {
+		register(m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, m.Start(ctx, 0))
+	t.Cleanup(func() { require.NoError(t, m.Stop()) })
+	return &bundle{m: m, cfg: cfg}
+}
+
+// waitStatus polls until the workflow reaches want, failing after 20s.
+func waitStatus(t *testing.T, m *graft.Manager, id string, want graft.WorkflowState) *graft.WorkflowStatus {
+	t.Helper()
+	var last *graft.WorkflowStatus
+	require.Eventually(t, func() bool {
+		s, err := m.GetWorkflowStatus(id)
+		if err != nil {
+			return false
+		}
+		last = s
+		return s.Status == want
+	}, 20*time.Second, 5*time.Millisecond, "workflow %s never reached %s (last: %s)", id, want, describe(last))
+	return last
+}
+
+func describe(s *graft.WorkflowStatus) string {
+	if s == nil {
+		return "no status"
+	}
+	return fmt.Sprintf("%s, pending %d, executing %d, executed %d, error %q, state %s",
+		s.Status, len(s.PendingNodes), len(s.ExecutingNodes), len(s.ExecutedNodes), s.LastError, s.CurrentState)
+}

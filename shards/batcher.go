@@ -1,0 +1,208 @@
+package shards
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+)
+
+// errDropped marks a proposal that never entered the raft log (no leader,
+// shard not ready, system busy), so Propose may safely retry it.
+var errDropped = fmt.Errorf("%w: proposal dropped", ErrNotReady)
+
+// request is one Propose call waiting for its command's result.
+type request struct {
+	ctx  context.Context
+	cmd  []byte
+	done chan result // buffered: the batcher never blocks on it
+}
+
+type result struct {
+	data []byte
+	err  error
+}
+
+// Propose replicates cmd through shardID's raft log and returns the result of
+// Logic.Apply for it. Concurrent calls are group-committed: the shard's
+// batcher packs queued commands into one proposal of up to MaxBatchBytes and
+// keeps up to MaxInflight proposals in flight.
+//
+// Proposals dropped before entering the raft log (for example while the
+// shard has no leader) are retried with backoff until ctx ends. If ctx ends
+// first, Propose returns ErrTimeout (deadline) or the wrapped ctx error
+// (cancellation); the command may nevertheless have been, or later be,
+// committed and applied. It returns ErrShardNotFound for a shard not started
+// with StartShard and ErrClosed after Close.
+func (h *Host) Propose(ctx context.Context, shardID uint64, cmd []byte) ([]byte, error) {
+	s, err := h.shard(shardID)
+	if err != nil {
+		return nil, err
+	}
+	bo := newBackoff()
+	for {
+		req := &request{ctx: ctx, cmd: cmd, done: make(chan result, 1)}
+		select {
+		case s.queue <- req:
+		case <-ctx.Done():
+			return nil, ctxError(ctx)
+		case <-h.stop:
+			return nil, ErrClosed
+		}
+		var r result
+		select {
+		case r = <-req.done:
+		case <-ctx.Done():
+			return nil, ctxError(ctx)
+		case <-h.stop:
+			return nil, ErrClosed
+		}
+		if r.err == nil {
+			return r.data, nil
+		}
+		if !errors.Is(r.err, errDropped) {
+			return nil, r.err
+		}
+		if err := h.sleep(ctx, bo.next()); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// runBatcher is the shard's group-commit loop. It takes the first queued
+// request, waits for an in-flight slot (more requests queue up meanwhile),
+// then drains the queue into one proposal.
+func (h *Host) runBatcher(s *shard) {
+	var carry *request
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-s.queue:
+			case <-h.stop:
+				return
+			}
+		}
+		select {
+		case s.inflight <- struct{}{}:
+		case <-h.stop:
+			return
+		}
+		var batch []*request
+		size := 0
+		add := func(r *request) {
+			if r.ctx.Err() != nil { // caller is gone; do not commit its command
+				r.done <- result{err: ctxError(r.ctx)}
+				return
+			}
+			batch = append(batch, r)
+			size += encodedSize(len(r.cmd))
+		}
+		add(first)
+	drain:
+		for size < h.cfg.MaxBatchBytes {
+			select {
+			case r := <-s.queue:
+				if len(batch) > 0 && size+encodedSize(len(r.cmd)) > h.cfg.MaxBatchBytes {
+					carry = r
+					break drain
+				}
+				add(r)
+			default:
+				break drain
+			}
+		}
+		if len(batch) == 0 {
+			<-s.inflight
+			continue
+		}
+		h.propose(s, batch)
+	}
+}
+
+// propose hands one batch to Dragonboat and completes it on a tracked
+// goroutine, so the batcher never waits for raft. It holds one in-flight slot,
+// which the completion releases.
+func (h *Host) propose(s *shard, batch []*request) {
+	cmds := make([][]byte, len(batch))
+	for i, r := range batch {
+		cmds[i] = r.cmd
+	}
+	rs, err := h.nh.Propose(s.session, encodeBatch(cmds), h.proposalTimeout(batch))
+	if err != nil {
+		<-s.inflight
+		fail(batch, proposeError(err))
+		return
+	}
+	s.stats.proposals.Add(1)
+	h.goFunc(func() {
+		defer func() { <-s.inflight }()
+		select {
+		case res := <-rs.AppliedC():
+			h.complete(batch, res)
+			rs.Release()
+		case <-h.stop:
+			// Pending callers return ErrClosed on their own.
+		}
+	})
+}
+
+// complete routes each command's result, or the proposal's failure, to its caller.
+func (h *Host) complete(batch []*request, res dragonboat.RequestResult) {
+	switch {
+	case res.Completed():
+		results, err := decodeBatch(res.GetResult().Data)
+		if err == nil && len(results) != len(batch) {
+			err = fmt.Errorf("%w: %d results for %d commands", errBadBatch, len(results), len(batch))
+		}
+		if err != nil {
+			fail(batch, err)
+			return
+		}
+		for i, r := range batch {
+			r.done <- result{data: results[i]}
+		}
+	case res.Dropped():
+		fail(batch, errDropped)
+	case res.Timeout():
+		fail(batch, fmt.Errorf("%w: proposal timed out; it may still commit", ErrTimeout))
+	case res.Terminated():
+		fail(batch, fmt.Errorf("%w: shard stopped", ErrClosed))
+	case res.Aborted():
+		fail(batch, fmt.Errorf("%w: proposal aborted", ErrNotReady))
+	default:
+		fail(batch, fmt.Errorf("graft: shards: proposal rejected (%v)", res))
+	}
+}
+
+// proposeError classifies a synchronous error from NodeHost.Propose.
+func proposeError(err error) error {
+	if errors.Is(err, dragonboat.ErrShardNotReady) || errors.Is(err, dragonboat.ErrSystemBusy) {
+		return fmt.Errorf("%w: %v", errDropped, err)
+	}
+	return fmt.Errorf("graft: shards: propose: %w", translate(err))
+}
+
+func fail(batch []*request, err error) {
+	for _, r := range batch {
+		r.done <- result{err: err}
+	}
+}
+
+// proposalTimeout is the latest deadline in the batch, or the default when a
+// caller has none, but never below two ticks.
+func (h *Host) proposalTimeout(batch []*request) time.Duration {
+	var timeout time.Duration
+	for _, r := range batch {
+		dl, ok := r.ctx.Deadline()
+		if !ok {
+			timeout = max(timeout, defaultRequestTimeout)
+			continue
+		}
+		timeout = max(timeout, time.Until(dl))
+	}
+	return max(timeout, 2*time.Duration(h.cfg.RTTMillisecond)*time.Millisecond)
+}

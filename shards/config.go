@@ -1,0 +1,153 @@
+package shards
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/cockroachdb/pebble/vfs"
+	"github.com/lni/dragonboat/v4/config"
+)
+
+// Defaults applied by NewHost to zero-valued Config fields.
+const (
+	// DefaultRTTMillisecond is the default Config.RTTMillisecond.
+	DefaultRTTMillisecond uint64 = 10
+	// DefaultElectionRTT is the default Config.ElectionRTT.
+	DefaultElectionRTT uint64 = 10
+	// DefaultHeartbeatRTT is the default Config.HeartbeatRTT.
+	DefaultHeartbeatRTT uint64 = 1
+	// DefaultSnapshotEntries is the default Config.SnapshotEntries.
+	DefaultSnapshotEntries uint64 = 10000
+	// DefaultCompactionOverhead is the default Config.CompactionOverhead.
+	DefaultCompactionOverhead uint64 = 5000
+	// DefaultMaxBatchBytes is the default Config.MaxBatchBytes (1 MiB).
+	DefaultMaxBatchBytes = 1 << 20
+	// DefaultMaxInflight is the default Config.MaxInflight.
+	DefaultMaxInflight = 4
+)
+
+// Config configures a Host. The zero value of every optional field selects
+// its documented default; NewHost never modifies the caller's Config.
+type Config struct {
+	// NodeID is the member name, used only in logs.
+	NodeID string
+	// RaftAddress is the host:port Dragonboat listens on and that other
+	// members use to reach this one. Required.
+	RaftAddress string
+	// DataDir holds the raft log (DataDir/raft) and the state machines'
+	// Pebble database (DataDir/state). Required.
+	DataDir string
+	// RTTMillisecond is the round-trip time between members in milliseconds,
+	// Dragonboat's logical clock tick. Zero means 10 ms.
+	RTTMillisecond uint64
+	// ElectionRTT is the election timeout in RTTMillisecond ticks. Zero means
+	// 10. Must be greater than 2*HeartbeatRTT.
+	ElectionRTT uint64
+	// HeartbeatRTT is the leader heartbeat interval in RTTMillisecond ticks.
+	// Zero means 1.
+	HeartbeatRTT uint64
+	// SnapshotEntries is how many applied entries trigger a snapshot, after
+	// which the raft log is compacted. On-disk state machine snapshots are
+	// cheap (only the applied index is recorded locally). Zero means 10000.
+	SnapshotEntries uint64
+	// CompactionOverhead is how many entries are kept in the raft log behind
+	// a snapshot so slow followers can catch up without a snapshot. Zero
+	// means 5000.
+	CompactionOverhead uint64
+	// MaxBatchBytes is the group-commit limit: the most command bytes packed
+	// into one proposal. A single larger command is still proposed alone.
+	// Zero means 1 MiB.
+	MaxBatchBytes int
+	// MaxInflight is the most concurrent proposals per shard. Zero means 4.
+	MaxInflight int
+	// LogDB configures Dragonboat's raft log storage. The zero value selects
+	// a small configuration: config.GetTinyMemLogDBConfig with 4 LogDB shards
+	// instead of 16 and 2 x 1 MiB write buffers. Measured with one shard: about
+	// 1.2 MB on disk idle and 2.3 MB after 2,000 100-byte proposals (Tiny:
+	// 4.7 MB and 9.1 MB), and ~110 fewer goroutines and ~70 fewer fds.
+	// Dragonboat's own default uses ~142 MB per idle member.
+	LogDB config.LogDBConfig
+	// Logger receives this package's and Dragonboat's logs. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// NewLogic creates the Logic of one shard replica. Required.
+	NewLogic func(shardID uint64) Logic
+	// TransportFactory replaces Dragonboat's TCP transport, for example with
+	// an in-memory or fault-injecting one. Nil means TCP.
+	TransportFactory config.TransportFactory
+	// OnLeaderChange, if set, is called when a shard's known leader changes
+	// (leaderReplicaID 0 means no leader). It runs on a goroutine owned by
+	// the Host, never on a Dragonboat goroutine, one event at a time; events
+	// are dropped when it falls more than 1024 events behind. It must return
+	// promptly: Close waits for it.
+	OnLeaderChange func(shardID, leaderReplicaID, term uint64)
+	// FS is the filesystem of the state machines' Pebble database, for fault
+	// injection in tests. Nil means the real filesystem. Dragonboat's raft
+	// log always uses the real filesystem.
+	FS vfs.FS
+}
+
+// defaultLogDB is the LogDB used when Config.LogDB is zero.
+func defaultLogDB() config.LogDBConfig {
+	c := config.GetTinyMemLogDBConfig()
+	c.Shards = 4
+	c.KVWriteBufferSize = 1 << 20
+	c.KVMaxWriteBufferNumber = 2
+	c.KVTargetFileSizeBase = 4 << 20
+	c.KVMaxBytesForLevelBase = 64 << 20
+	c.KVKeepLogFileNum = 4
+	return c
+}
+
+// withDefaults returns a copy of c with defaults filled in.
+func (c Config) withDefaults() Config {
+	c.RTTMillisecond = cmp.Or(c.RTTMillisecond, DefaultRTTMillisecond)
+	c.ElectionRTT = cmp.Or(c.ElectionRTT, DefaultElectionRTT)
+	c.HeartbeatRTT = cmp.Or(c.HeartbeatRTT, DefaultHeartbeatRTT)
+	c.SnapshotEntries = cmp.Or(c.SnapshotEntries, DefaultSnapshotEntries)
+	c.CompactionOverhead = cmp.Or(c.CompactionOverhead, DefaultCompactionOverhead)
+	c.MaxBatchBytes = cmp.Or(c.MaxBatchBytes, DefaultMaxBatchBytes)
+	c.MaxInflight = cmp.Or(c.MaxInflight, DefaultMaxInflight)
+	if c.LogDB.IsEmpty() {
+		c.LogDB = defaultLogDB()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	return c
+}
+
+// Validate reports every problem with c (after defaults are applied) in one
+// error naming the offending fields. NewHost calls it.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []string
+	if c.RaftAddress == "" {
+		errs = append(errs, "RaftAddress is required")
+	}
+	if c.DataDir == "" {
+		errs = append(errs, "DataDir is required")
+	}
+	if c.NewLogic == nil {
+		errs = append(errs, "NewLogic is required")
+	}
+	if c.ElectionRTT <= 2*c.HeartbeatRTT {
+		errs = append(errs, fmt.Sprintf("ElectionRTT (%d) must be greater than 2 * HeartbeatRTT (%d)", c.ElectionRTT, c.HeartbeatRTT))
+	}
+	if c.MaxBatchBytes < 0 {
+		errs = append(errs, fmt.Sprintf("MaxBatchBytes (%d) must not be negative", c.MaxBatchBytes))
+	}
+	if c.MaxInflight < 0 {
+		errs = append(errs, fmt.Sprintf("MaxInflight (%d) must not be negative", c.MaxInflight))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New("graft: shards: invalid config: " + strings.Join(errs, "; "))
+}

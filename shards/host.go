@@ -1,0 +1,431 @@
+package shards
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/client"
+	"github.com/lni/dragonboat/v4/config"
+	"github.com/lni/dragonboat/v4/raftio"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+)
+
+const (
+	// defaultRequestTimeout bounds one Dragonboat round trip when the
+	// caller's ctx has no deadline; Read retries until ctx ends.
+	defaultRequestTimeout = 10 * time.Second
+	// leaderEventBuffer is how many leader events may wait for OnLeaderChange.
+	leaderEventBuffer = 1024
+	// proposalQueueLen is the per-shard queue of proposals waiting for the batcher.
+	proposalQueueLen = 4096
+)
+
+// Host runs the shard replicas of one member: one Dragonboat NodeHost and one
+// Pebble database shared by all of its shards. All methods are safe for
+// concurrent use.
+type Host struct {
+	cfg Config
+	log *slog.Logger
+	db  *pebble.DB
+	nh  *dragonboat.NodeHost
+
+	stop    chan struct{}   // closed by Close
+	stopCtx context.Context // cancelled by Close
+	cancel  context.CancelCauseFunc
+	wg      sync.WaitGroup // goroutines the Host started
+	ops     sync.WaitGroup // caller operations using nh or db (see enter)
+
+	mu     sync.RWMutex
+	closed bool
+	shards map[uint64]*shard
+
+	events        chan raftio.LeaderInfo
+	droppedEvents atomic.Uint64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// shard is the Host's bookkeeping for one started replica.
+type shard struct {
+	id        uint64
+	replicaID uint64
+	session   *client.Session
+	queue     chan *request
+	inflight  chan struct{} // semaphore of MaxInflight proposals
+	stats     shardStats
+}
+
+// shardStats counts group-commit activity of a shard.
+type shardStats struct {
+	proposals atomic.Uint64 // proposals handed to Dragonboat
+	entries   atomic.Uint64 // raft entries applied locally
+	commands  atomic.Uint64 // commands applied locally
+}
+
+// NewHost validates cfg, opens the Pebble state database at DataDir/state
+// and starts a Dragonboat NodeHost with its raft log at DataDir/raft. It does
+// not modify cfg. Shards are started with StartShard.
+func NewHost(cfg Config) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	log := c.Logger.With(attrComponent, "shards", attrNode, c.NodeID)
+	routeDragonboatLogs(log)
+
+	h := &Host{
+		cfg:    c,
+		log:    log,
+		stop:   make(chan struct{}),
+		shards: make(map[uint64]*shard),
+		events: make(chan raftio.LeaderInfo, leaderEventBuffer),
+	}
+	h.stopCtx, h.cancel = context.WithCancelCause(context.Background())
+	stateDir := filepath.Join(c.DataDir, "state")
+	raftDir := filepath.Join(c.DataDir, "raft")
+	if err := c.FS.MkdirAll(stateDir, 0o755); err != nil {
+		h.cancel(ErrClosed)
+		return nil, fmt.Errorf("graft: shards: creating %s: %w", stateDir, err)
+	}
+	if err := os.MkdirAll(raftDir, 0o755); err != nil {
+		h.cancel(ErrClosed)
+		return nil, fmt.Errorf("graft: shards: creating %s: %w", raftDir, err)
+	}
+	db, err := pebble.Open(stateDir, &pebble.Options{
+		FS:     c.FS,
+		Logger: pebbleLogger{log.With("db", "state")},
+	})
+	if err != nil {
+		h.cancel(ErrClosed)
+		return nil, fmt.Errorf("graft: shards: opening state db: %w", err)
+	}
+	h.db = db
+
+	nhc := config.NodeHostConfig{
+		NodeHostDir:    raftDir,
+		RTTMillisecond: c.RTTMillisecond,
+		RaftAddress:    c.RaftAddress,
+		Expert: config.ExpertConfig{
+			LogDB:            c.LogDB,
+			TransportFactory: c.TransportFactory,
+		},
+	}
+	if c.OnLeaderChange != nil {
+		nhc.RaftEventListener = leaderListener{h}
+		h.goFunc(h.runLeaderEvents)
+	}
+	nh, err := dragonboat.NewNodeHost(nhc)
+	if err != nil {
+		close(h.stop)
+		h.cancel(ErrClosed)
+		h.wg.Wait()
+		return nil, errors.Join(fmt.Errorf("graft: shards: starting nodehost: %w", translate(err)), db.Close())
+	}
+	h.nh = nh
+	log.Info("host started", "raft_address", c.RaftAddress, "data_dir", c.DataDir)
+	return h, nil
+}
+
+// goFunc runs f on a goroutine that Close waits for.
+func (h *Host) goFunc(f func()) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+}
+
+// StartShard starts this member's replica of shardID. For a new shard pass
+// the full initialMembers (replicaID -> RaftAddress) and join=false on every
+// initial member; a replica added by a membership change passes join=true
+// and no members. It is restart-safe: when the raft log already holds this
+// replica, initialMembers and join are ignored and the replica restarts from
+// its own data.
+func (h *Host) StartShard(shardID, replicaID uint64, initialMembers map[uint64]string, join bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	if _, ok := h.shards[shardID]; ok {
+		return fmt.Errorf("graft: shards: shard %d already started on this host", shardID)
+	}
+	var members map[uint64]dragonboat.Target
+	if h.nh.HasNodeInfo(shardID, replicaID) {
+		join = false
+	} else {
+		members = make(map[uint64]dragonboat.Target, len(initialMembers))
+		for id, addr := range initialMembers {
+			members[id] = addr
+		}
+	}
+	s := &shard{
+		id:        shardID,
+		replicaID: replicaID,
+		session:   h.nh.GetNoOPSession(shardID),
+		queue:     make(chan *request, proposalQueueLen),
+		inflight:  make(chan struct{}, h.cfg.MaxInflight),
+	}
+	log := h.log.With(attrShard, shardID, attrReplica, replicaID)
+	create := func(shardID, replicaID uint64) sm.IOnDiskStateMachine {
+		return &stateMachine{
+			db:        h.db,
+			shardID:   shardID,
+			replicaID: replicaID,
+			logic:     h.cfg.NewLogic(shardID),
+			log:       log,
+			stats:     &s.stats,
+		}
+	}
+	rc := config.Config{
+		ShardID:            shardID,
+		ReplicaID:          replicaID,
+		CheckQuorum:        true,
+		PreVote:            true,
+		ElectionRTT:        h.cfg.ElectionRTT,
+		HeartbeatRTT:       h.cfg.HeartbeatRTT,
+		SnapshotEntries:    h.cfg.SnapshotEntries,
+		CompactionOverhead: h.cfg.CompactionOverhead,
+	}
+	if err := h.nh.StartOnDiskReplica(members, join, create, rc); err != nil {
+		return fmt.Errorf("graft: shards: starting shard %d replica %d: %w", shardID, replicaID, translate(err))
+	}
+	h.shards[shardID] = s
+	h.goFunc(func() { h.runBatcher(s) })
+	log.Info("shard started", "restart", members == nil, "join", join)
+	return nil
+}
+
+// shard returns the started shard, ErrClosed or ErrShardNotFound.
+func (h *Host) shard(shardID uint64) (*shard, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	s, ok := h.shards[shardID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrShardNotFound, shardID)
+	}
+	return s, nil
+}
+
+// enter is shard plus registration of a caller operation that uses the
+// NodeHost or the Pebble database: Close waits for it before closing them.
+// On success the caller must call h.ops.Done.
+func (h *Host) enter(shardID uint64) (*shard, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	s, ok := h.shards[shardID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrShardNotFound, shardID)
+	}
+	h.ops.Add(1)
+	return s, nil
+}
+
+// Read runs query through the shard's Logic.Lookup after a ReadIndex round
+// trip, so it observes every proposal that completed before Read was called
+// (linearizable). While the shard has no leader it retries with backoff until
+// ctx ends. A ctx without deadline is allowed.
+func (h *Host) Read(ctx context.Context, shardID uint64, query []byte) ([]byte, error) {
+	if _, err := h.enter(shardID); err != nil {
+		return nil, err
+	}
+	defer h.ops.Done()
+	bo := newBackoff()
+	for {
+		v, err := h.syncRead(ctx, shardID, query)
+		if err == nil {
+			b, _ := v.([]byte)
+			return b, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		if h.stopCtx.Err() != nil {
+			return nil, ErrClosed
+		}
+		if errors.Is(err, dragonboat.ErrTimeoutTooSmall) {
+			return nil, fmt.Errorf("%w: %v", ErrTimeout, err)
+		}
+		terr := translate(err)
+		if !IsRetryable(terr) {
+			return nil, terr
+		}
+		if err := h.sleep(ctx, bo.next()); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// syncRead is one SyncRead attempt, cancelled when the Host closes and
+// bounded by defaultRequestTimeout when ctx has no deadline.
+func (h *Host) syncRead(ctx context.Context, shardID uint64, query []byte) (any, error) {
+	var cancel context.CancelFunc
+	if _, ok := ctx.Deadline(); ok {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, defaultRequestTimeout)
+	}
+	defer cancel()
+	defer context.AfterFunc(h.stopCtx, cancel)()
+	return h.nh.SyncRead(ctx, shardID, query)
+}
+
+// LocalRead runs query through this replica's Logic.Lookup against its
+// applied state, without a raft round trip. The result may be stale.
+func (h *Host) LocalRead(shardID uint64, query []byte) ([]byte, error) {
+	if _, err := h.enter(shardID); err != nil {
+		return nil, err
+	}
+	defer h.ops.Done()
+	v, err := h.nh.StaleRead(shardID, query)
+	if err != nil {
+		return nil, translate(err)
+	}
+	b, _ := v.([]byte)
+	return b, nil
+}
+
+// IsLeader reports whether this member's replica currently leads shardID, as
+// far as this member knows.
+func (h *Host) IsLeader(shardID uint64) bool {
+	s, err := h.shard(shardID)
+	if err != nil {
+		return false
+	}
+	id, ok := h.LeaderID(shardID)
+	return ok && id == s.replicaID
+}
+
+// LeaderID returns the replica ID of shardID's leader as known by this
+// member; ok is false when no leader is known or the shard is not started.
+func (h *Host) LeaderID(shardID uint64) (leaderReplicaID uint64, ok bool) {
+	if _, err := h.enter(shardID); err != nil {
+		return 0, false
+	}
+	defer h.ops.Done()
+	id, _, valid, err := h.nh.GetLeaderID(shardID)
+	if err != nil || !valid || id == 0 {
+		return 0, false
+	}
+	return id, true
+}
+
+// StateHash returns a hash of shardID's Logic keys and values on this member
+// together with the applied index they reflect, both read from one
+// consistent view. Replicas at the same applied index must have equal hashes.
+func (h *Host) StateHash(shardID uint64) (hash, appliedIndex uint64, err error) {
+	if _, err := h.enter(shardID); err != nil {
+		return 0, 0, err
+	}
+	defer h.ops.Done()
+	snap := h.db.NewSnapshot()
+	defer snap.Close()
+	return stateHash(snap, shardID)
+}
+
+// NodeHost returns the underlying Dragonboat NodeHost, an escape hatch for
+// membership changes and diagnostics. Do not call its Close; call Host.Close.
+// Shards started directly on it are unknown to Propose and Read.
+func (h *Host) NodeHost() *dragonboat.NodeHost { return h.nh }
+
+// Close stops every goroutine the Host started, fails pending calls with
+// ErrClosed, closes the NodeHost and then the Pebble database. It is
+// idempotent: later calls return the first call's result.
+func (h *Host) Close() error {
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closed = true
+		h.mu.Unlock()
+		close(h.stop)
+		h.cancel(ErrClosed)
+		h.ops.Wait()
+		h.wg.Wait()
+		h.nh.Close()
+		if err := h.db.Close(); err != nil {
+			h.closeErr = fmt.Errorf("graft: shards: closing state db: %w", err)
+		}
+		if n := h.droppedEvents.Load(); n > 0 {
+			h.log.Warn("leader events dropped", "count", n)
+		}
+		h.log.Info("host closed")
+	})
+	return h.closeErr
+}
+
+// sleep waits d, or returns early when ctx ends or the Host closes.
+func (h *Host) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctxError(ctx)
+	case <-h.stop:
+		return ErrClosed
+	}
+}
+
+// ctxError converts an ended ctx into the error returned to callers: a
+// deadline becomes ErrTimeout (also matching context.DeadlineExceeded), a
+// cancellation is returned wrapped.
+func ctxError(ctx context.Context) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return fmt.Errorf("graft: shards: %w", context.Cause(ctx))
+}
+
+// backoff yields exponentially growing waits from 1 ms up to 50 ms.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: time.Millisecond} }
+
+func (b *backoff) next() time.Duration {
+	d := b.d
+	b.d = min(2*b.d, 50*time.Millisecond)
+	return d
+}
+
+// leaderListener hands Dragonboat leader events to runLeaderEvents without
+// ever blocking Dragonboat.
+type leaderListener struct{ h *Host }
+
+var _ raftio.IRaftEventListener = leaderListener{}
+
+// LeaderUpdated queues the event, dropping it if the queue is full.
+func (l leaderListener) LeaderUpdated(info raftio.LeaderInfo) {
+	select {
+	case l.h.events <- info:
+	default:
+		l.h.droppedEvents.Add(1)
+	}
+}
+
+func (h *Host) runLeaderEvents() {
+	for {
+		select {
+		case ev := <-h.events:
+			h.cfg.OnLeaderChange(ev.ShardID, ev.LeaderID, ev.Term)
+		case <-h.stop:
+			return
+		}
+	}
+}

@@ -1,0 +1,203 @@
+package graft
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/executor"
+)
+
+// NodeResult is what a node's Execute returns: the new state and the nodes
+// to run next. See executor.NodeResult.
+type NodeResult = executor.NodeResult
+
+// NextNode schedules a node after the current one. See executor.NextNode.
+type NextNode = executor.NextNode
+
+// WorkflowContext describes the step being executed. See GetWorkflowContext.
+type WorkflowContext = executor.WorkflowContext
+
+// GetWorkflowContext returns the workflow context of the step running with
+// ctx (workflow ID, node name, member, execution ID, attempt, metadata,
+// start times). ok is false outside a step.
+func GetWorkflowContext(ctx context.Context) (*WorkflowContext, bool) {
+	return executor.GetWorkflowContext(ctx)
+}
+
+// Permanent marks a node's error as not worth retrying: the workflow fails
+// at once instead of after MaxRetries.
+func Permanent(err error) error { return executor.Permanent(err) }
+
+// Event types delivered to the On* handlers.
+type (
+	// WorkflowStartedEvent: a workflow was accepted.
+	WorkflowStartedEvent = events.WorkflowStartedEvent
+	// WorkflowCompletedEvent: a workflow finished with nothing left to run.
+	WorkflowCompletedEvent = events.WorkflowCompletedEvent
+	// WorkflowErrorEvent: a workflow failed.
+	WorkflowErrorEvent = events.WorkflowErrorEvent
+	// WorkflowPausedEvent: a workflow was paused.
+	WorkflowPausedEvent = events.WorkflowPausedEvent
+	// WorkflowResumedEvent: a workflow was resumed.
+	WorkflowResumedEvent = events.WorkflowResumedEvent
+	// WorkflowStoppedEvent: a workflow was stopped.
+	WorkflowStoppedEvent = events.WorkflowStoppedEvent
+	// NodeStartedEvent: a step started.
+	NodeStartedEvent = events.NodeStartedEvent
+	// NodeCompletedEvent: a step returned without error.
+	NodeCompletedEvent = events.NodeCompletedEvent
+	// NodeErrorEvent: a step returned an error or panicked.
+	NodeErrorEvent = events.NodeErrorEvent
+	// NodeJoinedEvent: a member joined the cluster.
+	NodeJoinedEvent = events.NodeJoinedEvent
+	// NodeLeftEvent: a member left or failed.
+	NodeLeftEvent = events.NodeLeftEvent
+	// LeaderChangedEvent: the cluster coordinator changed.
+	LeaderChangedEvent = events.LeaderChangedEvent
+)
+
+// NodeConfig names an initial node of a workflow and its config.
+type NodeConfig struct {
+	// Name is the registered node name.
+	Name string
+	// Config is passed to the node; it must be JSON-encodable.
+	Config interface{}
+}
+
+// WorkflowTrigger starts a workflow.
+type WorkflowTrigger struct {
+	// WorkflowID identifies the workflow: 1 to MaxWorkflowIDLength bytes of
+	// UTF-8 without control characters, unique among retained workflows.
+	WorkflowID string
+	// InitialNodes run first (at least one; each must be registered).
+	InitialNodes []NodeConfig
+	// InitialState is the workflow's starting state: anything that encodes
+	// to a JSON object (struct, pointer to struct, map); nil means {}.
+	InitialState interface{}
+	// Metadata is carried with the workflow and passed to every step.
+	Metadata map[string]string
+}
+
+// WorkflowState is a workflow's status as GetWorkflowStatus reports it.
+type WorkflowState string
+
+// Workflow statuses.
+const (
+	WorkflowStateRunning   WorkflowState = "running"
+	WorkflowStatePaused    WorkflowState = "paused"
+	WorkflowStateBlocked   WorkflowState = "blocked" // running, but every pending node is refused by CanStart
+	WorkflowStateCompleted WorkflowState = "completed"
+	WorkflowStateFailed    WorkflowState = "failed"
+	WorkflowStateStopped   WorkflowState = "stopped"
+)
+
+// Terminal reports whether the workflow can no longer change.
+func (s WorkflowState) Terminal() bool {
+	return s == WorkflowStateCompleted || s == WorkflowStateFailed || s == WorkflowStateStopped
+}
+
+// ExecutedNode is one finished run of a step.
+type ExecutedNode struct {
+	NodeName    string
+	ExecutionID string
+	MemberID    string
+	Attempt     int
+	StartedAt   time.Time
+	Duration    time.Duration
+	// Error is the step's error; empty when it succeeded.
+	Error string
+	// NextNodes are the nodes it scheduled.
+	NextNodes []string
+}
+
+// ExecutingNode is a step that a member has claimed and is running.
+type ExecutingNode struct {
+	NodeName    string
+	ExecutionID string
+	MemberID    string
+	Attempt     int
+	StartedAt   time.Time
+}
+
+// PendingNode is a step waiting to run.
+type PendingNode struct {
+	NodeName string
+	Config   json.RawMessage
+	Priority int
+	// ReadyAt is when a delayed or retried step may start; zero means now.
+	ReadyAt time.Time
+	// IdempotencyKey is set when HasKey is true.
+	IdempotencyKey string
+	HasKey         bool
+	// Failures counts the errors the step returned so far; LastError is the latest.
+	Failures  int
+	LastError string
+}
+
+// WorkflowStatus is a linearizable snapshot of a workflow.
+type WorkflowStatus struct {
+	WorkflowID string
+	Status     WorkflowState
+	// CurrentState is the workflow's state as JSON; see DecodeState.
+	CurrentState   json.RawMessage
+	Metadata       map[string]string
+	ExecutedNodes  []ExecutedNode
+	ExecutingNodes []ExecutingNode
+	PendingNodes   []PendingNode
+	// LastError is the error that failed the workflow (or the last step error).
+	LastError string
+	// FailedNode is the node whose error failed the workflow, if any.
+	FailedNode string
+	StartedAt  time.Time
+	UpdatedAt  time.Time
+	// CompletedAt is when the workflow reached a terminal status; zero before.
+	CompletedAt time.Time
+	// BlockedSince is when the workflow became blocked; zero if it is not.
+	BlockedSince time.Time
+}
+
+// DecodeState decodes CurrentState into v (a pointer to a struct or map).
+func (s *WorkflowStatus) DecodeState(v any) error {
+	if err := json.Unmarshal(s.CurrentState, v); err != nil {
+		return fmt.Errorf("decoding state of workflow %q: %w", s.WorkflowID, err)
+	}
+	return nil
+}
+
+// ClusterMetrics are workflow counters: totals since the cluster was created
+// (they survive restarts) and current gauges.
+type ClusterMetrics struct {
+	ActiveWorkflows    int
+	CompletedWorkflows uint64
+	FailedWorkflows    uint64
+	StoppedWorkflows   uint64
+	// StepsExecuted counts steps that completed without error.
+	StepsExecuted uint64
+	// StepErrors counts step runs that returned an error or panicked.
+	StepErrors uint64
+	// QueueDepth is the number of pending steps (ready, delayed or refused).
+	QueueDepth int
+	// ExecutingSteps is the number of claimed steps.
+	ExecutingSteps int
+	// BlockedWorkflows counts running workflows blocked by CanStart.
+	BlockedWorkflows int
+	// DroppedEvents counts events not delivered to a handler that fell behind.
+	DroppedEvents uint64
+}
+
+// ClusterInfo describes the cluster as this member sees it.
+type ClusterInfo struct {
+	NodeID string
+	// IsLeader reports whether this member is the cluster coordinator
+	// (advisory; a lone member always is).
+	IsLeader bool
+	// Peers lists the other members' node IDs.
+	Peers   []string
+	Metrics ClusterMetrics
+	// Shards is the number of shards; LeadShards those this member leads.
+	Shards     int
+	LeadShards []uint64
+}
