@@ -101,6 +101,9 @@ type EngineConfig struct {
 	// Retention is how long completed, failed and stopped workflows are
 	// kept before they are purged. Default 7 days; zero means the default.
 	Retention time.Duration
+	// PurgeInterval is how often terminal workflows past Retention are
+	// purged. Default 1m; zero means the default.
+	PurgeInterval time.Duration
 	// DrainTimeout is how long Stop waits for running steps before it
 	// cancels them. Default 30s; zero means the default.
 	DrainTimeout time.Duration
@@ -180,6 +183,7 @@ func (c Config) withDefaults() Config {
 	e.QueueBufferSize = cmp.Or(e.QueueBufferSize, max(64, 4*e.WorkerCount))
 	e.BlockedTimeout = cmp.Or(e.BlockedTimeout, 5*time.Minute)
 	e.Retention = cmp.Or(e.Retention, 7*24*time.Hour)
+	e.PurgeInterval = cmp.Or(e.PurgeInterval, time.Minute)
 	e.DrainTimeout = cmp.Or(e.DrainTimeout, 30*time.Second)
 	e.MaxStateBytes = cmp.Or(e.MaxStateBytes, 1<<20)
 	e.RequestTimeout = cmp.Or(e.RequestTimeout, 10*time.Second)
@@ -228,7 +232,7 @@ func (c *Config) Validate() error {
 	if e.MaxRetries < NoRetries {
 		add("Engine.MaxRetries (%d) must be NoRetries (-1) or more", e.MaxRetries)
 	}
-	if e.RetryDelay < 0 || e.StepTimeout < 0 || e.BlockedTimeout < 0 || e.Retention < 0 || e.DrainTimeout < 0 {
+	if e.RetryDelay < 0 || e.StepTimeout < 0 || e.BlockedTimeout < 0 || e.Retention < 0 || e.DrainTimeout < 0 || e.PurgeInterval < 0 {
 		add("Engine durations must not be negative")
 	}
 	if e.MaxRetryDelay < e.RetryDelay {

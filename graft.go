@@ -172,7 +172,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 		MaxRetries: retries, RetryDelay: m.cfg.Engine.RetryDelay, MaxRetryDelay: m.cfg.Engine.MaxRetryDelay,
 		StepTimeout: m.cfg.Engine.StepTimeout, BlockedTimeout: m.cfg.Engine.BlockedTimeout,
 		MaxStateBytes: m.cfg.Engine.MaxStateBytes, Retention: m.cfg.Engine.Retention,
-		DrainTimeout: m.cfg.Engine.DrainTimeout,
+		PurgeInterval: m.cfg.Engine.PurgeInterval, DrainTimeout: m.cfg.Engine.DrainTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

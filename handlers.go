@@ -1,7 +1,6 @@
 package graft
 
 import (
-
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/internal/wf"
 )
@@ -96,4 +95,3 @@ func (e *WorkflowError) Error() string {
 	}
 	return "workflow " + e.WorkflowID + " failed in node " + e.NodeName + ": " + e.Message
 }
-
