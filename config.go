@@ -68,8 +68,9 @@ type ClusterConfig struct {
 	// AllowedNodes lists the node IDs the strict policy admits.
 	AllowedNodes []string
 	// ShardCount is the number of Raft shards workflows are spread over. It
-	// is fixed when the data directory is first created. Default 8; zero
-	// means the default.
+	// is fixed when the data directory is first created. Zero means the
+	// count recorded in the data directory, or 8 for a new one; a non-zero
+	// count that differs from the recorded one is refused.
 	ShardCount int
 }
 
@@ -128,9 +129,13 @@ type ExpertConfig struct {
 	// milliseconds; Raft timeouts are multiples of it. Default 10 on a
 	// lone member.
 	RTTMillisecond uint64
-	// SnapshotEntries is how many Raft log entries are kept before the log
-	// is compacted. Default 10000.
+	// SnapshotEntries is how many Raft log entries are applied between log
+	// compactions. Default 10000; zero means the default.
 	SnapshotEntries uint64
+	// CompactionOverhead is how many applied entries a compaction keeps, so
+	// a slightly lagging replica can catch up from the log. Default 5000;
+	// zero means the default.
+	CompactionOverhead uint64
 }
 
 // Config configures a Manager. Build one with DefaultConfig and override
@@ -158,6 +163,10 @@ type Config struct {
 	Expert ExpertConfig
 }
 
+// DefaultShardCount is the shard count of a new data directory when
+// Cluster.ShardCount is zero.
+const DefaultShardCount = 8
+
 // MaxWorkflowIDLength is the longest accepted workflow ID, in bytes.
 const MaxWorkflowIDLength = 256
 
@@ -174,7 +183,6 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.Cluster.Policy = cmp.Or(c.Cluster.Policy, ClusterPolicyOpen)
-	c.Cluster.ShardCount = cmp.Or(c.Cluster.ShardCount, 8)
 	e := &c.Engine
 	e.WorkerCount = cmp.Or(e.WorkerCount, max(4, 2*runtime.NumCPU()))
 	e.MaxRetries = cmp.Or(e.MaxRetries, 3)
@@ -190,6 +198,7 @@ func (c Config) withDefaults() Config {
 	e.EventBufferSize = cmp.Or(e.EventBufferSize, 4096)
 	c.Expert.RTTMillisecond = cmp.Or(c.Expert.RTTMillisecond, 10)
 	c.Expert.SnapshotEntries = cmp.Or(c.Expert.SnapshotEntries, 10000)
+	c.Expert.CompactionOverhead = cmp.Or(c.Expert.CompactionOverhead, 5000)
 	return c
 }
 
@@ -215,8 +224,8 @@ func (c *Config) Validate() error {
 	default:
 		add("Cluster.Policy %q is not one of open, restricted, strict", c.Cluster.Policy)
 	}
-	if c.Cluster.ShardCount < 1 || c.Cluster.ShardCount > 4096 {
-		add("Cluster.ShardCount (%d) must be between 1 and 4096", c.Cluster.ShardCount)
+	if c.Cluster.ShardCount < 0 || c.Cluster.ShardCount > 4096 {
+		add("Cluster.ShardCount (%d) must be between 0 (default) and 4096", c.Cluster.ShardCount)
 	}
 	for i, d := range c.Discovery {
 		switch d.Type {

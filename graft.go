@@ -184,9 +184,10 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 	host, err := shards.NewHost(shards.Config{
 		NodeID: m.cfg.NodeID, RaftAddress: m.cfg.BindAddr, DataDir: m.cfg.DataDir,
 		RTTMillisecond: m.cfg.Expert.RTTMillisecond, SnapshotEntries: m.cfg.Expert.SnapshotEntries,
-		Logger:         m.log,
-		NewLogic:       m.newLogic,
-		OnLeaderChange: m.onLeaderChange,
+		CompactionOverhead: m.cfg.Expert.CompactionOverhead,
+		Logger:             m.log,
+		NewLogic:           m.newLogic,
+		OnLeaderChange:     m.onLeaderChange,
 	})
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
@@ -216,6 +217,9 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 func (m *Manager) loadShardCount() (uint64, error) {
 	path := filepath.Join(m.cfg.DataDir, "shards")
 	want := uint64(m.cfg.Cluster.ShardCount)
+	if want == 0 {
+		want = DefaultShardCount
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := writeFileSync(path, fmt.Appendf(nil, "%d\n", want)); err != nil {
@@ -338,7 +342,6 @@ func (m *Manager) Stop() error {
 func (m *Manager) teardown() error {
 	m.mu.Lock()
 	e, h := m.engine, m.host
-	m.engine, m.host = nil, nil
 	m.mu.Unlock()
 	var first error
 	keep := func(err error) {
@@ -346,13 +349,19 @@ func (m *Manager) teardown() error {
 			first = err
 		}
 	}
+	// The engine drains with storage still open, so the results of steps
+	// that finish during the drain are committed.
 	if e != nil {
 		keep(e.Stop(context.Background()))
 	}
+	m.mu.Lock()
+	m.engine = nil
+	m.mu.Unlock()
 	if h != nil {
 		keep(h.Close())
 	}
 	m.mu.Lock()
+	m.host = nil
 	stopped := m.state == stateStopped
 	m.mu.Unlock()
 	if stopped {
@@ -413,7 +422,7 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 func (m *Manager) shardCount() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.nshards
+	return max(m.nshards, 1)
 }
 
 // sleepCtx waits ms milliseconds or until ctx ends.

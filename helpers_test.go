@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,19 +24,32 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// testLogger sends logs to t.Log with the member's name, at warn and above.
+// testLogger sends logs to t.Log with the member's name, at warn and above,
+// until the test's cleanup starts. (Dragonboat's logger is process-wide, so
+// another test's member may log through it after this test ended.)
 func testLogger(t *testing.T, name string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w := &tWriter{t: t, name: name}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 type tWriter struct {
 	t    *testing.T
 	name string
+	mu   sync.Mutex
+	done bool
 }
 
-func (w tWriter) Write(p []byte) (int, error) {
-	defer func() { _ = recover() }() // logs racing the end of the test
-	w.t.Log(w.name + ": " + strings.TrimRight(string(p), "\n"))
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(w.name + ": " + strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }
 

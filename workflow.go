@@ -33,12 +33,22 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 	if err != nil {
 		return err
 	}
-	res, err := m.apply(ctx, m.shardOf(trigger.WorkflowID), cmd)
+	shard := m.shardOf(trigger.WorkflowID)
+	m.mu.Lock()
+	e := m.engine
+	m.mu.Unlock()
+	if e != nil {
+		e.ClaimFields(shard, cmd)
+	}
+	res, err := m.apply(ctx, shard, cmd)
 	if err != nil {
 		return fmt.Errorf("starting workflow %q: %w", trigger.WorkflowID, err)
 	}
 	switch res.Code {
 	case wf.OK:
+		if e != nil {
+			e.Adopt(shard, trigger.WorkflowID, &res)
+		}
 		return nil
 	case wf.Exists:
 		return fmt.Errorf("%w: %q", ErrWorkflowExists, trigger.WorkflowID)
@@ -127,6 +137,9 @@ func (m *Manager) GetWorkflowStatus(workflowID string) (*WorkflowStatus, error) 
 
 // GetWorkflowStatusContext is GetWorkflowStatus bounded by ctx.
 func (m *Manager) GetWorkflowStatusContext(ctx context.Context, workflowID string) (*WorkflowStatus, error) {
+	if _, err := m.running(); err != nil {
+		return nil, err
+	}
 	if err := validateWorkflowID(workflowID); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrWorkflowNotFound, err)
 	}
@@ -162,8 +175,8 @@ func statusFromView(a *wf.StatusAnswer) *WorkflowStatus {
 			NodeName: h.Node, ExecutionID: h.ExecID, MemberID: h.Member, Attempt: h.Attempt,
 			StartedAt: unixTime(h.StartedAt), Duration: time.Duration(h.Duration), Error: h.Error, NextNodes: h.Next,
 		})
-		if h.Error != "" && s.LastError == "" && v.Status != wf.StatusCompleted {
-			s.LastError = h.Error
+		if h.Error != "" && v.LastError == "" && v.Status != wf.StatusCompleted {
+			s.LastError = h.Error // the latest step error
 		}
 	}
 	for _, x := range v.Executing {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,9 +54,16 @@ type run struct {
 	it      *item
 	w       *wfState
 	execID  string
-	res     wf.Result
-	started time.Time
+	task    wf.Task                 // as claimed (Claims is the attempt number)
+	state   json.RawMessage         // the state the step reads
+	meta    map[string]string       // workflow metadata
+	created int64                   // workflow start
 	cancel  context.CancelCauseFunc // set once the step runs
+}
+
+// newRun describes claimed execution c of the workflow res reports on.
+func newRun(it *item, c wf.Claimed, res *wf.Result) *run {
+	return &run{it: it, execID: c.ExecID, task: c.Task, state: res.State, meta: res.Meta, created: res.Created}
 }
 
 // Engine runs the steps of the workflows on the shards this member leads:
@@ -92,8 +98,7 @@ type Engine struct {
 	seq          uint64
 	timerWake    chan struct{}
 
-	execSeq atomic.Uint64
-	stats   engineStats
+	stats engineStats
 }
 
 type engineStats struct {
@@ -287,7 +292,7 @@ func (e *Engine) recoverExecutionsLocked(w *wfState, v *wf.View) {
 			continue
 		}
 		if x.Member == e.cfg.MemberID || x.LeaseUntil <= now {
-			e.requeueAsync(w.key, x.ID, x.ExecID)
+			e.requeueAsync(w.key, x.ID, x.ExecID, false)
 			continue
 		}
 		e.seq++
@@ -391,9 +396,8 @@ func (e *Engine) claim(it *item, snap claimSnapshot) {
 		e.settleClaim(it, nil, claimPark)
 		return
 	}
-	execID := e.cfg.MemberID + "-" + e.cfg.Incarnation + "-" + strconv.FormatUint(e.execSeq.Add(1), 36)
 	if node.HasCanStart() {
-		wc := e.workflowContext(it, snap, execID, e.now())
+		wc := e.workflowContext(it, snap, e.now())
 		ok, err := node.CanStart(WithWorkflowContext(e.storeCtx, wc), snap.state, it.task.Config)
 		if err != nil {
 			e.log.Warn("CanStart failed; treating as refused", "graft.workflow.id", it.wf,
@@ -408,18 +412,71 @@ func (e *Engine) claim(it *item, snap claimSnapshot) {
 	now := e.now()
 	lease := e.cfg.LeaseDuration + e.cfg.StepTimeout
 	res, err := e.cfg.Store.Apply(e.storeCtx, it.shard, &wf.Command{
-		Op: wf.OpClaim, WF: it.wf, Now: now.UnixNano(), TaskID: it.task.ID, ExecID: execID,
+		Op: wf.OpClaim, WF: it.wf, Now: now.UnixNano(), TaskID: it.task.ID,
 		Member: e.cfg.MemberID, Incarnation: e.cfg.Incarnation, LeaseUntil: now.Add(lease).UnixNano(),
 	})
 	switch {
 	case err != nil:
 		e.log.Debug("claim not committed; retrying", "graft.workflow.id", it.wf, "error", err)
 		e.settleClaim(it, nil, claimRetry)
-	case res.Code != wf.OK:
+	case res.Code != wf.OK || len(res.Claimed) == 0:
 		e.settleClaim(it, nil, claimRetry)
 	default:
-		e.settleClaim(it, &run{it: it, execID: execID, res: res}, claimOK)
+		e.settleClaim(it, newRun(it, res.Claimed[0], &res), claimOK)
 	}
+}
+
+// ClaimFields marks the tasks of a start or complete command that this
+// member can claim in the same command (registered here, no CanStart, not
+// delayed) and sets the command's claim fields, when this member leads the
+// shard and has room in its claim-ahead window. Adopt then takes the
+// executions the command claimed.
+func (e *Engine) ClaimFields(shard uint64, c *wf.Command) {
+	e.mu.Lock()
+	ok := !e.stopping && e.led[shard] && e.inflight+len(c.Tasks) <= e.cfg.ClaimAhead
+	e.mu.Unlock()
+	if !ok {
+		return
+	}
+	claim := false
+	for i := range c.Tasks {
+		t := &c.Tasks[i]
+		if n, reg := e.cfg.Registry.Get(t.Node); reg && !n.HasCanStart() && t.NotBefore == 0 {
+			t.Claim = true
+			claim = true
+		}
+	}
+	if claim {
+		c.Member, c.Incarnation = e.cfg.MemberID, e.cfg.Incarnation
+		c.LeaseUntil = time.Unix(0, c.Now).Add(e.cfg.LeaseDuration + e.cfg.StepTimeout).UnixNano()
+	}
+}
+
+// Adopt queues for execution the tasks a committed command claimed for this
+// member (see ClaimFields).
+func (e *Engine) Adopt(shard uint64, wfID string, res *wf.Result) {
+	if len(res.Claimed) == 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.wfs[wfKey{shard, wfID}]
+	if e.stopping || w == nil {
+		// Left executing in the store: it re-runs when the shard's leader
+		// recovers executions (after restart, at once).
+		return
+	}
+	for _, c := range res.Claimed {
+		e.seq++
+		it := &item{kind: kindTask, shard: shard, wf: wfID, task: c.Task, seq: e.seq, index: -1, state: itemClaiming}
+		r := newRun(it, c, res)
+		r.w = w
+		w.running[r.execID] = r
+		e.runs[it] = r
+		e.inflight++
+		heap.Push(&e.claimed, it)
+	}
+	e.workCond.Broadcast()
 }
 
 type claimOutcome uint8
@@ -581,15 +638,17 @@ func (e *Engine) fireLocked(it *item) {
 		})
 	case kindLeaseCheck:
 		if _, ok := w.running[it.execID]; !ok {
-			e.requeueAsync(w.key, it.task.ID, it.execID)
+			e.requeueAsync(w.key, it.task.ID, it.execID, false)
 		}
 	}
 }
 
-func (e *Engine) requeueAsync(k wfKey, task uint64, execID string) {
+// requeueAsync gives an execution back to the pending tasks; unstarted
+// means it never ran, so it does not count as an attempt.
+func (e *Engine) requeueAsync(k wfKey, task uint64, execID string, unstarted bool) {
 	e.goFunc(func() {
 		_, err := e.cfg.Store.Apply(e.storeCtx, k.shard, &wf.Command{Op: wf.OpRequeue, WF: k.id,
-			Now: e.now().UnixNano(), TaskID: task, ExecID: execID})
+			Now: e.now().UnixNano(), TaskID: task, ExecID: execID, Unstarted: unstarted})
 		if err != nil {
 			e.log.Warn("re-queueing an abandoned execution", "graft.workflow.id", k.id, "error", err)
 		}

@@ -3,6 +3,7 @@ package executor
 import (
 	"container/heap"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -35,7 +36,7 @@ func (e *Engine) workLoop() {
 				delete(w.running, r.execID)
 			}
 			e.mu.Unlock()
-			e.requeueAsync(wfKey{it.shard, it.wf}, it.task.ID, r.execID)
+			e.requeueAsync(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
 			continue
 		}
 		ctx, cancel := context.WithCancelCause(e.stepCtx)
@@ -56,9 +57,10 @@ func (e *Engine) workLoop() {
 	}
 }
 
-func (e *Engine) workflowContext(it *item, snap claimSnapshot, execID string, now time.Time) *WorkflowContext {
+// workflowContext is the context CanStart sees: no execution yet.
+func (e *Engine) workflowContext(it *item, snap claimSnapshot, now time.Time) *WorkflowContext {
 	return &WorkflowContext{
-		WorkflowID: it.wf, NodeName: it.task.Node, MemberID: e.cfg.MemberID, ExecutionID: execID,
+		WorkflowID: it.wf, NodeName: it.task.Node, MemberID: e.cfg.MemberID,
 		Attempt: it.task.Claims + 1, Metadata: snap.meta, StartedAt: time.Unix(0, snap.created),
 		StepStartedAt: now,
 	}
@@ -68,13 +70,12 @@ func (e *Engine) workflowContext(it *item, snap claimSnapshot, execID string, no
 // outcome, or nil when the outcome must not be recorded (the member is
 // stopping or the workflow ended meanwhile).
 func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
-	it, res := r.it, r.res
-	task := *res.Task
+	it, task := r.it, r.task
 	node, ok := e.cfg.Registry.Get(task.Node)
 	start := e.now()
 	wc := &WorkflowContext{
 		WorkflowID: it.wf, NodeName: task.Node, MemberID: e.cfg.MemberID, ExecutionID: r.execID,
-		Attempt: task.Claims, Metadata: res.Meta, StartedAt: time.Unix(0, res.Created), StepStartedAt: start,
+		Attempt: task.Claims, Metadata: r.meta, StartedAt: time.Unix(0, r.created), StepStartedAt: start,
 	}
 	e.publish(&events.NodeStartedEvent{WorkflowID: it.wf, NodeName: task.Node, ExecutionID: r.execID,
 		Attempt: task.Claims, StartedAt: start, Config: task.Config, NodeID: e.cfg.MemberID})
@@ -91,7 +92,7 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 				fmt.Errorf("node %q exceeded the step timeout of %s", task.Node, e.cfg.StepTimeout))
 			defer cancel()
 		}
-		out, err = node.Execute(stepCtx, res.State, task.Config)
+		out, err = node.Execute(stepCtx, r.state, task.Config)
 		if err != nil && stepCtx.Err() != nil {
 			if cause := context.Cause(stepCtx); cause != nil && !errors.Is(err, cause) {
 				err = fmt.Errorf("%w (context: %w)", err, cause)
@@ -108,9 +109,10 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 	}
 	base := &wf.Command{WF: it.wf, Now: end.UnixNano(), TaskID: task.ID, ExecID: r.execID, StartedAt: start.UnixNano()}
 	if err == nil {
-		err = e.finishOutput(base, task.Node, res, out)
+		err = e.finishOutput(base, task.Node, r.state, out)
 	}
 	if err == nil {
+		e.ClaimFields(it.shard, base)
 		e.stats.stepsRun.Add(1)
 		e.publish(&events.NodeCompletedEvent{WorkflowID: it.wf, NodeName: task.Node, ExecutionID: r.execID,
 			Attempt: task.Claims, StartedAt: start, Duration: dur, NextNodes: nextNames(base.Tasks), NodeID: e.cfg.MemberID})
@@ -145,7 +147,7 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 // finishOutput turns a node's output into a Complete command: the state
 // patch against what the node read, and the next tasks. An invalid output
 // (an unregistered next node) is a permanent error.
-func (e *Engine) finishOutput(c *wf.Command, nodeName string, res wf.Result, out *Output) error {
+func (e *Engine) finishOutput(c *wf.Command, nodeName string, read json.RawMessage, out *Output) error {
 	c.Op = wf.OpComplete
 	c.MaxStateBytes = e.cfg.MaxStateBytes
 	if out == nil {
@@ -164,7 +166,7 @@ func (e *Engine) finishOutput(c *wf.Command, nodeName string, res wf.Result, out
 	if out.State != nil {
 		base := out.Base
 		if base == nil {
-			base = res.State
+			base = read
 		}
 		p, err := wf.Diff(base, out.State)
 		if err != nil {
@@ -213,6 +215,7 @@ func (e *Engine) commit(shard uint64, c *wf.Command) {
 				e.log.Debug("step outcome not recorded", "graft.workflow.id", c.WF, "op", c.Op,
 					"code", res.Code, "reason", res.Message)
 			}
+			e.Adopt(shard, c.WF, &res)
 			return
 		}
 		if e.storeCtx.Err() != nil {

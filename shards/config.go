@@ -94,8 +94,12 @@ type Config struct {
 func defaultLogDB() config.LogDBConfig {
 	c := config.GetTinyMemLogDBConfig()
 	c.Shards = 4
-	c.KVWriteBufferSize = 1 << 20
-	c.KVMaxWriteBufferNumber = 2
+	// Four 4 MiB write buffers, as in Dragonboat's tiny config. With two
+	// 1 MiB buffers Dragonboat's busy check (buffers >= 95% full) trips while
+	// a flush runs and, under sustained load, never clears: proposals then
+	// fail with ErrSystemBusy for good (seen in graftbench raw-propose).
+	c.KVWriteBufferSize = 4 << 20
+	c.KVMaxWriteBufferNumber = 4
 	c.KVTargetFileSizeBase = 4 << 20
 	c.KVMaxBytesForLevelBase = 64 << 20
 	c.KVKeepLogFileNum = 4

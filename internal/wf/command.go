@@ -58,6 +58,9 @@ type NewTask struct {
 	NotBefore int64           `json:"nb,omitempty"`
 	Key       string          `json:"k,omitempty"`
 	HasKey    bool            `json:"hk,omitempty"`
+	// Claim asks that the task be claimed in the same command for the
+	// command's Member, if the workflow is running and the task is due.
+	Claim bool `json:"cl,omitempty"`
 }
 
 // Command is one state-machine command. Only the fields of its Op are set.
@@ -74,9 +77,13 @@ type Command struct {
 	Tasks    []NewTask         `json:"tk,omitempty"`
 	Starter  string            `json:"st,omitempty"`
 
-	// Claim, Complete, Fail, Requeue.
-	TaskID      uint64 `json:"id,omitempty"`
-	ExecID      string `json:"x,omitempty"`
+	// Complete, Fail, Requeue: the execution acted on.
+	TaskID uint64 `json:"id,omitempty"`
+	ExecID string `json:"x,omitempty"`
+	// Requeue: the execution never started, so it does not count as an attempt.
+	Unstarted bool `json:"un,omitempty"`
+
+	// Claim (and Start/Complete tasks with Claim set): who claims, until when.
 	Member      string `json:"m,omitempty"`
 	Incarnation string `json:"inc,omitempty"`
 	LeaseUntil  int64  `json:"lu,omitempty"`
@@ -134,15 +141,25 @@ func (c Code) String() string {
 
 // Result is the outcome of one command, returned to its proposer.
 type Result struct {
-	Code    Code              `json:"c"`
-	Message string            `json:"m,omitempty"`
-	Status  Status            `json:"s,omitempty"`
-	State   json.RawMessage   `json:"st,omitempty"` // Claim: the state the step reads
-	Version uint64            `json:"v,omitempty"`  // Claim: that state's version
-	Task    *Task             `json:"tk,omitempty"` // Claim: the claimed task
+	Code    Code   `json:"c"`
+	Message string `json:"m,omitempty"`
+	Status  Status `json:"s,omitempty"`
+	Purged  int    `json:"pg,omitempty"`
+
+	// Claimed lists the executions the command claimed; when it is not
+	// empty, State, Version, Meta and Created describe the workflow they
+	// run against.
+	Claimed []Claimed         `json:"cl,omitempty"`
+	State   json.RawMessage   `json:"st,omitempty"`
+	Version uint64            `json:"v,omitempty"`
 	Meta    map[string]string `json:"md,omitempty"`
 	Created int64             `json:"cr,omitempty"`
-	Purged  int               `json:"pg,omitempty"`
+}
+
+// Claimed is an execution a command claimed.
+type Claimed struct {
+	Task   Task   `json:"t"`
+	ExecID string `json:"x"`
 }
 
 // EncodeCommand serialises a command for proposal.

@@ -249,7 +249,7 @@ func (a *applier) start() (Result, error) {
 	for _, t := range c.Tasks {
 		e.rec.InitialNodes = append(e.rec.InitialNodes, t.Node)
 	}
-	addTasks(&e.rec, c.Tasks, c.Now)
+	added := addTasks(&e.rec, c.Tasks, c.Now)
 	a.l.active[c.WF] = e
 	a.l.counters.Started++
 	a.countersDirty = true
@@ -259,13 +259,19 @@ func (a *applier) start() (Result, error) {
 	if err := a.w.Set(stateKey(c.WF), c.State); err != nil {
 		return Result{}, err
 	}
+	res := Result{Code: OK, Status: StatusRunning}
+	a.claimAdded(e, added, &res)
 	if err := a.save(e, ChangeStarted, nil); err != nil {
 		return Result{}, err
 	}
-	return Result{Code: OK, Status: StatusRunning}, nil
+	return res, nil
 }
 
-func addTasks(rec *Record, tasks []NewTask, now int64) {
+// addTasks enqueues tasks, skipping those whose idempotency key is already
+// pending, executing or done. It returns the IDs of the added tasks that
+// asked to be claimed.
+func addTasks(rec *Record, tasks []NewTask, now int64) []uint64 {
+	var claim []uint64
 	for _, t := range tasks {
 		if t.HasKey && rec.hasKey(t.Key) {
 			continue
@@ -275,7 +281,49 @@ func addTasks(rec *Record, tasks []NewTask, now int64) {
 			ID: rec.NextSeq, Node: t.Node, Config: t.Config, Priority: t.Priority,
 			NotBefore: t.NotBefore, Key: t.Key, HasKey: t.HasKey, EnqueuedAt: now,
 		})
+		if t.Claim {
+			claim = append(claim, rec.NextSeq)
+		}
 	}
+	return claim
+}
+
+// claimAdded claims the given pending tasks for the command's member when
+// the workflow is running and they are due, and reports them in res.
+func (a *applier) claimAdded(e *entry, ids []uint64, res *Result) {
+	if len(ids) == 0 || a.c.Member == "" || e.rec.Status != StatusRunning {
+		return
+	}
+	for _, id := range ids {
+		if x, ok := a.claimTask(e, id); ok {
+			res.Claimed = append(res.Claimed, Claimed{Task: x.Task, ExecID: x.ExecID})
+		}
+	}
+	if len(res.Claimed) > 0 {
+		res.State, res.Version = e.state, e.rec.StateVersion
+		res.Meta, res.Created = e.rec.Metadata, e.rec.CreatedAt
+	}
+}
+
+// claimTask moves a due pending task to executing for the command's member.
+// The execution ID is derived from the workflow, task and claim count, so
+// every replica assigns the same one and it never repeats.
+func (a *applier) claimTask(e *entry, taskID uint64) (Execution, bool) {
+	rec := &e.rec
+	i := rec.pendingIndex(taskID)
+	if i < 0 || rec.Pending[i].NotBefore > a.c.Now {
+		return Execution{}, false
+	}
+	t := rec.Pending[i]
+	rec.Pending = append(rec.Pending[:i:i], rec.Pending[i+1:]...)
+	t.Claims++
+	x := Execution{
+		Task: t, ExecID: fmt.Sprintf("%s/%d.%d", rec.ID, t.ID, t.Claims), Member: a.c.Member,
+		Incarnation: a.c.Incarnation, StartedAt: a.c.Now, LeaseUntil: a.c.LeaseUntil,
+	}
+	rec.Executing = append(rec.Executing, x)
+	rec.BlockedSince = 0
+	return x, true
 }
 
 func (a *applier) claim(e *entry) (Result, error) {
@@ -285,26 +333,19 @@ func (a *applier) claim(e *entry) (Result, error) {
 		return Result{Code: Rejected, Status: rec.Status,
 			Message: fmt.Sprintf("workflow %q is %s", c.WF, rec.Status)}, nil
 	}
-	i := rec.pendingIndex(c.TaskID)
-	if i < 0 {
-		return Result{Code: Stale, Message: fmt.Sprintf("task %d of workflow %q is not pending", c.TaskID, c.WF)}, nil
+	if c.Member == "" {
+		return Result{Code: Invalid, Message: "claim: no member"}, nil
 	}
-	t := rec.Pending[i]
-	if t.NotBefore > c.Now {
-		return Result{Code: Stale, Message: fmt.Sprintf("task %d of workflow %q is not due yet", c.TaskID, c.WF)}, nil
+	res := Result{Code: OK, Status: rec.Status}
+	a.claimAdded(e, []uint64{c.TaskID}, &res)
+	if len(res.Claimed) == 0 {
+		return Result{Code: Stale, Status: rec.Status,
+			Message: fmt.Sprintf("task %d of workflow %q is not pending and due", c.TaskID, c.WF)}, nil
 	}
-	rec.Pending = append(rec.Pending[:i:i], rec.Pending[i+1:]...)
-	t.Claims++
-	rec.Executing = append(rec.Executing, Execution{
-		Task: t, ExecID: c.ExecID, Member: c.Member, Incarnation: c.Incarnation,
-		StartedAt: c.Now, LeaseUntil: c.LeaseUntil,
-	})
-	rec.BlockedSince = 0
 	if err := a.save(e, ChangeUpdated, nil); err != nil {
 		return Result{}, err
 	}
-	return Result{Code: OK, Status: rec.Status, State: e.state, Version: rec.StateVersion,
-		Task: &t, Meta: rec.Metadata, Created: rec.CreatedAt}, nil
+	return res, nil
 }
 
 func (a *applier) takeExecution(e *entry) (Execution, bool) {
@@ -351,7 +392,7 @@ func (a *applier) complete(e *entry) (Result, error) {
 	if x.HasKey {
 		addDoneKey(rec, x.Key)
 	}
-	addTasks(rec, c.Tasks, c.Now)
+	added := addTasks(rec, c.Tasks, c.Now)
 	if len(c.Tasks) > 0 {
 		rec.BlockedSince = 0
 	}
@@ -360,10 +401,12 @@ func (a *applier) complete(e *entry) (Result, error) {
 	if len(rec.Pending) == 0 && len(rec.Executing) == 0 {
 		return a.finish(e, StatusCompleted, ChangeCompleted, entry)
 	}
+	res := Result{Code: OK, Status: rec.Status}
+	a.claimAdded(e, added, &res)
 	if err := a.save(e, ChangeUpdated, entry); err != nil {
 		return Result{}, err
 	}
-	return Result{Code: OK, Status: rec.Status}, nil
+	return res, nil
 }
 
 func addDoneKey(rec *Record, key string) {
@@ -451,7 +494,11 @@ func (a *applier) requeue(e *entry) (Result, error) {
 	if !ok {
 		return Result{Code: Stale, Status: e.rec.Status, Message: "execution is not current"}, nil
 	}
-	e.rec.Pending = append(e.rec.Pending, x.Task)
+	t := x.Task
+	if a.c.Unstarted && t.Claims > 0 {
+		t.Claims--
+	}
+	e.rec.Pending = append(e.rec.Pending, t)
 	if err := a.save(e, ChangeUpdated, nil); err != nil {
 		return Result{}, err
 	}

@@ -56,8 +56,8 @@ func start(id string, nodes ...string) Command {
 	return c
 }
 
-func claim(id string, task uint64, exec string, now int64) Command {
-	return Command{Op: OpClaim, WF: id, TaskID: task, ExecID: exec, Member: "m1", Incarnation: "i1", Now: now, LeaseUntil: now + 1000}
+func claim(id string, task uint64, now int64) Command {
+	return Command{Op: OpClaim, WF: id, TaskID: task, Member: "m1", Incarnation: "i1", Now: now, LeaseUntil: now + 1000}
 }
 
 func TestStartClaimCompleteLifecycle(t *testing.T) {
@@ -66,13 +66,14 @@ func TestStartClaimCompleteLifecycle(t *testing.T) {
 	require.Equal(t, OK, b.do(t, start("wf", "A")).Code)
 	require.Equal(t, Exists, b.do(t, start("wf", "A")).Code)
 
-	r := b.do(t, claim("wf", 1, "x1", 110))
+	r := b.do(t, claim("wf", 1, 110))
 	require.Equal(t, OK, r.Code)
 	require.JSONEq(t, `{"n":0}`, string(r.State))
-	require.Equal(t, 1, r.Task.Claims)
+	require.Equal(t, "wf/1.1", r.Claimed[0].ExecID)
+	require.Equal(t, 1, r.Claimed[0].Task.Claims)
 	require.Equal(t, "v", r.Meta["k"])
 
-	r = b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "x1", Now: 120, StartedAt: 110,
+	r = b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "wf/1.1", Now: 120, StartedAt: 110,
 		Patch: Patch{{Path: []string{"n"}, Value: json.RawMessage(`1`)}},
 		Tasks: []NewTask{{Node: "B", Priority: 5}, {Node: "C"}}})
 	require.Equal(t, OK, r.Code)
@@ -85,8 +86,8 @@ func TestStartClaimCompleteLifecycle(t *testing.T) {
 	require.Equal(t, int64(10), a.History[0].Duration)
 
 	for i, task := range []uint64{2, 3} {
-		exec := fmt.Sprintf("x%d", task)
-		require.Equal(t, OK, b.do(t, claim("wf", task, exec, 130)).Code)
+		exec := fmt.Sprintf("wf/%d.1", task)
+		require.Equal(t, OK, b.do(t, claim("wf", task, 130)).Code)
 		r = b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: task, ExecID: exec, Now: 140 + int64(i), StartedAt: 130})
 		require.Equal(t, OK, r.Code)
 	}
@@ -105,8 +106,8 @@ func TestStartClaimCompleteLifecycle(t *testing.T) {
 	require.Equal(t, ChangeCompleted, kinds[len(kinds)-1])
 	require.JSONEq(t, `{"n":1}`, string(b.changes[len(b.changes)-1].View.State))
 
-	require.Equal(t, Rejected, b.do(t, claim("wf", 2, "late", 150)).Code)
-	require.Equal(t, NotFound, b.do(t, claim("nope", 1, "x", 150)).Code)
+	require.Equal(t, Rejected, b.do(t, claim("wf", 2, 150)).Code)
+	require.Equal(t, NotFound, b.do(t, claim("nope", 1, 150)).Code)
 	c := b.l.Counters()
 	require.Equal(t, uint64(1), c.Completed)
 	require.Equal(t, uint64(3), c.Steps)
@@ -117,15 +118,15 @@ func TestStaleExecutionIsRejected(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.do(t, start("wf", "A"))
-	require.Equal(t, OK, b.do(t, claim("wf", 1, "x1", 110)).Code)
-	require.Equal(t, Stale, b.do(t, claim("wf", 1, "x2", 110)).Code, "a claimed task cannot be claimed twice")
+	require.Equal(t, OK, b.do(t, claim("wf", 1, 110)).Code)
+	require.Equal(t, Stale, b.do(t, claim("wf", 1, 110)).Code, "a claimed task cannot be claimed twice")
 	require.Equal(t, Stale, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "other", Now: 120}).Code)
-	require.Equal(t, OK, b.do(t, Command{Op: OpRequeue, WF: "wf", TaskID: 1, ExecID: "x1", Now: 120}).Code)
-	require.Equal(t, Stale, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "x1", Now: 120}).Code,
+	require.Equal(t, OK, b.do(t, Command{Op: OpRequeue, WF: "wf", TaskID: 1, ExecID: "wf/1.1", Now: 120}).Code)
+	require.Equal(t, Stale, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "wf/1.1", Now: 120}).Code,
 		"a requeued execution cannot complete")
-	r := b.do(t, claim("wf", 1, "x3", 130))
+	r := b.do(t, claim("wf", 1, 130))
 	require.Equal(t, OK, r.Code)
-	require.Equal(t, 2, r.Task.Claims)
+	require.Equal(t, 2, r.Claimed[0].Task.Claims)
 }
 
 func TestIdempotencyKeys(t *testing.T) {
@@ -136,10 +137,10 @@ func TestIdempotencyKeys(t *testing.T) {
 	b.do(t, c)
 	a := b.status(t, "wf")
 	require.Len(t, a.View.Pending, 2, "a key already pending is not enqueued twice")
-	require.Equal(t, OK, b.do(t, claim("wf", 2, "e", 110)).Code)
-	require.Equal(t, OK, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 2, ExecID: "e", Now: 120}).Code)
-	require.Equal(t, OK, b.do(t, claim("wf", 1, "a", 110)).Code)
-	r := b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "a", Now: 130,
+	require.Equal(t, OK, b.do(t, claim("wf", 2, 110)).Code)
+	require.Equal(t, OK, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 2, ExecID: "wf/2.1", Now: 120}).Code)
+	require.Equal(t, OK, b.do(t, claim("wf", 1, 110)).Code)
+	r := b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "wf/1.1", Now: 130,
 		Tasks: []NewTask{{Node: "Email", Key: "e1", HasKey: true}}})
 	require.Equal(t, StatusCompleted, r.Status, "a completed key is not run again")
 	require.Len(t, b.status(t, "wf").History, 2)
@@ -149,15 +150,15 @@ func TestRetryThenPermanentFailure(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.do(t, start("wf", "A"))
-	b.do(t, claim("wf", 1, "x1", 110))
-	r := b.do(t, Command{Op: OpFail, WF: "wf", TaskID: 1, ExecID: "x1", Now: 120, StartedAt: 110, Error: "boom", Retry: true, RetryAt: 500})
+	b.do(t, claim("wf", 1, 110))
+	r := b.do(t, Command{Op: OpFail, WF: "wf", TaskID: 1, ExecID: "wf/1.1", Now: 120, StartedAt: 110, Error: "boom", Retry: true, RetryAt: 500})
 	require.Equal(t, OK, r.Code)
 	a := b.status(t, "wf")
 	require.Equal(t, int64(500), a.View.Pending[0].NotBefore)
 	require.Equal(t, 1, a.View.Pending[0].Failures)
-	require.Equal(t, Stale, b.do(t, claim("wf", 1, "x2", 499)).Code, "not before its retry time")
-	require.Equal(t, OK, b.do(t, claim("wf", 1, "x2", 500)).Code)
-	r = b.do(t, Command{Op: OpFail, WF: "wf", TaskID: 1, ExecID: "x2", Now: 520, StartedAt: 500, Error: "boom again"})
+	require.Equal(t, Stale, b.do(t, claim("wf", 1, 499)).Code, "not before its retry time")
+	require.Equal(t, OK, b.do(t, claim("wf", 1, 500)).Code)
+	r = b.do(t, Command{Op: OpFail, WF: "wf", TaskID: 1, ExecID: "wf/1.2", Now: 520, StartedAt: 500, Error: "boom again"})
 	require.Equal(t, StatusFailed, r.Status)
 	a = b.status(t, "wf")
 	require.Equal(t, "boom again", a.View.LastError)
@@ -171,17 +172,17 @@ func TestPauseResumeStop(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.do(t, start("wf", "A", "B"))
-	b.do(t, claim("wf", 1, "x1", 110))
+	b.do(t, claim("wf", 1, 110))
 	require.Equal(t, OK, b.do(t, Command{Op: OpPause, WF: "wf", Now: 111}).Code)
-	require.Equal(t, Rejected, b.do(t, claim("wf", 2, "x2", 112)).Code, "no new claims while paused")
-	r := b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "x1", Now: 113,
+	require.Equal(t, Rejected, b.do(t, claim("wf", 2, 112)).Code, "no new claims while paused")
+	r := b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "wf/1.1", Now: 113,
 		Patch: Patch{{Path: []string{"a"}, Value: json.RawMessage(`true`)}}})
 	require.Equal(t, OK, r.Code, "a running step's result is kept while paused")
 	require.Equal(t, StatusPaused, r.Status)
 	require.Equal(t, OK, b.do(t, Command{Op: OpResume, WF: "wf", Now: 114}).Code)
-	require.Equal(t, OK, b.do(t, claim("wf", 2, "x2", 115)).Code)
+	require.Equal(t, OK, b.do(t, claim("wf", 2, 115)).Code)
 	require.Equal(t, OK, b.do(t, Command{Op: OpStop, WF: "wf", Now: 116}).Code)
-	require.Equal(t, Rejected, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 2, ExecID: "x2", Now: 117}).Code)
+	require.Equal(t, Rejected, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 2, ExecID: "wf/2.1", Now: 117}).Code)
 	require.Equal(t, OK, b.do(t, Command{Op: OpStop, WF: "wf", Now: 118}).Code, "stop is idempotent")
 	require.Equal(t, Rejected, b.do(t, Command{Op: OpResume, WF: "wf", Now: 118}).Code)
 	a := b.status(t, "wf")
@@ -203,7 +204,7 @@ func TestBlockAndBlockedTimeout(t *testing.T) {
 
 	b.do(t, start("wf2", "A"))
 	b.do(t, Command{Op: OpBlock, WF: "wf2", Now: 110, StateVersion: 1})
-	b.do(t, claim("wf2", 1, "x", 120))
+	b.do(t, claim("wf2", 1, 120))
 	require.Zero(t, b.status(t, "wf2").View.BlockedSince, "a claim unblocks")
 	require.Equal(t, Stale, b.do(t, Command{Op: OpFail, WF: "wf2", Now: 200, StateVersion: 1, Error: "blocked"}).Code)
 }
@@ -212,8 +213,8 @@ func TestStateLimit(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.do(t, start("wf", "A"))
-	b.do(t, claim("wf", 1, "x", 110))
-	r := b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "x", Now: 120, MaxStateBytes: 20,
+	b.do(t, claim("wf", 1, 110))
+	r := b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "wf/1.1", Now: 120, MaxStateBytes: 20,
 		Patch: Patch{{Path: []string{"big"}, Value: json.RawMessage(`"0123456789012345678901234567890"`)}}})
 	require.Equal(t, StatusFailed, r.Status)
 	require.Contains(t, b.status(t, "wf").View.LastError, "over the limit of 20")
@@ -226,8 +227,8 @@ func TestPurgeRemovesOnlyOldTerminal(t *testing.T) {
 	for i, end := range []int64{200, 300} {
 		id := fmt.Sprintf("wf%d", i)
 		b.do(t, start(id, "A"))
-		b.do(t, claim(id, 1, "x", 110))
-		b.do(t, Command{Op: OpComplete, WF: id, TaskID: 1, ExecID: "x", Now: end})
+		b.do(t, claim(id, 1, 110))
+		b.do(t, Command{Op: OpComplete, WF: id, TaskID: 1, ExecID: id + "/1.1", Now: end})
 	}
 	b.do(t, start("live", "A"))
 	r := b.do(t, Command{Op: OpPurge, Now: 1000, Before: 250})
@@ -245,10 +246,10 @@ func TestOpenRestoresActiveWorkflows(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.do(t, start("a", "A", "B"))
-	b.do(t, claim("a", 1, "x", 110))
+	b.do(t, claim("a", 1, 110))
 	b.do(t, start("done", "A"))
-	b.do(t, claim("done", 1, "y", 110))
-	b.do(t, Command{Op: OpComplete, WF: "done", TaskID: 1, ExecID: "y", Now: 120})
+	b.do(t, claim("done", 1, 110))
+	b.do(t, Command{Op: OpComplete, WF: "done", TaskID: 1, ExecID: "done/1.1", Now: 120})
 
 	l2 := NewLogic(7, nil)
 	require.NoError(t, l2.Open(b.kv))
@@ -266,10 +267,10 @@ func TestDeterministicAcrossReplicas(t *testing.T) {
 	r1, r2 := setup(t), setup(t)
 	cmds := []Command{
 		start("w", "A", "B"),
-		claim("w", 1, "x", 110),
-		claim("w", 2, "y", 110),
-		{Op: OpComplete, WF: "w", TaskID: 2, ExecID: "y", Now: 120, Patch: Patch{{Path: []string{"b"}, Value: json.RawMessage(`2`)}}},
-		{Op: OpComplete, WF: "w", TaskID: 1, ExecID: "x", Now: 121, Patch: Patch{{Path: []string{"a"}, Value: json.RawMessage(`1`)}},
+		claim("w", 1, 110),
+		claim("w", 2, 110),
+		{Op: OpComplete, WF: "w", TaskID: 2, ExecID: "w/2.1", Now: 120, Patch: Patch{{Path: []string{"b"}, Value: json.RawMessage(`2`)}}},
+		{Op: OpComplete, WF: "w", TaskID: 1, ExecID: "w/1.1", Now: 121, Patch: Patch{{Path: []string{"a"}, Value: json.RawMessage(`1`)}},
 			Tasks: []NewTask{{Node: "C"}}},
 	}
 	for _, c := range cmds {
@@ -291,4 +292,34 @@ func TestMalformedCommands(t *testing.T) {
 	require.Equal(t, Invalid, b.do(t, Command{Op: OpStart, WF: "x", Now: 1}).Code, "no initial nodes")
 	_, err = b.l.Lookup(b.kv, []byte(`{"o":"bogus"}`))
 	require.ErrorContains(t, err, "unknown query")
+}
+
+func TestAutoClaimOnStartAndComplete(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := start("wf", "A", "B")
+	c.Tasks[0].Claim = true
+	c.Member, c.Incarnation, c.LeaseUntil = "m1", "i1", 1000
+	r := b.do(t, c)
+	require.Len(t, r.Claimed, 1, "only the task that asked is claimed")
+	require.Equal(t, "A", r.Claimed[0].Task.Node)
+	require.JSONEq(t, `{"n":0}`, string(r.State))
+	a := b.status(t, "wf")
+	require.Len(t, a.View.Executing, 1)
+	require.Equal(t, "m1", a.View.Executing[0].Member)
+	require.Len(t, a.View.Pending, 1)
+
+	r = b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: r.Claimed[0].ExecID, Now: 120, Member: "m1",
+		Patch: Patch{{Path: []string{"n"}, Value: json.RawMessage(`1`)}},
+		Tasks: []NewTask{{Node: "C", Claim: true}, {Node: "D", Claim: true, NotBefore: 500}}})
+	require.Equal(t, OK, r.Code)
+	require.Len(t, r.Claimed, 1, "a delayed task is not claimed early")
+	require.Equal(t, "C", r.Claimed[0].Task.Node)
+	require.JSONEq(t, `{"n":1}`, string(r.State), "claims read the merged state")
+
+	b.do(t, Command{Op: OpPause, WF: "wf", Now: 130})
+	r = b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: r.Claimed[0].Task.ID, ExecID: r.Claimed[0].ExecID, Now: 140,
+		Member: "m1", Tasks: []NewTask{{Node: "E", Claim: true}}})
+	require.Equal(t, OK, r.Code)
+	require.Empty(t, r.Claimed, "nothing is claimed while paused")
 }

@@ -1,0 +1,23 @@
+# Graft: two commands set everything up on a fresh machine with Go:
+#   make demo   runs examples/quickstart (a real workflow, data under ./data)
+#   make test   vet + every test with the race detector
+GO ?= go
+
+.PHONY: demo test test-short bench vet fmt
+
+demo:
+	$(GO) run ./examples/quickstart
+
+test: vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench:
+	$(GO) run ./internal/cmd/graftbench
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...

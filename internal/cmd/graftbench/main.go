@@ -1,0 +1,182 @@
+// Command graftbench measures the throughput and latency of a lone Graft
+// member and of its storage substrate.
+//
+// It runs each selected scenario on a fresh member (fresh data directory,
+// free loopback port) and prints one JSON object per scenario on stdout:
+//
+//	scenario, members, workflows, steps, seconds, workflows_per_s,
+//	steps_per_s, p50_ms, p99_ms, rss_mb
+//
+// plus extra keys (start latency, CPU seconds, RSS kind, ...). Progress goes
+// to stderr. Scenarios:
+//
+//   - seq3: workflows A→B→C of no-op steps, started closed-loop by -starters
+//     goroutines; latency is start→OnWorkflowCompleted.
+//   - fanout3: workflows A→{B1,B2,B3}.
+//   - seq3-half: seq3 started open-loop at half the workflows/s that seq3
+//     reached in the same run (or -rate), the latency target.
+//   - raw-propose: shards.Host.Propose of 100-byte commands on one shard from
+//     256 goroutines, the substrate's ceiling.
+//
+// It exits non-zero if any scenario fails.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+)
+
+// options are the command-line settings shared by every scenario.
+type options struct {
+	workflows int
+	starters  int
+	shards    int
+	workers   int
+	rate      float64
+	timeout   time.Duration
+	logger    *slog.Logger
+}
+
+// scenarioFunc runs one scenario in dir and returns its result.
+type scenarioFunc func(ctx context.Context, o *options, dir string, prev map[string]*result) (*result, error)
+
+func main() {
+	var (
+		workflows  = flag.Int("workflows", 20000, "workflows per workflow scenario")
+		starters   = flag.Int("starters", 16, "goroutines starting workflows")
+		scenarios  = flag.String("scenarios", "seq3,fanout3,raw-propose,seq3-half", "comma-separated scenarios to run, in order")
+		dir        = flag.String("dir", "", "parent of the scenarios' data directories (default: a temporary directory, removed at the end)")
+		shardCount = flag.Int("shards", 0, "Cluster.ShardCount (0: the Graft default)")
+		workers    = flag.Int("workers", 0, "Engine.WorkerCount (0: the Graft default)")
+		rate       = flag.Float64("rate", 3000, "seq3-half start rate in workflows/s when seq3 did not run first")
+		timeout    = flag.Duration("timeout", 10*time.Minute, "per-scenario limit for all workflows to complete")
+		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	)
+	flag.Parse()
+	o := &options{
+		workflows: *workflows, starters: *starters, shards: *shardCount, workers: *workers,
+		rate: *rate, timeout: *timeout,
+		logger: slog.New(quietDragonboat{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})}),
+	}
+	if err := run(o, *scenarios, *dir, *cpuprofile); err != nil {
+		fmt.Fprintln(os.Stderr, "graftbench:", err)
+		os.Exit(1)
+	}
+}
+
+// run validates the settings, runs the comma-separated scenarios of list in
+// order, each in a fresh directory under dir (or under a temporary
+// directory if dir is empty), and prints their results. It keeps going
+// after a failed scenario and reports every failure.
+func run(o *options, list, dir, cpuprofile string) error {
+	all := map[string]scenarioFunc{
+		"seq3":        runSeq3,
+		"fanout3":     runFanout3,
+		"seq3-half":   runSeq3Half,
+		"raw-propose": runRawPropose,
+	}
+	var names []string
+	for n := range strings.SplitSeq(list, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if all[n] == nil {
+			return fmt.Errorf("unknown scenario %q (known: seq3, fanout3, seq3-half, raw-propose)", n)
+		}
+		names = append(names, n)
+	}
+	switch {
+	case len(names) == 0:
+		return errors.New("no scenarios selected")
+	case o.workflows < 1 || o.starters < 1:
+		return errors.New("-workflows and -starters must be at least 1")
+	case o.shards < 0 || o.workers < 0:
+		return errors.New("-shards and -workers must not be negative")
+	case o.rate <= 0:
+		return errors.New("-rate must be positive")
+	}
+
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "graftbench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	prev := map[string]*result{}
+	enc := json.NewEncoder(os.Stdout)
+	var failed []string
+	for i, name := range names {
+		sdir := filepath.Join(dir, fmt.Sprintf("%02d-%s", i, name))
+		progress("%s: starting (data dir %s)", name, sdir)
+		res, err := runOne(all[name], o, sdir, prev)
+		if err != nil {
+			progress("%s: FAILED: %v", name, err)
+			failed = append(failed, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		res.Scenario = name
+		prev[name] = res
+		if err := enc.Encode(res.rounded()); err != nil {
+			return err
+		}
+		progress("%s: done in %.1fs", name, res.Seconds)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d scenario(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
+	}
+	return nil
+}
+
+// runOne runs one scenario in a fresh dir, measuring CPU time and peak RSS
+// around it, and removes dir afterwards.
+func runOne(fn scenarioFunc, o *options, dir string, prev map[string]*result) (*result, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	rssKind := resetPeakRSS()
+	cpu0 := cpuSeconds()
+	res, err := fn(context.Background(), o, dir, prev)
+	if err != nil {
+		return nil, err
+	}
+	res.CPUSeconds = cpuSeconds() - cpu0
+	res.RSSKind = rssKind
+	res.RSSMB = readRSSMB(rssKind)
+	res.RSSEndMB = readRSSMB("VmRSS")
+	return res, nil
+}
+
+// progress prints a timestamped progress line to stderr.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s graftbench: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// result is one scenario's output line. The first ten fields are the
+// required keys; the rest are extras, omitted when they do not apply.
+type result struct {
+	Scenario      string  `json:"scenario"`
+	Members       int     `json:"members"`
+	Workflows     int     `json:"workflows"`
+	Steps         int     `json:"steps"`
+	Seconds       float64 `json:"seconds"`
+	WorkflowsPerS float64 `json:"workflows_per_s"`
+	StepsPerS     float64 `json:"steps_per_s"`
+	P50Ms         float64 `json:"p50_ms"`
+	P99Ms         float64 `json:"p99_ms"`
+	RSSMB         float64 `json:"rss_mb"`
+
+	// RSSKind names the /proc/self/status field rss_mb comes from:
+	// "VmHWM" (peak, reset before the scenario) or "VmRSS" (at the end).
+	RSSKind  string  `json:"rss_kind"`
+	RSSEndMB float64 `json:"rss_end_mb"`
+	// CPUSeconds is the process's user+system CPU time during the scenario.
+	CPUSeconds float64 `json:"cpu_s"`
+	// MaxMs is the largest latency.
+	MaxMs float64 `json:"max_ms"`
+	// StartP50Ms and StartP99Ms are the latencies of StartWorkflow calls.
+	StartP50Ms float64 `json:"start_p50_ms,omitempty"`
+	StartP99Ms float64 `json:"start_p99_ms,omitempty"`
+	// Shards and Workers are the member's shard count and worker count.
+	Shards  int `json:"shards,omitempty"`
+	Workers int `json:"workers,omitempty"`
+	// Concurrency is the number of goroutines issuing requests.
+	Concurrency int `json:"concurrency"`
+	// OfferedRate is the open-loop start rate in workflows/s (seq3-half);
+	// StartRate is the rate at which starts were actually issued.
+	OfferedRate float64 `json:"offered_rate,omitempty"`
+	StartRate   float64 `json:"start_rate,omitempty"`
+	// SchedP50Ms and SchedP99Ms measure open-loop latency from each start's
+	// scheduled time instead of its call, so that a pacer falling behind
+	// counts against the latency (no coordinated omission).
+	SchedP50Ms float64 `json:"sched_p50_ms,omitempty"`
+	SchedP99Ms float64 `json:"sched_p99_ms,omitempty"`
+	// MaxLagMs is the largest delay of a start behind its schedule.
+	MaxLagMs float64 `json:"max_lag_ms,omitempty"`
+	// DroppedEvents is ClusterMetrics.DroppedEvents at the end.
+	DroppedEvents uint64 `json:"dropped_events"`
+}
+
+// rounded returns a copy of r with floats rounded for printing.
+func (r *result) rounded() *result {
+	c := *r
+	for _, f := range []*float64{&c.Seconds, &c.WorkflowsPerS, &c.StepsPerS, &c.P50Ms, &c.P99Ms, &c.RSSMB,
+		&c.RSSEndMB, &c.CPUSeconds, &c.MaxMs, &c.StartP50Ms, &c.StartP99Ms, &c.OfferedRate, &c.StartRate,
+		&c.SchedP50Ms, &c.SchedP99Ms, &c.MaxLagMs} {
+		*f = math.Round(*f*1000) / 1000
+	}
+	return &c
+}
+
+// setRates fills the per-second rates from the counts and Seconds.
+func (r *result) setRates() {
+	if r.Seconds > 0 {
+		r.WorkflowsPerS = float64(r.Workflows) / r.Seconds
+		r.StepsPerS = float64(r.Steps) / r.Seconds
+	}
+}
+
+// percentiles sorts d and returns its p50, p99 and maximum in milliseconds
+// (nearest rank). An empty d gives zeros.
+func percentiles(d []time.Duration) (p50, p99, maxMs float64) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(d)
+	rank := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(d)))) - 1
+		return ms(d[min(max(i, 0), len(d)-1)])
+	}
+	return rank(0.50), rank(0.99), ms(d[len(d)-1])
+}
+
+// ms converts d to fractional milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// resetPeakRSS collects garbage, returns freed memory to the OS and resets
+// the kernel's peak-RSS mark, so that VmHWM afterwards measures this
+// scenario. It returns "VmHWM" on success and "VmRSS" if the reset is not
+// supported (then the end-of-scenario RSS is reported instead).
+func resetPeakRSS() string {
+	runtime.GC()
+	debug.FreeOSMemory()
+	// Writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0).
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return "VmRSS"
+	}
+	return "VmHWM"
+}
+
+// readRSSMB returns the named /proc/self/status field (VmHWM or VmRSS) in
+// MiB, or 0 if it cannot be read.
+func readRSSMB(field string) float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != field {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 64)
+		if err != nil {
+			return 0
+		}
+		return kb / 1024
+	}
+	return 0
+}
+
+// cpuSeconds returns the user+system CPU time the process has used.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
