@@ -93,7 +93,9 @@ type Config struct {
 // defaultLogDB is the LogDB used when Config.LogDB is zero.
 func defaultLogDB() config.LogDBConfig {
 	c := config.GetTinyMemLogDBConfig()
-	c.Shards = 4
+	// One LogDB shard: with a single step worker (see engineConfig) every
+	// Raft shard maps to LogDB shard 0 anyway.
+	c.Shards = 1
 	// Four 4 MiB write buffers, as in Dragonboat's tiny config. With two
 	// 1 MiB buffers Dragonboat's busy check (buffers >= 95% full) trips while
 	// a flush runs and, under sustained load, never clears: proposals then

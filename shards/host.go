@@ -118,6 +118,7 @@ func NewHost(cfg Config) (*Host, error) {
 		Expert: config.ExpertConfig{
 			LogDB:            c.LogDB,
 			TransportFactory: c.TransportFactory,
+			Engine:           engineConfig(),
 		},
 	}
 	if c.OnLeaderChange != nil {
@@ -134,6 +135,20 @@ func NewHost(cfg Config) (*Host, error) {
 	h.nh = nh
 	log.Info("host started", "raft_address", c.RaftAddress, "data_dir", c.DataDir)
 	return h, nil
+}
+
+// engineConfig sizes Dragonboat's execution engine. One step worker saves
+// the Raft state of every shard in one LogDB write and one fsync per cycle:
+// measured with graftbench seq3 on 8 shards, 11k steps/s against 6.4k with
+// Dragonboat's default 16 workers (each fsyncing its own shards). The
+// shard-to-LogDB mapping derives from ExecShards, so it must never change
+// for an existing data directory: it is a constant, not a setting.
+func engineConfig() config.EngineConfig {
+	e := config.GetDefaultEngineConfig()
+	e.ExecShards = 1
+	e.CommitShards = 2
+	e.ApplyShards = 2
+	return e
 }
 
 // goFunc runs f on a goroutine that Close waits for.
