@@ -136,7 +136,14 @@ type ExpertConfig struct {
 	// a slightly lagging replica can catch up from the log. Default 5000;
 	// zero means the default.
 	CompactionOverhead uint64
+	// MinFreeDiskBytes refuses new workflows (ErrStorageFull) while the data
+	// directory's file system has less free space; running workflows go on.
+	// Default 64 MiB; zero means the default; set NoDiskCheck to disable.
+	MinFreeDiskBytes int64
 }
+
+// NoDiskCheck as Expert.MinFreeDiskBytes disables the free-space check.
+const NoDiskCheck = -1
 
 // Config configures a Manager. Build one with DefaultConfig and override
 // fields; zero values take the documented defaults.
@@ -199,6 +206,7 @@ func (c Config) withDefaults() Config {
 	c.Expert.RTTMillisecond = cmp.Or(c.Expert.RTTMillisecond, 10)
 	c.Expert.SnapshotEntries = cmp.Or(c.Expert.SnapshotEntries, 10000)
 	c.Expert.CompactionOverhead = cmp.Or(c.Expert.CompactionOverhead, 5000)
+	c.Expert.MinFreeDiskBytes = cmp.Or(c.Expert.MinFreeDiskBytes, 64<<20)
 	return c
 }
 
@@ -233,6 +241,9 @@ func (c *Config) Validate() error {
 		default:
 			add("Discovery[%d].Type %q is not one of static, mdns, dns", i, d.Type)
 		}
+	}
+	if c.Expert.MinFreeDiskBytes < NoDiskCheck {
+		add("Expert.MinFreeDiskBytes (%d) must be NoDiskCheck (-1) or more", c.Expert.MinFreeDiskBytes)
 	}
 	e := c.Engine
 	if e.WorkerCount < 1 {

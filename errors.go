@@ -35,6 +35,10 @@ var (
 	ErrTimeout = errors.New("graft: timeout")
 	// ErrNotReady: storage is not ready (e.g. no shard leader yet); retry.
 	ErrNotReady = errors.New("graft: not ready")
+	// ErrStorageFull: the data directory's disk is below
+	// Expert.MinFreeDiskBytes free; new workflows are refused until space is
+	// freed (running ones continue).
+	ErrStorageFull = errors.New("graft: storage full")
 	// ErrInvalidCommand: a dev command was refused (name, params, size).
 	ErrInvalidCommand = errors.New("graft: invalid command")
 	// ErrUnknownCommand: no handler is registered for the command.

@@ -47,10 +47,10 @@ type Manager struct {
 	done      chan struct{}
 	stopErr   error
 	stopOnce  sync.Once
-	leaderWG  sync.WaitGroup
 	leaderMu  sync.Mutex // serialises leadership hand-offs to the engine
 	incarnate string
 	nshards   uint64
+	disk      *diskGuard
 }
 
 // New returns a Manager for a lone member with default settings: nodeID
@@ -157,6 +157,9 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 	m.mu.Lock()
 	m.nshards = shardCount
 	m.mu.Unlock()
+	if floor := m.cfg.Expert.MinFreeDiskBytes; floor > 0 {
+		m.disk = &diskGuard{dir: m.cfg.DataDir, min: uint64(floor), free: freeBytes}
+	}
 	inc := make([]byte, 8)
 	_, _ = rand.Read(inc)
 	m.incarnate = hex.EncodeToString(inc)

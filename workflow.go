@@ -33,6 +33,9 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 	if err != nil {
 		return err
 	}
+	if err := m.disk.check(time.Now()); err != nil {
+		return fmt.Errorf("starting workflow %q: %w", trigger.WorkflowID, err)
+	}
 	shard := m.shardOf(trigger.WorkflowID)
 	m.mu.Lock()
 	e := m.engine

@@ -83,6 +83,7 @@ type Engine struct {
 	stopOnce   sync.Once
 	wg         sync.WaitGroup // dispatcher, scheduler, workers, purger, claim and commit goroutines
 	steps      sync.WaitGroup // steps whose node code is running
+	commits    sync.WaitGroup // step outcomes being committed
 
 	mu           sync.Mutex
 	dispatchCond *sync.Cond
@@ -713,6 +714,22 @@ func (e *Engine) QueueDepth() int {
 	return n
 }
 
+// awaitCommits waits (at most 5s) for step outcomes being committed.
+func (e *Engine) awaitCommits() {
+	committed := make(chan struct{})
+	go func() {
+		e.commits.Wait()
+		close(committed)
+	}()
+	t := e.cfg.Clock.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-committed:
+	case <-t.C():
+		e.log.Warn("step outcomes still uncommitted at stop; those steps re-run after restart")
+	}
+}
+
 // Stop stops claiming, waits up to the drain timeout (or ctx) for running
 // steps, cancels those still running with ErrStopping, waits for their
 // results to commit, and ends every goroutine. Safe to call more than once.
@@ -748,6 +765,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 	grace := e.cfg.Clock.NewTimer(5 * time.Second)
 	select {
 	case <-drained:
+		// Every finished step counted its commit before it counted itself
+		// done, so this waits for all of them; they land before proposals
+		// are cancelled and do not re-run after restart.
+		e.awaitCommits()
 	case <-grace.C():
 		e.log.Error("steps ignored cancellation; abandoning them (they re-run after restart)")
 	}

@@ -46,13 +46,20 @@ func (e *Engine) workLoop() {
 
 		cmd := e.execute(ctx, r)
 		cancel(nil)
+		if cmd != nil {
+			// Counted before the step is, so Stop's drain sees it.
+			e.commits.Add(1)
+		}
 		e.steps.Done()
 
 		e.mu.Lock()
 		delete(w.running, r.execID)
 		e.mu.Unlock()
 		if cmd != nil {
-			e.goFunc(func() { e.commit(it.shard, cmd) })
+			e.goFunc(func() {
+				defer e.commits.Done()
+				e.commit(it.shard, cmd)
+			})
 		}
 	}
 }

@@ -161,15 +161,3 @@ type Claimed struct {
 	Task   Task   `json:"t"`
 	ExecID string `json:"x"`
 }
-
-// EncodeCommand serialises a command for proposal.
-func EncodeCommand(c *Command) ([]byte, error) { return json.Marshal(c) }
-
-// DecodeResult parses a command's result.
-func DecodeResult(b []byte) (Result, error) {
-	var r Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("decoding command result: %w", err)
-	}
-	return r, nil
-}

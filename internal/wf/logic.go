@@ -60,6 +60,10 @@ type Logic struct {
 	counters Counters
 
 	changes []Change // accumulated by Apply, flushed by Applied
+
+	// buf is Apply's scratch buffer for encoding values handed to
+	// shards.Writer.Set, which does not retain them.
+	buf []byte
 }
 
 // entry is an active workflow held in memory: its record and its state.
@@ -95,7 +99,7 @@ func (l *Logic) Open(r shards.Reader) error {
 			return fmt.Errorf("workflow %q is indexed as active but has no record", id)
 		}
 		e := &entry{}
-		if err := json.Unmarshal(raw, &e.rec); err != nil {
+		if err := e.rec.decode(raw); err != nil {
 			return fmt.Errorf("decoding workflow %q: %w", id, err)
 		}
 		st, _, err := r.Get(stateKey(id))
@@ -137,7 +141,7 @@ func (l *Logic) Applied(uint64) {
 // Apply applies one command.
 func (l *Logic) Apply(w shards.Writer, _ uint64, raw []byte) ([]byte, error) {
 	var c Command
-	if err := json.Unmarshal(raw, &c); err != nil {
+	if err := c.decode(raw); err != nil {
 		return encodeResult(Result{Code: Invalid, Message: "undecodable command: " + err.Error()})
 	}
 	l.mu.Lock()
@@ -155,8 +159,6 @@ func (l *Logic) Apply(w shards.Writer, _ uint64, raw []byte) ([]byte, error) {
 	}
 	return encodeResult(res)
 }
-
-func encodeResult(r Result) ([]byte, error) { return json.Marshal(r) }
 
 // applier applies one command; it runs with l.mu held.
 type applier struct {
@@ -214,7 +216,7 @@ func (a *applier) inactive() (Result, error) {
 		return Result{Code: NotFound, Message: fmt.Sprintf("workflow %q not found", a.c.WF)}, nil
 	}
 	var rec Record
-	if err := json.Unmarshal(raw, &rec); err != nil {
+	if err := rec.decode(raw); err != nil {
 		return Result{}, fmt.Errorf("decoding record: %w", err)
 	}
 	if a.c.Op == OpStop && rec.Status == StatusStopped {
@@ -594,20 +596,17 @@ func (a *applier) save(e *entry, kind ChangeKind, h *HistoryEntry) error {
 	rec.Rev++
 	if h != nil {
 		rec.Steps++
-		b, err := json.Marshal(h)
-		if err != nil {
-			return err
-		}
-		if err := a.w.Set(historyKey(rec.ID, rec.Steps), b); err != nil {
+		a.l.buf = h.appendTo(a.l.buf[:0])
+		if err := a.w.Set(historyKey(rec.ID, rec.Steps), a.l.buf); err != nil {
 			return err
 		}
 	}
-	b, err := json.Marshal(rec)
-	if err != nil {
+	a.l.buf = rec.appendTo(a.l.buf[:0])
+	if err := a.w.Set(recordKey(rec.ID), a.l.buf); err != nil {
 		return err
 	}
-	if err := a.w.Set(recordKey(rec.ID), b); err != nil {
-		return err
+	if cap(a.l.buf) > maxPooledBuf {
+		a.l.buf = nil // do not pin one huge record's buffer
 	}
 	v := View{Record: rec.view().Record, State: e.state}
 	a.l.changes = append(a.l.changes, Change{Kind: kind, View: v, Entry: h})

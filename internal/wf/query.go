@@ -114,7 +114,7 @@ func (l *Logic) status(r shards.Reader, id string) (StatusAnswer, error) {
 			return a, nil
 		}
 		a.Found = true
-		if err := json.Unmarshal(raw, &a.View.Record); err != nil {
+		if err := a.View.Record.decode(raw); err != nil {
 			return a, fmt.Errorf("decoding workflow %q: %w", id, err)
 		}
 		a.View.DoneKeys = nil
@@ -128,7 +128,7 @@ func (l *Logic) status(r shards.Reader, id string) (StatusAnswer, error) {
 	var decodeErr error
 	err := r.Scan(p, prefixEnd(p), func(_, v []byte) bool {
 		var h HistoryEntry
-		if err := json.Unmarshal(v, &h); err != nil {
+		if err := h.decode(v); err != nil {
 			decodeErr = err
 			return false
 		}
