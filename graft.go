@@ -16,6 +16,7 @@ import (
 
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
 )
@@ -74,7 +75,7 @@ func NewWithConfig(cfg *Config) *Manager {
 		c.Discovery = slices.Clone(cfg.Discovery)
 	}
 	c = c.withDefaults()
-	log := c.Logger.With("graft.node", c.NodeID)
+	log := c.Logger.With(logkeys.Member, c.NodeID)
 	return &Manager{
 		cfg:      c,
 		log:      log,
@@ -188,7 +189,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 		NodeID: m.cfg.NodeID, RaftAddress: m.cfg.BindAddr, DataDir: m.cfg.DataDir,
 		RTTMillisecond: m.cfg.Expert.RTTMillisecond, SnapshotEntries: m.cfg.Expert.SnapshotEntries,
 		CompactionOverhead: m.cfg.Expert.CompactionOverhead,
-		Logger:             m.log,
+		Logger:             m.cfg.Logger, // shards adds graft.node itself
 		NewLogic:           m.newLogic,
 		OnLeaderChange:     m.onLeaderChange,
 	})
@@ -292,7 +293,7 @@ func (m *Manager) newLogic(shardID uint64) shards.Logic {
 
 func (m *Manager) onLeaderChange(shardID, leaderReplicaID, _ uint64) {
 	if err := m.setLeader(shardID, leaderReplicaID == 1); err != nil {
-		m.log.Error("taking over shard", "graft.shard.id", shardID, "error", err)
+		m.log.Error("taking over shard", logkeys.Shard, shardID, "error", err)
 	}
 }
 

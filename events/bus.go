@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/eleven-am/graft/internal/logkeys"
 )
 
 // DefaultBufferSize is the number of events each subscriber can have waiting
@@ -22,7 +24,7 @@ const dropWarnInterval = time.Second
 
 // Log attribute keys.
 const (
-	logKeyComponent  = "component"
+	logKeyComponent  = logkeys.Component
 	logKeySubscriber = "graft.events.subscriber"
 	logKeyEventType  = "graft.events.type"
 	logKeyHandler    = "graft.events.handler"

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 )
 
@@ -115,7 +116,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg:       cfg,
-		log:       cfg.Logger.With("component", "executor"),
+		log:       cfg.Logger.With(logkeys.Component, "executor"),
 		stopCh:    make(chan struct{}),
 		led:       map[uint64]bool{},
 		wfs:       map[wfKey]*wfState{},
@@ -175,7 +176,7 @@ func (e *Engine) SetLeader(shard uint64, leader bool) error {
 	for i := range views {
 		e.syncLocked(shard, &views[i], true)
 	}
-	e.log.Debug("leading shard", "graft.shard.id", shard, "active", len(views))
+	e.log.Debug("leading shard", logkeys.Shard, shard, "active", len(views))
 	return nil
 }
 
@@ -311,7 +312,7 @@ func (e *Engine) placeLocked(w *wfState, it *item) {
 	}
 	if _, ok := e.cfg.Registry.Get(it.task.Node); !ok {
 		e.log.Warn("pending node is not registered on this member; it waits until it is",
-			"graft.workflow.id", w.key.id, "graft.node", it.task.Node)
+			logkeys.Workflow, w.key.id, logkeys.Step, it.task.Node)
 		return
 	}
 	if it.task.NotBefore > e.now().UnixNano() {
@@ -401,8 +402,8 @@ func (e *Engine) claim(it *item, snap claimSnapshot) {
 		wc := e.workflowContext(it, snap, e.now())
 		ok, err := node.CanStart(WithWorkflowContext(e.storeCtx, wc), snap.state, it.task.Config)
 		if err != nil {
-			e.log.Warn("CanStart failed; treating as refused", "graft.workflow.id", it.wf,
-				"graft.node", it.task.Node, "error", err)
+			e.log.Warn("CanStart failed; treating as refused", logkeys.Workflow, it.wf,
+				logkeys.Step, it.task.Node, "error", err)
 		}
 		if !ok {
 			it.waitVersion = snap.version
@@ -418,7 +419,7 @@ func (e *Engine) claim(it *item, snap claimSnapshot) {
 	})
 	switch {
 	case err != nil:
-		e.log.Debug("claim not committed; retrying", "graft.workflow.id", it.wf, "error", err)
+		e.log.Debug("claim not committed; retrying", logkeys.Workflow, it.wf, "error", err)
 		e.settleClaim(it, nil, claimRetry)
 	case res.Code != wf.OK || len(res.Claimed) == 0:
 		e.settleClaim(it, nil, claimRetry)
@@ -634,7 +635,7 @@ func (e *Engine) fireLocked(it *item) {
 			_, err := e.cfg.Store.Apply(e.storeCtx, k.shard, &wf.Command{Op: wf.OpFail, WF: k.id,
 				Now: e.now().UnixNano(), StateVersion: version, Error: msg})
 			if err != nil {
-				e.log.Warn("failing blocked workflow", "graft.workflow.id", k.id, "error", err)
+				e.log.Warn("failing blocked workflow", logkeys.Workflow, k.id, "error", err)
 			}
 		})
 	case kindLeaseCheck:
@@ -651,7 +652,7 @@ func (e *Engine) requeueAsync(k wfKey, task uint64, execID string, unstarted boo
 		_, err := e.cfg.Store.Apply(e.storeCtx, k.shard, &wf.Command{Op: wf.OpRequeue, WF: k.id,
 			Now: e.now().UnixNano(), TaskID: task, ExecID: execID, Unstarted: unstarted})
 		if err != nil {
-			e.log.Warn("re-queueing an abandoned execution", "graft.workflow.id", k.id, "error", err)
+			e.log.Warn("re-queueing an abandoned execution", logkeys.Workflow, k.id, "error", err)
 		}
 	})
 }
@@ -687,11 +688,11 @@ func (e *Engine) PurgeNow() {
 			res, err := e.cfg.Store.Apply(e.storeCtx, s, &wf.Command{Op: wf.OpPurge, Now: now.UnixNano(),
 				Before: now.Add(-e.cfg.Retention).UnixNano(), Limit: limit})
 			if err != nil {
-				e.log.Debug("purge not committed", "graft.shard.id", s, "error", err)
+				e.log.Debug("purge not committed", logkeys.Shard, s, "error", err)
 				break
 			}
 			if res.Purged > 0 {
-				e.log.Debug("purged expired workflows", "graft.shard.id", s, "count", res.Purged)
+				e.log.Debug("purged expired workflows", logkeys.Shard, s, "count", res.Purged)
 			}
 			if res.Purged < limit {
 				break

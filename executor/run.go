@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 )
 
@@ -111,7 +112,7 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 	if cause := context.Cause(ctx); cause != nil {
 		// Cancelled by Stop or by the workflow ending: leave the execution
 		// to be re-run (member stopping) or discarded (workflow ended).
-		e.log.Debug("step cancelled", "graft.workflow.id", it.wf, "graft.node", task.Node, "cause", cause)
+		e.log.Debug("step cancelled", logkeys.Workflow, it.wf, logkeys.Step, task.Node, "cause", cause)
 		return nil
 	}
 	base := &wf.Command{WF: it.wf, Now: end.UnixNano(), TaskID: task.ID, ExecID: r.execID, StartedAt: start.UnixNano()}
@@ -129,7 +130,7 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 	e.stats.stepsFailed.Add(1)
 	var pe *PanicError
 	if errors.As(err, &pe) {
-		e.log.Error("node panicked", "graft.workflow.id", it.wf, "graft.node", task.Node,
+		e.log.Error("node panicked", logkeys.Workflow, it.wf, logkeys.Step, task.Node,
 			"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 	}
 	failures := task.Failures + 1
@@ -143,7 +144,7 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 		retryAt = end.Add(e.backoff(failures))
 		base.RetryAt = retryAt.UnixNano()
 	}
-	e.log.Debug("step failed", "graft.workflow.id", it.wf, "graft.node", task.Node, "attempt", task.Claims,
+	e.log.Debug("step failed", logkeys.Workflow, it.wf, logkeys.Step, task.Node, "attempt", task.Claims,
 		"retry", retry, "error", err)
 	e.publish(&events.NodeErrorEvent{WorkflowID: it.wf, NodeName: task.Node, ExecutionID: r.execID,
 		Attempt: task.Claims, StartedAt: start, Duration: dur, Error: err, WillRetry: retry, RetryAt: retryAt,
@@ -219,7 +220,7 @@ func (e *Engine) commit(shard uint64, c *wf.Command) {
 		res, err := e.cfg.Store.Apply(e.storeCtx, shard, c)
 		if err == nil {
 			if res.Code != wf.OK {
-				e.log.Debug("step outcome not recorded", "graft.workflow.id", c.WF, "op", c.Op,
+				e.log.Debug("step outcome not recorded", logkeys.Workflow, c.WF, "op", c.Op,
 					"code", res.Code, "reason", res.Message)
 			}
 			e.Adopt(shard, c.WF, &res)
@@ -228,7 +229,7 @@ func (e *Engine) commit(shard uint64, c *wf.Command) {
 		if e.storeCtx.Err() != nil {
 			return
 		}
-		e.log.Debug("recording step outcome; retrying", "graft.workflow.id", c.WF, "error", err)
+		e.log.Debug("recording step outcome; retrying", logkeys.Workflow, c.WF, "error", err)
 		t := e.cfg.Clock.NewTimer(delay)
 		select {
 		case <-t.C():

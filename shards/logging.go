@@ -7,14 +7,15 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/eleven-am/graft/internal/logkeys"
 	dblogger "github.com/lni/dragonboat/v4/logger"
 )
 
 // Log attribute keys.
 const (
-	attrComponent = "component"
-	attrNode      = "graft.node"
-	attrShard     = "graft.shard.id"
+	attrComponent = logkeys.Component
+	attrNode      = logkeys.Member
+	attrShard     = logkeys.Shard
 	attrReplica   = "graft.replica.id"
 	attrPackage   = "dragonboat.pkg"
 )
