@@ -83,6 +83,8 @@ func run(o *options, list, dir, cpuprofile string) error {
 		"fanout3":     runFanout3,
 		"seq3-half":   runSeq3Half,
 		"raw-propose": runRawPropose,
+		// Not in the default list: it runs 5×workflows over about a minute.
+		"retention-soak": runRetentionSoak,
 	}
 	var names []string
 	for n := range strings.SplitSeq(list, ",") {

@@ -54,6 +54,12 @@ type result struct {
 	SchedP99Ms float64 `json:"sched_p99_ms,omitempty"`
 	// MaxLagMs is the largest delay of a start behind its schedule.
 	MaxLagMs float64 `json:"max_lag_ms,omitempty"`
+	// DirMBSamples and RSSMBSamples are the data directory's size and the
+	// RSS sampled every second (retention-soak); DirMBFinal is the size at
+	// the end.
+	DirMBSamples []float64 `json:"dir_mb_samples,omitempty"`
+	RSSMBSamples []float64 `json:"rss_mb_samples,omitempty"`
+	DirMBFinal   float64   `json:"dir_mb_final,omitempty"`
 	// DroppedEvents is ClusterMetrics.DroppedEvents at the end.
 	DroppedEvents uint64 `json:"dropped_events"`
 }
