@@ -3,7 +3,7 @@
 #   make test   vet + every test with the race detector
 GO ?= go
 
-.PHONY: demo test test-short bench vet fmt
+.PHONY: demo test test-short bench soak vet
 
 demo:
 	$(GO) run ./examples/quickstart
@@ -16,6 +16,10 @@ test-short:
 
 bench:
 	$(GO) run ./internal/cmd/graftbench
+
+# 100,000 one-step workflows with a 1s retention: data-dir size and RSS per second.
+soak:
+	$(GO) run ./internal/cmd/graftbench -scenarios retention-soak
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
