@@ -6,9 +6,12 @@ import (
 	"fmt"
 )
 
-// MaxCommandBytes is the largest encoded DevCommand BroadcastCommand sends
-// (the gossip user-event limit).
-const MaxCommandBytes = 512
+// MaxCommandBytes is the largest encoded DevCommand BroadcastCommand sends:
+// Serf's user-event limit (512 bytes) less the event name and envelope.
+const MaxCommandBytes = 400
+
+// commandEvent is the Serf user-event name dev commands travel under.
+const commandEvent = "graft-cmd"
 
 // CommandHandler runs a dev command on a member. from is the sending
 // member's node ID; params is the command's Params decoded from JSON (maps,
@@ -73,6 +76,14 @@ func (m *Manager) BroadcastCommand(ctx context.Context, cmd *DevCommand) error {
 	}
 	if len(payload) > MaxCommandBytes {
 		return fmt.Errorf("%w: %q is %d bytes encoded, over the limit of %d", ErrInvalidCommand, cmd.Command, len(payload), MaxCommandBytes)
+	}
+	m.mu.Lock()
+	c := m.cluster
+	m.mu.Unlock()
+	if c != nil && c.gossip != nil {
+		if err := c.gossip.Broadcast(commandEvent, payload); err != nil {
+			return fmt.Errorf("%w: %q: %v", ErrInvalidCommand, cmd.Command, err)
+		}
 	}
 	return m.runCommand(ctx, m.cfg.NodeID, payload)
 }

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // DiscoveryType names a way of finding the other members of a cluster.
@@ -31,8 +34,11 @@ type StaticPeer struct {
 	ID string
 	// Address is the peer's host name or IP address.
 	Address string
-	// Port is the peer's gossip port.
+	// Port is the peer's Raft port (the port of its BindAddr); its gossip
+	// port is Port+1 unless GossipPort says otherwise.
 	Port int
+	// GossipPort overrides the peer's gossip port (its Cluster.GossipPort).
+	GossipPort int
 }
 
 // DiscoveryConfig configures one discovery method. A member may use several.
@@ -67,6 +73,17 @@ type ClusterConfig struct {
 	Key []byte
 	// AllowedNodes lists the node IDs the strict policy admits.
 	AllowedNodes []string
+	// ExpectedMembers makes this member part of a cluster that bootstraps
+	// once gossip sees this many members (like Consul's bootstrap_expect);
+	// every one of them must be configured with the same number. Zero or one
+	// means a lone member (no gossip, no RPC).
+	ExpectedMembers int
+	// ReplicationFactor is how many members hold a replica of each shard.
+	// Default 3, capped at the number of members.
+	ReplicationFactor int
+	// GossipPort is the port of the Serf gossip listener (TCP and UDP).
+	// Default: the port of BindAddr plus one.
+	GossipPort int
 	// ShardCount is the number of Raft shards workflows are spread over. It
 	// is fixed when the data directory is first created. Zero means the
 	// count recorded in the data directory, or 8 for a new one; a non-zero
@@ -140,6 +157,11 @@ type ExpertConfig struct {
 	// directory's file system has less free space; running workflows go on.
 	// Default 64 MiB; zero means the default; set NoDiskCheck to disable.
 	MinFreeDiskBytes int64
+	// Memberlist, if set, tunes the gossip layer's memberlist configuration
+	// (probe, suspicion and gossip timers) before Graft applies its own
+	// settings; Graft then overwrites the name, addresses and ports, keys,
+	// transport and logger. Nil keeps memberlist's LAN defaults.
+	Memberlist func(*memberlist.Config)
 }
 
 // NoDiskCheck as Expert.MinFreeDiskBytes disables the free-space check.
@@ -190,6 +212,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.Cluster.Policy = cmp.Or(c.Cluster.Policy, ClusterPolicyOpen)
+	c.Cluster.ReplicationFactor = cmp.Or(c.Cluster.ReplicationFactor, 3)
 	e := &c.Engine
 	e.WorkerCount = cmp.Or(e.WorkerCount, max(4, 2*runtime.NumCPU()))
 	e.MaxRetries = cmp.Or(e.MaxRetries, 3)
@@ -231,6 +254,18 @@ func (c *Config) Validate() error {
 	case ClusterPolicyOpen, ClusterPolicyRestricted, ClusterPolicyStrict:
 	default:
 		add("Cluster.Policy %q is not one of open, restricted, strict", c.Cluster.Policy)
+	}
+	if c.Cluster.ExpectedMembers < 0 || c.Cluster.ReplicationFactor < 1 || c.Cluster.GossipPort < 0 || c.Cluster.GossipPort > 65535 {
+		add("Cluster.ExpectedMembers (%d), Cluster.ReplicationFactor (%d) and Cluster.GossipPort (%d) are out of range",
+			c.Cluster.ExpectedMembers, c.Cluster.ReplicationFactor, c.Cluster.GossipPort)
+	}
+	if c.Cluster.Policy != ClusterPolicyOpen || len(c.Cluster.Key) > 0 {
+		if n := len(c.Cluster.Key); n != 16 && n != 24 && n != 32 {
+			add("Cluster.Key must be 16, 24 or 32 bytes (it is %d) for the %s policy", n, c.Cluster.Policy)
+		}
+	}
+	if c.Cluster.Policy == ClusterPolicyStrict && !slices.Contains(c.Cluster.AllowedNodes, c.NodeID) {
+		add("Cluster.AllowedNodes must list every admitted node ID, this member's (%q) included, for the strict policy", c.NodeID)
 	}
 	if c.Cluster.ShardCount < 0 || c.Cluster.ShardCount > 4096 {
 		add("Cluster.ShardCount (%d) must be between 0 (default) and 4096", c.Cluster.ShardCount)

@@ -52,6 +52,7 @@ type Manager struct {
 	incarnate string
 	nshards   uint64
 	disk      *diskGuard
+	cluster   *cluster // nil on a lone member
 }
 
 // New returns a Manager for a lone member with default settings: nodeID
@@ -200,6 +201,9 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 	m.host = host
 	m.mu.Unlock()
 
+	if m.cfg.clustered() {
+		return m.startCluster(ctx, grpcPort, shardCount)
+	}
 	members := map[uint64]string{1: m.cfg.BindAddr}
 	for s := uint64(1); s <= shardCount; s++ {
 		if err := host.StartShard(s, 1, members, false); err != nil {
@@ -292,7 +296,8 @@ func (m *Manager) newLogic(shardID uint64) shards.Logic {
 }
 
 func (m *Manager) onLeaderChange(shardID, leaderReplicaID, _ uint64) {
-	if err := m.setLeader(shardID, leaderReplicaID == 1); err != nil {
+	mine, _ := m.replicaOf(shardID)
+	if err := m.setLeader(shardID, leaderReplicaID != 0 && leaderReplicaID == mine); err != nil {
 		m.log.Error("taking over shard", logkeys.Shard, shardID, "error", err)
 	}
 }
@@ -316,6 +321,9 @@ func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
 	m.mu.Unlock()
 	if e != nil {
 		e.OnChanges(shardID, changes)
+	}
+	if !m.leads(shardID) {
+		return // the shard's leader publishes the lifecycle events
 	}
 	for i := range changes {
 		if ev := m.workflowEvent(&changes[i]); ev != nil {
@@ -360,12 +368,17 @@ func (m *Manager) teardown() error {
 	}
 	m.mu.Lock()
 	m.engine = nil
+	c := m.cluster
 	m.mu.Unlock()
+	if c != nil {
+		keep(c.close())
+	}
 	if h != nil {
 		keep(h.Close())
 	}
 	m.mu.Lock()
 	m.host = nil
+	m.cluster = nil
 	stopped := m.state == stateStopped
 	m.mu.Unlock()
 	if stopped {
@@ -400,8 +413,18 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 	info := ClusterInfo{NodeID: m.cfg.NodeID, IsLeader: true, Peers: []string{}}
 	m.mu.Lock()
 	logics := maps.Clone(m.logics)
-	h := m.host
+	h, c := m.host, m.cluster
 	m.mu.Unlock()
+	if c != nil && c.gossip != nil {
+		for _, p := range c.gossip.Members() {
+			if p.ID != m.cfg.NodeID {
+				info.Peers = append(info.Peers, p.ID)
+			}
+		}
+		c.mu.Lock()
+		info.IsLeader = c.coordinator == m.cfg.NodeID
+		c.mu.Unlock()
+	}
 	info.Shards = len(logics)
 	for s, l := range logics {
 		c := l.Counters()
@@ -421,6 +444,14 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 	slices.Sort(info.LeadShards)
 	info.Metrics.DroppedEvents = m.bus.Dropped()
 	return info
+}
+
+// leads reports whether this member leads shard s.
+func (m *Manager) leads(s uint64) bool {
+	m.mu.Lock()
+	h := m.host
+	m.mu.Unlock()
+	return h != nil && h.IsLeader(s)
 }
 
 func (m *Manager) shardCount() uint64 {

@@ -43,9 +43,15 @@ func (m *Manager) apply(ctx context.Context, shard uint64, c *wf.Command) (wf.Re
 	if err != nil {
 		return wf.Result{}, fmt.Errorf("encoding %s command: %w", c.Op, err)
 	}
-	out, err := h.Propose(ctx, shard, raw)
+	var out []byte
+	if m.hosts(shard) {
+		out, err = h.Propose(ctx, shard, raw)
+		err = translate(err)
+	} else {
+		out, err = m.forward(ctx, shard, rpcApply, raw)
+	}
 	if err != nil {
-		return wf.Result{}, translate(err)
+		return wf.Result{}, err
 	}
 	return wf.DecodeResult(out)
 }
@@ -55,9 +61,15 @@ func (m *Manager) read(ctx context.Context, shard uint64, q wf.Query, v any) err
 	if err != nil {
 		return err
 	}
-	out, err := h.Read(ctx, shard, wf.EncodeQuery(q))
+	var out []byte
+	if m.hosts(shard) {
+		out, err = h.Read(ctx, shard, wf.EncodeQuery(q))
+		err = translate(err)
+	} else {
+		out, err = m.forward(ctx, shard, rpcRead, wf.EncodeQuery(q))
+	}
 	if err != nil {
-		return translate(err)
+		return err
 	}
 	if err := json.Unmarshal(out, v); err != nil {
 		return fmt.Errorf("decoding %s answer: %w", q.Op, err)

@@ -1,0 +1,488 @@
+package graft
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/internal/logkeys"
+	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/ring"
+	"github.com/eleven-am/graft/shards"
+)
+
+// Gossip tags every member publishes.
+const (
+	tagRaft   = "raft"   // Raft address (Config.BindAddr)
+	tagRPC    = "rpc"    // member RPC address (host:grpcPort)
+	tagShards = "shards" // shard count of its data directory
+)
+
+// RPC methods between members.
+const (
+	rpcApply = "apply" // propose a command to a shard this member hosts
+	rpcRead  = "read"  // linearizable read of a shard this member hosts
+)
+
+// layout is a cluster member's bootstrap record, kept in DataDir/cluster.json
+// so a restarted member starts the same replicas with the same IDs.
+type layout struct {
+	// Members are the node IDs the cluster bootstrapped with, sorted; a
+	// member's replica ID in every shard is its index here plus one.
+	Members []string `json:"members"`
+	// Shards and RF are the shard count and replication factor.
+	Shards int `json:"shards"`
+	RF     int `json:"rf"`
+	// Replicas maps each shard this member hosts to its replica ID.
+	Replicas map[uint64]uint64 `json:"replicas"`
+}
+
+// cluster is what a clustered member runs besides its shards and executor:
+// gossip membership, the member RPC, and the bootstrap layout.
+type cluster struct {
+	m       *Manager
+	gossip  *gossip.Node
+	server  *rpc.Server
+	client  *rpc.Client
+	rpcAddr string
+	layout  *layout
+	place   *ring.Placement
+
+	mu          sync.Mutex
+	coordinator string
+
+	wg   sync.WaitGroup
+	stop chan struct{}
+}
+
+// clustered reports whether the configuration asks for a cluster.
+func (c *Config) clustered() bool { return c.Cluster.ExpectedMembers > 1 }
+
+// startCluster starts the member RPC and gossip, bootstraps (or reloads)
+// the shard layout and starts this member's replicas.
+func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uint64) error {
+	host, portText, _ := net.SplitHostPort(m.cfg.BindAddr)
+	raftPort, _ := strconv.Atoi(portText)
+	c := &cluster{m: m, client: rpc.NewClient(nil), stop: make(chan struct{})}
+	m.mu.Lock()
+	m.cluster = c
+	m.mu.Unlock()
+
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(grpcPort)))
+	if err != nil {
+		return fmt.Errorf("listening for member RPC on port %d: %w", grpcPort, err)
+	}
+	c.rpcAddr = l.Addr().String()
+	c.server = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), m.log.With(logkeys.Component, "rpc"))
+	c.server.Serve(l)
+
+	gossipPort := m.cfg.Cluster.GossipPort
+	if gossipPort == 0 {
+		gossipPort = raftPort + 1
+	}
+	ip, err := resolveIP(host)
+	if err != nil {
+		return fmt.Errorf("%w: BindAddr host %q: %v", ErrInvalidConfig, host, err)
+	}
+	var disc []gossip.Discoverer
+	for _, d := range m.cfg.Discovery {
+		switch d.Type {
+		case DiscoveryStatic:
+			var addrs []string
+			for _, p := range d.Static {
+				port := p.GossipPort
+				if port == 0 {
+					port = p.Port + 1
+				}
+				addrs = append(addrs, net.JoinHostPort(p.Address, strconv.Itoa(port)))
+			}
+			disc = append(disc, gossip.Static(addrs...))
+		case DiscoveryDNS:
+			disc = append(disc, gossip.DNS(d.Service, gossipPort))
+		case DiscoveryMDNS:
+			disc = append(disc, gossip.MDNS(cmpOr(d.Service, "_graft._tcp")))
+		}
+	}
+	policy := gossip.Open
+	switch m.cfg.Cluster.Policy {
+	case ClusterPolicyRestricted:
+		policy = gossip.Restricted
+	case ClusterPolicyStrict:
+		policy = gossip.Strict
+	}
+	g, err := gossip.New(gossip.Config{
+		NodeID: m.cfg.NodeID, BindAddr: ip, BindPort: gossipPort,
+		Tags: map[string]string{tagRaft: m.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(shardCount, 10)},
+		Key:  m.cfg.Cluster.Key, Policy: policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
+		Discovery: disc, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
+		MemberlistConfig: m.cfg.Expert.Memberlist,
+		Logger:           m.log.With(logkeys.Component, "gossip"),
+	})
+	if err != nil {
+		return fmt.Errorf("%w: gossip: %w", ErrInvalidConfig, err)
+	}
+	c.gossip = g
+	g.OnUserEvent(m.onUserEvent)
+	if err := g.Start(ctx); err != nil {
+		return fmt.Errorf("starting gossip: %w", err)
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.watchMembership()
+	}()
+
+	lay, err := loadLayout(m.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if lay == nil {
+		if lay, err = c.bootstrap(ctx, shardCount); err != nil {
+			return err
+		}
+	} else {
+		for s, id := range lay.Replicas {
+			if err := m.host.StartShard(s, id, nil, false); err != nil {
+				return fmt.Errorf("restarting shard %d: %w", s, err)
+			}
+		}
+	}
+	members := make([]ring.Member, len(lay.Members))
+	for i, id := range lay.Members {
+		members[i] = ring.Member{ID: id}
+	}
+	place, err := ring.Place(ring.Config{ShardCount: lay.Shards, ReplicationFactor: lay.RF}, members)
+	if err != nil {
+		return fmt.Errorf("placing shards: %w", err)
+	}
+	m.mu.Lock()
+	c.layout, c.place = lay, place
+	m.mu.Unlock()
+	for s := range lay.Replicas {
+		if err := m.awaitLeader(ctx, s); err != nil {
+			return err
+		}
+	}
+	m.log.Info("cluster member started", "members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
+	return nil
+}
+
+// bootstrap waits until gossip sees ExpectedMembers members with this
+// member's shard count, places the shards on them deterministically (every
+// member computes the same placement from the same sorted list), records the
+// layout and starts this member's replicas with their initial members.
+func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, error) {
+	m := c.m
+	want := m.cfg.Cluster.ExpectedMembers
+	var peers []gossip.Member
+	for {
+		peers = peers[:0]
+		for _, p := range c.gossip.Members() {
+			if p.Tags[tagShards] == strconv.FormatUint(shardCount, 10) && p.Tags[tagRaft] != "" {
+				peers = append(peers, p)
+			}
+		}
+		if len(peers) >= want {
+			break
+		}
+		if err := sleepCtx(ctx, 50); err != nil {
+			return nil, fmt.Errorf("%w: bootstrap saw %d of Cluster.ExpectedMembers (%d) members: %w", ErrTimeout, len(peers), want, err)
+		}
+	}
+	slices.SortFunc(peers, func(a, b gossip.Member) int { return strings.Compare(a.ID, b.ID) })
+	peers = peers[:want]
+	lay := &layout{Shards: int(shardCount), RF: m.cfg.Cluster.ReplicationFactor, Replicas: map[uint64]uint64{}}
+	members := make([]ring.Member, len(peers))
+	raft := map[string]string{}
+	for i, p := range peers {
+		lay.Members = append(lay.Members, p.ID)
+		members[i] = ring.Member{ID: p.ID}
+		raft[p.ID] = p.Tags[tagRaft]
+	}
+	if !slices.Contains(lay.Members, m.cfg.NodeID) {
+		return nil, fmt.Errorf("bootstrap: this member is not among the first %d members %v (start exactly Cluster.ExpectedMembers members)", want, lay.Members)
+	}
+	place, err := ring.Place(ring.Config{ShardCount: lay.Shards, ReplicationFactor: lay.RF}, members)
+	if err != nil {
+		return nil, fmt.Errorf("placing shards: %w", err)
+	}
+	replicaID := func(id string) uint64 { return uint64(slices.Index(lay.Members, id) + 1) }
+	for _, s := range place.ShardsOf(m.cfg.NodeID) {
+		lay.Replicas[s] = replicaID(m.cfg.NodeID)
+	}
+	if err := saveLayout(m.cfg.DataDir, lay); err != nil {
+		return nil, err
+	}
+	for _, s := range place.ShardsOf(m.cfg.NodeID) {
+		initial := map[uint64]string{}
+		for _, r := range place.Replicas(s) {
+			initial[replicaID(r)] = raft[r]
+		}
+		if err := m.host.StartShard(s, lay.Replicas[s], initial, false); err != nil {
+			return nil, fmt.Errorf("starting shard %d: %w", s, err)
+		}
+	}
+	m.log.Info("cluster bootstrapped", "members", lay.Members, "shards", lay.Shards, "rf", lay.RF)
+	return lay, nil
+}
+
+func loadLayout(dir string) (*layout, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading cluster layout: %w", err)
+	}
+	var l layout
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("cluster layout %s is corrupt: %w", filepath.Join(dir, "cluster.json"), err)
+	}
+	return &l, nil
+}
+
+func saveLayout(dir string, l *layout) error {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(dir, "cluster.json"), b); err != nil {
+		return fmt.Errorf("recording cluster layout: %w", err)
+	}
+	return nil
+}
+
+func resolveIP(host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.String(), nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return "", fmt.Errorf("cannot resolve: %v", err)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	return ips[0].String(), nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// replicaOf returns this member's replica ID in shard s and whether it hosts s.
+func (m *Manager) replicaOf(s uint64) (uint64, bool) {
+	m.mu.Lock()
+	c := m.cluster
+	if c == nil {
+		m.mu.Unlock()
+		return 1, true
+	}
+	lay := c.layout
+	m.mu.Unlock()
+	if lay == nil {
+		return 0, false
+	}
+	id, ok := lay.Replicas[s]
+	return id, ok
+}
+
+// hosts reports whether this member holds a replica of shard s.
+func (m *Manager) hosts(s uint64) bool {
+	_, ok := m.replicaOf(s)
+	return ok
+}
+
+// rpcTargets lists the RPC addresses of the members holding shard s,
+// preferred leader first.
+func (c *cluster) rpcTargets(s uint64) []string {
+	byID := map[string]string{}
+	for _, p := range c.gossip.Members() {
+		byID[p.ID] = p.Tags[tagRPC]
+	}
+	var out []string
+	for _, id := range c.place.Replicas(s) {
+		if a := byID[id]; a != "" && id != c.m.cfg.NodeID {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// forward sends a call about shard s to the members holding it, trying each
+// until one answers.
+func (m *Manager) forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
+	m.mu.Lock()
+	c := m.cluster
+	ready := c != nil && c.place != nil
+	m.mu.Unlock()
+	if !ready {
+		return nil, fmt.Errorf("%w: shard %d is not hosted here", ErrNotReady, s)
+	}
+	payload := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(body)), s)
+	payload = append(payload, body...)
+	var last error = fmt.Errorf("%w: no reachable member holds shard %d", ErrNotReady, s)
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+		for _, addr := range c.rpcTargets(s) {
+			out, err := c.client.Call(ctx, addr, method, payload)
+			if err == nil {
+				return out, nil
+			}
+			last = fromRemote(err)
+			if !IsRetryable(last) {
+				return nil, last
+			}
+		}
+		if err := sleepCtx(ctx, 50*(attempt+1)); err != nil {
+			break
+		}
+	}
+	return nil, last
+}
+
+// fromRemote maps an RPC error to the package's sentinels.
+func fromRemote(err error) error {
+	var re *rpc.RemoteError
+	if errors.As(err, &re) {
+		switch re.Code {
+		case rpc.CodeUnavailable:
+			return fmt.Errorf("%w: %s", ErrNotReady, re.Message)
+		case rpc.CodeTimeout:
+			return fmt.Errorf("%w: %s", ErrTimeout, re.Message)
+		}
+		return errors.New(re.Message)
+	}
+	if errors.Is(err, rpc.ErrUnreachable) {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	return err
+}
+
+// handleRPC serves the calls of other members.
+func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	if len(payload) < 8 {
+		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: errors.New("short payload")}
+	}
+	s := binary.BigEndian.Uint64(payload)
+	body := payload[8:]
+	h, err := m.running()
+	if err != nil || !m.hosts(s) {
+		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s does not serve shard %d", m.cfg.NodeID, s)}
+	}
+	var out []byte
+	switch method {
+	case rpcApply:
+		out, err = h.Propose(ctx, s, body)
+	case rpcRead:
+		out, err = h.Read(ctx, s, body)
+	default:
+		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("unknown method %q", method)}
+	}
+	if err != nil {
+		code := rpc.CodeUnknown
+		switch {
+		case shards.IsRetryable(err) && errors.Is(err, shards.ErrTimeout):
+			code = rpc.CodeTimeout
+		case shards.IsRetryable(err), errors.Is(err, shards.ErrClosed), errors.Is(err, shards.ErrShardNotFound):
+			code = rpc.CodeUnavailable
+		}
+		return nil, &rpc.CodedError{Code: code, Err: err}
+	}
+	return out, nil
+}
+
+// watchMembership turns gossip membership changes into events and tracks
+// the coordinator.
+func (c *cluster) watchMembership() {
+	c.updateCoordinator()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case ev, ok := <-c.gossip.Events():
+			if !ok {
+				return
+			}
+			meta := make(map[string]interface{}, len(ev.Member.Tags))
+			for k, v := range ev.Member.Tags {
+				meta[k] = v
+			}
+			addr := cmpOr(ev.Member.Tags[tagRaft], ev.Member.Address())
+			switch ev.Kind {
+			case gossip.EventJoin:
+				c.m.bus.Publish(&events.NodeJoinedEvent{NodeID: ev.Member.ID, Address: addr, JoinedAt: ev.At, Metadata: meta})
+			case gossip.EventLeave, gossip.EventFailed:
+				meta["reason"] = ev.Kind.String()
+				c.m.bus.Publish(&events.NodeLeftEvent{NodeID: ev.Member.ID, Address: addr, LeftAt: ev.At, Metadata: meta})
+			}
+			c.updateCoordinator()
+		}
+	}
+}
+
+// updateCoordinator publishes LeaderChangedEvent when the coordinator (the
+// alive member with the lowest node ID: advisory, never used for safety)
+// changes.
+func (c *cluster) updateCoordinator() {
+	co, ok := c.gossip.Coordinator()
+	id := ""
+	if ok {
+		id = co.ID
+	}
+	c.mu.Lock()
+	prev := c.coordinator
+	c.coordinator = id
+	c.mu.Unlock()
+	if id != prev {
+		c.m.bus.Publish(&events.LeaderChangedEvent{NewLeaderID: id, NewLeaderAddr: cmpOr(co.Tags[tagRaft], co.Address()),
+			PreviousID: prev, ChangedAt: time.Now(), Metadata: map[string]interface{}{}})
+	}
+}
+
+// close stops the cluster's gossip and RPC; the caller has stopped the
+// engine and closes storage afterwards.
+func (c *cluster) close() error {
+	close(c.stop)
+	var errs []error
+	if c.gossip != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = c.gossip.Leave(ctx)
+		cancel()
+		errs = append(errs, c.gossip.Stop())
+	}
+	if c.server != nil {
+		c.server.Stop(2 * time.Second)
+	}
+	errs = append(errs, c.client.Close())
+	c.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// onUserEvent runs a dev command broadcast by another member.
+func (m *Manager) onUserEvent(name string, payload []byte, from string) {
+	if name != commandEvent || from == m.cfg.NodeID {
+		return // the sender ran its own handler already
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.RequestTimeout)
+	defer cancel()
+	if err := m.runCommand(ctx, from, payload); err != nil {
+		m.log.Warn("dev command failed", "from", from, "error", err)
+	}
+}

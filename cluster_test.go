@@ -1,0 +1,158 @@
+package graft_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eleven-am/graft"
+	"github.com/hashicorp/memberlist"
+	"github.com/stretchr/testify/require"
+)
+
+// fastGossip shortens memberlist's timers for tests on loopback.
+func fastGossip(c *memberlist.Config) {
+	l := memberlist.DefaultLocalConfig()
+	c.ProbeInterval, c.ProbeTimeout = 200*time.Millisecond, 100*time.Millisecond
+	c.SuspicionMult, c.GossipInterval, c.PushPullInterval = 2, 20*time.Millisecond, time.Second
+	c.TCPTimeout, c.IndirectChecks = l.TCPTimeout, l.IndirectChecks
+}
+
+type clusterMember struct {
+	cfg *graft.Config
+	m   *graft.Manager
+}
+
+// startCluster starts n members on loopback that bootstrap together; each
+// gets its nodes from register. They are stopped when the test ends.
+func startCluster(t *testing.T, n int, register func(*graft.Manager)) []*clusterMember {
+	t.Helper()
+	type ports struct{ raft, gossip int }
+	ps := make([]ports, n)
+	for i := range ps {
+		ps[i] = ports{portOf(t, freeAddr(t)), portOf(t, freeAddr(t))}
+	}
+	var peers []graft.StaticPeer
+	for i, p := range ps {
+		peers = append(peers, graft.StaticPeer{ID: fmt.Sprintf("n%d", i+1), Address: "127.0.0.1", Port: p.raft, GossipPort: p.gossip})
+	}
+	members := make([]*clusterMember, n)
+	for i, p := range ps {
+		id := fmt.Sprintf("n%d", i+1)
+		cfg := graft.DefaultConfig(id, "127.0.0.1:"+strconv.Itoa(p.raft), t.TempDir())
+		cfg.Logger = testLogger(t, id)
+		cfg.Cluster.ExpectedMembers = n
+		cfg.Cluster.ShardCount = 4
+		cfg.Cluster.GossipPort = p.gossip
+		cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
+		cfg.Expert.Memberlist = fastGossip
+		cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 20*time.Millisecond
+		cfg.Engine.DrainTimeout = 2 * time.Second
+		m := graft.NewWithConfig(cfg)
+		register(m)
+		members[i] = &clusterMember{cfg: cfg, m: m}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, cm := range members {
+		wg.Go(func() { errs[i] = cm.m.Start(ctx, 0) })
+	}
+	wg.Wait()
+	for i, cm := range members {
+		t.Cleanup(func() { require.NoError(t, cm.m.Stop()) })
+		require.NoError(t, errs[i], "member n%d", i+1)
+	}
+	return members
+}
+
+func portOf(t *testing.T, addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	n, err := strconv.Atoi(p)
+	require.NoError(t, err)
+	return n
+}
+
+func TestThreeMemberCluster(t *testing.T) {
+	t.Parallel()
+	var commands sync.Map // member → sender
+	var runs atomic.Int64
+	members := startCluster(t, 3, func(m *graft.Manager) {
+		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"A", "B"}, &runs}))
+		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"B", "C"}, &runs}))
+		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"C", ""}, &runs}))
+	})
+	for i, cm := range members {
+		id := cm.cfg.NodeID
+		require.NoError(t, cm.m.RegisterCommandHandler("ping", func(_ context.Context, from string, _ any) error {
+			commands.Store(id, from)
+			return nil
+		}), "member %d", i)
+	}
+
+	// Workflows started from every member complete, and every member's
+	// status view agrees.
+	var ids []string
+	for i, cm := range members {
+		for j := range 8 {
+			id := fmt.Sprintf("wf-%d-%d", i, j)
+			ids = append(ids, id)
+			require.NoError(t, cm.m.StartWorkflow(graft.WorkflowTrigger{
+				WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "A"}},
+				InitialState: map[string]any{"trail": []string{}},
+			}))
+		}
+	}
+	for _, id := range ids {
+		for _, cm := range members {
+			s := waitStatus(t, cm.m, id, graft.WorkflowStateCompleted)
+			require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentState), "%s seen from %s", id, cm.cfg.NodeID)
+		}
+	}
+	require.Equal(t, int64(3*len(ids)), runs.Load(), "every step ran exactly once")
+
+	// A command broadcast from one member runs on all, with its sender.
+	require.NoError(t, members[1].m.BroadcastCommand(context.Background(), &graft.DevCommand{Command: "ping"}))
+	require.Eventually(t, func() bool {
+		for _, cm := range members {
+			from, ok := commands.Load(cm.cfg.NodeID)
+			if !ok || from != "n2" {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
+
+	// Cluster info: two peers each, exactly one coordinator.
+	require.Eventually(t, func() bool {
+		leaders := 0
+		for _, cm := range members {
+			info := cm.m.GetClusterInfo()
+			if len(info.Peers) != 2 {
+				return false
+			}
+			if info.IsLeader {
+				leaders++
+			}
+		}
+		return leaders == 1
+	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// countingNode counts its executions.
+type countingNode struct {
+	seqNode
+	runs *atomic.Int64
+}
+
+func (n *countingNode) Execute(ctx context.Context, s *seqState, c map[string]any) (*graft.NodeResult, error) {
+	n.runs.Add(1)
+	return n.seqNode.Execute(ctx, s, c)
+}

@@ -1,0 +1,78 @@
+package gossip
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	clusterKey = bytes.Repeat([]byte{7}, 32)
+	wrongKey   = bytes.Repeat([]byte{9}, 32)
+)
+
+func TestRestrictedRefusesWrongKey(t *testing.T) {
+	t.Parallel()
+	restricted := func(key []byte) func(*Config) {
+		return func(c *Config) { c.Policy = Restricted; c.Key = key }
+	}
+	nodes := startCluster(t, []string{"w1", "w2"}, restricted(clusterKey))
+	peers := []string{addrOf(t, nodes[0]), addrOf(t, nodes[1])}
+
+	cfg := testConfig(t, "w3-wrong", peers...)
+	restricted(wrongKey)(&cfg)
+	intruder := startNode(t, cfg)
+	noKey := startNode(t, testConfig(t, "w4-nokey", peers...))
+
+	// Wait for several failed join attempts, checking all along that the
+	// intruders never appear in anyone's view.
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			require.Equal(t, []string{"w1", "w2"}, memberIDs(n))
+		}
+		require.Equal(t, []string{"w3-wrong"}, memberIDs(intruder))
+		return intruder.joinAttempts.Load() >= 3 && noKey.joinAttempts.Load() >= 3
+	}, waitFor, 10*time.Millisecond)
+	require.False(t, intruder.joined.Load())
+
+	// The right key joins.
+	cfg = testConfig(t, "w5", peers...)
+	restricted(clusterKey)(&cfg)
+	good := startNode(t, cfg)
+	waitMembers(t, []*Node{nodes[0], nodes[1], good}, []string{"w1", "w2", "w5"})
+}
+
+func TestStrictRefusesUnlistedMember(t *testing.T) {
+	t.Parallel()
+	allowed := []string{"s-a", "s-b", "s-c"}
+	strict := func(list []string) func(*Config) {
+		return func(c *Config) { c.Policy = Strict; c.Key = clusterKey; c.AllowedNodes = list }
+	}
+	nodes := startCluster(t, []string{"s-a", "s-b"}, strict(allowed))
+	peers := []string{addrOf(t, nodes[0]), addrOf(t, nodes[1])}
+
+	// Right key, but not listed by the others (it lists itself).
+	cfg := testConfig(t, "s-x", peers...)
+	strict(append(slices.Clone(allowed), "s-x"))(&cfg)
+	startNode(t, cfg)
+
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			require.NotContains(t, memberIDs(n), "s-x")
+		}
+		return nodes[0].admission.refusals("s-x") > 0 && nodes[1].admission.refusals("s-x") > 0
+	}, waitFor, 10*time.Millisecond)
+	require.False(t, nodes[0].admission.admits("s-x"))
+
+	// A listed member joins.
+	cfg = testConfig(t, "s-c", peers...)
+	strict(allowed)(&cfg)
+	good := startNode(t, cfg)
+	waitMembers(t, []*Node{nodes[0], nodes[1], good}, allowed)
+	for _, n := range []*Node{nodes[0], nodes[1], good} {
+		require.NotContains(t, memberIDs(n), "s-x")
+	}
+}
