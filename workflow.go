@@ -2,6 +2,8 @@ package graft
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -71,7 +73,10 @@ func (m *Manager) startCommand(t WorkflowTrigger) (*wf.Command, error) {
 	if len(t.InitialNodes) == 0 {
 		return nil, invalid("workflow %q: InitialNodes is empty", t.WorkflowID)
 	}
-	c := &wf.Command{Op: wf.OpStart, WF: t.WorkflowID, Now: time.Now().UnixNano(), Metadata: t.Metadata, Starter: m.cfg.NodeID}
+	nonce := make([]byte, 8)
+	_, _ = rand.Read(nonce)
+	c := &wf.Command{Op: wf.OpStart, WF: t.WorkflowID, Now: time.Now().UnixNano(), Metadata: t.Metadata,
+		Starter: m.cfg.NodeID, Nonce: hex.EncodeToString(nonce)}
 	for i, n := range t.InitialNodes {
 		if _, ok := m.registry.Get(n.Name); !ok {
 			return nil, invalid("workflow %q: InitialNodes[%d]: node %q is not registered", t.WorkflowID, i, n.Name)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +42,8 @@ type wfState struct {
 	meta         map[string]string
 	created      int64
 	blockedSince int64
-	executing    int // executions in the replicated view
+	executing    int            // executions in the replicated view
+	execs        []wf.Execution // those executions
 
 	tasks   map[uint64]*item // pending tasks not yet claimed
 	running map[string]*run  // claimed executions of this member, by execution ID
@@ -100,7 +102,8 @@ type Engine struct {
 	seq          uint64
 	timerWake    chan struct{}
 
-	stats engineStats
+	stats  engineStats
+	nonces atomic.Uint64
 }
 
 type engineStats struct {
@@ -133,6 +136,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	e.goFunc(e.dispatchLoop)
 	e.goFunc(e.timerLoop)
 	e.goFunc(e.purgeLoop)
+	e.goFunc(e.sweepLoop)
 	for range cfg.WorkerCount {
 		e.goFunc(e.workLoop)
 	}
@@ -238,6 +242,7 @@ func (e *Engine) syncLocked(shard uint64, v *wf.View, gained bool) {
 	w.created = v.CreatedAt
 	w.blockedSince = v.BlockedSince
 	w.executing = len(v.Executing)
+	w.execs = v.Executing
 	if v.BlockedSince == 0 {
 		w.blockProposed = false
 	}
@@ -416,6 +421,7 @@ func (e *Engine) claim(it *item, snap claimSnapshot) {
 	res, err := e.cfg.Store.Apply(e.storeCtx, it.shard, &wf.Command{
 		Op: wf.OpClaim, WF: it.wf, Now: now.UnixNano(), TaskID: it.task.ID,
 		Member: e.cfg.MemberID, Incarnation: e.cfg.Incarnation, LeaseUntil: now.Add(lease).UnixNano(),
+		Nonce: e.cfg.Incarnation + "." + strconv.FormatUint(e.nonces.Add(1), 36),
 	})
 	switch {
 	case err != nil:
@@ -669,6 +675,51 @@ func (e *Engine) purgeLoop() {
 		case <-t.C():
 		}
 		e.PurgeNow()
+	}
+}
+
+// orphanGrace is how long an execution of this member may go unaccounted
+// for (claimed, but its claim's answer never reached the engine: the claim
+// was retried after an ambiguous timeout) before the sweep re-queues it.
+const orphanGrace = 5 * time.Second
+
+// sweepLoop periodically re-queues executions nobody is running: this
+// member's orphans and other members' executions whose lease lapsed.
+func (e *Engine) sweepLoop() {
+	for {
+		t := e.cfg.Clock.NewTimer(2 * time.Second)
+		select {
+		case <-e.stopCh:
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		e.sweep()
+	}
+}
+
+// sweep re-queues abandoned executions on the shards this member leads.
+func (e *Engine) sweep() {
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return
+	}
+	for _, w := range e.wfs {
+		for _, x := range w.execs {
+			if _, ok := w.running[x.ExecID]; ok {
+				continue
+			}
+			switch {
+			case x.Member == e.cfg.MemberID && x.Incarnation != e.cfg.Incarnation:
+				e.requeueAsync(w.key, x.ID, x.ExecID, false)
+			case x.Member == e.cfg.MemberID && now.Sub(time.Unix(0, x.StartedAt)) > orphanGrace:
+				e.requeueAsync(w.key, x.ID, x.ExecID, true)
+			case x.Member != e.cfg.MemberID && x.LeaseUntil <= now.UnixNano():
+				e.requeueAsync(w.key, x.ID, x.ExecID, false)
+			}
+		}
 	}
 }
 

@@ -53,15 +53,22 @@ func (e *Engine) workLoop() {
 		}
 		e.steps.Done()
 
-		e.mu.Lock()
-		delete(w.running, r.execID)
-		e.mu.Unlock()
-		if cmd != nil {
-			e.goFunc(func() {
-				defer e.commits.Done()
-				e.commit(it.shard, cmd)
-			})
+		// The execution stays in w.running until its outcome is committed,
+		// so the sweep never mistakes a slow commit for an orphan.
+		forget := func() {
+			e.mu.Lock()
+			delete(w.running, r.execID)
+			e.mu.Unlock()
 		}
+		if cmd == nil {
+			forget()
+			continue
+		}
+		e.goFunc(func() {
+			defer e.commits.Done()
+			e.commit(it.shard, cmd)
+			forget()
+		})
 	}
 }
 

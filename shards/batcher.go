@@ -13,6 +13,9 @@ import (
 // shard not ready, system busy), so Propose may safely retry it.
 var errDropped = fmt.Errorf("%w: proposal dropped", ErrNotReady)
 
+// errAmbiguous marks an attempt that timed out: it may or may not commit.
+var errAmbiguous = fmt.Errorf("%w: proposal attempt timed out; it may still commit", ErrTimeout)
+
 // request is one Propose call waiting for its command's result.
 type request struct {
 	ctx  context.Context
@@ -31,7 +34,11 @@ type result struct {
 // keeps up to MaxInflight proposals in flight.
 //
 // Proposals dropped before entering the raft log (for example while the
-// shard has no leader) are retried with backoff until ctx ends. If ctx ends
+// shard has no leader) are retried with backoff until ctx ends, and so are
+// attempts that time out (after at most a second or 100 election timeouts)
+// because the leader they were forwarded to died: such an attempt may
+// still commit, so a command can be applied more than once and Logic must
+// treat a repeated command as a no-op (or answer it as the first). If ctx ends
 // first, Propose returns ErrTimeout (deadline) or the wrapped ctx error
 // (cancellation); the command may nevertheless have been, or later be,
 // committed and applied. It returns ErrShardNotFound for a shard not started
@@ -62,7 +69,7 @@ func (h *Host) Propose(ctx context.Context, shardID uint64, cmd []byte) ([]byte,
 		if r.err == nil {
 			return r.data, nil
 		}
-		if !errors.Is(r.err, errDropped) {
+		if !errors.Is(r.err, errDropped) && !errors.Is(r.err, errAmbiguous) {
 			return nil, r.err
 		}
 		if err := h.sleep(ctx, bo.next()); err != nil {
@@ -168,7 +175,10 @@ func (h *Host) complete(batch []*request, res dragonboat.RequestResult) {
 	case res.Dropped():
 		fail(batch, errDropped)
 	case res.Timeout():
-		fail(batch, fmt.Errorf("%w: proposal timed out; it may still commit", ErrTimeout))
+		// Its fate is unknown (e.g. forwarded to a leader that died):
+		// propose again while the caller still waits. Commands must
+		// therefore be idempotent; see Propose.
+		fail(batch, errAmbiguous)
 	case res.Terminated():
 		fail(batch, fmt.Errorf("%w: shard stopped", ErrClosed))
 	case res.Aborted():
@@ -204,5 +214,13 @@ func (h *Host) proposalTimeout(batch []*request) time.Duration {
 		}
 		timeout = max(timeout, time.Until(dl))
 	}
+	timeout = min(timeout, h.attemptTimeout())
 	return max(timeout, 2*time.Duration(h.cfg.RTTMillisecond)*time.Millisecond)
+}
+
+// attemptTimeout bounds one proposal attempt: a proposal forwarded to a
+// leader that died is lost without notice and would otherwise hang until
+// its caller's deadline. 100 election timeouts, at least one second.
+func (h *Host) attemptTimeout() time.Duration {
+	return max(time.Second, 100*time.Duration(h.cfg.RTTMillisecond*h.cfg.ElectionRTT)*time.Millisecond)
 }

@@ -176,6 +176,10 @@ func (x *Execution) appendTo(b []byte) []byte {
 		set(b, at, 4)
 		b = appendInt(b, x.LeaseUntil)
 	}
+	if x.ClaimNonce != "" {
+		set(b, at, 5)
+		b = appendStr(b, x.ClaimNonce)
+	}
 	return b
 }
 
@@ -326,6 +330,10 @@ func (c *Command) appendTo(b []byte) []byte {
 		set(b, at, 21)
 		b = appendInt(b, int64(c.Limit))
 	}
+	if c.Nonce != "" {
+		set(b, at, 22)
+		b = appendStr(b, c.Nonce)
+	}
 	return b
 }
 
@@ -462,6 +470,10 @@ func (r *Record) appendTo(b []byte) []byte {
 	if len(r.InitialNodes) > 0 {
 		set(b, at, 19)
 		b = appendStrs(b, r.InitialNodes)
+	}
+	if r.StartNonce != "" {
+		set(b, at, 20)
+		b = appendStr(b, r.StartNonce)
 	}
 	return b
 }
@@ -725,7 +737,7 @@ func (t *Task) decodeFrom(d *decoder) {
 
 func (x *Execution) decodeFrom(d *decoder) {
 	x.Task.decodeFrom(d)
-	m := d.fields(1, 5)
+	m := d.fields(1, 6)
 	if m&(1<<0) != 0 {
 		x.ExecID = d.str()
 	}
@@ -740,6 +752,9 @@ func (x *Execution) decodeFrom(d *decoder) {
 	}
 	if m&(1<<4) != 0 {
 		x.LeaseUntil = d.varint()
+	}
+	if m&(1<<5) != 0 {
+		x.ClaimNonce = d.str()
 	}
 }
 
@@ -803,7 +818,7 @@ func (c *Command) decode(b []byte) error {
 	*c = Command{}
 	d := decoder{b: b}
 	d.begin()
-	m := d.fields(3, 22)
+	m := d.fields(3, 23)
 	if m&(1<<0) != 0 {
 		c.Op = Op(d.u8())
 	}
@@ -866,6 +881,9 @@ func (c *Command) decode(b []byte) error {
 	if m&(1<<21) != 0 {
 		c.Limit = d.int()
 	}
+	if m&(1<<22) != 0 {
+		c.Nonce = d.str()
+	}
 	return d.end()
 }
 
@@ -908,7 +926,7 @@ func (r *Record) decode(b []byte) error {
 	*r = Record{}
 	d := decoder{b: b}
 	d.begin()
-	m := d.fields(3, 20)
+	m := d.fields(3, 21)
 	if m&(1<<0) != 0 {
 		r.ID = d.str()
 	}
@@ -968,6 +986,9 @@ func (r *Record) decode(b []byte) error {
 	}
 	if m&(1<<19) != 0 {
 		r.InitialNodes = d.strs()
+	}
+	if m&(1<<20) != 0 {
+		r.StartNonce = d.str()
 	}
 	return d.end()
 }

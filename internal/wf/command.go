@@ -70,6 +70,9 @@ type Command struct {
 	Op  Op     `json:"o"`
 	WF  string `json:"w,omitempty"`
 	Now int64  `json:"t"`
+	// Nonce identifies one request across retries: a Start or Claim whose
+	// first attempt committed answers its retry as the first.
+	Nonce string `json:"n,omitempty"`
 
 	// Start.
 	State    json.RawMessage   `json:"s,omitempty"`

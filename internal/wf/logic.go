@@ -228,15 +228,28 @@ func (a *applier) inactive() (Result, error) {
 
 func (a *applier) start() (Result, error) {
 	c := a.c
-	if _, ok := a.l.active[c.WF]; ok {
-		return Result{Code: Exists, Message: fmt.Sprintf("workflow %q already exists", c.WF)}, nil
+	exists := Result{Code: Exists, Message: fmt.Sprintf("workflow %q already exists", c.WF)}
+	if e, ok := a.l.active[c.WF]; ok {
+		if c.Nonce != "" && e.rec.StartNonce == c.Nonce {
+			return Result{Code: OK, Status: e.rec.Status}, nil // a retry of this start
+		}
+		return exists, nil
 	}
-	_, found, err := a.w.Get(recordKey(c.WF))
+	raw, found, err := a.w.Get(recordKey(c.WF))
 	if err != nil {
 		return Result{}, err
 	}
 	if found {
-		return Result{Code: Exists, Message: fmt.Sprintf("workflow %q already exists", c.WF)}, nil
+		if c.Nonce != "" {
+			var rec Record
+			if err := rec.decode(raw); err != nil {
+				return Result{}, fmt.Errorf("decoding record: %w", err)
+			}
+			if rec.StartNonce == c.Nonce {
+				return Result{Code: OK, Status: rec.Status}, nil
+			}
+		}
+		return exists, nil
 	}
 	if len(c.Tasks) == 0 {
 		return Result{Code: Invalid, Message: "start: no initial nodes"}, nil
@@ -245,6 +258,7 @@ func (a *applier) start() (Result, error) {
 		rec: Record{
 			ID: c.WF, Status: StatusRunning, StateVersion: 1, Metadata: c.Metadata,
 			CreatedAt: c.Now, UpdatedAt: c.Now, Starter: c.Starter, StateSize: len(c.State),
+			StartNonce: c.Nonce,
 		},
 		state: c.State,
 	}
@@ -321,7 +335,7 @@ func (a *applier) claimTask(e *entry, taskID uint64) (Execution, bool) {
 	t.Claims++
 	x := Execution{
 		Task: t, ExecID: fmt.Sprintf("%s/%d.%d", rec.ID, t.ID, t.Claims), Member: a.c.Member,
-		Incarnation: a.c.Incarnation, StartedAt: a.c.Now, LeaseUntil: a.c.LeaseUntil,
+		Incarnation: a.c.Incarnation, StartedAt: a.c.Now, LeaseUntil: a.c.LeaseUntil, ClaimNonce: a.c.Nonce,
 	}
 	rec.Executing = append(rec.Executing, x)
 	rec.BlockedSince = 0
@@ -339,6 +353,16 @@ func (a *applier) claim(e *entry) (Result, error) {
 		return Result{Code: Invalid, Message: "claim: no member"}, nil
 	}
 	res := Result{Code: OK, Status: rec.Status}
+	if c.Nonce != "" {
+		for _, x := range rec.Executing {
+			if x.ID == c.TaskID && x.ClaimNonce == c.Nonce {
+				// A retry of a claim that committed: answer as the first.
+				res.Claimed = []Claimed{{Task: x.Task, ExecID: x.ExecID}}
+				res.State, res.Version, res.Meta, res.Created = e.state, rec.StateVersion, rec.Metadata, rec.CreatedAt
+				return res, nil
+			}
+		}
+	}
 	a.claimAdded(e, []uint64{c.TaskID}, &res)
 	if len(res.Claimed) == 0 {
 		return Result{Code: Stale, Status: rec.Status,

@@ -323,3 +323,31 @@ func TestAutoClaimOnStartAndComplete(t *testing.T) {
 	require.Equal(t, OK, r.Code)
 	require.Empty(t, r.Claimed, "nothing is claimed while paused")
 }
+
+func TestRetriedStartAndClaimAnswerAsTheFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := start("wf", "A")
+	c.Nonce = "req-1"
+	require.Equal(t, OK, b.do(t, c).Code)
+	require.Equal(t, OK, b.do(t, c).Code, "the same start retried")
+	other := start("wf", "A")
+	other.Nonce = "req-2"
+	require.Equal(t, Exists, b.do(t, other).Code, "another start of the same ID")
+	require.Equal(t, Exists, b.do(t, start("wf", "A")).Code, "a start without nonce")
+
+	cl := claim("wf", 1, 110)
+	cl.Nonce = "claim-1"
+	first := b.do(t, cl)
+	require.Equal(t, OK, first.Code)
+	again := b.do(t, cl)
+	require.Equal(t, OK, again.Code, "the same claim retried")
+	require.Equal(t, first.Claimed, again.Claimed)
+	cl.Nonce = "claim-2"
+	require.Equal(t, Stale, b.do(t, cl).Code, "another claim of a claimed task")
+
+	b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: first.Claimed[0].ExecID, Now: 120})
+	c.Now = 130
+	require.Equal(t, OK, b.do(t, c).Code, "a retried start still answers after the workflow ended")
+	require.Equal(t, StatusCompleted, b.status(t, "wf").View.Status)
+}

@@ -63,6 +63,9 @@ type Execution struct {
 	Incarnation string `json:"inc"`
 	StartedAt   int64  `json:"st"`
 	LeaseUntil  int64  `json:"lu"`
+	// ClaimNonce is the nonce of the command that claimed it, so a retried
+	// claim is recognised.
+	ClaimNonce string `json:"cn,omitempty"`
 }
 
 // Record is a workflow's stored record (everything but its state and history,
@@ -88,6 +91,9 @@ type Record struct {
 	BlockedSince int64             `json:"b,omitempty"`
 	Starter      string            `json:"st,omitempty"`
 	InitialNodes []string          `json:"in,omitempty"`
+	// StartNonce is the nonce of the start command, so a retried start is
+	// recognised as the same start.
+	StartNonce string `json:"sn,omitempty"`
 }
 
 // HistoryEntry is one finished (or failed) run of a task.
