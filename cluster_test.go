@@ -144,6 +144,18 @@ func TestThreeMemberCluster(t *testing.T) {
 		}
 		return leaders == 1
 	}, 10*time.Second, 10*time.Millisecond)
+
+	// One member stops: the other two keep completing workflows at once,
+	// including those on shards it led (a proposal lost with the old
+	// leader is proposed again).
+	require.NoError(t, members[2].m.Stop())
+	for j := range 12 {
+		id := fmt.Sprintf("after-%d", j)
+		require.NoError(t, members[j%2].m.StartWorkflow(graft.WorkflowTrigger{
+			WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "A"}}, InitialState: map[string]any{"trail": []string{}},
+		}))
+		waitStatus(t, members[(j+1)%2].m, id, graft.WorkflowStateCompleted)
+	}
 }
 
 // countingNode counts its executions.

@@ -35,7 +35,7 @@ type result struct {
 //
 // Proposals dropped before entering the raft log (for example while the
 // shard has no leader) are retried with backoff until ctx ends, and so are
-// attempts that time out (after at most a second or 100 election timeouts)
+// attempts that time out (after a second or ten election timeouts)
 // because the leader they were forwarded to died: such an attempt may
 // still commit, so a command can be applied more than once and Logic must
 // treat a repeated command as a no-op (or answer it as the first). If ctx ends
@@ -49,6 +49,11 @@ func (h *Host) Propose(ctx context.Context, shardID uint64, cmd []byte) ([]byte,
 		return nil, err
 	}
 	bo := newBackoff()
+	var (
+		attempts     int
+		firstFailure time.Time
+		warned       bool
+	)
 	for {
 		req := &request{ctx: ctx, cmd: cmd, done: make(chan result, 1)}
 		select {
@@ -71,6 +76,13 @@ func (h *Host) Propose(ctx context.Context, shardID uint64, cmd []byte) ([]byte,
 		}
 		if !errors.Is(r.err, errDropped) && !errors.Is(r.err, errAmbiguous) {
 			return nil, r.err
+		}
+		if attempts++; attempts == 1 {
+			firstFailure = time.Now()
+		} else if time.Since(firstFailure) > time.Second && !warned {
+			warned = true
+			h.log.Warn("proposal still not committed after retries", attrShard, shardID,
+				"attempts", attempts, "last_error", r.err)
 		}
 		if err := h.sleep(ctx, bo.next()); err != nil {
 			return nil, err
@@ -220,7 +232,7 @@ func (h *Host) proposalTimeout(batch []*request) time.Duration {
 
 // attemptTimeout bounds one proposal attempt: a proposal forwarded to a
 // leader that died is lost without notice and would otherwise hang until
-// its caller's deadline. 100 election timeouts, at least one second.
+// its caller's deadline. Ten election timeouts, at least one second.
 func (h *Host) attemptTimeout() time.Duration {
-	return max(time.Second, 100*time.Duration(h.cfg.RTTMillisecond*h.cfg.ElectionRTT)*time.Millisecond)
+	return max(time.Second, 10*time.Duration(h.cfg.RTTMillisecond*h.cfg.ElectionRTT)*time.Millisecond)
 }

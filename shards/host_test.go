@@ -363,3 +363,35 @@ func TestErrorTranslation(t *testing.T) {
 	other := errors.New("other")
 	require.Equal(t, other, translate(other))
 }
+
+// With one of three hosts closed, the other two keep committing on every
+// shard, including shards the closed host led: a proposal lost with the
+// old leader is proposed again.
+func TestSurvivesAClosedHost(t *testing.T) {
+	t.Parallel()
+	nodes := make([]*testNode, 3)
+	addrs := map[uint64]string{}
+	for i := range nodes {
+		nodes[i] = newTestNode(t, fmt.Sprintf("n%d", i+1), Config{})
+		addrs[uint64(i+1)] = nodes[i].cfg.RaftAddress
+	}
+	for s := uint64(1); s <= 4; s++ {
+		for i, n := range nodes {
+			require.NoError(t, n.h.StartShard(s, uint64(i+1), addrs, false))
+		}
+	}
+	for s := uint64(1); s <= 4; s++ {
+		waitLeader(t, nodes[0].h, s)
+	}
+	require.NoError(t, nodes[2].h.Close())
+	for round := range 3 {
+		for s := uint64(1); s <= 4; s++ {
+			for _, n := range nodes[:2] {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := n.h.Propose(ctx, s, fmt.Appendf(nil, "r%d=%d", round, s))
+				cancel()
+				require.NoError(t, err, "round %d shard %d via %s", round, s, n.cfg.NodeID)
+			}
+		}
+	}
+}
