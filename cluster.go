@@ -19,6 +19,7 @@ import (
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/ring"
 	"github.com/eleven-am/graft/shards"
 )
@@ -34,7 +35,16 @@ const (
 const (
 	rpcApply = "apply" // propose a command to a shard this member hosts
 	rpcRead  = "read"  // linearizable read of a shard this member hosts
+	rpcEvent = "event" // a workflow lifecycle change, for the member that started it
 )
+
+// forwardedEvent carries a lifecycle change from a shard's leader to the
+// member that started the workflow.
+type forwardedEvent struct {
+	From string        `json:"from"`
+	Kind wf.ChangeKind `json:"kind"`
+	View wf.View       `json:"view"`
+}
 
 // layout is a cluster member's bootstrap record, kept in DataDir/cluster.json
 // so a restarted member starts the same replicas with the same IDs.
@@ -63,6 +73,10 @@ type cluster struct {
 	mu          sync.Mutex
 	coordinator string
 
+	// outbox holds lifecycle events for the members that started their
+	// workflows; full means dropped (events are best effort).
+	outbox chan forwardedEvent
+
 	wg   sync.WaitGroup
 	stop chan struct{}
 }
@@ -75,7 +89,7 @@ func (c *Config) clustered() bool { return c.Cluster.ExpectedMembers > 1 }
 func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uint64) error {
 	host, portText, _ := net.SplitHostPort(m.cfg.BindAddr)
 	raftPort, _ := strconv.Atoi(portText)
-	c := &cluster{m: m, client: rpc.NewClient(nil), stop: make(chan struct{})}
+	c := &cluster{m: m, client: rpc.NewClient(nil), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 1024)}
 	m.mu.Lock()
 	m.cluster = c
 	m.mu.Unlock()
@@ -138,10 +152,14 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if err := g.Start(ctx); err != nil {
 		return fmt.Errorf("starting gossip: %w", err)
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
 		c.watchMembership()
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.forwardEvents()
 	}()
 
 	lay, err := loadLayout(m.cfg.DataDir)
@@ -190,7 +208,11 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 	for {
 		peers = peers[:0]
 		for _, p := range c.gossip.Members() {
-			if p.Tags[tagShards] == strconv.FormatUint(shardCount, 10) && p.Tags[tagRaft] != "" {
+			if n := p.Tags[tagShards]; n != "" && n != strconv.FormatUint(shardCount, 10) {
+				return nil, fmt.Errorf("%w: member %s has %s shards and this data directory %d; every member of a cluster needs the same Cluster.ShardCount",
+					ErrInvalidConfig, p.ID, n, shardCount)
+			}
+			if p.Tags[tagRaft] != "" {
 				peers = append(peers, p)
 			}
 		}
@@ -377,6 +399,16 @@ func fromRemote(err error) error {
 
 // handleRPC serves the calls of other members.
 func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	if method == rpcEvent {
+		var fe forwardedEvent
+		if err := json.Unmarshal(payload, &fe); err != nil {
+			return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding event: %w", err)}
+		}
+		if ev := m.workflowEvent(&wf.Change{Kind: fe.Kind, View: fe.View}, fe.From); ev != nil {
+			m.bus.Publish(ev)
+		}
+		return nil, nil
+	}
 	if len(payload) < 8 {
 		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: errors.New("short payload")}
 	}
@@ -406,6 +438,49 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 		return nil, &rpc.CodedError{Code: code, Err: err}
 	}
 	return out, nil
+}
+
+// sendEvent queues a lifecycle change for the member that started the
+// workflow, if that is another member.
+func (c *cluster) sendEvent(ch *wf.Change) {
+	if ch.View.Starter == "" || ch.View.Starter == c.m.cfg.NodeID {
+		return
+	}
+	select {
+	case c.outbox <- forwardedEvent{From: c.m.cfg.NodeID, Kind: ch.Kind, View: ch.View}:
+	default:
+		c.m.log.Warn("event for the starting member dropped: outbox full", logkeys.Workflow, ch.View.ID)
+	}
+}
+
+// forwardEvents delivers queued lifecycle events to the members that
+// started the workflows (best effort: an unreachable member misses them).
+func (c *cluster) forwardEvents() {
+	for {
+		select {
+		case <-c.stop:
+			return
+		case fe := <-c.outbox:
+			addr := ""
+			for _, p := range c.gossip.Members() {
+				if p.ID == fe.View.Starter {
+					addr = p.Tags[tagRPC]
+				}
+			}
+			if addr == "" {
+				continue
+			}
+			b, err := json.Marshal(fe)
+			if err != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if _, err := c.client.Call(ctx, addr, rpcEvent, b); err != nil {
+				c.m.log.Debug("forwarding a workflow event failed", logkeys.Workflow, fe.View.ID, "to", fe.View.Starter, "error", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // watchMembership turns gossip membership changes into events and tracks

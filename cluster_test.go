@@ -89,6 +89,11 @@ func TestThreeMemberCluster(t *testing.T) {
 		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"B", "C"}, &runs}))
 		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"C", ""}, &runs}))
 	})
+	var completedAt sync.Map // member/workflow → event
+	for _, cm := range members {
+		id := cm.cfg.NodeID
+		cm.m.OnWorkflowCompleted(func(e *graft.WorkflowCompletedEvent) { completedAt.Store(id+"/"+e.WorkflowID, e) })
+	}
 	for i, cm := range members {
 		id := cm.cfg.NodeID
 		require.NoError(t, cm.m.RegisterCommandHandler("ping", func(_ context.Context, from string, _ any) error {
@@ -117,6 +122,16 @@ func TestThreeMemberCluster(t *testing.T) {
 		}
 	}
 	require.Equal(t, int64(3*len(ids)), runs.Load(), "every step ran exactly once")
+
+	// The member that started a workflow receives its completion event,
+	// wherever the workflow ran.
+	for i, cm := range members {
+		for j := range 8 {
+			key := fmt.Sprintf("%s/wf-%d-%d", cm.cfg.NodeID, i, j)
+			require.Eventually(t, func() bool { _, ok := completedAt.Load(key); return ok }, 10*time.Second, 5*time.Millisecond,
+				"no completion event for %s", key)
+		}
+	}
 
 	// A command broadcast from one member runs on all, with its sender.
 	require.NoError(t, members[1].m.BroadcastCommand(context.Background(), &graft.DevCommand{Command: "ping"}))
@@ -167,4 +182,40 @@ type countingNode struct {
 func (n *countingNode) Execute(ctx context.Context, s *seqState, c map[string]any) (*graft.NodeResult, error) {
 	n.runs.Add(1)
 	return n.seqNode.Execute(ctx, s, c)
+}
+
+// A member whose shard count differs from the others' refuses to join.
+func TestClusterRefusesDifferentShardCount(t *testing.T) {
+	t.Parallel()
+	raft := []int{portOf(t, freeAddr(t)), portOf(t, freeAddr(t))}
+	gossipPorts := []int{portOf(t, freeAddr(t)), portOf(t, freeAddr(t))}
+	peers := []graft.StaticPeer{
+		{ID: "n1", Address: "127.0.0.1", Port: raft[0], GossipPort: gossipPorts[0]},
+		{ID: "n2", Address: "127.0.0.1", Port: raft[1], GossipPort: gossipPorts[1]},
+	}
+	ms := make([]*graft.Manager, 2)
+	for i, shards := range []int{4, 8} {
+		id := peers[i].ID
+		cfg := graft.DefaultConfig(id, "127.0.0.1:"+strconv.Itoa(raft[i]), t.TempDir())
+		cfg.Logger = testLogger(t, id)
+		cfg.Cluster.ExpectedMembers = 2
+		cfg.Cluster.ShardCount = shards
+		cfg.Cluster.GossipPort = gossipPorts[i]
+		cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
+		cfg.Expert.Memberlist = fastGossip
+		ms[i] = graft.NewWithConfig(cfg)
+		t.Cleanup(func() { require.NoError(t, ms[i].Stop()) })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Go(func() { errs[i] = m.Start(ctx, 0) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.ErrorIs(t, err, graft.ErrInvalidConfig, "member %d", i+1)
+		require.ErrorContains(t, err, "ShardCount")
+	}
 }

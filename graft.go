@@ -325,9 +325,17 @@ func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
 	if !m.leads(shardID) {
 		return // the shard's leader publishes the lifecycle events
 	}
+	m.mu.Lock()
+	c := m.cluster
+	m.mu.Unlock()
 	for i := range changes {
-		if ev := m.workflowEvent(&changes[i]); ev != nil {
-			m.bus.Publish(ev)
+		ev := m.workflowEvent(&changes[i], m.cfg.NodeID)
+		if ev == nil {
+			continue
+		}
+		m.bus.Publish(ev)
+		if c != nil {
+			c.sendEvent(&changes[i])
 		}
 	}
 }

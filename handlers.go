@@ -51,11 +51,11 @@ func (m *Manager) OnNodeLeft(fn func(*NodeLeftEvent)) { events.Subscribe(m.bus, 
 func (m *Manager) OnLeaderChanged(fn func(*LeaderChangedEvent)) { events.Subscribe(m.bus, fn) }
 
 // workflowEvent maps a committed lifecycle change to its event, or nil.
-func (m *Manager) workflowEvent(c *wf.Change) any {
+// node is the member that applied it (NodeID of the event).
+func (m *Manager) workflowEvent(c *wf.Change, node string) any {
 	v := &c.View
 	started := unixTime(v.CreatedAt)
 	at := unixTime(v.UpdatedAt)
-	node := m.cfg.NodeID
 	switch c.Kind {
 	case wf.ChangeStarted:
 		return &events.WorkflowStartedEvent{WorkflowID: v.ID, StartedAt: started, InitialNodes: v.InitialNodes,
