@@ -3,10 +3,14 @@
 #   make test   vet + every test with the race detector
 GO ?= go
 
-.PHONY: demo test test-short bench soak vet
+.PHONY: demo cluster-demo test test-short bench soak vet
 
 demo:
 	$(GO) run ./examples/quickstart
+
+# 3 member processes on loopback (examples/cluster): workflows, one member stopped, the rest finish.
+cluster-demo:
+	$(GO) run ./examples/cluster
 
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...

@@ -22,6 +22,7 @@ import (
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/ring"
 	"github.com/eleven-am/graft/shards"
+	"github.com/hashicorp/memberlist"
 )
 
 // Gossip tags every member publishes.
@@ -89,13 +90,21 @@ func (c *Config) clustered() bool { return c.Cluster.ExpectedMembers > 1 }
 func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uint64) error {
 	host, portText, _ := net.SplitHostPort(m.cfg.BindAddr)
 	raftPort, _ := strconv.Atoi(portText)
-	c := &cluster{m: m, client: rpc.NewClient(nil), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 1024)}
+	netw := m.cfg.Expert.Network
+	var dial func(context.Context, string) (net.Conn, error)
+	if netw != nil {
+		dial = netw.Dialer(host)
+	}
+	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 1024)}
 	m.mu.Lock()
 	m.cluster = c
 	m.mu.Unlock()
 
-	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(grpcPort)))
-	if err != nil {
+	var l net.Listener
+	var err error
+	if netw != nil {
+		l = netw.Listen(host)
+	} else if l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(grpcPort))); err != nil {
 		return fmt.Errorf("listening for member RPC on port %d: %w", grpcPort, err)
 	}
 	c.rpcAddr = l.Addr().String()
@@ -106,8 +115,11 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if gossipPort == 0 {
 		gossipPort = raftPort + 1
 	}
-	ip, err := resolveIP(host)
-	if err != nil {
+	ip := "0.0.0.0" // with Expert.Network, the transport decides the address
+	var transport memberlist.NodeAwareTransport
+	if netw != nil {
+		transport = netw.MemberlistTransport(host)
+	} else if ip, err = resolveIP(host); err != nil {
 		return fmt.Errorf("%w: BindAddr host %q: %v", ErrInvalidConfig, host, err)
 	}
 	var disc []gossip.Discoverer
@@ -142,6 +154,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		Key:  m.cfg.Cluster.Key, Policy: policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
 		Discovery: disc, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
 		MemberlistConfig: m.cfg.Expert.Memberlist,
+		Transport:        transport,
 		Logger:           m.log.With(logkeys.Component, "gossip"),
 	})
 	if err != nil {

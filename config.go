@@ -2,6 +2,7 @@ package graft
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	dbconfig "github.com/lni/dragonboat/v4/config"
 )
 
 // DiscoveryType names a way of finding the other members of a cluster.
@@ -162,6 +164,24 @@ type ExpertConfig struct {
 	// settings; Graft then overwrites the name, addresses and ports, keys,
 	// transport and logger. Nil keeps memberlist's LAN defaults.
 	Memberlist func(*memberlist.Config)
+	// Network, if set, carries the member's three links (gossip, Raft and
+	// member RPC) instead of TCP/UDP: the chaos harness passes its
+	// fault-injecting in-process network (chaos.Network). With it, BindAddr
+	// is "name:port" where name is this member's endpoint on the network.
+	Network Network
+}
+
+// Network is a replacement for the member's links; chaos.Network is one.
+// Implementations must be safe for concurrent use.
+type Network interface {
+	// MemberlistTransport is the gossip transport of endpoint name.
+	MemberlistTransport(name string) memberlist.NodeAwareTransport
+	// RaftTransportFactory is the Raft transport of endpoint name.
+	RaftTransportFactory(name string) dbconfig.TransportFactory
+	// Listen is the member RPC listener of endpoint name.
+	Listen(name string) net.Listener
+	// Dialer dials other endpoints' listeners from endpoint from.
+	Dialer(from string) func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // NoDiskCheck as Expert.MinFreeDiskBytes disables the free-space check.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
+	dbconfig "github.com/lni/dragonboat/v4/config"
 )
 
 // lifecycle states of a Manager.
@@ -172,7 +174,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 	}
 	engine, err := executor.NewEngine(executor.EngineConfig{
 		MemberID: m.cfg.NodeID, Incarnation: m.incarnate, Registry: m.registry,
-		Store: (*store)(m), Events: m.bus, Logger: m.log,
+		Store: (*store)(m), Events: m.bus, Logger: m.log, Alive: m.memberAlive,
 		WorkerCount: m.cfg.Engine.WorkerCount, ClaimAhead: m.cfg.Engine.QueueBufferSize,
 		MaxRetries: retries, RetryDelay: m.cfg.Engine.RetryDelay, MaxRetryDelay: m.cfg.Engine.MaxRetryDelay,
 		StepTimeout: m.cfg.Engine.StepTimeout, BlockedTimeout: m.cfg.Engine.BlockedTimeout,
@@ -193,6 +195,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 		Logger:             m.cfg.Logger, // shards adds graft.node itself
 		NewLogic:           m.newLogic,
 		OnLeaderChange:     m.onLeaderChange,
+		TransportFactory:   m.raftTransport(),
 	})
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
@@ -452,6 +455,37 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 	slices.Sort(info.LeadShards)
 	info.Metrics.DroppedEvents = m.bus.Dropped()
 	return info
+}
+
+// memberAlive reports whether gossip sees member alive (always true on a
+// lone member).
+func (m *Manager) memberAlive(member string) bool {
+	m.mu.Lock()
+	c := m.cluster
+	m.mu.Unlock()
+	if c == nil || c.gossip == nil {
+		return true
+	}
+	for _, p := range c.gossip.Members() {
+		if p.ID == member {
+			return true
+		}
+	}
+	return false
+}
+
+// endpoint is this member's name on Expert.Network: BindAddr's host.
+func (m *Manager) endpoint() string {
+	host, _, _ := net.SplitHostPort(m.cfg.BindAddr)
+	return host
+}
+
+// raftTransport is Expert.Network's Raft transport, or nil for TCP.
+func (m *Manager) raftTransport() dbconfig.TransportFactory {
+	if m.cfg.Expert.Network == nil {
+		return nil
+	}
+	return m.cfg.Expert.Network.RaftTransportFactory(m.endpoint())
 }
 
 // leads reports whether this member leads shard s.

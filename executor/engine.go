@@ -52,6 +52,16 @@ type wfState struct {
 	timeoutQueued bool
 }
 
+// busy reports whether an outcome of this workflow is being committed.
+func (w *wfState) busy() bool {
+	for _, r := range w.running {
+		if r.committing {
+			return true
+		}
+	}
+	return false
+}
+
 // run is a claimed execution of this member.
 type run struct {
 	it      *item
@@ -62,6 +72,8 @@ type run struct {
 	meta    map[string]string       // workflow metadata
 	created int64                   // workflow start
 	cancel  context.CancelCauseFunc // set once the step runs
+
+	committing bool // the step finished; its outcome (and any claims it makes) is being committed
 }
 
 // newRun describes claimed execution c of the workflow res reports on.
@@ -298,7 +310,7 @@ func (e *Engine) recoverExecutionsLocked(w *wfState, v *wf.View) {
 		if _, ok := w.running[x.ExecID]; ok {
 			continue
 		}
-		if x.Member == e.cfg.MemberID || x.LeaseUntil <= now {
+		if x.Member == e.cfg.MemberID || x.LeaseUntil <= now || !e.alive(x.Member) {
 			e.requeueAsync(w.key, x.ID, x.ExecID, false)
 			continue
 		}
@@ -707,20 +719,34 @@ func (e *Engine) sweep() {
 		return
 	}
 	for _, w := range e.wfs {
+		if w.busy() {
+			// An outcome being committed may claim executions this engine
+			// adopts once the commit answers.
+			continue
+		}
 		for _, x := range w.execs {
 			if _, ok := w.running[x.ExecID]; ok {
 				continue
+			}
+			if it := w.tasks[x.ID]; it != nil && it.state == itemClaiming {
+				continue // a claim of it is in flight
 			}
 			switch {
 			case x.Member == e.cfg.MemberID && x.Incarnation != e.cfg.Incarnation:
 				e.requeueAsync(w.key, x.ID, x.ExecID, false)
 			case x.Member == e.cfg.MemberID && now.Sub(time.Unix(0, x.StartedAt)) > orphanGrace:
 				e.requeueAsync(w.key, x.ID, x.ExecID, true)
-			case x.Member != e.cfg.MemberID && x.LeaseUntil <= now.UnixNano():
+			case x.Member != e.cfg.MemberID && (x.LeaseUntil <= now.UnixNano() || !e.alive(x.Member)):
 				e.requeueAsync(w.key, x.ID, x.ExecID, false)
 			}
 		}
 	}
+}
+
+// alive reports whether member is alive according to EngineConfig.Alive
+// (always, without one).
+func (e *Engine) alive(member string) bool {
+	return e.cfg.Alive == nil || e.cfg.Alive(member)
 }
 
 // PurgeNow purges, on every shard this member leads, the terminal workflows
@@ -764,6 +790,38 @@ func (e *Engine) QueueDepth() int {
 		}
 	}
 	return n
+}
+
+// releaseClaims gives back the executions this member claimed but did not
+// finish (claimed ahead and never started, or cancelled by Stop), so the
+// shard's next leader runs them at once instead of after their lease.
+func (e *Engine) releaseClaims() {
+	type claim struct {
+		k         wfKey
+		task      uint64
+		exec      string
+		unstarted bool
+	}
+	var claims []claim
+	e.mu.Lock()
+	for _, w := range e.wfs {
+		for id, r := range w.running {
+			if !r.committing {
+				claims = append(claims, claim{w.key, r.task.ID, id, r.cancel == nil})
+			}
+		}
+	}
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(e.storeCtx, 2*time.Second)
+	defer cancel()
+	for _, c := range claims {
+		_, err := e.cfg.Store.Apply(ctx, c.k.shard, &wf.Command{Op: wf.OpRequeue, WF: c.k.id,
+			Now: e.now().UnixNano(), TaskID: c.task, ExecID: c.exec, Unstarted: c.unstarted})
+		if err != nil {
+			e.log.Debug("releasing a claim at stop", logkeys.Workflow, c.k.id, "error", err)
+			return
+		}
+	}
 }
 
 // awaitCommits waits (at most 5s) for step outcomes being committed.
@@ -821,6 +879,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		// done, so this waits for all of them; they land before proposals
 		// are cancelled and do not re-run after restart.
 		e.awaitCommits()
+		e.releaseClaims()
 	case <-grace.C():
 		e.log.Error("steps ignored cancellation; abandoning them (they re-run after restart)")
 	}

@@ -44,6 +44,10 @@ type EngineConfig struct {
 	Logger *slog.Logger
 	// Clock; nil means the system clock.
 	Clock Clock
+	// Alive reports whether another member is alive (from gossip); the
+	// executions of a member that is not are re-queued at once instead of
+	// when their lease lapses. Nil means every member counts as alive.
+	Alive func(member string) bool
 
 	// WorkerCount is how many steps run at once. Default 8.
 	WorkerCount int

@@ -64,6 +64,9 @@ func (e *Engine) workLoop() {
 			forget()
 			continue
 		}
+		e.mu.Lock()
+		r.committing = true
+		e.mu.Unlock()
 		e.goFunc(func() {
 			defer e.commits.Done()
 			e.commit(it.shard, cmd)

@@ -53,7 +53,7 @@ func main() {
 	var (
 		workflows  = flag.Int("workflows", 20000, "workflows per workflow scenario")
 		starters   = flag.Int("starters", 16, "goroutines starting workflows")
-		scenarios  = flag.String("scenarios", "seq3,fanout3,raw-propose,seq3-half", "comma-separated scenarios to run, in order")
+		scenarios  = flag.String("scenarios", "seq3,fanout3,raw-propose,seq3-half,seq3-cluster", "comma-separated scenarios to run, in order")
 		dir        = flag.String("dir", "", "parent of the scenarios' data directories (default: a temporary directory, removed at the end)")
 		shardCount = flag.Int("shards", 0, "Cluster.ShardCount (0: the Graft default)")
 		workers    = flag.Int("workers", 0, "Engine.WorkerCount (0: the Graft default)")
@@ -79,10 +79,11 @@ func main() {
 // after a failed scenario and reports every failure.
 func run(o *options, list, dir, cpuprofile string) error {
 	all := map[string]scenarioFunc{
-		"seq3":        runSeq3,
-		"fanout3":     runFanout3,
-		"seq3-half":   runSeq3Half,
-		"raw-propose": runRawPropose,
+		"seq3":         runSeq3,
+		"fanout3":      runFanout3,
+		"seq3-half":    runSeq3Half,
+		"raw-propose":  runRawPropose,
+		"seq3-cluster": runSeq3Cluster,
 		// Not in the default list: it runs 5×workflows over about a minute.
 		"retention-soak": runRetentionSoak,
 	}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eleven-am/graft"
+	"github.com/hashicorp/memberlist"
+)
+
+// clusterSize is the number of in-process members of seq3-cluster.
+const clusterSize = 3
+
+// fastGossip shortens memberlist's timers for members on loopback (as the
+// cluster tests do).
+func fastGossip(c *memberlist.Config) {
+	l := memberlist.DefaultLocalConfig()
+	c.ProbeInterval, c.ProbeTimeout = 200*time.Millisecond, 100*time.Millisecond
+	c.SuspicionMult, c.GossipInterval, c.PushPullInterval = 2, 20*time.Millisecond, time.Second
+	c.TCPTimeout, c.IndirectChecks = l.TCPTimeout, l.IndirectChecks
+}
+
+// runSeq3Cluster runs seq3 closed-loop on three in-process members on
+// loopback (RF 3, static discovery), workflow i started on member i mod 3.
+// Only a shard's leader (and the starting member) publishes lifecycle
+// events, so every member's completion events feed the tracker, which
+// counts each workflow once.
+func runSeq3Cluster(ctx context.Context, o *options, dir string, _ map[string]*result) (*result, error) {
+	sh := seq3()
+	tr := newTracker(o.workflows)
+	members, err := startClusterMembers(ctx, o, dir, sh, tr)
+	if err != nil {
+		return nil, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			stopAll(members)
+		}
+	}()
+
+	var (
+		errOnce  sync.Once
+		startErr error
+		quit     = make(chan struct{})
+		quitOnce sync.Once
+		wg       sync.WaitGroup
+		next     atomic.Int64
+	)
+	stop := func() { quitOnce.Do(func() { close(quit) }) }
+	tr.base = time.Now()
+	for range o.starters {
+		wg.Go(func() {
+			for {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				i := int(next.Add(1) - 1)
+				if i >= o.workflows {
+					return
+				}
+				called := tr.since()
+				tr.called[i].Store(called)
+				tr.scheduled[i].Store(called)
+				err := members[i%len(members)].StartWorkflow(graft.WorkflowTrigger{
+					WorkflowID:   idPrefix + strconv.Itoa(i),
+					InitialNodes: []graft.NodeConfig{{Name: sh.nodes[0].name}},
+				})
+				tr.startDur[i].Store(tr.since() - called)
+				if err != nil {
+					errOnce.Do(func() { startErr = fmt.Errorf("on member n%d: %w", i%len(members)+1, err) })
+					stop()
+					return
+				}
+			}
+		})
+	}
+	startsDone := make(chan struct{})
+	go func() { wg.Wait(); close(startsDone) }()
+	err = waitAll(o, tr, quit)
+	stop()
+	<-startsDone
+	if startErr != nil {
+		return nil, fmt.Errorf("starting workflows: %w", startErr)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	res := tr.summarise(sh, false)
+	res.Members = len(members)
+	res.Concurrency = o.starters
+	for _, m := range members {
+		info := m.GetClusterInfo()
+		res.Shards = info.Shards
+		res.DroppedEvents += info.Metrics.DroppedEvents
+	}
+	res.Workers = o.workers
+	if res.Workers == 0 {
+		res.Workers = graft.DefaultConfig("", "", "").Engine.WorkerCount
+	}
+	stopped = true
+	if err := stopAll(members); err != nil {
+		return nil, fmt.Errorf("stopping members: %w", err)
+	}
+	return res, nil
+}
+
+// startClusterMembers starts clusterSize members on free loopback ports,
+// each with its data under dir, sh's nodes and tr's handlers, concurrently
+// (they bootstrap together once gossip sees all of them).
+func startClusterMembers(ctx context.Context, o *options, dir string, sh shape, tr *tracker) ([]*graft.Manager, error) {
+	type ports struct{ raft, gossip int }
+	ps := make([]ports, clusterSize)
+	var peers []graft.StaticPeer
+	for i := range ps {
+		for _, p := range []*int{&ps[i].raft, &ps[i].gossip} {
+			addr, err := freeAddr()
+			if err != nil {
+				return nil, err
+			}
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			if *p, err = strconv.Atoi(port); err != nil {
+				return nil, err
+			}
+		}
+		peers = append(peers, graft.StaticPeer{ID: fmt.Sprintf("n%d", i+1), Address: "127.0.0.1", Port: ps[i].raft, GossipPort: ps[i].gossip})
+	}
+	members := make([]*graft.Manager, clusterSize)
+	for i, p := range ps {
+		id := fmt.Sprintf("n%d", i+1)
+		cfg := &graft.Config{NodeID: id, BindAddr: "127.0.0.1:" + strconv.Itoa(p.raft), DataDir: filepath.Join(dir, id), Logger: o.logger.With("member", id)}
+		cfg.Cluster.ExpectedMembers = clusterSize
+		cfg.Cluster.ReplicationFactor = clusterSize
+		cfg.Cluster.ShardCount = o.shards
+		cfg.Cluster.GossipPort = p.gossip
+		cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
+		cfg.Engine.WorkerCount = o.workers
+		cfg.Expert.Memberlist = fastGossip
+		m := graft.NewWithConfig(cfg)
+		for _, n := range sh.nodes {
+			if err := m.RegisterNode(&step{name: n.name, next: slices.Clone(n.next)}); err != nil {
+				return nil, err
+			}
+		}
+		m.OnWorkflowCompleted(tr.onCompleted)
+		m.OnWorkflowError(tr.onError)
+		members[i] = m
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, clusterSize)
+	for i, m := range members {
+		wg.Go(func() { errs[i] = m.Start(sctx, 0) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			stopAll(members)
+			return nil, fmt.Errorf("starting member n%d: %w", i+1, err)
+		}
+	}
+	return members, nil
+}
+
+// stopAll stops every member and returns the first error.
+func stopAll(members []*graft.Manager) error {
+	var first error
+	for _, m := range members {
+		if err := m.Stop(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
