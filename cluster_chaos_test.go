@@ -1,10 +1,8 @@
 package graft_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,41 +16,15 @@ import (
 // over the chaos network.
 func startChaosCluster(t *testing.T, net *chaos.Network, n int, register func(*graft.Manager)) []*clusterMember {
 	t.Helper()
-	var peers []graft.StaticPeer
-	for i := range n {
+	peers := make([]graft.StaticPeer, n)
+	for i := range peers {
 		name := fmt.Sprintf("n%d", i+1)
-		peers = append(peers, graft.StaticPeer{ID: name, Address: net.IP(name).String(), Port: 7000, GossipPort: chaos.MemberlistPort})
+		peers[i] = graft.StaticPeer{ID: name, Address: net.IP(name).String(), Port: 7000, GossipPort: chaos.MemberlistPort}
 	}
-	members := make([]*clusterMember, n)
-	for i := range n {
-		id := fmt.Sprintf("n%d", i+1)
-		cfg := graft.DefaultConfig(id, id+":7000", t.TempDir())
-		cfg.Logger = testLogger(t, id)
-		cfg.Cluster.ExpectedMembers = n
-		cfg.Cluster.ShardCount = 4
-		cfg.Cluster.GossipPort = chaos.MemberlistPort
-		cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
-		cfg.Expert.Memberlist = fastGossip
+	return startMembers(t, peers, func(p graft.StaticPeer, cfg *graft.Config) {
+		cfg.BindAddr = p.ID + ":7000"
 		cfg.Expert.Network = net
-		cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 20*time.Millisecond
-		cfg.Engine.DrainTimeout = 2 * time.Second
-		m := graft.NewWithConfig(cfg)
-		register(m)
-		members[i] = &clusterMember{cfg: cfg, m: m}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i, cm := range members {
-		wg.Go(func() { errs[i] = cm.m.Start(ctx, 0) })
-	}
-	wg.Wait()
-	for i, cm := range members {
-		t.Cleanup(func() { require.NoError(t, cm.m.Stop()) })
-		require.NoError(t, errs[i], "member n%d", i+1)
-	}
-	return members
+	}, register)
 }
 
 // A member cut off for longer than the failure-detection timeout: the

@@ -32,27 +32,33 @@ type clusterMember struct {
 // gets its nodes from register. They are stopped when the test ends.
 func startCluster(t *testing.T, n int, register func(*graft.Manager)) []*clusterMember {
 	t.Helper()
-	type ports struct{ raft, gossip int }
-	ps := make([]ports, n)
-	for i := range ps {
-		ps[i] = ports{portOf(t, freeAddr(t)), portOf(t, freeAddr(t))}
+	peers := make([]graft.StaticPeer, n)
+	for i := range peers {
+		peers[i] = graft.StaticPeer{ID: fmt.Sprintf("n%d", i+1), Address: "127.0.0.1",
+			Port: portOf(t, freeAddr(t)), GossipPort: portOf(t, freeAddr(t))}
 	}
-	var peers []graft.StaticPeer
-	for i, p := range ps {
-		peers = append(peers, graft.StaticPeer{ID: fmt.Sprintf("n%d", i+1), Address: "127.0.0.1", Port: p.raft, GossipPort: p.gossip})
-	}
-	members := make([]*clusterMember, n)
-	for i, p := range ps {
-		id := fmt.Sprintf("n%d", i+1)
-		cfg := graft.DefaultConfig(id, "127.0.0.1:"+strconv.Itoa(p.raft), t.TempDir())
-		cfg.Logger = testLogger(t, id)
-		cfg.Cluster.ExpectedMembers = n
+	return startMembers(t, peers, func(p graft.StaticPeer, cfg *graft.Config) {
+		cfg.BindAddr = "127.0.0.1:" + strconv.Itoa(p.Port)
+	}, register)
+}
+
+// startMembers starts one member per peer, all listing every peer for
+// discovery, with test timings; tweak sets what differs per member (at
+// least BindAddr). It waits until every member's Start returned.
+func startMembers(t *testing.T, peers []graft.StaticPeer, tweak func(graft.StaticPeer, *graft.Config), register func(*graft.Manager)) []*clusterMember {
+	t.Helper()
+	members := make([]*clusterMember, len(peers))
+	for i, p := range peers {
+		cfg := graft.DefaultConfig(p.ID, "", t.TempDir())
+		cfg.Logger = testLogger(t, p.ID)
+		cfg.Cluster.ExpectedMembers = len(peers)
 		cfg.Cluster.ShardCount = 4
-		cfg.Cluster.GossipPort = p.gossip
+		cfg.Cluster.GossipPort = p.GossipPort
 		cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
 		cfg.Expert.Memberlist = fastGossip
 		cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 20*time.Millisecond
 		cfg.Engine.DrainTimeout = 2 * time.Second
+		tweak(p, cfg)
 		m := graft.NewWithConfig(cfg)
 		register(m)
 		members[i] = &clusterMember{cfg: cfg, m: m}
@@ -60,14 +66,14 @@ func startCluster(t *testing.T, n int, register func(*graft.Manager)) []*cluster
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, n)
+	errs := make([]error, len(members))
 	for i, cm := range members {
 		wg.Go(func() { errs[i] = cm.m.Start(ctx, 0) })
 	}
 	wg.Wait()
 	for i, cm := range members {
 		t.Cleanup(func() { require.NoError(t, cm.m.Stop()) })
-		require.NoError(t, errs[i], "member n%d", i+1)
+		require.NoError(t, errs[i], "member %s", peers[i].ID)
 	}
 	return members
 }
