@@ -162,6 +162,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	}
 	c.gossip = g
 	g.OnUserEvent(m.onUserEvent)
+	g.OnQuery(m.onQuery)
 	if err := g.Start(ctx); err != nil {
 		return fmt.Errorf("starting gossip: %w", err)
 	}
@@ -561,6 +562,17 @@ func (c *cluster) close() error {
 	errs = append(errs, c.client.Close())
 	c.wg.Wait()
 	return errors.Join(errs...)
+}
+
+// onQuery runs a dev command sent with QueryCommand and answers with its
+// outcome.
+func (m *Manager) onQuery(name string, payload []byte, from string) ([]byte, error) {
+	if name != commandEvent {
+		return nil, fmt.Errorf("unknown query %q", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.RequestTimeout)
+	defer cancel()
+	return nil, m.runCommand(ctx, from, payload)
 }
 
 // onUserEvent runs a dev command broadcast by another member.

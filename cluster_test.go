@@ -154,6 +154,25 @@ func TestThreeMemberCluster(t *testing.T) {
 		return true
 	}, 10*time.Second, 10*time.Millisecond)
 
+	// A queried command collects every member's outcome, errors included.
+	for _, cm := range members {
+		id := cm.cfg.NodeID
+		require.NoError(t, cm.m.RegisterCommandHandler("check", func(context.Context, string, any) error {
+			if id == "n2" {
+				return fmt.Errorf("disk almost full on %s", id)
+			}
+			return nil
+		}))
+	}
+	qctx, qcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	replies, err := members[0].m.QueryCommand(qctx, &graft.DevCommand{Command: "check"})
+	qcancel()
+	require.NoError(t, err)
+	require.Len(t, replies, 3)
+	require.NoError(t, replies["n1"])
+	require.NoError(t, replies["n3"])
+	require.ErrorContains(t, replies["n2"], "disk almost full on n2")
+
 	// Cluster info: two peers each, exactly one coordinator.
 	require.Eventually(t, func() bool {
 		leaders := 0

@@ -118,3 +118,40 @@ func safeRun(fn func() error) (err error) {
 	}()
 	return fn()
 }
+
+// QueryCommand sends cmd to every member, this one included, runs their
+// handlers and collects each member's outcome: nil for success or the
+// handler's error, keyed by node ID. It returns when every member answered
+// or ctx ends; members that did not answer in time are absent. On a lone
+// member only the local handler runs.
+func (m *Manager) QueryCommand(ctx context.Context, cmd *DevCommand) (map[string]error, error) {
+	if _, err := m.running(); err != nil {
+		return nil, err
+	}
+	if cmd == nil || cmd.Command == "" {
+		return nil, fmt.Errorf("%w: empty command name", ErrInvalidCommand)
+	}
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: params are not JSON-encodable: %v", ErrInvalidCommand, cmd.Command, err)
+	}
+	if len(payload) > MaxCommandBytes {
+		return nil, fmt.Errorf("%w: %q is %d bytes encoded, over the limit of %d", ErrInvalidCommand, cmd.Command, len(payload), MaxCommandBytes)
+	}
+	out := map[string]error{}
+	m.mu.Lock()
+	c := m.cluster
+	m.mu.Unlock()
+	if c == nil || c.gossip == nil {
+		out[m.cfg.NodeID] = m.runCommand(ctx, m.cfg.NodeID, payload)
+		return out, nil
+	}
+	replies, err := c.gossip.Query(ctx, commandEvent, payload)
+	for id, r := range replies {
+		out[id] = r.Err
+	}
+	if err != nil && len(out) == 0 {
+		return nil, fmt.Errorf("%w: %q: %v", ErrInvalidCommand, cmd.Command, err)
+	}
+	return out, nil
+}

@@ -102,3 +102,18 @@ func TestCommands(t *testing.T) {
 		require.NoError(t, b.m.BroadcastCommand(ctx, &graft.DevCommand{Command: "fails"}))
 	})
 }
+
+// On a lone member QueryCommand runs the local handler and reports it.
+func TestQueryCommandOnALoneMember(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, nil)
+	require.NoError(t, b.m.RegisterCommandHandler("fail", func(context.Context, string, any) error {
+		return fmt.Errorf("refused")
+	}))
+	out, err := b.m.QueryCommand(context.Background(), &graft.DevCommand{Command: "fail"})
+	require.NoError(t, err)
+	require.Len(t, out, 1)
+	require.ErrorContains(t, out["n1"], "refused")
+	_, err = b.m.QueryCommand(context.Background(), &graft.DevCommand{Command: "x", Params: strings.Repeat("y", graft.MaxCommandBytes)})
+	require.ErrorIs(t, err, graft.ErrInvalidCommand)
+}
