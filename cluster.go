@@ -207,6 +207,11 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 			return err
 		}
 	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.balanceLoop()
+	}()
 	m.log.Info("cluster member started", "members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
 	return nil
 }
@@ -452,6 +457,38 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 		return nil, &rpc.CodedError{Code: code, Err: err}
 	}
 	return out, nil
+}
+
+// balanceLoop spreads shard leadership (and so step execution) over the
+// members: every two seconds, each shard this member leads whose preferred
+// leader (from the placement) is another alive member is handed over to it.
+// Transfers that silently do not happen are simply asked for again.
+func (c *cluster) balanceLoop() {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		c.m.mu.Lock()
+		h := c.m.host
+		c.m.mu.Unlock()
+		if h == nil {
+			continue
+		}
+		for s := range c.layout.Replicas {
+			pref := c.place.PreferredLeader(s)
+			if pref == "" || pref == c.m.cfg.NodeID || !h.IsLeader(s) || !c.m.memberAlive(pref) {
+				continue
+			}
+			target := uint64(slices.Index(c.layout.Members, pref) + 1)
+			if err := h.NodeHost().RequestLeaderTransfer(s, target); err != nil {
+				c.m.log.Debug("leader transfer not requested", logkeys.Shard, s, "to", pref, "error", err)
+			}
+		}
+	}
 }
 
 // sendEvent queues a lifecycle change for the member that started the

@@ -188,6 +188,17 @@ func TestThreeMemberCluster(t *testing.T) {
 		return leaders == 1
 	}, 10*time.Second, 10*time.Millisecond)
 
+	// Shard leadership spreads over the members (4 shards on 3 members).
+	require.Eventually(t, func() bool {
+		total, most, least := 0, 0, 4
+		for _, cm := range members {
+			n := len(cm.m.GetClusterInfo().LeadShards)
+			total += n
+			most, least = max(most, n), min(least, n)
+		}
+		return total == 4 && most-least <= 1
+	}, 20*time.Second, 50*time.Millisecond, "leadership never balanced")
+
 	// One member stops: the other two keep completing workflows at once,
 	// including those on shards it led (a proposal lost with the old
 	// leader is proposed again).
