@@ -79,3 +79,36 @@ func TestMinorityPartitionHeals(t *testing.T) {
 		}
 	}
 }
+
+// A member killed without a graceful leave (cut off for good): the others
+// keep completing workflows, including those on shards it led and those it
+// had claimed steps of.
+func TestKilledMemberIsRoutedAround(t *testing.T) {
+	net := chaos.NewNetwork(11)
+	t.Cleanup(func() { require.NoError(t, net.Close()) })
+	var runs atomic.Int64
+	members := startChaosCluster(t, net, 5, func(m *graft.Manager) {
+		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"A", "B"}, &runs}))
+		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"B", ""}, &runs}))
+	})
+	var acked []string
+	for j := range 10 {
+		id := fmt.Sprintf("load-%d", j)
+		require.NoError(t, members[j%5].m.StartWorkflow(graft.WorkflowTrigger{
+			WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "A"}}, InitialState: map[string]any{"trail": []string{}},
+		}))
+		acked = append(acked, id)
+	}
+	net.Isolate("n5") // killed: no leave, no goodbye
+	for j := range 8 {
+		id := fmt.Sprintf("after-kill-%d", j)
+		require.NoError(t, members[j%4].m.StartWorkflow(graft.WorkflowTrigger{
+			WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "A"}}, InitialState: map[string]any{"trail": []string{}},
+		}))
+		acked = append(acked, id)
+	}
+	for _, id := range acked {
+		s := waitStatus(t, members[0].m, id, graft.WorkflowStateCompleted)
+		require.JSONEq(t, `{"trail":["A","B"]}`, string(s.CurrentState), id)
+	}
+}

@@ -481,9 +481,16 @@ func (e *Engine) Adopt(shard uint64, wfID string, res *wf.Result) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	w := e.wfs[wfKey{shard, wfID}]
-	if e.stopping || w == nil {
-		// Left executing in the store: it re-runs when the shard's leader
-		// recovers executions (after restart, at once).
+	if e.stopping {
+		return // left executing: the next leader (or this member restarted) re-runs them
+	}
+	if w == nil {
+		// This member lost the shard's leadership while the command was in
+		// flight: give the claims back so the shard's leader runs them now,
+		// not when their lease lapses.
+		for _, c := range res.Claimed {
+			e.requeueAsync(wfKey{shard, wfID}, c.Task.ID, c.ExecID, true)
+		}
 		return
 	}
 	for _, c := range res.Claimed {
@@ -520,9 +527,12 @@ func (e *Engine) settleClaim(it *item, r *run, outcome claimOutcome) {
 			r.w = w
 		}
 		if e.stopping || w == nil {
-			// Left executing in the store: it re-runs when the shard's leader
-			// recovers executions (after restart, at once).
+			// Stopped, or no longer leading the shard: give the claim back
+			// (when stopping, the next leader or the restart re-runs it).
 			e.inflight--
+			if !e.stopping {
+				e.requeueAsync(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
+			}
 			return
 		}
 		e.runs[it] = r
