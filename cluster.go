@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rpc"
@@ -30,6 +31,7 @@ const (
 	tagRaft   = "raft"   // Raft address (Config.BindAddr)
 	tagRPC    = "rpc"    // member RPC address (host:grpcPort)
 	tagShards = "shards" // shard count of its data directory
+	tagNodes  = "nodes"  // comma-separated node types it registered
 )
 
 // RPC methods between members.
@@ -37,7 +39,23 @@ const (
 	rpcApply = "apply" // propose a command to a shard this member hosts
 	rpcRead  = "read"  // linearizable read of a shard this member hosts
 	rpcEvent = "event" // a workflow lifecycle change, for the member that started it
+	rpcExec  = "exec"  // run a step of a node type this member registered
 )
+
+// execRequest asks a member to run one step of a node it registered.
+type execRequest struct {
+	Node    string          `json:"node"`
+	Context WorkflowContext `json:"ctx"`
+	State   json.RawMessage `json:"state,omitempty"`
+	Config  json.RawMessage `json:"config,omitempty"`
+}
+
+// execReply is a remote step's outcome.
+type execReply struct {
+	Output    *executor.Output `json:"output,omitempty"`
+	Error     string           `json:"error,omitempty"`
+	Permanent bool             `json:"permanent,omitempty"`
+}
 
 // forwardedEvent carries a lifecycle change from a shard's leader to the
 // member that started the workflow.
@@ -69,7 +87,9 @@ type cluster struct {
 	client  *rpc.Client
 	rpcAddr string
 	layout  *layout
-	place   *ring.Placement
+	// shardCount is this member's shard count, published as a tag.
+	shardCount uint64
+	place      *ring.Placement
 
 	mu          sync.Mutex
 	coordinator string
@@ -108,6 +128,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		return fmt.Errorf("listening for member RPC on port %d: %w", grpcPort, err)
 	}
 	c.rpcAddr = l.Addr().String()
+	c.shardCount = shardCount
 	c.server = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), m.log.With(logkeys.Component, "rpc"))
 	c.server.Serve(l)
 
@@ -150,7 +171,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	}
 	g, err := gossip.New(gossip.Config{
 		NodeID: m.cfg.NodeID, BindAddr: ip, BindPort: gossipPort,
-		Tags: map[string]string{tagRaft: m.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(shardCount, 10)},
+		Tags: c.tags(),
 		Key:  m.cfg.Cluster.Key, Policy: policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
 		Discovery: disc, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
 		MemberlistConfig: m.cfg.Expert.Memberlist,
@@ -277,6 +298,14 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 	}
 	m.log.Info("cluster bootstrapped", "members", lay.Members, "shards", lay.Shards, "rf", lay.RF)
 	return lay, nil
+}
+
+// tags are the gossip tags this member publishes.
+func (c *cluster) tags() map[string]string {
+	return map[string]string{
+		tagRaft: c.m.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(c.shardCount, 10),
+		tagNodes: strings.Join(c.m.registry.Names(), ","),
+	}
 }
 
 func loadLayout(dir string) (*layout, error) {
@@ -418,6 +447,9 @@ func fromRemote(err error) error {
 
 // handleRPC serves the calls of other members.
 func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	if method == rpcExec {
+		return m.serveExec(ctx, payload)
+	}
 	if method == rpcEvent {
 		var fe forwardedEvent
 		if err := json.Unmarshal(payload, &fe); err != nil {
@@ -489,6 +521,88 @@ func (c *cluster) balanceLoop() {
 			}
 		}
 	}
+}
+
+// serveExec runs a step for another member (the shard's leader) that does
+// not have its node type.
+func (m *Manager) serveExec(ctx context.Context, payload []byte) ([]byte, error) {
+	var req execRequest
+	if err := json.Unmarshal(payload, &req); err != nil {
+		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding step: %w", err)}
+	}
+	var rep execReply
+	node, ok := m.registry.Get(req.Node)
+	if !ok {
+		rep.Error = fmt.Sprintf("node %q is not registered on member %q", req.Node, m.cfg.NodeID)
+	} else {
+		wc := req.Context
+		wc.MemberID = m.cfg.NodeID
+		out, err := node.Execute(executor.WithWorkflowContext(ctx, &wc), req.State, req.Config)
+		if err != nil {
+			rep.Error, rep.Permanent = err.Error(), executor.IsPermanent(err)
+		}
+		rep.Output = out
+	}
+	return json.Marshal(rep)
+}
+
+// remote runs steps on the members that registered their node types.
+type remote struct{ m *Manager }
+
+var _ executor.Remote = remote{}
+
+// Has reports whether another alive member registered node.
+func (r remote) Has(node string) bool { return r.member(node) != "" }
+
+// member returns the RPC address of an alive member (not this one) that
+// registered node, or "".
+func (r remote) member(node string) string {
+	r.m.mu.Lock()
+	c := r.m.cluster
+	r.m.mu.Unlock()
+	if c == nil || c.gossip == nil {
+		return ""
+	}
+	for _, p := range c.gossip.Members() {
+		if p.ID != r.m.cfg.NodeID && slices.Contains(strings.Split(p.Tags[tagNodes], ","), node) {
+			return p.Tags[tagRPC]
+		}
+	}
+	return ""
+}
+
+// Run executes node on a member that registered it.
+func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowContext, state, config json.RawMessage) (*executor.Output, error) {
+	addr := r.member(node)
+	if addr == "" {
+		return nil, fmt.Errorf("no alive member has node %q", node)
+	}
+	b, err := json.Marshal(execRequest{Node: node, Context: *wc, State: state, Config: config})
+	if err != nil {
+		return nil, executor.Permanent(err)
+	}
+	r.m.mu.Lock()
+	c := r.m.cluster
+	r.m.mu.Unlock()
+	if c == nil {
+		return nil, ErrClosed
+	}
+	out, err := c.client.Call(ctx, addr, rpcExec, b)
+	if err != nil {
+		return nil, fmt.Errorf("running node %q remotely: %w", node, fromRemote(err))
+	}
+	var rep execReply
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return nil, fmt.Errorf("decoding remote step outcome: %w", err)
+	}
+	if rep.Error != "" {
+		err := errors.New(rep.Error)
+		if rep.Permanent {
+			err = executor.Permanent(err)
+		}
+		return nil, err
+	}
+	return rep.Output, nil
 }
 
 // sendEvent queues a lifecycle change for the member that started the

@@ -257,3 +257,42 @@ func TestClusterRefusesDifferentShardCount(t *testing.T) {
 		require.ErrorContains(t, err, "ShardCount")
 	}
 }
+
+// whereNode records the member it ran on in the state.
+type whereNode struct{ name, next string }
+
+func (n *whereNode) GetName() string { return n.name }
+
+func (n *whereNode) Execute(ctx context.Context, s map[string]any, _ map[string]any) (*graft.NodeResult, error) {
+	wc, _ := graft.GetWorkflowContext(ctx)
+	s[n.name] = wc.MemberID
+	r := &graft.NodeResult{GlobalState: s}
+	if n.next != "" {
+		r.NextNodes = []graft.NextNode{{NodeName: n.next}}
+	}
+	return r, nil
+}
+
+// A step whose node type only one member registered runs on that member,
+// wherever its shard's leader is.
+func TestStepRunsWhereItsNodeIsRegistered(t *testing.T) {
+	members := startCluster(t, 3, func(m *graft.Manager) {
+		require.NoError(t, m.RegisterNode(&whereNode{"First", "Special"}))
+		require.NoError(t, m.RegisterNode(&whereNode{"Last", ""}))
+	})
+	require.NoError(t, members[2].m.RegisterNode(&whereNode{"Special", "Last"}))
+	// Start only once the other members learned that n3 has it.
+	require.Eventually(t, func() bool {
+		return members[0].m.StartWorkflow(graft.WorkflowTrigger{WorkflowID: "probe", InitialNodes: []graft.NodeConfig{{Name: "Special"}}}) == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	for i := range 9 {
+		id := fmt.Sprintf("special-%d", i)
+		require.NoError(t, members[i%3].m.StartWorkflow(graft.WorkflowTrigger{WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "First"}}}))
+		s := waitStatus(t, members[(i+1)%3].m, id, graft.WorkflowStateCompleted)
+		var st map[string]string
+		require.NoError(t, s.DecodeState(&st))
+		require.Equal(t, "n3", st["Special"], "%s: Special ran on %s", id, st["Special"])
+		require.NotEmpty(t, st["First"])
+		require.NotEmpty(t, st["Last"])
+	}
+}

@@ -97,18 +97,34 @@ func (m *Manager) RegisterNode(node any) error {
 	if err := m.registry.Register(node); err != nil {
 		return err
 	}
+	m.nodesChanged()
+	return nil
+}
+
+// nodesChanged tells the engine and, in a cluster, the other members.
+func (m *Manager) nodesChanged() {
 	m.mu.Lock()
-	e := m.engine
+	e, c := m.engine, m.cluster
 	m.mu.Unlock()
 	if e != nil {
 		e.NodesChanged()
 	}
-	return nil
+	if c != nil && c.gossip != nil {
+		if err := c.gossip.SetTags(c.tags()); err != nil {
+			m.log.Warn("publishing registered node types", "error", err)
+		}
+	}
 }
 
 // UnregisterNode removes a node. Pending steps of that node wait until it is
 // registered again.
-func (m *Manager) UnregisterNode(name string) error { return m.registry.Unregister(name) }
+func (m *Manager) UnregisterNode(name string) error {
+	if err := m.registry.Unregister(name); err != nil {
+		return err
+	}
+	m.nodesChanged()
+	return nil
+}
 
 // ListNodes returns the names of the registered nodes, sorted.
 func (m *Manager) ListNodes() []string { return m.registry.Names() }
@@ -174,7 +190,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 	}
 	engine, err := executor.NewEngine(executor.EngineConfig{
 		MemberID: m.cfg.NodeID, Incarnation: m.incarnate, Registry: m.registry,
-		Store: (*store)(m), Events: m.bus, Logger: m.log, Alive: m.memberAlive,
+		Store: (*store)(m), Events: m.bus, Logger: m.log, Alive: m.memberAlive, Remote: remote{m},
 		WorkerCount: m.cfg.Engine.WorkerCount, ClaimAhead: m.cfg.Engine.QueueBufferSize,
 		MaxRetries: retries, RetryDelay: m.cfg.Engine.RetryDelay, MaxRetryDelay: m.cfg.Engine.MaxRetryDelay,
 		StepTimeout: m.cfg.Engine.StepTimeout, BlockedTimeout: m.cfg.Engine.BlockedTimeout,

@@ -78,7 +78,7 @@ func (m *Manager) startCommand(t WorkflowTrigger) (*wf.Command, error) {
 	c := &wf.Command{Op: wf.OpStart, WF: t.WorkflowID, Now: time.Now().UnixNano(), Metadata: t.Metadata,
 		Starter: m.cfg.NodeID, Nonce: hex.EncodeToString(nonce)}
 	for i, n := range t.InitialNodes {
-		if _, ok := m.registry.Get(n.Name); !ok {
+		if _, ok := m.registry.Get(n.Name); !ok && !(remote{m}).Has(n.Name) {
 			return nil, invalid("workflow %q: InitialNodes[%d]: node %q is not registered", t.WorkflowID, i, n.Name)
 		}
 		var cfg json.RawMessage

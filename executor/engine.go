@@ -327,8 +327,8 @@ func (e *Engine) placeLocked(w *wfState, it *item) {
 	if w.status != wf.StatusRunning {
 		return
 	}
-	if _, ok := e.cfg.Registry.Get(it.task.Node); !ok {
-		e.log.Warn("pending node is not registered on this member; it waits until it is",
+	if !e.runnable(it.task.Node) {
+		e.log.Warn("pending node is registered on no member; it waits until it is",
 			logkeys.Workflow, w.key.id, logkeys.Step, it.task.Node)
 		return
 	}
@@ -411,11 +411,11 @@ type claimSnapshot struct {
 // claim evaluates CanStart and claims the task through the store.
 func (e *Engine) claim(it *item, snap claimSnapshot) {
 	node, ok := e.cfg.Registry.Get(it.task.Node)
-	if !ok {
+	if !ok && !e.runnable(it.task.Node) {
 		e.settleClaim(it, nil, claimPark)
 		return
 	}
-	if node.HasCanStart() {
+	if ok && node.HasCanStart() {
 		wc := e.workflowContext(it, snap, e.now())
 		ok, err := node.CanStart(WithWorkflowContext(e.storeCtx, wc), snap.state, it.task.Config)
 		if err != nil {
@@ -751,6 +751,14 @@ func (e *Engine) sweep() {
 			}
 		}
 	}
+}
+
+// runnable reports whether node is registered here or on another member.
+func (e *Engine) runnable(node string) bool {
+	if _, ok := e.cfg.Registry.Get(node); ok {
+		return true
+	}
+	return e.cfg.Remote != nil && e.cfg.Remote.Has(node)
 }
 
 // alive reports whether member is alive according to EngineConfig.Alive

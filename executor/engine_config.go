@@ -3,6 +3,7 @@ package executor
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,16 @@ type Publisher interface {
 	Publish(ev any)
 }
 
+// Remote runs steps whose node type is not registered on this member on a
+// member that registered it. Implementations must be safe for concurrent use.
+type Remote interface {
+	// Has reports whether some other alive member registered node.
+	Has(node string) bool
+	// Run executes node there with the step's context, state and config.
+	// Transport failures are returned as ordinary (retried) errors.
+	Run(ctx context.Context, node string, wc *WorkflowContext, state, config json.RawMessage) (*Output, error)
+}
+
 // EngineConfig configures an Engine. Zero values take the defaults noted.
 type EngineConfig struct {
 	// MemberID names this member in executions and events. Required.
@@ -44,6 +55,10 @@ type EngineConfig struct {
 	Logger *slog.Logger
 	// Clock; nil means the system clock.
 	Clock Clock
+	// Remote, if set, runs steps of node types this member does not have.
+	// Their CanStart, if any, is not evaluated. Nil means such steps wait
+	// until the node is registered here.
+	Remote Remote
 	// Alive reports whether another member is alive (from gossip); the
 	// executions of a member that is not are re-queued at once instead of
 	// when their lease lapses. Nil means every member counts as alive.

@@ -100,8 +100,9 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 
 	var out *Output
 	var err error
-	if !ok {
-		err = Permanent(fmt.Errorf("node %q is not registered on member %q", task.Node, e.cfg.MemberID))
+	remote := !ok && e.cfg.Remote != nil && e.cfg.Remote.Has(task.Node)
+	if !ok && !remote {
+		err = fmt.Errorf("node %q is registered on no member", task.Node)
 	} else {
 		stepCtx := WithWorkflowContext(ctx, wc)
 		if e.cfg.StepTimeout > 0 {
@@ -110,7 +111,11 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 				fmt.Errorf("node %q exceeded the step timeout of %s", task.Node, e.cfg.StepTimeout))
 			defer cancel()
 		}
-		out, err = node.Execute(stepCtx, r.state, task.Config)
+		if remote {
+			out, err = e.cfg.Remote.Run(stepCtx, task.Node, wc, r.state, task.Config)
+		} else {
+			out, err = node.Execute(stepCtx, r.state, task.Config)
+		}
 		if err != nil && stepCtx.Err() != nil {
 			if cause := context.Cause(stepCtx); cause != nil && !errors.Is(err, cause) {
 				err = fmt.Errorf("%w (context: %w)", err, cause)
@@ -172,7 +177,7 @@ func (e *Engine) finishOutput(c *wf.Command, nodeName string, read json.RawMessa
 		return nil
 	}
 	for _, n := range out.Next {
-		if _, ok := e.cfg.Registry.Get(n.Node); !ok {
+		if !e.runnable(n.Node) {
 			return Permanent(fmt.Errorf("node %q returned next node %q, which is not registered", nodeName, n.Node))
 		}
 		t := wf.NewTask{Node: n.Node, Config: n.Config, Priority: n.Priority, Key: n.IdempotencyKey, HasKey: n.HasKey}
