@@ -33,29 +33,29 @@ func Permanent(err error) error { return executor.Permanent(err) }
 
 // Event types delivered to the On* handlers.
 type (
-	// WorkflowStartedEvent: a workflow was accepted.
+	// WorkflowStartedEvent reports that a workflow was accepted.
 	WorkflowStartedEvent = events.WorkflowStartedEvent
-	// WorkflowCompletedEvent: a workflow finished with nothing left to run.
+	// WorkflowCompletedEvent reports that a workflow finished with nothing left to run.
 	WorkflowCompletedEvent = events.WorkflowCompletedEvent
-	// WorkflowErrorEvent: a workflow failed.
+	// WorkflowErrorEvent reports that a workflow failed.
 	WorkflowErrorEvent = events.WorkflowErrorEvent
-	// WorkflowPausedEvent: a workflow was paused.
+	// WorkflowPausedEvent reports that a workflow was paused.
 	WorkflowPausedEvent = events.WorkflowPausedEvent
-	// WorkflowResumedEvent: a workflow was resumed.
+	// WorkflowResumedEvent reports that a workflow was resumed.
 	WorkflowResumedEvent = events.WorkflowResumedEvent
-	// WorkflowStoppedEvent: a workflow was stopped.
+	// WorkflowStoppedEvent reports that a workflow was stopped.
 	WorkflowStoppedEvent = events.WorkflowStoppedEvent
-	// NodeStartedEvent: a step started.
+	// NodeStartedEvent reports that a step started.
 	NodeStartedEvent = events.NodeStartedEvent
-	// NodeCompletedEvent: a step returned without error.
+	// NodeCompletedEvent reports that a step returned without error.
 	NodeCompletedEvent = events.NodeCompletedEvent
-	// NodeErrorEvent: a step returned an error or panicked.
+	// NodeErrorEvent reports that a step returned an error or panicked.
 	NodeErrorEvent = events.NodeErrorEvent
-	// NodeJoinedEvent: a member joined the cluster.
+	// NodeJoinedEvent reports that a member joined the cluster.
 	NodeJoinedEvent = events.NodeJoinedEvent
-	// NodeLeftEvent: a member left or failed.
+	// NodeLeftEvent reports that a member left or failed.
 	NodeLeftEvent = events.NodeLeftEvent
-	// LeaderChangedEvent: the cluster coordinator changed.
+	// LeaderChangedEvent reports that the cluster coordinator changed.
 	LeaderChangedEvent = events.LeaderChangedEvent
 )
 

@@ -400,12 +400,3 @@ func (n *Network) Close() error {
 	n.wg.Wait()
 	return nil
 }
-
-func (n *Network) isClosed() bool {
-	select {
-	case <-n.done:
-		return true
-	default:
-		return false
-	}
-}
