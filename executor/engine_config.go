@@ -124,16 +124,16 @@ func (c EngineConfig) withDefaults() EngineConfig {
 func (c EngineConfig) validate() error {
 	var errs []error
 	if c.MemberID == "" {
-		errs = append(errs, errors.New("MemberID is required"))
+		errs = append(errs, errors.New("missing MemberID"))
 	}
 	if c.Incarnation == "" {
-		errs = append(errs, errors.New("Incarnation is required"))
+		errs = append(errs, errors.New("missing Incarnation"))
 	}
 	if c.Registry == nil {
-		errs = append(errs, errors.New("Registry is required"))
+		errs = append(errs, errors.New("missing Registry"))
 	}
 	if c.Store == nil {
-		errs = append(errs, errors.New("Store is required"))
+		errs = append(errs, errors.New("missing Store"))
 	}
 	if c.WorkerCount < 0 || c.MaxRetries < 0 || c.MaxStateBytes < 0 {
 		errs = append(errs, fmt.Errorf("WorkerCount (%d), MaxRetries (%d) and MaxStateBytes (%d) must not be negative",
