@@ -114,13 +114,7 @@ type Engine struct {
 	seq          uint64
 	timerWake    chan struct{}
 
-	stats  engineStats
 	nonces atomic.Uint64
-}
-
-type engineStats struct {
-	stepsRun    atomic.Uint64
-	stepsFailed atomic.Uint64
 }
 
 // NewEngine validates cfg and returns an engine with its goroutines running.
@@ -696,7 +690,7 @@ func (e *Engine) purgeLoop() {
 			return
 		case <-t.C():
 		}
-		e.PurgeNow()
+		e.purgeNow()
 	}
 }
 
@@ -767,9 +761,9 @@ func (e *Engine) alive(member string) bool {
 	return e.cfg.Alive == nil || e.cfg.Alive(member)
 }
 
-// PurgeNow purges, on every shard this member leads, the terminal workflows
+// purgeNow purges, on every shard this member leads, the terminal workflows
 // that ended more than the retention period ago.
-func (e *Engine) PurgeNow() {
+func (e *Engine) purgeNow() {
 	e.mu.Lock()
 	shards := make([]uint64, 0, len(e.led))
 	for s := range e.led {
@@ -794,20 +788,6 @@ func (e *Engine) PurgeNow() {
 			}
 		}
 	}
-}
-
-// QueueDepth returns the number of tasks waiting in this member's queues
-// (ready, delayed and claimed but not yet running).
-func (e *Engine) QueueDepth() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := e.ready.Len() + e.claimed.Len()
-	for _, it := range e.timers.items {
-		if it.kind == kindTask {
-			n++
-		}
-	}
-	return n
 }
 
 // releaseClaims gives back the executions this member claimed but did not

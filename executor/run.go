@@ -136,13 +136,11 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 	}
 	if err == nil {
 		e.ClaimFields(it.shard, base)
-		e.stats.stepsRun.Add(1)
 		e.publish(&events.NodeCompletedEvent{WorkflowID: it.wf, NodeName: task.Node, ExecutionID: r.execID,
 			Attempt: task.Claims, StartedAt: start, Duration: dur, NextNodes: nextNames(base.Tasks), NodeID: e.cfg.MemberID})
 		return base
 	}
 
-	e.stats.stepsFailed.Add(1)
 	var pe *PanicError
 	if errors.As(err, &pe) {
 		e.log.Error("node panicked", logkeys.Workflow, it.wf, logkeys.Step, task.Node,
@@ -260,10 +258,4 @@ func (e *Engine) publish(ev any) {
 	if e.cfg.Events != nil {
 		e.cfg.Events.Publish(ev)
 	}
-}
-
-// Stats returns the number of steps this member ran successfully and the
-// number that returned an error, since it started.
-func (e *Engine) Stats() (succeeded, failed uint64) {
-	return e.stats.stepsRun.Load(), e.stats.stepsFailed.Load()
 }
