@@ -98,46 +98,12 @@ func staticPeers(as ...memberAddr) []graft.StaticPeer {
 // memberConfig builds a member's config like startCluster does, joining
 // peers, then applies tweak.
 func memberConfig(t *testing.T, a memberAddr, expected int, peers []graft.StaticPeer, tweak func(*graft.Config)) *graft.Config {
-	cfg := graft.DefaultConfig(a.id, "127.0.0.1:"+strconv.Itoa(a.raft), t.TempDir())
-	cfg.Logger = testLogger(t, a.id)
+	cfg := clusterConfig(t, a.id, "127.0.0.1:"+strconv.Itoa(a.raft), a.gossip, peers)
 	cfg.Cluster.ExpectedMembers = expected
-	cfg.Cluster.ShardCount = 4
-	cfg.Cluster.GossipPort = a.gossip
-	cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
-	cfg.Expert.Memberlist = fastGossip
-	cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 20*time.Millisecond
-	cfg.Engine.DrainTimeout = 2 * time.Second
 	if tweak != nil {
 		tweak(cfg)
 	}
 	return cfg
-}
-
-// startConfigs starts one member per config concurrently and requires all
-// to start; they are stopped when the test ends.
-func startConfigs(t *testing.T, cfgs []*graft.Config, register func(*graft.Manager)) []*clusterMember {
-	t.Helper()
-	members := make([]*clusterMember, len(cfgs))
-	for i, cfg := range cfgs {
-		m := graft.NewWithConfig(cfg)
-		if register != nil {
-			register(m)
-		}
-		members[i] = &clusterMember{cfg: cfg, m: m}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(cfgs))
-	for i, cm := range members {
-		wg.Go(func() { errs[i] = cm.m.Start(ctx, 0) })
-	}
-	wg.Wait()
-	for i, cm := range members {
-		t.Cleanup(func() { require.NoError(t, cm.m.Stop()) })
-		require.NoError(t, errs[i], "member %s", cfgs[i].NodeID)
-	}
-	return members
 }
 
 // requireAllSee waits until every member sees want peers.

@@ -47,33 +47,52 @@ func startCluster(t *testing.T, n int, register func(*graft.Manager)) []*cluster
 // least BindAddr). It waits until every member's Start returned.
 func startMembers(t *testing.T, peers []graft.StaticPeer, tweak func(graft.StaticPeer, *graft.Config), register func(*graft.Manager)) []*clusterMember {
 	t.Helper()
-	members := make([]*clusterMember, len(peers))
+	cfgs := make([]*graft.Config, len(peers))
 	for i, p := range peers {
-		cfg := graft.DefaultConfig(p.ID, "", t.TempDir())
-		cfg.Logger = testLogger(t, p.ID)
-		cfg.Cluster.ExpectedMembers = len(peers)
-		cfg.Cluster.ShardCount = 4
-		cfg.Cluster.GossipPort = p.GossipPort
-		cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
-		cfg.Expert.Memberlist = fastGossip
-		cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 20*time.Millisecond
-		cfg.Engine.DrainTimeout = 2 * time.Second
-		tweak(p, cfg)
+		cfgs[i] = clusterConfig(t, p.ID, "", p.GossipPort, peers)
+		tweak(p, cfgs[i])
+	}
+	return startConfigs(t, cfgs, register)
+}
+
+// clusterConfig is a member of a cluster of len(peers) members that finds
+// the others through static discovery, with test timings.
+func clusterConfig(t *testing.T, id, bindAddr string, gossipPort int, peers []graft.StaticPeer) *graft.Config {
+	cfg := graft.DefaultConfig(id, bindAddr, t.TempDir())
+	cfg.Logger = testLogger(t, id)
+	cfg.Cluster.ExpectedMembers = len(peers)
+	cfg.Cluster.ShardCount = 4
+	cfg.Cluster.GossipPort = gossipPort
+	cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
+	cfg.Expert.Memberlist = fastGossip
+	cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 20*time.Millisecond
+	cfg.Engine.DrainTimeout = 2 * time.Second
+	return cfg
+}
+
+// startConfigs starts one member per config concurrently and requires all
+// to start; they are stopped when the test ends.
+func startConfigs(t *testing.T, cfgs []*graft.Config, register func(*graft.Manager)) []*clusterMember {
+	t.Helper()
+	members := make([]*clusterMember, len(cfgs))
+	for i, cfg := range cfgs {
 		m := graft.NewWithConfig(cfg)
-		register(m)
+		if register != nil {
+			register(m)
+		}
 		members[i] = &clusterMember{cfg: cfg, m: m}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, len(members))
+	errs := make([]error, len(cfgs))
 	for i, cm := range members {
 		wg.Go(func() { errs[i] = cm.m.Start(ctx, 0) })
 	}
 	wg.Wait()
 	for i, cm := range members {
 		t.Cleanup(func() { require.NoError(t, cm.m.Stop()) })
-		require.NoError(t, errs[i], "member %s", peers[i].ID)
+		require.NoError(t, errs[i], "member %s", cfgs[i].NodeID)
 	}
 	return members
 }
@@ -233,14 +252,8 @@ func TestClusterRefusesDifferentShardCount(t *testing.T) {
 	}
 	ms := make([]*graft.Manager, 2)
 	for i, shards := range []int{4, 8} {
-		id := peers[i].ID
-		cfg := graft.DefaultConfig(id, "127.0.0.1:"+strconv.Itoa(raft[i]), t.TempDir())
-		cfg.Logger = testLogger(t, id)
-		cfg.Cluster.ExpectedMembers = 2
+		cfg := clusterConfig(t, peers[i].ID, "127.0.0.1:"+strconv.Itoa(raft[i]), gossipPorts[i], peers)
 		cfg.Cluster.ShardCount = shards
-		cfg.Cluster.GossipPort = gossipPorts[i]
-		cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
-		cfg.Expert.Memberlist = fastGossip
 		ms[i] = graft.NewWithConfig(cfg)
 		t.Cleanup(func() { require.NoError(t, ms[i].Stop()) })
 	}
