@@ -16,6 +16,12 @@ var errDropped = fmt.Errorf("%w: proposal dropped", ErrNotReady)
 // errAmbiguous marks an attempt that timed out: it may or may not commit.
 var errAmbiguous = fmt.Errorf("%w: proposal attempt timed out; it may still commit", ErrTimeout)
 
+// errDroppedShard is returned to callers waiting on a replica that
+// DropShard removed from this Host.
+func errDroppedShard(shardID uint64) error {
+	return fmt.Errorf("%w: %d (replica dropped from this member)", ErrShardNotFound, shardID)
+}
+
 // request is one Propose call waiting for its command's result.
 type request struct {
 	ctx  context.Context
@@ -62,6 +68,8 @@ func (h *Host) Propose(ctx context.Context, shardID uint64, cmd []byte) ([]byte,
 			return nil, ctxError(ctx)
 		case <-h.stop:
 			return nil, ErrClosed
+		case <-s.stop:
+			return nil, errDroppedShard(shardID)
 		}
 		var r result
 		select {
@@ -70,6 +78,11 @@ func (h *Host) Propose(ctx context.Context, shardID uint64, cmd []byte) ([]byte,
 			return nil, ctxError(ctx)
 		case <-h.stop:
 			return nil, ErrClosed
+		case <-s.stop:
+			// The command may have committed before the replica was
+			// dropped; the caller retries it elsewhere (commands are
+			// idempotent).
+			return nil, errDroppedShard(shardID)
 		}
 		if r.err == nil {
 			return r.data, nil
@@ -103,11 +116,15 @@ func (h *Host) runBatcher(s *shard) {
 			case first = <-s.queue:
 			case <-h.stop:
 				return
+			case <-s.stop:
+				return
 			}
 		}
 		select {
 		case s.inflight <- struct{}{}:
 		case <-h.stop:
+			return
+		case <-s.stop:
 			return
 		}
 		var batch []*request
@@ -192,7 +209,10 @@ func (h *Host) complete(batch []*request, res dragonboat.RequestResult) {
 		// therefore be idempotent; see Propose.
 		fail(batch, errAmbiguous)
 	case res.Terminated():
-		fail(batch, fmt.Errorf("%w: shard stopped", ErrClosed))
+		// The replica stopped: the Host is closing (callers return
+		// ErrClosed on their own) or the replica was removed from the
+		// shard, and the command may or may not have committed.
+		fail(batch, fmt.Errorf("%w: replica stopped", errAmbiguous))
 	case res.Aborted():
 		fail(batch, fmt.Errorf("%w: proposal aborted", ErrNotReady))
 	default:

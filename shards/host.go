@@ -62,6 +62,7 @@ type shard struct {
 	session   *client.Session
 	queue     chan *request
 	inflight  chan struct{} // semaphore of MaxInflight proposals
+	stop      chan struct{} // closed by DropShard
 	stats     shardStats
 }
 
@@ -179,6 +180,13 @@ func (h *Host) StartShard(shardID, replicaID uint64, initialMembers map[uint64]s
 	if h.nh.HasNodeInfo(shardID, replicaID) {
 		join = false
 	} else {
+		// A new replica: whatever state an earlier replica of this shard
+		// left in the database (one removed from the shard before this
+		// member was added again) is not this replica's and must not be
+		// reported as applied.
+		if err := h.wipeState(shardID); err != nil {
+			return err
+		}
 		members = make(map[uint64]dragonboat.Target, len(initialMembers))
 		for id, addr := range initialMembers {
 			members[id] = addr
@@ -190,6 +198,7 @@ func (h *Host) StartShard(shardID, replicaID uint64, initialMembers map[uint64]s
 		session:   h.nh.GetNoOPSession(shardID),
 		queue:     make(chan *request, proposalQueueLen),
 		inflight:  make(chan struct{}, h.cfg.MaxInflight),
+		stop:      make(chan struct{}),
 	}
 	log := h.log.With(attrShard, shardID, attrReplica, replicaID)
 	create := func(shardID, replicaID uint64) sm.IOnDiskStateMachine {
@@ -203,14 +212,17 @@ func (h *Host) StartShard(shardID, replicaID uint64, initialMembers map[uint64]s
 		}
 	}
 	rc := config.Config{
-		ShardID:            shardID,
-		ReplicaID:          replicaID,
-		CheckQuorum:        true,
-		PreVote:            true,
-		ElectionRTT:        h.cfg.ElectionRTT,
-		HeartbeatRTT:       h.cfg.HeartbeatRTT,
-		SnapshotEntries:    h.cfg.SnapshotEntries,
-		CompactionOverhead: h.cfg.CompactionOverhead,
+		ShardID:     shardID,
+		ReplicaID:   replicaID,
+		CheckQuorum: true,
+		PreVote:     true,
+		// A membership change proposed with a stale ConfigChangeID is
+		// rejected, so concurrent changes cannot both apply.
+		OrderedConfigChange: true,
+		ElectionRTT:         h.cfg.ElectionRTT,
+		HeartbeatRTT:        h.cfg.HeartbeatRTT,
+		SnapshotEntries:     h.cfg.SnapshotEntries,
+		CompactionOverhead:  h.cfg.CompactionOverhead,
 	}
 	if err := h.nh.StartOnDiskReplica(members, join, create, rc); err != nil {
 		return fmt.Errorf("graft: shards: starting shard %d replica %d: %w", shardID, replicaID, translate(err))
@@ -288,16 +300,14 @@ func (h *Host) Read(ctx context.Context, shardID uint64, query []byte) ([]byte, 
 }
 
 // syncRead is one SyncRead attempt, cancelled when the Host closes and
-// bounded by defaultRequestTimeout when ctx has no deadline.
+// bounded by attemptTimeout: a ReadIndex that Dragonboat drops (no leader
+// yet, as on a replica that has just joined) is only completed at its
+// deadline, so a long one would stall the caller's retries.
 func (h *Host) syncRead(ctx context.Context, shardID uint64, query []byte) (any, error) {
-	var cancel context.CancelFunc
-	if _, ok := ctx.Deadline(); ok {
-		ctx, cancel = context.WithCancel(ctx)
-	} else {
-		ctx, cancel = context.WithTimeout(ctx, defaultRequestTimeout)
-	}
+	ctx, cancel := h.bound(ctx)
 	defer cancel()
-	defer context.AfterFunc(h.stopCtx, cancel)()
+	ctx, cancelAttempt := context.WithTimeout(ctx, h.attemptTimeout())
+	defer cancelAttempt()
 	return h.nh.SyncRead(ctx, shardID, query)
 }
 
