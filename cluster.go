@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,6 +33,7 @@ const (
 	tagRPC    = "rpc"    // member RPC address (host:grpcPort)
 	tagShards = "shards" // shard count of its data directory
 	tagNodes  = "nodes"  // comma-separated node types it registered
+	tagBoot   = "boot"   // "1" once it belongs to a bootstrapped cluster
 )
 
 // RPC methods between members.
@@ -40,6 +42,7 @@ const (
 	rpcRead  = "read"  // linearizable read of a shard this member hosts
 	rpcEvent = "event" // a workflow lifecycle change, for the member that started it
 	rpcExec  = "exec"  // run a step of a node type this member registered
+	rpcAdmit = "admit" // does this member's gossip admit the asking member?
 )
 
 // execRequest asks a member to run one step of a node it registered.
@@ -89,17 +92,26 @@ type cluster struct {
 	layout  *layout
 	// shardCount is this member's shard count, published as a tag.
 	shardCount uint64
-	place      *ring.Placement
+
+	// hostMu serialises starting and dropping this member's replicas.
+	hostMu sync.Mutex
 
 	mu          sync.Mutex
 	coordinator string
+	booted      bool                    // tagBoot is published
+	cached      *view                   // last computed view, for routing
+	absent      map[string]time.Time    // when members (or unknown Raft addresses) were first seen gone
+	leaderless  map[uint64]time.Time    // when hosted shards were first seen without a leader
+	caughtUp    map[replicaRequest]bool // replicas that confirmed they caught up
 
 	// outbox holds lifecycle events for the members that started their
 	// workflows; full means dropped (events are best effort).
 	outbox chan forwardedEvent
 
-	wg   sync.WaitGroup
-	stop chan struct{}
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	stopCtx context.Context // cancelled with stop
+	cancel  context.CancelFunc
 }
 
 // clustered reports whether the configuration asks for a cluster.
@@ -115,7 +127,9 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if netw != nil {
 		dial = netw.Dialer(host)
 	}
-	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 1024)}
+	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 1024),
+		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaRequest]bool{}}
+	c.stopCtx, c.cancel = context.WithCancel(context.Background())
 	m.mu.Lock()
 	m.cluster = c
 	m.mu.Unlock()
@@ -181,7 +195,9 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if err != nil {
 		return fmt.Errorf("%w: gossip: %w", ErrInvalidConfig, err)
 	}
-	c.gossip = g
+	m.mu.Lock()
+	c.gossip = g // the RPC server may already be answering admissions
+	m.mu.Unlock()
 	g.OnUserEvent(m.onUserEvent)
 	g.OnQuery(m.onQuery)
 	if err := g.Start(ctx); err != nil {
@@ -201,39 +217,50 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if err != nil {
 		return err
 	}
-	if lay == nil {
-		if lay, err = c.bootstrap(ctx, shardCount); err != nil {
-			return err
-		}
-	} else {
-		for s, id := range lay.Replicas {
-			if err := m.host.StartShard(s, id, nil, false); err != nil {
+	switch {
+	case lay != nil:
+		// A restart: the same replicas with the same IDs. Replicas removed
+		// while this member was away are found and dropped by reconcile.
+		m.mu.Lock()
+		c.layout = lay
+		m.mu.Unlock()
+		for _, s := range c.hosted() {
+			if err := m.host.StartShard(s, lay.Replicas[s], nil, false); err != nil {
 				return fmt.Errorf("restarting shard %d: %w", s, err)
 			}
 		}
-	}
-	members := make([]ring.Member, len(lay.Members))
-	for i, id := range lay.Members {
-		members[i] = ring.Member{ID: id}
-	}
-	place, err := ring.Place(ring.Config{ShardCount: lay.Shards, ReplicationFactor: lay.RF}, members)
-	if err != nil {
-		return fmt.Errorf("placing shards: %w", err)
-	}
-	m.mu.Lock()
-	c.layout, c.place = lay, place
-	m.mu.Unlock()
-	for s := range lay.Replicas {
-		if err := m.awaitLeader(ctx, s); err != nil {
+		// Best effort: the shards usually elect at once, but a replica
+		// removed while this member was away never will, and requests are
+		// forwarded meanwhile.
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		for _, s := range c.hosted() {
+			if m.awaitLeader(wctx, s) != nil {
+				break
+			}
+		}
+		cancel()
+	default:
+		if lay, err = c.bootstrap(ctx, shardCount); err != nil {
 			return err
 		}
+		for _, s := range c.hosted() {
+			if err := m.awaitLeader(ctx, s); err != nil {
+				return err
+			}
+		}
+	}
+	c.mu.Lock()
+	c.booted = true
+	c.mu.Unlock()
+	if err := c.gossip.SetTags(c.tags()); err != nil {
+		return fmt.Errorf("publishing gossip tags: %w", err)
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.balanceLoop()
+		c.reconcileLoop()
 	}()
-	m.log.Info("cluster member started", "members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
+	m.log.Info("cluster member started", "bootstrap_members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
 	return nil
 }
 
@@ -241,12 +268,21 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 // member's shard count, places the shards on them deterministically (every
 // member computes the same placement from the same sorted list), records the
 // layout and starts this member's replicas with their initial members.
+//
+// If gossip shows a member of an already bootstrapped cluster instead, this
+// member joins it: it records an empty layout and the shards' leaders add
+// replicas on it as the placement asks (see reconcile).
 func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, error) {
 	m := c.m
 	want := m.cfg.Cluster.ExpectedMembers
-	var peers []gossip.Member
+	var (
+		peers   []gossip.Member
+		refused error
+		warned  time.Time
+	)
 	for {
 		peers = peers[:0]
+		var booted []gossip.Member
 		for _, p := range c.gossip.Members() {
 			if n := p.Tags[tagShards]; n != "" && n != strconv.FormatUint(shardCount, 10) {
 				return nil, fmt.Errorf("%w: member %s has %s shards and this data directory %d; every member of a cluster needs the same Cluster.ShardCount",
@@ -255,16 +291,46 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 			if p.Tags[tagRaft] != "" {
 				peers = append(peers, p)
 			}
+			if p.ID != m.cfg.NodeID && p.Tags[tagBoot] == "1" {
+				booted = append(booted, p)
+			}
 		}
-		if len(peers) >= want {
-			break
+		slices.SortFunc(peers, func(a, b gossip.Member) int { return strings.Compare(a.ID, b.ID) })
+		switch {
+		case len(booted) > 0:
+			// A running cluster: join it once one of its members admits us.
+			if refused = c.admittedBy(ctx, booted, false); refused == nil {
+				lay := &layout{Shards: int(shardCount), RF: m.cfg.Cluster.ReplicationFactor, Replicas: map[uint64]uint64{}}
+				if err := saveLayout(m.cfg.DataDir, lay); err != nil {
+					return nil, err
+				}
+				m.mu.Lock()
+				c.layout = lay
+				m.mu.Unlock()
+				m.log.Info("joining a running cluster", "members", len(peers))
+				return lay, nil
+			}
+		case len(peers) >= want:
+			// Bootstrap only with members that all see this one: a member
+			// that learned of the others without being admitted (the policy
+			// refused it) must not start shards that claim their replicas.
+			if refused = c.admittedBy(ctx, peers[:want], true); refused == nil {
+				peers = peers[:want]
+				goto place
+			}
+		}
+		if refused != nil && time.Since(warned) > 5*time.Second {
+			warned = time.Now()
+			m.log.Warn("not admitted to the cluster yet; check Cluster.Policy, Cluster.Key and Cluster.AllowedNodes on every member", "error", refused)
 		}
 		if err := sleepCtx(ctx, 50); err != nil {
+			if refused != nil {
+				return nil, fmt.Errorf("%w: %w (%w)", ErrNotAdmitted, refused, err)
+			}
 			return nil, fmt.Errorf("%w: bootstrap saw %d of Cluster.ExpectedMembers (%d) members: %w", ErrTimeout, len(peers), want, err)
 		}
 	}
-	slices.SortFunc(peers, func(a, b gossip.Member) int { return strings.Compare(a.ID, b.ID) })
-	peers = peers[:want]
+place:
 	lay := &layout{Shards: int(shardCount), RF: m.cfg.Cluster.ReplicationFactor, Replicas: map[uint64]uint64{}}
 	members := make([]ring.Member, len(peers))
 	raft := map[string]string{}
@@ -287,6 +353,9 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 	if err := saveLayout(m.cfg.DataDir, lay); err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	c.layout = lay
+	m.mu.Unlock()
 	for _, s := range place.ShardsOf(m.cfg.NodeID) {
 		initial := map[uint64]string{}
 		for _, r := range place.Replicas(s) {
@@ -300,12 +369,60 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 	return lay, nil
 }
 
+// admittedBy asks members whether they admitted this one (see serveAdmit):
+// every one of them when all is set, otherwise at least one. Members that
+// are this one count as admitting it.
+func (c *cluster) admittedBy(ctx context.Context, members []gossip.Member, all bool) error {
+	var errs []error
+	body, _ := json.Marshal(admitRequest{ID: c.m.cfg.NodeID})
+	for _, p := range members {
+		if p.ID == c.m.cfg.NodeID {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := c.client.Call(cctx, p.Tags[tagRPC], rpcAdmit, body)
+		cancel()
+		if err == nil && !all {
+			return nil
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.ID, fromRemote(err)))
+		}
+	}
+	if len(errs) == 0 && !all && len(members) > 0 {
+		return errors.New("no member to ask")
+	}
+	return errors.Join(errs...)
+}
+
+// serveAdmit answers whether this member's gossip admitted the asking
+// member: it lists it alive only if the cluster policy let it in.
+func (c *cluster) serveAdmit(req admitRequest) error {
+	for _, p := range c.gossip.Members() {
+		if p.ID == req.ID {
+			return nil
+		}
+	}
+	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not admitted %q (cluster policy, or gossip has not reached it yet)", c.m.cfg.NodeID, req.ID)}
+}
+
+// admitRequest asks a member whether it admitted the member with ID.
+type admitRequest struct {
+	ID string `json:"id"`
+}
+
 // tags are the gossip tags this member publishes.
 func (c *cluster) tags() map[string]string {
-	return map[string]string{
+	t := map[string]string{
 		tagRaft: c.m.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(c.shardCount, 10),
 		tagNodes: strings.Join(c.m.registry.Names(), ","),
 	}
+	c.mu.Lock()
+	if c.booted {
+		t[tagBoot] = "1"
+	}
+	c.mu.Unlock()
+	return t
 }
 
 func loadLayout(dir string) (*layout, error) {
@@ -380,18 +497,29 @@ func (m *Manager) hosts(s uint64) bool {
 	return ok
 }
 
-// rpcTargets lists the RPC addresses of the members holding shard s,
-// preferred leader first.
+// rpcTargets lists the RPC addresses of the members that should hold
+// shard s (placement order, preferred leader first), then of every other
+// alive member: during a move a replica may still be where the placement
+// no longer puts it, and a member without one answers at once that it has
+// none.
 func (c *cluster) rpcTargets(s uint64) []string {
-	byID := map[string]string{}
-	for _, p := range c.gossip.Members() {
-		byID[p.ID] = p.Tags[tagRPC]
+	v, err := c.recentView()
+	if err != nil {
+		return nil
 	}
 	var out []string
-	for _, id := range c.place.Replicas(s) {
-		if a := byID[id]; a != "" && id != c.m.cfg.NodeID {
-			out = append(out, a)
+	seen := map[string]bool{c.m.cfg.NodeID: true}
+	add := func(id string) {
+		if !seen[id] && v.alive(id) && v.rpcAddr(id) != "" {
+			out = append(out, v.rpcAddr(id))
 		}
+		seen[id] = true
+	}
+	for _, id := range v.place.Replicas(s) {
+		add(id)
+	}
+	for _, id := range slices.Sorted(maps.Keys(v.members)) {
+		add(id)
 	}
 	return out
 }
@@ -401,7 +529,7 @@ func (c *cluster) rpcTargets(s uint64) []string {
 func (m *Manager) forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
 	m.mu.Lock()
 	c := m.cluster
-	ready := c != nil && c.place != nil
+	ready := c != nil && c.layout != nil
 	m.mu.Unlock()
 	if !ready {
 		return nil, fmt.Errorf("%w: shard %d is not hosted here", ErrNotReady, s)
@@ -447,8 +575,38 @@ func fromRemote(err error) error {
 
 // handleRPC serves the calls of other members.
 func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
-	if method == rpcExec {
+	switch method {
+	case rpcExec:
 		return m.serveExec(ctx, payload)
+	case rpcAdmit:
+		m.mu.Lock()
+		c := m.cluster
+		ready := c != nil && c.gossip != nil
+		m.mu.Unlock()
+		var req admitRequest
+		if err := json.Unmarshal(payload, &req); err != nil || !ready {
+			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s cannot answer admission yet", m.cfg.NodeID)}
+		}
+		return nil, c.serveAdmit(req)
+	case rpcReplica, rpcDrop, rpcMembership:
+		m.mu.Lock()
+		c := m.cluster
+		m.mu.Unlock()
+		var req replicaRequest
+		if err := json.Unmarshal(payload, &req); err != nil {
+			return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding %s request: %w", method, err)}
+		}
+		if c == nil || c.currentLayout() == nil {
+			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not joined the cluster yet", m.cfg.NodeID)}
+		}
+		switch method {
+		case rpcReplica:
+			return nil, c.serveReplica(ctx, req)
+		case rpcDrop:
+			return nil, c.serveDrop(ctx, req)
+		default:
+			return c.serveMembership(ctx, req)
+		}
 	}
 	if method == rpcEvent {
 		var fe forwardedEvent
@@ -468,6 +626,12 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 	h, err := m.running()
 	if err != nil || !m.hosts(s) {
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s does not serve shard %d", m.cfg.NodeID, s)}
+	}
+	if _, ok := h.LeaderID(s); !ok {
+		// A replica without a leader (an election, a partition, or a
+		// replica removed while its member was away) would hold the call
+		// until its deadline; another member may do better.
+		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s knows no leader of shard %d", m.cfg.NodeID, s)}
 	}
 	var out []byte
 	switch method {
@@ -489,38 +653,6 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 		return nil, &rpc.CodedError{Code: code, Err: err}
 	}
 	return out, nil
-}
-
-// balanceLoop spreads shard leadership (and so step execution) over the
-// members: every two seconds, each shard this member leads whose preferred
-// leader (from the placement) is another alive member is handed over to it.
-// Transfers that silently do not happen are simply asked for again.
-func (c *cluster) balanceLoop() {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-		}
-		c.m.mu.Lock()
-		h := c.m.host
-		c.m.mu.Unlock()
-		if h == nil {
-			continue
-		}
-		for s := range c.layout.Replicas {
-			pref := c.place.PreferredLeader(s)
-			if pref == "" || pref == c.m.cfg.NodeID || !h.IsLeader(s) || !c.m.memberAlive(pref) {
-				continue
-			}
-			target := uint64(slices.Index(c.layout.Members, pref) + 1)
-			if err := h.NodeHost().RequestLeaderTransfer(s, target); err != nil {
-				c.m.log.Debug("leader transfer not requested", logkeys.Shard, s, "to", pref, "error", err)
-			}
-		}
-	}
 }
 
 // serveExec runs a step for another member (the shard's leader) that does
@@ -700,6 +832,7 @@ func (c *cluster) updateCoordinator() {
 // engine and closes storage afterwards.
 func (c *cluster) close() error {
 	close(c.stop)
+	c.cancel()
 	var errs []error
 	if c.gossip != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

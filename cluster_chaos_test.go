@@ -3,6 +3,7 @@ package graft_test
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,35 +81,45 @@ func TestMinorityPartitionHeals(t *testing.T) {
 	}
 }
 
-// A member killed without a graceful leave (cut off for good): the others
-// keep completing workflows, including those on shards it led and those it
-// had claimed steps of.
-func TestKilledMemberIsRoutedAround(t *testing.T) {
+// Under load, one member of five is stopped (it leaves) and then another
+// is killed (cut off for good, no leave): the stopped member's replicas
+// move at once, the killed member's once it has been gone for
+// FailureGrace; meanwhile and afterwards the rest keep completing
+// workflows, including those of shards the killed member led, and every
+// shard ends with three replicas on the three members left.
+func TestStoppedAndKilledMembersUnderLoad(t *testing.T) {
 	net := chaos.NewNetwork(11)
 	t.Cleanup(func() { require.NoError(t, net.Close()) })
-	var runs atomic.Int64
-	members := startChaosCluster(t, net, 5, func(m *graft.Manager) {
-		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"A", "B"}, &runs}))
-		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"B", ""}, &runs}))
-	})
-	var acked []string
-	for j := range 10 {
-		id := fmt.Sprintf("load-%d", j)
-		require.NoError(t, members[j%5].m.StartWorkflow(graft.WorkflowTrigger{
-			WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "A"}}, InitialState: map[string]any{"trail": []string{}},
-		}))
-		acked = append(acked, id)
+	var runs sync.Map
+	peers := make([]graft.StaticPeer, 5)
+	for i := range peers {
+		name := fmt.Sprintf("n%d", i+1)
+		peers[i] = graft.StaticPeer{ID: name, Address: net.IP(name).String(), Port: 7000, GossipPort: chaos.MemberlistPort}
 	}
-	net.Isolate("n5") // killed: no leave, no goodbye
-	for j := range 8 {
-		id := fmt.Sprintf("after-kill-%d", j)
-		require.NoError(t, members[j%4].m.StartWorkflow(graft.WorkflowTrigger{
-			WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "A"}}, InitialState: map[string]any{"trail": []string{}},
-		}))
-		acked = append(acked, id)
-	}
+	members := startMembers(t, peers, func(p graft.StaticPeer, cfg *graft.Config) {
+		cfg.BindAddr = p.ID + ":7000"
+		cfg.Expert.Network = net
+		cfg.Cluster.ShardCount = 8
+		cfg.Cluster.FailureGrace = 2 * time.Second
+	}, onceNodes(t, &runs))
+	requirePlaced(t, members, placeOn(t, 8, 3, "n1", "n2", "n3", "n4", "n5"), 30*time.Second)
+	stop := load(t, "churn", func() []*clusterMember { return members[:3] })
+	time.Sleep(500 * time.Millisecond)
+
+	require.NoError(t, members[4].m.Stop())
+	requirePlaced(t, members[:4], placeOn(t, 8, 3, "n1", "n2", "n3", "n4"), 60*time.Second)
+	led := members[3].m.GetClusterInfo().LeadShards
+	require.NotEmpty(t, led, "n4 leads no shard to lose")
+
+	net.Isolate("n4") // killed: no leave, no goodbye
+	requirePlaced(t, members[:3], placeOn(t, 8, 3, "n1", "n2", "n3"), 60*time.Second)
+	time.Sleep(time.Second)
+	acked, errs := stop()
+	require.Empty(t, errs, "starting workflows on the surviving members")
+	require.NotEmpty(t, acked)
 	for _, id := range acked {
-		s := waitStatus(t, members[0].m, id, graft.WorkflowStateCompleted)
-		require.JSONEq(t, `{"trail":["A","B"]}`, string(s.CurrentState), id)
+		s := waitDone(t, members[0].m, id)
+		require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentState), id)
 	}
+	t.Logf("%d workflows through a stop and a kill; n4 led shards %v", len(acked), led)
 }

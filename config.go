@@ -86,6 +86,12 @@ type ClusterConfig struct {
 	// GossipPort is the port of the Serf gossip listener (TCP and UDP).
 	// Default: the port of BindAddr plus one.
 	GossipPort int
+	// FailureGrace is how long a member gossip reports failed keeps its
+	// replicas before they are moved to other members: a member that comes
+	// back within it (a restart, a short partition) moves nothing. A member
+	// that leaves gracefully (Stop) has its replicas moved at once. Default
+	// 30s; zero means the default.
+	FailureGrace time.Duration
 	// ShardCount is the number of Raft shards workflows are spread over. It
 	// is fixed when the data directory is first created. Zero means the
 	// count recorded in the data directory, or 8 for a new one; a non-zero
@@ -233,6 +239,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Cluster.Policy = cmp.Or(c.Cluster.Policy, ClusterPolicyOpen)
 	c.Cluster.ReplicationFactor = cmp.Or(c.Cluster.ReplicationFactor, 3)
+	c.Cluster.FailureGrace = cmp.Or(c.Cluster.FailureGrace, 30*time.Second)
 	e := &c.Engine
 	e.WorkerCount = cmp.Or(e.WorkerCount, max(4, 2*runtime.NumCPU()))
 	e.MaxRetries = cmp.Or(e.MaxRetries, 3)
@@ -274,6 +281,9 @@ func (c *Config) Validate() error {
 	case ClusterPolicyOpen, ClusterPolicyRestricted, ClusterPolicyStrict:
 	default:
 		add("Cluster.Policy %q is not one of open, restricted, strict", c.Cluster.Policy)
+	}
+	if c.Cluster.FailureGrace < 0 {
+		add("Cluster.FailureGrace (%s) is negative", c.Cluster.FailureGrace)
 	}
 	if c.Cluster.ExpectedMembers < 0 || c.Cluster.ReplicationFactor < 1 || c.Cluster.GossipPort < 0 || c.Cluster.GossipPort > 65535 {
 		add("Cluster.ExpectedMembers (%d), Cluster.ReplicationFactor (%d) and Cluster.GossipPort (%d) are out of range",

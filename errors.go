@@ -39,6 +39,10 @@ var (
 	// Expert.MinFreeDiskBytes free; new workflows are refused until space is
 	// freed (running ones continue).
 	ErrStorageFull = errors.New("graft: storage full")
+	// ErrNotAdmitted: the cluster's members did not admit this member
+	// (Start): the cluster policy refused it (wrong key, or a node ID the
+	// strict policy does not list), or they never saw it.
+	ErrNotAdmitted = errors.New("graft: not admitted to the cluster")
 	// ErrInvalidCommand: a dev command was refused (name, params, size).
 	ErrInvalidCommand = errors.New("graft: invalid command")
 	// ErrUnknownCommand: no handler is registered for the command.

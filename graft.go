@@ -333,6 +333,23 @@ func (m *Manager) setLeader(shardID uint64, leader bool) error {
 	return e.SetLeader(shardID, leader)
 }
 
+// syncLeader tells the executor whether this member leads shard s now,
+// which heals a leader event that arrived before the replica was recorded
+// or was dropped.
+func (m *Manager) syncLeader(s uint64) {
+	m.leaderMu.Lock()
+	defer m.leaderMu.Unlock()
+	m.mu.Lock()
+	h, e := m.host, m.engine
+	m.mu.Unlock()
+	if h == nil || e == nil {
+		return
+	}
+	if err := e.SetLeader(s, h.IsLeader(s)); err != nil {
+		m.log.Error("taking over shard", logkeys.Shard, s, "error", err)
+	}
+}
+
 // onChanges receives each committed batch of workflow changes.
 func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
 	m.mu.Lock()
@@ -452,8 +469,9 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 		info.IsLeader = c.coordinator == m.cfg.NodeID
 		c.mu.Unlock()
 	}
-	info.Shards = len(logics)
+	info.Shards = int(m.shardCount())
 	for s, l := range logics {
+		info.HostedShards = append(info.HostedShards, s)
 		c := l.Counters()
 		info.Metrics.ActiveWorkflows += c.Active
 		info.Metrics.CompletedWorkflows += c.Completed
@@ -468,6 +486,7 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 			info.LeadShards = append(info.LeadShards, s)
 		}
 	}
+	slices.Sort(info.HostedShards)
 	slices.Sort(info.LeadShards)
 	info.Metrics.DroppedEvents = m.bus.Dropped()
 	return info

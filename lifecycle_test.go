@@ -143,6 +143,7 @@ func TestClusterInfo(t *testing.T) {
 	require.Equal(t, "n1", info.NodeID)
 	require.True(t, info.IsLeader)
 	require.Equal(t, 2, info.Shards)
+	require.Equal(t, []uint64{1, 2}, info.HostedShards)
 	require.Equal(t, []uint64{1, 2}, info.LeadShards)
 	require.Zero(t, info.Metrics.ActiveWorkflows)
 

@@ -184,7 +184,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.stepsQueued, mt.QueueDepth)
 	gauge(c.stepsExecuting, mt.ExecutingSteps)
 	gauge(c.workflowsBlocked, mt.BlockedWorkflows)
-	gauge(c.shards, info.Shards)
+	gauge(c.shards, len(info.HostedShards))
 	gauge(c.shardsLed, len(info.LeadShards))
 	counter(c.workflowsCompleted, mt.CompletedWorkflows)
 	counter(c.workflowsFailed, mt.FailedWorkflows)

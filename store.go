@@ -3,6 +3,7 @@ package graft
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/eleven-am/graft/executor"
@@ -43,13 +44,7 @@ func (m *Manager) apply(ctx context.Context, shard uint64, c *wf.Command) (wf.Re
 	if err != nil {
 		return wf.Result{}, fmt.Errorf("encoding %s command: %w", c.Op, err)
 	}
-	var out []byte
-	if m.hosts(shard) {
-		out, err = h.Propose(ctx, shard, raw)
-		err = translate(err)
-	} else {
-		out, err = m.forward(ctx, shard, rpcApply, raw)
-	}
+	out, err := m.route(ctx, h, shard, rpcApply, raw, func() ([]byte, error) { return h.Propose(ctx, shard, raw) })
 	if err != nil {
 		return wf.Result{}, err
 	}
@@ -61,13 +56,8 @@ func (m *Manager) read(ctx context.Context, shard uint64, q wf.Query, v any) err
 	if err != nil {
 		return err
 	}
-	var out []byte
-	if m.hosts(shard) {
-		out, err = h.Read(ctx, shard, wf.EncodeQuery(q))
-		err = translate(err)
-	} else {
-		out, err = m.forward(ctx, shard, rpcRead, wf.EncodeQuery(q))
-	}
+	query := wf.EncodeQuery(q)
+	out, err := m.route(ctx, h, shard, rpcRead, query, func() ([]byte, error) { return h.Read(ctx, shard, query) })
 	if err != nil {
 		return err
 	}
@@ -75,4 +65,26 @@ func (m *Manager) read(ctx context.Context, shard uint64, q wf.Query, v any) err
 		return fmt.Errorf("decoding %s answer: %w", q.Op, err)
 	}
 	return nil
+}
+
+// route runs a call about shard on this member's replica (local) when it has
+// one, and otherwise forwards it to a member that does. In a cluster, a
+// local replica that knows no leader (an election, a partition, or a
+// replica removed while this member was away) first lets the other members
+// try, and a replica dropped during the call hands it over to them.
+func (m *Manager) route(ctx context.Context, h *shards.Host, shard uint64, method string, body []byte, local func() ([]byte, error)) ([]byte, error) {
+	if !m.hosts(shard) {
+		return m.forward(ctx, shard, method, body)
+	}
+	clustered := m.cfg.clustered()
+	if _, ok := h.LeaderID(shard); !ok && clustered {
+		if out, err := m.forward(ctx, shard, method, body); err == nil || !IsRetryable(err) {
+			return out, err
+		}
+	}
+	out, err := local()
+	if errors.Is(err, shards.ErrShardNotFound) && clustered {
+		return m.forward(ctx, shard, method, body)
+	}
+	return out, translate(err)
 }

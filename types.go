@@ -197,7 +197,11 @@ type ClusterInfo struct {
 	// Peers lists the other members' node IDs.
 	Peers   []string
 	Metrics ClusterMetrics
-	// Shards is the number of shards; LeadShards those this member leads.
-	Shards     int
-	LeadShards []uint64
+	// Shards is the cluster's shard count.
+	Shards int
+	// HostedShards are the shards this member holds a replica of, and
+	// LeadShards those it leads (and so executes), both sorted. Metrics
+	// are summed over HostedShards.
+	HostedShards []uint64
+	LeadShards   []uint64
 }

@@ -259,6 +259,25 @@ func (n *Node) Members() []Member {
 	return out
 }
 
+// AllMembers returns every member in this member's view whatever its
+// Status (alive, leaving, left or failed), itself included, sorted by ID.
+// Failed members stay listed until Serf reaps them (ReconnectTimeout), left
+// ones until their tombstone expires. It returns nil before Start and after
+// Stop.
+func (n *Node) AllMembers() []Member {
+	s, err := n.serf()
+	if err != nil {
+		return nil
+	}
+	ms := s.Members()
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, memberFromSerf(m))
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmpString(a.ID, b.ID) })
+	return out
+}
+
 func cmpString(a, b string) int {
 	switch {
 	case a < b:

@@ -116,6 +116,12 @@ func TestFailedPeerIsRejoined(t *testing.T) {
 	local, _ := nodes[1].LocalMember()
 	require.NoError(t, nodes[1].Close())
 	require.Eventually(t, func() bool { return len(nodes[0].Members()) == 1 }, waitFor, 10*time.Millisecond)
+	// The crashed member is still known, as failed, with its tags.
+	all := nodes[0].AllMembers()
+	require.Len(t, all, 2)
+	require.Equal(t, "f2", all[1].ID)
+	require.Equal(t, StatusFailed, all[1].Status)
+	require.Nil(t, (&Node{}).AllMembers())
 
 	cfg := testConfig(t, "f2") // no peers at all
 	cfg.BindPort = local.Port
