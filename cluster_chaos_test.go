@@ -52,6 +52,7 @@ func TestMinorityPartitionHeals(t *testing.T) {
 		acked = append(acked, id)
 	}
 
+	hosted := hostedBy(members)
 	net.Isolate("n3")
 	require.Eventually(t, func() bool {
 		return !slices.Contains(members[0].m.GetClusterInfo().Peers, "n3")
@@ -73,6 +74,8 @@ func TestMinorityPartitionHeals(t *testing.T) {
 		start(members[2], id)
 		acked = append(acked, id)
 	}
+	// The cut was shorter than FailureGrace (default 30s): no replica moved.
+	require.Equal(t, hosted, hostedBy(members))
 	for _, id := range acked {
 		for _, cm := range members {
 			s := waitStatus(t, cm.m, id, graft.WorkflowStateCompleted)

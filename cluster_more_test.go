@@ -197,6 +197,9 @@ func TestClusterRestartSameDataDir(t *testing.T) {
 	require.Eventually(t, func() bool { return slices.Contains(peersOf(members[0].m), "n2") },
 		10*time.Second, 10*time.Millisecond, "n1 never listed the restarted n2")
 	requireAllSee(t, members, 2)
+	// Its graceful stop moved its replicas off; back, it holds and serves
+	// its share again (new replicas: removed IDs never come back).
+	requirePlaced(t, members, placeOn(t, 4, 3, "n1", "n2", "n3"), 30*time.Second)
 
 	var ids []string
 	for i, cm := range members {

@@ -451,6 +451,18 @@ func (m *Manager) running() (*shards.Host, error) {
 	}
 }
 
+// storage returns the member's shards while they are open, from Start
+// until Stop closes them: membership requests of other members are served
+// while this member is still starting.
+func (m *Manager) storage() (*shards.Host, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.host == nil {
+		return nil, fmt.Errorf("%w: storage is not open", ErrNotReady)
+	}
+	return m.host, nil
+}
+
 // GetClusterInfo describes the cluster as this member sees it, with
 // workflow metrics summed over the shards this member holds.
 func (m *Manager) GetClusterInfo() ClusterInfo {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +25,8 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// testLogger sends logs to t.Log with the member's name, at warn and above,
-// until the test's cleanup starts. (Dragonboat's logger is process-wide, so
+// testLogger sends logs to t.Log with the member's name, at warn and above
+// (GRAFT_TEST_LOG=info or debug for more), until the test's cleanup starts. (Dragonboat's logger is process-wide, so
 // another test's member may log through it after this test ended.)
 func testLogger(t *testing.T, name string) *slog.Logger {
 	w := &tWriter{t: t, name: name}
@@ -34,7 +35,14 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 		w.done = true
 		w.mu.Unlock()
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	switch os.Getenv("GRAFT_TEST_LOG") {
+	case "info":
+		level = slog.LevelInfo
+	case "debug":
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 type tWriter struct {

@@ -470,7 +470,7 @@ func (c *cluster) drop(ctx context.Context, s uint64, why string) {
 }
 
 func (c *cluster) dropLocked(ctx context.Context, s uint64, why string) {
-	h, err := c.m.running()
+	h, err := c.m.storage()
 	if err != nil {
 		return
 	}
@@ -501,7 +501,7 @@ func (c *cluster) dropLocked(ctx context.Context, s uint64, why string) {
 // (join), replacing an older replica of the same shard that was removed,
 // and answers once it has caught up.
 func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
-	h, err := c.m.running()
+	h, err := c.m.storage()
 	if err != nil {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
@@ -542,7 +542,7 @@ func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
 
 // serveDrop deletes a replica its shard's leader removed.
 func (c *cluster) serveDrop(ctx context.Context, req replicaRequest) error {
-	h, err := c.m.running()
+	h, err := c.m.storage()
 	if err != nil {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
@@ -555,7 +555,7 @@ func (c *cluster) serveDrop(ctx context.Context, req replicaRequest) error {
 // serveMembership answers with shard s's membership, if this member has a
 // replica of it that knows a leader.
 func (c *cluster) serveMembership(ctx context.Context, req replicaRequest) ([]byte, error) {
-	h, err := c.m.running()
+	h, err := c.m.storage()
 	if err != nil {
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
