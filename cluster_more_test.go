@@ -2,6 +2,8 @@ package graft_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft"
+	"github.com/eleven-am/graft/gossip"
 	"github.com/stretchr/testify/require"
 )
 
@@ -367,4 +370,30 @@ func TestClusterForwardsStartsAndReads(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Equal(t, int64(3*len(want)), runs.Load(), "every step ran exactly once")
+}
+
+// Three members that know nothing of each other but an mDNS service type
+// find each other, bootstrap and run workflows.
+func TestClusterFormsOverMDNS(t *testing.T) {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	svc := "_g" + hex.EncodeToString(b) + "._tcp"
+	stop, err := gossip.MDNS(svc).Advertise(gossip.Self{NodeID: "probe", Addr: "127.0.0.1", Port: 1})
+	if err != nil {
+		t.Skipf("no multicast here: %v", err)
+	}
+	require.NoError(t, stop())
+
+	addrs := newMemberAddrs(t, "n1", "n2", "n3")
+	var cfgs []*graft.Config
+	for _, a := range addrs {
+		cfgs = append(cfgs, memberConfig(t, a, 3, nil, func(c *graft.Config) {
+			c.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryMDNS, Service: svc}}
+		}))
+	}
+	var runs atomic.Int64
+	members := startConfigs(t, cfgs, seqNodes(t, &runs))
+	requireAllSee(t, members, 2)
+	startSeq(t, members[2].m, "over-mdns")
+	requireAgree(t, members, "over-mdns")
 }

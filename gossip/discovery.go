@@ -81,17 +81,6 @@ func (d *DNSDiscoverer) Peers(ctx context.Context) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// MDNS returns a Discoverer for the multicast-DNS service name (development
-// clusters on one LAN). Not implemented yet: Peers always returns
-// ErrMDNSNotSupported, which the join loop logs and retries.
-func MDNS(service string) Discoverer { return mdnsDiscoverer(service) }
-
-type mdnsDiscoverer string
-
-func (m mdnsDiscoverer) Peers(context.Context) ([]string, error) {
-	return nil, fmt.Errorf("mdns discovery %q: %w", string(m), ErrMDNSNotSupported)
-}
-
 func joinHostPort(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }

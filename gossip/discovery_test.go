@@ -79,7 +79,7 @@ func TestDNSDiscoverer(t *testing.T) {
 	require.IsType(t, &DNSDiscoverer{}, DNS("x", 1))
 }
 
-func TestStaticAndMDNS(t *testing.T) {
+func TestStatic(t *testing.T) {
 	t.Parallel()
 	addrs := []string{"10.0.0.1:7946"}
 	d := Static(addrs...)
@@ -87,9 +87,6 @@ func TestStaticAndMDNS(t *testing.T) {
 	got, err := d.Peers(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, []string{"10.0.0.1:7946"}, got)
-
-	_, err = MDNS("_graft._udp").Peers(context.Background())
-	require.ErrorIs(t, err, ErrMDNSNotSupported)
 }
 
 func TestNormalizeAddr(t *testing.T) {

@@ -20,8 +20,6 @@ var (
 	// ErrNoQueryHandler is the reply error of a member that has no
 	// OnQuery handler.
 	ErrNoQueryHandler = errors.New("graft: no query handler")
-	// ErrMDNSNotSupported is returned by the MDNS discoverer.
-	ErrMDNSNotSupported = errors.New("graft: mDNS discovery is not supported yet")
 )
 
 // PayloadTooLargeError reports a user event or query refused before it was

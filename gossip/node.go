@@ -68,6 +68,7 @@ type Node struct {
 	closeOnce     sync.Once
 	closeErr      error
 	closeFinished chan struct{}
+	unadvertise   []func() error // stop functions of Advertisers
 
 	joinMu sync.Mutex // serialises Serf joins with Leave; see join
 
@@ -152,8 +153,20 @@ func (n *Node) Start(ctx context.Context) error {
 	n.state = stateStarted
 	loopCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	n.cancel = cancel
-	n.goFunc(func() { n.membershipLoop(loopCtx, s) })
 	local := s.LocalMember()
+	for _, d := range n.cfg.Discovery {
+		a, ok := d.(Advertiser)
+		if !ok {
+			continue
+		}
+		stop, err := a.Advertise(Self{NodeID: n.cfg.NodeID, Addr: local.Addr.String(), Port: int(local.Port), Logger: n.logger})
+		if err != nil {
+			n.logger.Warn("gossip: advertising this member failed; other members must find it another way", "error", err)
+			continue
+		}
+		n.unadvertise = append(n.unadvertise, stop)
+	}
+	n.goFunc(func() { n.membershipLoop(loopCtx, s) })
 	n.logger.Info("gossip: started", "addr", joinHostPort(local.Addr.String(), int(local.Port)),
 		"policy", n.cfg.Policy.String(), "encrypted", s.EncryptionEnabled())
 	return nil
@@ -404,6 +417,15 @@ func (n *Node) close(graceful bool) error {
 			return
 		}
 		var errs []error
+		n.mu.Lock()
+		unadvertise := n.unadvertise
+		n.unadvertise = nil
+		n.mu.Unlock()
+		for _, stop := range unadvertise {
+			if err := stop(); err != nil {
+				errs = append(errs, fmt.Errorf("stopping advertisement: %w", err))
+			}
+		}
 		if graceful {
 			<-n.startLeave(s)
 			n.mu.Lock()
