@@ -25,7 +25,8 @@ import (
 //  1. remove the replicas of members that are gone for good (left, or
 //     failed for longer than Cluster.FailureGrace);
 //  2. add a replica (a never-used replica ID) on each member the placement
-//     names that has none, and ask that member to start it (join);
+//     names that has none, and ask that member to start it (join), but
+//     only while every current replica is up;
 //  3. once every placed replica has confirmed it is running and caught up
 //     (it answered a linearizable read), remove the replicas the placement
 //     no longer names, handing leadership away first when the leader itself
@@ -260,7 +261,16 @@ func (c *cluster) reconcileShard(ctx context.Context, h *shards.Host, v *view, s
 		return nil
 	}
 
-	// 2. Replicas for placed members that have none.
+	// 2. Replicas for placed members that have none, but only while every
+	// current replica is up: a new replica raises the quorum before it has
+	// caught up, so adding one next to a down replica could leave the shard
+	// without a majority. (A down replica is removed first once it has
+	// been gone for FailureGrace, or comes back.)
+	for rid := range mem.Replicas {
+		if id := owner[rid]; id != me && !v.alive(id) {
+			return nil
+		}
+	}
 	for _, id := range target {
 		if _, ok := have[id]; ok || !v.alive(id) {
 			continue
