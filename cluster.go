@@ -127,7 +127,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if netw != nil {
 		dial = netw.Dialer(host)
 	}
-	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 1024),
+	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
 		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaRequest]bool{}}
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
 	m.mu.Lock()
@@ -609,12 +609,14 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 		}
 	}
 	if method == rpcEvent {
-		var fe forwardedEvent
-		if err := json.Unmarshal(payload, &fe); err != nil {
-			return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding event: %w", err)}
+		var evs []forwardedEvent
+		if err := json.Unmarshal(payload, &evs); err != nil {
+			return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding events: %w", err)}
 		}
-		if ev := m.workflowEvent(&wf.Change{Kind: fe.Kind, View: fe.View}, fe.From); ev != nil {
-			m.bus.Publish(ev)
+		for i := range evs {
+			if ev := m.workflowEvent(&wf.Change{Kind: evs[i].Kind, View: evs[i].View}, evs[i].From); ev != nil {
+				m.bus.Publish(ev)
+			}
 		}
 		return nil, nil
 	}
@@ -752,33 +754,49 @@ func (c *cluster) sendEvent(ch *wf.Change) {
 
 // forwardEvents delivers queued lifecycle events to the members that
 // started the workflows (best effort: an unreachable member misses them).
+// Events waiting together go to each member in one call.
 func (c *cluster) forwardEvents() {
 	for {
+		var first forwardedEvent
 		select {
 		case <-c.stop:
 			return
-		case fe := <-c.outbox:
-			addr := ""
-			for _, p := range c.gossip.Members() {
-				if p.ID == fe.View.Starter {
-					addr = p.Tags[tagRPC]
-				}
+		case first = <-c.outbox:
+		}
+		batches := map[string][]forwardedEvent{first.View.Starter: {first}}
+	drain:
+		for n := 1; n < maxEventBatch; n++ {
+			select {
+			case fe := <-c.outbox:
+				batches[fe.View.Starter] = append(batches[fe.View.Starter], fe)
+			default:
+				break drain
 			}
+		}
+		addrs := map[string]string{}
+		for _, p := range c.gossip.Members() {
+			addrs[p.ID] = p.Tags[tagRPC]
+		}
+		for starter, evs := range batches {
+			addr := addrs[starter]
 			if addr == "" {
 				continue
 			}
-			b, err := json.Marshal(fe)
+			b, err := json.Marshal(evs)
 			if err != nil {
 				continue
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(c.stopCtx, 2*time.Second)
 			if _, err := c.client.Call(ctx, addr, rpcEvent, b); err != nil {
-				c.m.log.Debug("forwarding a workflow event failed", logkeys.Workflow, fe.View.ID, "to", fe.View.Starter, "error", err)
+				c.m.log.Debug("forwarding workflow events failed", "events", len(evs), "to", starter, "error", err)
 			}
 			cancel()
 		}
 	}
 }
+
+// maxEventBatch is the most lifecycle events forwarded in one call.
+const maxEventBatch = 512
 
 // watchMembership turns gossip membership changes into events and tracks
 // the coordinator.

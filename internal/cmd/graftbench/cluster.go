@@ -56,7 +56,7 @@ func runSeq3Cluster(ctx context.Context, o *options, dir string, _ map[string]*r
 	)
 	stop := func() { quitOnce.Do(func() { close(quit) }) }
 	tr.base = time.Now()
-	for range o.starters {
+	for range o.clusterStarters {
 		wg.Go(func() {
 			for {
 				select {
@@ -98,7 +98,7 @@ func runSeq3Cluster(ctx context.Context, o *options, dir string, _ map[string]*r
 
 	res := tr.summarise(sh, false)
 	res.Members = len(members)
-	res.Concurrency = o.starters
+	res.Concurrency = o.clusterStarters
 	for _, m := range members {
 		info := m.GetClusterInfo()
 		res.Shards = info.Shards

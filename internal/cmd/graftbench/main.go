@@ -17,6 +17,10 @@
 //     reached in the same run (or -rate), the latency target.
 //   - raw-propose: shards.Host.Propose of 100-byte commands on one shard from
 //     256 goroutines, the substrate's ceiling.
+//   - seq3-cluster: seq3 on three in-process members on loopback (RF 3),
+//     started closed-loop by -cluster-starters goroutines: a commit there
+//     waits for two fsyncs on two members (about 15 ms on this disk), so a
+//     throughput figure needs more workflows in flight than seq3.
 //
 // It exits non-zero if any scenario fails.
 package main
@@ -31,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 )
@@ -39,11 +44,13 @@ import (
 type options struct {
 	workflows int
 	starters  int
-	shards    int
-	workers   int
-	rate      float64
-	timeout   time.Duration
-	logger    *slog.Logger
+	// clusterStarters is seq3-cluster's closed-loop concurrency.
+	clusterStarters int
+	shards          int
+	workers         int
+	rate            float64
+	timeout         time.Duration
+	logger          *slog.Logger
 }
 
 // scenarioFunc runs one scenario in dir and returns its result.
@@ -53,6 +60,7 @@ func main() {
 	var (
 		workflows  = flag.Int("workflows", 20000, "workflows per workflow scenario")
 		starters   = flag.Int("starters", 16, "goroutines starting workflows")
+		cstarters  = flag.Int("cluster-starters", 256, "goroutines starting workflows in seq3-cluster")
 		scenarios  = flag.String("scenarios", "seq3,fanout3,raw-propose,seq3-half,seq3-cluster", "comma-separated scenarios to run, in order")
 		dir        = flag.String("dir", "", "parent of the scenarios' data directories (default: a temporary directory, removed at the end)")
 		shardCount = flag.Int("shards", 0, "Cluster.ShardCount (0: the Graft default)")
@@ -60,14 +68,15 @@ func main() {
 		rate       = flag.Float64("rate", 3000, "seq3-half start rate in workflows/s when seq3 did not run first")
 		timeout    = flag.Duration("timeout", 10*time.Minute, "per-scenario limit for all workflows to complete")
 		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		tracefile  = flag.String("trace", "", "write an execution trace of the whole run to this file (go tool trace)")
 	)
 	flag.Parse()
 	o := &options{
-		workflows: *workflows, starters: *starters, shards: *shardCount, workers: *workers,
+		workflows: *workflows, starters: *starters, clusterStarters: *cstarters, shards: *shardCount, workers: *workers,
 		rate: *rate, timeout: *timeout,
 		logger: slog.New(quietDragonboat{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})}),
 	}
-	if err := run(o, *scenarios, *dir, *cpuprofile); err != nil {
+	if err := run(o, *scenarios, *dir, *cpuprofile, *tracefile); err != nil {
 		fmt.Fprintln(os.Stderr, "graftbench:", err)
 		os.Exit(1)
 	}
@@ -77,7 +86,7 @@ func main() {
 // order, each in a fresh directory under dir (or under a temporary
 // directory if dir is empty), and prints their results. It keeps going
 // after a failed scenario and reports every failure.
-func run(o *options, list, dir, cpuprofile string) error {
+func run(o *options, list, dir, cpuprofile, tracefile string) error {
 	all := map[string]scenarioFunc{
 		"seq3":         runSeq3,
 		"fanout3":      runFanout3,
@@ -101,8 +110,8 @@ func run(o *options, list, dir, cpuprofile string) error {
 	switch {
 	case len(names) == 0:
 		return errors.New("no scenarios selected")
-	case o.workflows < 1 || o.starters < 1:
-		return errors.New("-workflows and -starters must be at least 1")
+	case o.workflows < 1 || o.starters < 1 || o.clusterStarters < 1:
+		return errors.New("-workflows, -starters and -cluster-starters must be at least 1")
 	case o.shards < 0 || o.workers < 0:
 		return errors.New("-shards and -workers must not be negative")
 	case o.rate <= 0:
@@ -129,6 +138,17 @@ func run(o *options, list, dir, cpuprofile string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if tracefile != "" {
+		f, err := os.Create(tracefile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 
 	prev := map[string]*result{}
