@@ -98,11 +98,12 @@ type cluster struct {
 
 	mu          sync.Mutex
 	coordinator string
-	booted      bool                    // tagBoot is published
-	cached      *view                   // last computed view, for routing
-	absent      map[string]time.Time    // when members (or unknown Raft addresses) were first seen gone
-	leaderless  map[uint64]time.Time    // when hosted shards were first seen without a leader
-	caughtUp    map[replicaRequest]bool // replicas that confirmed they caught up
+	booted      bool                     // tagBoot is published
+	cached      *view                    // last computed view, for routing
+	absent      map[string]time.Time     // when members (or unknown Raft addresses) were first seen gone
+	leaderless  map[uint64]time.Time     // when hosted shards were first seen without a leader
+	caughtUp    map[replicaKey]time.Time // when replicas confirmed they caught up
+	added       map[replicaKey]bool      // replicas this member added, not yet confirmed
 
 	// outbox holds lifecycle events for the members that started their
 	// workflows; full means dropped (events are best effort).
@@ -128,7 +129,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		dial = netw.Dialer(host)
 	}
 	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
-		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaRequest]bool{}}
+		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaKey]time.Time{}, added: map[replicaKey]bool{}}
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
 	m.mu.Lock()
 	m.cluster = c

@@ -1,7 +1,9 @@
 package graft_test
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -125,4 +127,53 @@ func TestStoppedAndKilledMembersUnderLoad(t *testing.T) {
 		require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentState), id)
 	}
 	t.Logf("%d workflows through a stop and a kill; n4 led shards %v", len(acked), led)
+}
+
+// A member is killed, its data directory is lost, and it comes back (same
+// ID and address) within FailureGrace: the leaders find that it no longer
+// holds the replicas the shards' membership gives it, replace them with new
+// ones, and it serves its share again.
+func TestMemberBackWithoutItsData(t *testing.T) {
+	net := chaos.NewNetwork(13)
+	t.Cleanup(func() { require.NoError(t, net.Close()) })
+	var runs sync.Map
+	register := onceNodes(t, &runs)
+	members := startChaosCluster(t, net, 3, register)
+	place := placeOn(t, 4, 3, "n1", "n2", "n3")
+	requirePlaced(t, members, place, 30*time.Second)
+	var acked []string
+	for i := range 6 {
+		id := fmt.Sprintf("before-%d", i)
+		startSeq(t, members[i%3].m, id)
+		acked = append(acked, id)
+	}
+	for _, id := range acked {
+		waitDone(t, members[0].m, id)
+	}
+
+	net.Isolate("n3") // killed: its leave reaches nobody
+	require.Eventually(t, func() bool { return !slices.Contains(peersOf(members[0].m), "n3") },
+		20*time.Second, 20*time.Millisecond, "n1 never saw n3 fail")
+	require.NoError(t, members[2].m.Stop())
+	cfg := members[2].cfg
+	require.NoError(t, os.RemoveAll(cfg.DataDir))
+	net.Heal()
+
+	m := graft.NewWithConfig(cfg)
+	register(m)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, m.Start(ctx, 0))
+	t.Cleanup(func() { require.NoError(t, m.Stop()) })
+	members[2] = &clusterMember{cfg: cfg, m: m}
+
+	requirePlaced(t, members, place, 60*time.Second)
+	for i := range 6 {
+		id := fmt.Sprintf("after-%d", i)
+		startSeq(t, members[i%3].m, id)
+		acked = append(acked, id)
+	}
+	for _, id := range acked {
+		requireAgree(t, members, id)
+	}
 }

@@ -51,6 +51,9 @@ const (
 	reconcileInterval = time.Second
 	// confirmTimeout bounds asking a member to start and catch up a replica.
 	confirmTimeout = 3 * time.Second
+	// confirmTTL is how long a confirmation holds: the leader asks again
+	// after it, which finds replicas lost since.
+	confirmTTL = 30 * time.Second
 	// orphanAfter is how long a replica may see no leader before its member
 	// asks the others whether it was removed while it was away.
 	orphanAfter = 5 * time.Second
@@ -62,7 +65,19 @@ const (
 type replicaRequest struct {
 	Shard   uint64 `json:"shard"`
 	Replica uint64 `json:"replica"`
+	// New is set when the asking leader has just added the replica: only
+	// then may the member start it. A member asked to confirm a replica it
+	// does not hold, without New, has lost it (its data directory was
+	// replaced, say) and answers so; the leader then replaces it.
+	New bool `json:"new,omitempty"`
 }
+
+// replicaKey identifies a replica in the leader's bookkeeping.
+type replicaKey struct{ shard, replica uint64 }
+
+// errReplicaLost reports a member that does not hold a replica its shard's
+// membership gives it.
+var errReplicaLost = errors.New("the member does not hold the replica")
 
 // membershipReply is a shard's membership as one of its replicas sees it.
 type membershipReply struct {
@@ -108,7 +123,12 @@ func (c *cluster) view() (*view, error) {
 		v.byRaft[p.Tags[tagRaft]] = p.ID
 		switch p.Status {
 		case gossip.StatusAlive:
-			delete(c.absent, p.ID)
+			if _, back := c.absent[p.ID]; back {
+				// A member that was gone may have come back without its
+				// data: confirm every replica again.
+				clear(c.caughtUp)
+				delete(c.absent, p.ID)
+			}
 			eligible = append(eligible, ring.Member{ID: p.ID})
 		case gossip.StatusFailed:
 			if now.Sub(c.absentSinceLocked(p.ID, now)) < c.m.cfg.Cluster.FailureGrace {
@@ -280,6 +300,9 @@ func (c *cluster) reconcileShard(ctx context.Context, h *shards.Host, v *view, s
 			return fmt.Errorf("adding replica %d on %q: %w", rid, id, err)
 		}
 		c.m.log.Info("replica added", logkeys.Shard, s, "replica", rid, "member", id)
+		c.mu.Lock()
+		c.added[replicaKey{s, rid}] = true
+		c.mu.Unlock()
 		if err := c.confirm(ctx, v, id, s, rid); err != nil {
 			c.m.log.Debug("new replica not confirmed yet", logkeys.Shard, s, "replica", rid, "member", id, "error", err)
 		}
@@ -289,15 +312,24 @@ func (c *cluster) reconcileShard(ctx context.Context, h *shards.Host, v *view, s
 	// 3. Placed replicas running and caught up; then remove the others.
 	pending := false
 	for _, id := range target {
-		rid := have[id]
-		if id == me || c.confirmed(s, rid) {
+		rid, ok := have[id]
+		if id == me || ok && c.confirmed(s, rid) {
 			continue
 		}
-		if !v.alive(id) {
+		if !ok || !v.alive(id) {
 			pending = true
 			continue
 		}
-		if err := c.confirm(ctx, v, id, s, rid); err != nil {
+		err := c.confirm(ctx, v, id, s, rid)
+		if errors.Is(err, errReplicaLost) {
+			if err := h.RemoveReplica(ctx, s, rid, mem.ConfigChangeID); err != nil {
+				return fmt.Errorf("removing replica %d that %q lost: %w", rid, id, err)
+			}
+			c.m.log.Warn("replica lost by its member removed; a new one will replace it", logkeys.Shard, s, "replica", rid, "member", id)
+			c.forget(s, rid)
+			return nil
+		}
+		if err != nil {
 			c.m.log.Debug("replica not confirmed yet", logkeys.Shard, s, "replica", rid, "member", id, "error", err)
 			pending = true
 		}
@@ -338,36 +370,49 @@ func (c *cluster) reconcileShard(ctx context.Context, h *shards.Host, v *view, s
 	return nil
 }
 
-// confirm asks member id to start replica rid of shard s if it has not, and
-// answers once the replica has caught up.
+// confirm asks member id to confirm that its replica rid of shard s runs
+// and has caught up, starting it first if this leader has just added it.
+// It returns errReplicaLost if the member does not hold the replica.
 func (c *cluster) confirm(ctx context.Context, v *view, id string, s, rid uint64) error {
 	addr := v.rpcAddr(id)
 	if addr == "" {
 		return fmt.Errorf("member %q has no RPC address", id)
 	}
-	body, _ := json.Marshal(replicaRequest{Shard: s, Replica: rid})
+	key := replicaKey{s, rid}
+	c.mu.Lock()
+	isNew := c.added[key]
+	c.mu.Unlock()
+	body, _ := json.Marshal(replicaRequest{Shard: s, Replica: rid, New: isNew})
 	ctx, cancel := context.WithTimeout(ctx, confirmTimeout)
 	defer cancel()
 	if _, err := c.client.Call(ctx, addr, rpcReplica, body); err != nil {
+		var re *rpc.RemoteError
+		if errors.As(err, &re) && re.Code == rpc.CodeNotFound {
+			return fmt.Errorf("%w: %s", errReplicaLost, re.Message)
+		}
 		return fromRemote(err)
 	}
 	c.mu.Lock()
-	c.caughtUp[replicaRequest{Shard: s, Replica: rid}] = true
+	c.caughtUp[key] = time.Now()
+	delete(c.added, key)
 	c.mu.Unlock()
 	return nil
 }
 
-// confirmed reports whether replica rid of shard s confirmed it caught up.
+// confirmed reports whether replica rid of shard s confirmed it caught up
+// within confirmTTL.
 func (c *cluster) confirmed(s, rid uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.caughtUp[replicaRequest{Shard: s, Replica: rid}]
+	at, ok := c.caughtUp[replicaKey{s, rid}]
+	return ok && time.Since(at) < confirmTTL
 }
 
 // forget drops what this member knows of a removed replica.
 func (c *cluster) forget(s, rid uint64) {
 	c.mu.Lock()
-	delete(c.caughtUp, replicaRequest{Shard: s, Replica: rid})
+	delete(c.caughtUp, replicaKey{s, rid})
+	delete(c.added, replicaKey{s, rid})
 	c.mu.Unlock()
 }
 
@@ -507,9 +552,10 @@ func (c *cluster) dropLocked(ctx context.Context, s uint64, why string) {
 	c.m.log.Info("replica dropped", logkeys.Shard, s, "replica", rid, "reason", why)
 }
 
-// serveReplica starts the replica a shard's leader added on this member
-// (join), replacing an older replica of the same shard that was removed,
-// and answers once it has caught up.
+// serveReplica starts the replica a shard's leader has just added on this
+// member (join), replacing an older replica of the same shard that was
+// removed, and answers once it has caught up. Asked about a replica it does
+// not hold, without New, it answers CodeNotFound.
 func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
 	h, err := c.m.storage()
 	if err != nil {
@@ -521,11 +567,12 @@ func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
 	c.hostMu.Lock()
 	cur, ok := h.ReplicaID(req.Shard)
 	switch {
-	case ok && cur > req.Replica:
+	case ok && cur == req.Replica:
+	case !req.New, ok && cur > req.Replica:
 		c.hostMu.Unlock()
-		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s holds replica %d of shard %d, newer than %d",
-			c.m.cfg.NodeID, cur, req.Shard, req.Replica)}
-	case ok && cur < req.Replica:
+		return &rpc.CodedError{Code: rpc.CodeNotFound, Err: fmt.Errorf("member %s does not hold replica %d of shard %d",
+			c.m.cfg.NodeID, req.Replica, req.Shard)}
+	case ok:
 		// The leader added this member anew, so the old replica is no
 		// longer part of the shard.
 		c.dropLocked(ctx, req.Shard, fmt.Sprintf("superseded by replica %d", req.Replica))
