@@ -1,10 +1,12 @@
 package graft_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -238,6 +240,8 @@ func TestClusterPolicyRestrictedRefusesWrongKey(t *testing.T) {
 		c.Cluster.Policy = graft.ClusterPolicyRestricted
 		c.Cluster.Key = []byte("fedcba9876543210")
 	})
+	var logs lockedBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	intruder := graft.NewWithConfig(cfg)
 	seqNodes(t, &runs)(intruder)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -284,6 +288,8 @@ func TestClusterPolicyStrictRefusesUnlisted(t *testing.T) {
 		c.Cluster.Policy = graft.ClusterPolicyRestricted
 		c.Cluster.Key = key
 	})
+	var logs lockedBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	intruder := graft.NewWithConfig(cfg)
 	seqNodes(t, &runs)(intruder)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -296,6 +302,7 @@ func TestClusterPolicyStrictRefusesUnlisted(t *testing.T) {
 	select {
 	case err := <-startErr:
 		require.ErrorIs(t, err, graft.ErrNotAdmitted, "the unlisted member started")
+		require.Contains(t, logs.String(), "not admitted to the cluster yet", "the refused member says why")
 	case <-time.After(10 * time.Second):
 		t.Fatal("Start of the unlisted member did not return after its context ended")
 	}
@@ -396,4 +403,22 @@ func TestClusterFormsOverMDNS(t *testing.T) {
 	requireAllSee(t, members, 2)
 	startSeq(t, members[2].m, "over-mdns")
 	requireAgree(t, members, "over-mdns")
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
