@@ -284,11 +284,15 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 	for {
 		peers = peers[:0]
 		var booted []gossip.Member
-		for _, p := range c.gossip.Members() {
+		// Every member seen, even one that has left since (it may have
+		// refused this one first and stopped), must have the same count.
+		for _, p := range c.gossip.AllMembers() {
 			if n := p.Tags[tagShards]; n != "" && n != strconv.FormatUint(shardCount, 10) {
 				return nil, fmt.Errorf("%w: member %s has %s shards and this data directory %d; every member of a cluster needs the same Cluster.ShardCount",
 					ErrInvalidConfig, p.ID, n, shardCount)
 			}
+		}
+		for _, p := range c.gossip.Members() {
 			if p.Tags[tagRaft] != "" {
 				peers = append(peers, p)
 			}
