@@ -102,6 +102,7 @@ type cluster struct {
 	cached      *view                    // last computed view, for routing
 	absent      map[string]time.Time     // when members (or unknown Raft addresses) were first seen gone
 	leaderless  map[uint64]time.Time     // when hosted shards were first seen without a leader
+	leaderRPC   map[uint64]string        // RPC address of the member leading each hosted shard, when another
 	caughtUp    map[replicaKey]time.Time // when replicas confirmed they caught up
 	added       map[replicaKey]bool      // replicas this member added, not yet confirmed
 
@@ -129,7 +130,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		dial = netw.Dialer(host)
 	}
 	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
-		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaKey]time.Time{}, added: map[replicaKey]bool{}}
+		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaKey]time.Time{}, added: map[replicaKey]bool{}, leaderRPC: map[uint64]string{}}
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
 	m.mu.Lock()
 	m.cluster = c
@@ -539,8 +540,7 @@ func (m *Manager) forward(ctx context.Context, s uint64, method string, body []b
 	if !ready {
 		return nil, fmt.Errorf("%w: shard %d is not hosted here", ErrNotReady, s)
 	}
-	payload := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(body)), s)
-	payload = append(payload, body...)
+	payload := shardPayload(s, body)
 	var last error = fmt.Errorf("%w: no reachable member holds shard %d", ErrNotReady, s)
 	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
 		for _, addr := range c.rpcTargets(s) {
@@ -558,6 +558,11 @@ func (m *Manager) forward(ctx context.Context, s uint64, method string, body []b
 		}
 	}
 	return nil, last
+}
+
+// shardPayload prefixes an RPC body with the shard it is about.
+func shardPayload(s uint64, body []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(body)), s), body...)
 }
 
 // fromRemote maps an RPC error to the package's sentinels.
@@ -643,7 +648,7 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 	var out []byte
 	switch method {
 	case rpcApply:
-		out, err = h.Propose(ctx, s, body)
+		out, err = m.applyHere(ctx, h, s, body)
 	case rpcRead:
 		out, err = h.Read(ctx, s, body)
 	default:
@@ -892,4 +897,70 @@ func (m *Manager) onUserEvent(name string, payload []byte, from string) {
 	if err := m.runCommand(ctx, from, payload); err != nil {
 		m.log.Warn("dev command failed", "from", from, "error", err)
 	}
+}
+
+// refreshLeader records which member leads shard s (hosted here), so that
+// starts can go to it directly.
+func (c *cluster) refreshLeader(s uint64) {
+	addr := ""
+	if h, err := c.m.storage(); err == nil {
+		if raft, ok := h.LeaderAddress(s); ok {
+			if v, err := c.recentView(); err == nil {
+				if id := v.byRaft[raft]; id != c.m.cfg.NodeID && v.alive(id) {
+					addr = v.rpcAddr(id)
+				}
+			}
+		}
+	}
+	c.mu.Lock()
+	c.leaderRPC[s] = addr
+	c.mu.Unlock()
+}
+
+// leaderOf returns the RPC address of the other member leading shard s, or
+// "" if this member leads it or does not know.
+func (c *cluster) leaderOf(s uint64) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leaderRPC[s]
+}
+
+// applyHere proposes a command forwarded by another member through this
+// member's replica of shard s. A workflow start reaching the shard's leader
+// claims its first steps for this member in the same command, as a start
+// made here would, saving a round of Raft before they run; those claims are
+// this member's to run, so the answer leaves them out.
+func (m *Manager) applyHere(ctx context.Context, h *shards.Host, s uint64, raw []byte) ([]byte, error) {
+	m.mu.Lock()
+	e := m.engine
+	m.mu.Unlock()
+	if e == nil || !h.IsLeader(s) {
+		return h.Propose(ctx, s, raw)
+	}
+	cmd, err := wf.DecodeCommand(raw)
+	if err != nil || cmd.Op != wf.OpStart {
+		return h.Propose(ctx, s, raw)
+	}
+	// Whatever the sender claimed is replaced by this member's claims.
+	cmd.Member, cmd.Incarnation, cmd.LeaseUntil = "", "", 0
+	for i := range cmd.Tasks {
+		cmd.Tasks[i].Claim = false
+	}
+	e.ClaimFields(s, &cmd)
+	if raw, err = wf.EncodeCommand(&cmd); err != nil {
+		return nil, err
+	}
+	out, err := h.Propose(ctx, s, raw)
+	if err != nil {
+		return nil, err
+	}
+	res, err := wf.DecodeResult(out)
+	if err != nil || len(res.Claimed) == 0 {
+		return out, err
+	}
+	if cmd.Member == m.cfg.NodeID {
+		e.Adopt(s, cmd.WF, &res)
+	}
+	res.Claimed = nil
+	return wf.EncodeResult(res)
 }

@@ -232,6 +232,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 			continue
 		}
 		c.m.syncLeader(s)
+		c.refreshLeader(s)
 		if !h.IsLeader(s) {
 			c.checkOrphan(ctx, h, v, s)
 			continue

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 	"unicode"
@@ -42,16 +43,21 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 	m.mu.Lock()
 	e := m.engine
 	m.mu.Unlock()
-	if e != nil {
-		e.ClaimFields(shard, cmd)
+	// The shard's leader runs the first steps: started there, it claims
+	// them in the start command itself.
+	res, err := m.startAtLeader(ctx, shard, cmd)
+	if err != nil {
+		if e != nil {
+			e.ClaimFields(shard, cmd)
+		}
+		res, err = m.apply(ctx, shard, cmd)
 	}
-	res, err := m.apply(ctx, shard, cmd)
 	if err != nil {
 		return fmt.Errorf("starting workflow %q: %w", trigger.WorkflowID, err)
 	}
 	switch res.Code {
 	case wf.OK:
-		if e != nil {
+		if e != nil && cmd.Member == m.cfg.NodeID {
 			e.Adopt(shard, trigger.WorkflowID, &res)
 		}
 		return nil
@@ -61,6 +67,36 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 		return fmt.Errorf("%w: %s", ErrInvalidWorkflow, res.Message)
 	}
 }
+
+// startAtLeader sends a start command to the member leading its shard,
+// when that is another member and this one knows it (it holds a replica):
+// the leader claims the first steps in the same command (see applyHere).
+// Any error means the caller proposes the command itself; the command's
+// nonce makes a start that committed anyway harmless.
+func (m *Manager) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Command) (wf.Result, error) {
+	m.mu.Lock()
+	c := m.cluster
+	m.mu.Unlock()
+	addr := ""
+	if c != nil {
+		addr = c.leaderOf(shard)
+	}
+	if addr == "" || m.leads(shard) {
+		return wf.Result{}, errNoLeaderKnown
+	}
+	raw, err := wf.EncodeCommand(cmd)
+	if err != nil {
+		return wf.Result{}, err
+	}
+	out, err := c.client.Call(ctx, addr, rpcApply, shardPayload(shard, raw))
+	if err != nil {
+		return wf.Result{}, fromRemote(err)
+	}
+	return wf.DecodeResult(out)
+}
+
+// errNoLeaderKnown: no other member is known to lead the shard.
+var errNoLeaderKnown = errors.New("no other member known to lead the shard")
 
 // startCommand validates a trigger and encodes it as a start command.
 func (m *Manager) startCommand(t WorkflowTrigger) (*wf.Command, error) {

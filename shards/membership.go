@@ -213,3 +213,25 @@ func membershipError(err error) error {
 	}
 	return translate(err)
 }
+
+// LeaderAddress returns the Raft address of shardID's leader as this member
+// knows it; ok is false when no leader is known or the shard is not started
+// here.
+func (h *Host) LeaderAddress(shardID uint64) (addr string, ok bool) {
+	leader, ok := h.LeaderID(shardID)
+	if !ok {
+		return "", false
+	}
+	if _, err := h.enter(shardID); err != nil {
+		return "", false
+	}
+	defer h.ops.Done()
+	info := h.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
+	for _, si := range info.ShardInfoList {
+		if si.ShardID == shardID {
+			addr, ok = si.Replicas[leader]
+			return addr, ok
+		}
+	}
+	return "", false
+}

@@ -1053,6 +1053,9 @@ func encodeResult(r Result) ([]byte, error) {
 	return fresh(bp, r.appendTo(*bp)), nil
 }
 
+// EncodeResult serialises a command's result, as Logic.Apply returns it.
+func EncodeResult(r Result) ([]byte, error) { return encodeResult(r) }
+
 // DecodeResult parses a command's result. The result does not alias b.
 func DecodeResult(b []byte) (Result, error) {
 	var r Result

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +94,7 @@ func runSeq3Cluster(ctx context.Context, o *options, dir string, _ map[string]*r
 		return nil, fmt.Errorf("starting workflows: %w", startErr)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w%s", err, describeIncomplete(tr, members[0]))
 	}
 
 	res := tr.summarise(sh, false)
@@ -185,4 +186,27 @@ func stopAll(members []*graft.Manager) error {
 		}
 	}
 	return first
+}
+
+// describeIncomplete reports the status, as m sees it, of the first few
+// workflows whose completion the tracker never saw.
+func describeIncomplete(tr *tracker, m *graft.Manager) string {
+	var b strings.Builder
+	shown := 0
+	for i := range tr.completed {
+		if tr.completed[i].Load() != 0 || tr.called[i].Load() == 0 {
+			continue
+		}
+		id := idPrefix + strconv.Itoa(i)
+		st, err := m.GetWorkflowStatus(id)
+		if err != nil {
+			fmt.Fprintf(&b, "; %s: %v", id, err)
+		} else {
+			fmt.Fprintf(&b, "; %s: %s, executed %d, executing %+v, pending %d", id, st.Status, len(st.ExecutedNodes), st.ExecutingNodes, len(st.PendingNodes))
+		}
+		if shown++; shown == 3 {
+			break
+		}
+	}
+	return b.String()
 }

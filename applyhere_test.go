@@ -1,0 +1,69 @@
+package graft
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/eleven-am/graft/internal/wf"
+	"github.com/stretchr/testify/require"
+)
+
+type oneStep struct{ ran chan string }
+
+func (n *oneStep) GetName() string { return "only" }
+
+func (n *oneStep) Execute(ctx context.Context, s map[string]any, _ map[string]any) (*NodeResult, error) {
+	wc, _ := GetWorkflowContext(ctx)
+	n.ran <- wc.MemberID
+	return &NodeResult{GlobalState: s}, nil
+}
+
+// A start forwarded to the shard's leader is claimed by the leader, whatever
+// claim the sender put in it (a sender that wrongly believed it led the
+// shard), and the answer carries no claims for the sender to adopt: a
+// sender adopting the leader's claim would give it back while the leader
+// runs it, leaving the step pending with nobody to run it.
+func TestForwardedStartIsClaimedByTheLeader(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	cfg := DefaultConfig("n1", addr, t.TempDir())
+	cfg.Cluster.ShardCount = 1
+	m := NewWithConfig(cfg)
+	node := &oneStep{ran: make(chan string, 1)}
+	require.NoError(t, m.RegisterNode(node))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, m.Start(ctx, 0))
+	defer func() { require.NoError(t, m.Stop()) }()
+
+	cmd, err := m.startCommand(WorkflowTrigger{WorkflowID: "fwd", InitialNodes: []NodeConfig{{Name: "only"}}})
+	require.NoError(t, err)
+	cmd.Member, cmd.Incarnation, cmd.LeaseUntil = "elsewhere", "stale", time.Now().Add(time.Hour).UnixNano()
+	cmd.Tasks[0].Claim = true
+	raw, err := wf.EncodeCommand(cmd)
+	require.NoError(t, err)
+	h, err := m.running()
+	require.NoError(t, err)
+
+	out, err := m.applyHere(ctx, h, m.shardOf("fwd"), raw)
+	require.NoError(t, err)
+	res, err := wf.DecodeResult(out)
+	require.NoError(t, err)
+	require.Equal(t, wf.OK, res.Code)
+	require.Empty(t, res.Claimed, "the leader's claims are not the sender's to adopt")
+
+	select {
+	case member := <-node.ran:
+		require.Equal(t, "n1", member, "the leader ran the step it claimed")
+	case <-ctx.Done():
+		t.Fatal("the step never ran")
+	}
+	require.Eventually(t, func() bool {
+		s, err := m.GetWorkflowStatus("fwd")
+		return err == nil && s.Status == WorkflowStateCompleted
+	}, 10*time.Second, 5*time.Millisecond)
+}
