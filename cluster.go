@@ -100,6 +100,7 @@ type cluster struct {
 	coordinator string
 	booted      bool                     // tagBoot is published
 	cached      *view                    // last computed view, for routing
+	placed      []string                 // members of the last placement, to log changes
 	absent      map[string]time.Time     // when members (or unknown Raft addresses) were first seen gone
 	leaderless  map[uint64]time.Time     // when hosted shards were first seen without a leader
 	leaderRPC   map[uint64]string        // RPC address of the member leading each hosted shard, when another
@@ -226,11 +227,14 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		m.mu.Lock()
 		c.layout = lay
 		m.mu.Unlock()
+		c.hostMu.Lock()
 		for _, s := range c.hosted() {
 			if err := m.host.StartShard(s, lay.Replicas[s], nil, false); err != nil {
+				c.hostMu.Unlock()
 				return fmt.Errorf("restarting shard %d: %w", s, err)
 			}
 		}
+		c.hostMu.Unlock()
 		// Best effort: the shards usually elect at once, but a replica
 		// removed while this member was away never will, and requests are
 		// forwarded meanwhile.

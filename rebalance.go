@@ -145,9 +145,15 @@ func (c *cluster) view() (*view, error) {
 		return nil, fmt.Errorf("placing shards: %w", err)
 	}
 	v.place = place
+	ids := place.Members()
 	c.mu.Lock()
 	c.cached = v
+	changed := !slices.Equal(ids, c.placed)
+	c.placed = ids
 	c.mu.Unlock()
+	if changed {
+		c.m.log.Info("placing shards on members", "members", ids)
+	}
 	return v, nil
 }
 
@@ -567,6 +573,12 @@ func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
 	}
 	c.hostMu.Lock()
 	cur, ok := h.ReplicaID(req.Shard)
+	if !ok && !req.New && c.currentLayout().Replicas[req.Shard] == req.Replica {
+		// Recorded but not started yet: this member is restarting.
+		c.hostMu.Unlock()
+		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s is still starting replica %d of shard %d",
+			c.m.cfg.NodeID, req.Replica, req.Shard)}
+	}
 	switch {
 	case ok && cur == req.Replica:
 	case !req.New, ok && cur > req.Replica:
