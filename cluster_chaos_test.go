@@ -16,18 +16,32 @@ import (
 )
 
 // startChaosCluster starts n members whose gossip, Raft and RPC links run
-// over the chaos network.
-func startChaosCluster(t *testing.T, net *chaos.Network, n int, register func(*graft.Manager)) []*clusterMember {
+// over the chaos network; tweaks adjust every member's config.
+func startChaosCluster(t *testing.T, net *chaos.Network, n int, register func(*graft.Manager), tweaks ...func(*graft.Config)) []*clusterMember {
 	t.Helper()
+	peers := chaosPeers(net, n)
+	return startMembers(t, peers, func(p graft.StaticPeer, cfg *graft.Config) {
+		chaosMember(net, p, cfg)
+		for _, tw := range tweaks {
+			tw(cfg)
+		}
+	}, register)
+}
+
+// chaosPeers names n members n1..nn on the chaos network.
+func chaosPeers(net *chaos.Network, n int) []graft.StaticPeer {
 	peers := make([]graft.StaticPeer, n)
 	for i := range peers {
 		name := fmt.Sprintf("n%d", i+1)
 		peers[i] = graft.StaticPeer{ID: name, Address: net.IP(name).String(), Port: 7000, GossipPort: chaos.MemberlistPort}
 	}
-	return startMembers(t, peers, func(p graft.StaticPeer, cfg *graft.Config) {
-		cfg.BindAddr = p.ID + ":7000"
-		cfg.Expert.Network = net
-	}, register)
+	return peers
+}
+
+// chaosMember puts member p's links on the chaos network.
+func chaosMember(net *chaos.Network, p graft.StaticPeer, cfg *graft.Config) {
+	cfg.BindAddr = p.ID + ":7000"
+	cfg.Expert.Network = net
 }
 
 // A member cut off for longer than the failure-detection timeout: the
@@ -96,17 +110,10 @@ func TestStoppedAndKilledMembersUnderLoad(t *testing.T) {
 	net := chaos.NewNetwork(11)
 	t.Cleanup(func() { require.NoError(t, net.Close()) })
 	var runs sync.Map
-	peers := make([]graft.StaticPeer, 5)
-	for i := range peers {
-		name := fmt.Sprintf("n%d", i+1)
-		peers[i] = graft.StaticPeer{ID: name, Address: net.IP(name).String(), Port: 7000, GossipPort: chaos.MemberlistPort}
-	}
-	members := startMembers(t, peers, func(p graft.StaticPeer, cfg *graft.Config) {
-		cfg.BindAddr = p.ID + ":7000"
-		cfg.Expert.Network = net
+	members := startChaosCluster(t, net, 5, onceNodes(t, &runs), func(cfg *graft.Config) {
 		cfg.Cluster.ShardCount = 8
 		cfg.Cluster.FailureGrace = 2 * time.Second
-	}, onceNodes(t, &runs))
+	})
 	requirePlaced(t, members, placeOn(t, 8, 3, "n1", "n2", "n3", "n4", "n5"), 30*time.Second)
 	stop := load(t, "churn", func() []*clusterMember { return members[:3] })
 	time.Sleep(500 * time.Millisecond)
@@ -175,5 +182,44 @@ func TestMemberBackWithoutItsData(t *testing.T) {
 	}
 	for _, id := range acked {
 		requireAgree(t, members, id)
+	}
+}
+
+// A member cut off past FailureGrace loses its replicas without hearing of
+// it; meanwhile a fourth member joins and the placement changes, so when
+// the cut heals, some of the replicas the returning member still holds
+// belong to no placement. It finds out from the others (its replicas see no
+// leader) and deletes them, and takes the replicas it is placed on again.
+func TestReplicasRemovedWhileAwayAreDropped(t *testing.T) {
+	net := chaos.NewNetwork(17)
+	t.Cleanup(func() { require.NoError(t, net.Close()) })
+	var runs sync.Map
+	register := onceNodes(t, &runs)
+	grace := func(cfg *graft.Config) { cfg.Cluster.FailureGrace = 2 * time.Second }
+	members := startChaosCluster(t, net, 3, register, grace)
+	requirePlaced(t, members, placeOn(t, 4, 3, "n1", "n2", "n3"), 30*time.Second)
+	startSeq(t, members[0].m, "before")
+	waitDone(t, members[0].m, "before")
+
+	net.Isolate("n3")
+	requirePlaced(t, members[:2], placeOn(t, 4, 3, "n1", "n2"), 30*time.Second)
+
+	peers := chaosPeers(net, 4)
+	cfg := clusterConfig(t, "n4", "", peers[3].GossipPort, peers)
+	cfg.Cluster.ExpectedMembers = 3
+	chaosMember(net, peers[3], cfg)
+	grace(cfg)
+	joiner := startConfigs(t, []*graft.Config{cfg}, register)
+	requirePlaced(t, append(members[:2:2], joiner...), placeOn(t, 4, 3, "n1", "n2", "n4"), 30*time.Second)
+	stale := members[2].m.GetClusterInfo().HostedShards
+	after := placeOn(t, 4, 3, "n1", "n2", "n3", "n4")
+	require.Greater(t, len(stale), len(after.ShardsOf("n3")), "the test needs n3 to hold shards it is no longer placed on")
+
+	net.Heal()
+	all := append(slices.Clone(members), joiner...)
+	requirePlaced(t, all, after, 60*time.Second)
+	startSeq(t, members[2].m, "after")
+	for _, id := range []string{"before", "after"} {
+		requireAgree(t, all, id)
 	}
 }
