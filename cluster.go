@@ -903,21 +903,17 @@ func (m *Manager) onUserEvent(name string, payload []byte, from string) {
 	}
 }
 
-// refreshLeader records which member leads shard s (hosted here), so that
-// starts can go to it directly.
-func (c *cluster) refreshLeader(s uint64) {
-	addr := ""
-	if h, err := c.m.storage(); err == nil {
-		if raft, ok := h.LeaderAddress(s); ok {
-			if v, err := c.recentView(); err == nil {
-				if id := v.byRaft[raft]; id != c.m.cfg.NodeID && v.alive(id) {
-					addr = v.rpcAddr(id)
-				}
-			}
+// refreshLeaders records which member leads each shard hosted here, so
+// that starts can go to it directly.
+func (c *cluster) refreshLeaders(h *shards.Host, v *view) {
+	next := map[uint64]string{}
+	for s, raft := range h.LeaderAddresses() {
+		if id := v.byRaft[raft]; id != c.m.cfg.NodeID && v.alive(id) {
+			next[s] = v.rpcAddr(id)
 		}
 	}
 	c.mu.Lock()
-	c.leaderRPC[s] = addr
+	c.leaderRPC = next
 	c.mu.Unlock()
 }
 

@@ -229,6 +229,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 		c.m.log.Debug("rebalancing skipped", "error", err)
 		return
 	}
+	c.refreshLeaders(h, v)
 	for _, s := range c.hosted() {
 		if ctx.Err() != nil {
 			return
@@ -238,7 +239,6 @@ func (c *cluster) reconcile(ctx context.Context) {
 			continue
 		}
 		c.m.syncLeader(s)
-		c.refreshLeader(s)
 		if !h.IsLeader(s) {
 			c.checkOrphan(ctx, h, v, s)
 			continue

@@ -214,24 +214,23 @@ func membershipError(err error) error {
 	return translate(err)
 }
 
-// LeaderAddress returns the Raft address of shardID's leader as this member
-// knows it; ok is false when no leader is known or the shard is not started
-// here.
-func (h *Host) LeaderAddress(shardID uint64) (addr string, ok bool) {
-	leader, ok := h.LeaderID(shardID)
-	if !ok {
-		return "", false
+// LeaderAddresses returns, for each shard started here whose leader this
+// member knows, the leader's Raft address.
+func (h *Host) LeaderAddresses() map[uint64]string {
+	h.mu.RLock()
+	if h.closed {
+		h.mu.RUnlock()
+		return nil
 	}
-	if _, err := h.enter(shardID); err != nil {
-		return "", false
-	}
+	h.ops.Add(1)
+	h.mu.RUnlock()
 	defer h.ops.Done()
 	info := h.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
+	out := make(map[uint64]string, len(info.ShardInfoList))
 	for _, si := range info.ShardInfoList {
-		if si.ShardID == shardID {
-			addr, ok = si.Replicas[leader]
-			return addr, ok
+		if addr, ok := si.Replicas[si.LeaderID]; ok && si.LeaderID != 0 {
+			out[si.ShardID] = addr
 		}
 	}
-	return "", false
+	return out
 }

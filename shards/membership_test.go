@@ -38,11 +38,8 @@ func TestMoveReplica(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uint64{1, 2, 3}, mem.ReplicaIDs())
 	leader, _ := nodes[1].h.LeaderID(7)
-	addr, ok := nodes[1].h.LeaderAddress(7)
-	require.True(t, ok)
-	require.Equal(t, mem.Replicas[leader], addr)
-	_, ok = nodes[3].h.LeaderAddress(7)
-	require.False(t, ok, "n4 does not host shard 7 yet")
+	require.Equal(t, map[uint64]string{7: mem.Replicas[leader]}, nodes[1].h.LeaderAddresses())
+	require.Empty(t, nodes[3].h.LeaderAddresses(), "n4 does not host shard 7 yet")
 	require.Equal(t, uint64(4), mem.NextReplicaID())
 	require.NoError(t, nodes[0].h.AddReplica(ctx, 7, 4, nodes[3].cfg.RaftAddress, mem.ConfigChangeID))
 	// A second change based on the same (now stale) membership is refused.
