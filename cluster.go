@@ -68,11 +68,14 @@ type forwardedEvent struct {
 	View wf.View       `json:"view"`
 }
 
-// layout is a cluster member's bootstrap record, kept in DataDir/cluster.json
-// so a restarted member starts the same replicas with the same IDs.
+// layout is a cluster member's record of its replicas, kept in
+// DataDir/cluster.json so a restarted member starts the same replicas with
+// the same IDs. It is replaced (never modified in place) as rebalancing adds
+// and drops replicas here.
 type layout struct {
-	// Members are the node IDs the cluster bootstrapped with, sorted; a
-	// member's replica ID in every shard is its index here plus one.
+	// Members are the node IDs the cluster bootstrapped with, sorted (the
+	// bootstrap replica IDs are their index plus one); empty for a member
+	// that joined later. Informational.
 	Members []string `json:"members"`
 	// Shards and RF are the shard count and replication factor.
 	Shards int `json:"shards"`
