@@ -2,6 +2,8 @@ package graft
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -31,6 +33,7 @@ func TestForwardedStartIsClaimedByTheLeader(t *testing.T) {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
 	cfg := DefaultConfig("n1", addr, t.TempDir())
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Cluster.ShardCount = 1
 	m := NewWithConfig(cfg)
 	node := &oneStep{ran: make(chan string, 1)}

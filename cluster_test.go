@@ -2,6 +2,7 @@ package graft_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -90,10 +91,14 @@ func startConfigs(t *testing.T, cfgs []*graft.Config, register func(*graft.Manag
 		wg.Go(func() { errs[i] = cm.m.Start(ctx, 0) })
 	}
 	wg.Wait()
+	var failed []error
 	for i, cm := range members {
 		t.Cleanup(func() { require.NoError(t, cm.m.Stop()) })
-		require.NoError(t, errs[i], "member %s", cfgs[i].NodeID)
+		if errs[i] != nil {
+			failed = append(failed, fmt.Errorf("member %s: %w", cfgs[i].NodeID, errs[i]))
+		}
 	}
+	require.NoError(t, errors.Join(failed...), "starting the members")
 	return members
 }
 

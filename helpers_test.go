@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,16 +20,39 @@ import (
 // freeAddr returns a loopback host:port nothing listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
+	for range 1000 {
+		port := 10000 + rand.IntN(22000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		_ = l.Close()
+		if err != nil {
+			continue
+		}
+		_ = u.Close()
+		return addr
+	}
+	t.Fatal("no free loopback port found")
+	return ""
 }
 
+// handedOut remembers the ports freeAddr gave out in this process. It picks
+// them below the kernel's ephemeral range (32768 and up here), which the
+// outgoing connections of the members under test draw from: a port taken
+// from that range could be grabbed by such a connection before the member
+// binds it.
+var handedOut sync.Map
+
 // testLogger sends logs to t.Log with the member's name, at warn and above
-// (GRAFT_TEST_LOG=info or debug for more), until the test's cleanup starts. (Dragonboat's logger is process-wide, so
-// another test's member may log through it after this test ended.)
+// (GRAFT_TEST_LOG=info or debug for more), until the test's cleanup starts.
+// (Dragonboat's logger is process-wide, so another test's member may log
+// through it after this test ended.)
 func testLogger(t *testing.T, name string) *slog.Logger {
 	w := &tWriter{t: t, name: name}
 	t.Cleanup(func() {
