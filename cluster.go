@@ -961,9 +961,7 @@ func (m *Manager) applyHere(ctx context.Context, h *shards.Host, s uint64, raw [
 	if err != nil || len(res.Claimed) == 0 {
 		return out, err
 	}
-	if cmd.Member == m.cfg.NodeID {
-		e.Adopt(s, cmd.WF, &res)
-	}
+	e.Adopt(s, &cmd, &res)
 	res.Claimed = nil
 	return wf.EncodeResult(res)
 }

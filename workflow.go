@@ -57,8 +57,8 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 	}
 	switch res.Code {
 	case wf.OK:
-		if e != nil && cmd.Member == m.cfg.NodeID {
-			e.Adopt(shard, trigger.WorkflowID, &res)
+		if e != nil {
+			e.Adopt(shard, cmd, &res)
 		}
 		return nil
 	case wf.Exists:

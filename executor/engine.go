@@ -466,12 +466,15 @@ func (e *Engine) ClaimFields(shard uint64, c *wf.Command) {
 	}
 }
 
-// Adopt queues for execution the tasks a committed command claimed for this
-// member (see ClaimFields).
-func (e *Engine) Adopt(shard uint64, wfID string, res *wf.Result) {
-	if len(res.Claimed) == 0 {
+// Adopt queues for execution the tasks that committed command c claimed
+// for this member (see ClaimFields); res is its result. Claims that c made
+// for another member, or for an earlier run of this one, are not this
+// engine's to run and are ignored.
+func (e *Engine) Adopt(shard uint64, c *wf.Command, res *wf.Result) {
+	if len(res.Claimed) == 0 || c.Member != e.cfg.MemberID || c.Incarnation != e.cfg.Incarnation {
 		return
 	}
+	wfID := c.WF
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	w := e.wfs[wfKey{shard, wfID}]

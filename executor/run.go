@@ -236,7 +236,7 @@ func (e *Engine) commit(shard uint64, c *wf.Command) {
 				e.log.Debug("step outcome not recorded", logkeys.Workflow, c.WF, "op", c.Op,
 					"code", res.Code, "reason", res.Message)
 			}
-			e.Adopt(shard, c.WF, &res)
+			e.Adopt(shard, c, &res)
 			return
 		}
 		if e.storeCtx.Err() != nil {
