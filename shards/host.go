@@ -364,11 +364,6 @@ func (h *Host) StateHash(shardID uint64) (hash, appliedIndex uint64, err error) 
 	return stateHash(snap, shardID)
 }
 
-// NodeHost returns the underlying Dragonboat NodeHost, an escape hatch for
-// membership changes and diagnostics. Do not call its Close; call Host.Close.
-// Shards started directly on it are unknown to Propose and Read.
-func (h *Host) NodeHost() *dragonboat.NodeHost { return h.nh }
-
 // Close stops every goroutine the Host started, fails pending calls with
 // ErrClosed, closes the NodeHost and then the Pebble database. It is
 // idempotent: later calls return the first call's result.
