@@ -606,9 +606,7 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 		}
 		return nil, c.serveAdmit(req)
 	case rpcReplica, rpcDrop, rpcMembership:
-		m.mu.Lock()
-		c := m.cluster
-		m.mu.Unlock()
+		c := m.currentCluster()
 		var req replicaRequest
 		if err := json.Unmarshal(payload, &req); err != nil {
 			return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding %s request: %w", method, err)}
@@ -708,9 +706,7 @@ func (r remote) Has(node string) bool { return r.member(node) != "" }
 // member returns the RPC address of an alive member (not this one) that
 // registered node, or "".
 func (r remote) member(node string) string {
-	r.m.mu.Lock()
-	c := r.m.cluster
-	r.m.mu.Unlock()
+	c := r.m.currentCluster()
 	if c == nil || c.gossip == nil {
 		return ""
 	}
@@ -732,9 +728,7 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 	if err != nil {
 		return nil, executor.Permanent(err)
 	}
-	r.m.mu.Lock()
-	c := r.m.cluster
-	r.m.mu.Unlock()
+	c := r.m.currentCluster()
 	if c == nil {
 		return nil, ErrClosed
 	}

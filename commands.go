@@ -77,9 +77,7 @@ func (m *Manager) BroadcastCommand(ctx context.Context, cmd *DevCommand) error {
 	if len(payload) > MaxCommandBytes {
 		return fmt.Errorf("%w: %q is %d bytes encoded, over the limit of %d", ErrInvalidCommand, cmd.Command, len(payload), MaxCommandBytes)
 	}
-	m.mu.Lock()
-	c := m.cluster
-	m.mu.Unlock()
+	c := m.currentCluster()
 	if c != nil && c.gossip != nil {
 		if err := c.gossip.Broadcast(commandEvent, payload); err != nil {
 			return fmt.Errorf("%w: %q: %v", ErrInvalidCommand, cmd.Command, err)
@@ -139,9 +137,7 @@ func (m *Manager) QueryCommand(ctx context.Context, cmd *DevCommand) (map[string
 		return nil, fmt.Errorf("%w: %q is %d bytes encoded, over the limit of %d", ErrInvalidCommand, cmd.Command, len(payload), MaxCommandBytes)
 	}
 	out := map[string]error{}
-	m.mu.Lock()
-	c := m.cluster
-	m.mu.Unlock()
+	c := m.currentCluster()
 	if c == nil || c.gossip == nil {
 		out[m.cfg.NodeID] = m.runCommand(ctx, m.cfg.NodeID, payload)
 		return out, nil

@@ -361,9 +361,7 @@ func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
 	if !m.leads(shardID) {
 		return // the shard's leader publishes the lifecycle events
 	}
-	m.mu.Lock()
-	c := m.cluster
-	m.mu.Unlock()
+	c := m.currentCluster()
 	for i := range changes {
 		ev := m.workflowEvent(&changes[i], m.cfg.NodeID)
 		if ev == nil {
@@ -451,6 +449,14 @@ func (m *Manager) running() (*shards.Host, error) {
 	}
 }
 
+// currentCluster returns the member's cluster state, nil on a lone member
+// or before Start.
+func (m *Manager) currentCluster() *cluster {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cluster
+}
+
 // storage returns the member's shards while they are open, from Start
 // until Stop closes them: membership requests of other members are served
 // while this member is still starting.
@@ -507,9 +513,7 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 // memberAlive reports whether gossip sees member alive (always true on a
 // lone member).
 func (m *Manager) memberAlive(member string) bool {
-	m.mu.Lock()
-	c := m.cluster
-	m.mu.Unlock()
+	c := m.currentCluster()
 	if c == nil || c.gossip == nil {
 		return true
 	}

@@ -74,9 +74,7 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 // Any error means the caller proposes the command itself; the command's
 // nonce makes a start that committed anyway harmless.
 func (m *Manager) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Command) (wf.Result, error) {
-	m.mu.Lock()
-	c := m.cluster
-	m.mu.Unlock()
+	c := m.currentCluster()
 	addr := ""
 	if c != nil {
 		addr = c.leaderOf(shard)
