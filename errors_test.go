@@ -168,6 +168,7 @@ func TestStartRefusesInvalidConfig(t *testing.T) {
 		}, 0, "MaxRetryDelay"},
 		{"negative StepTimeout", func(c *graft.Config) { c.Engine.StepTimeout = -time.Second }, 0, "negative"},
 		{"unknown policy", func(c *graft.Config) { c.Cluster.Policy = "lax" }, 0, "Cluster.Policy"},
+		{"negative FailureGrace", func(c *graft.Config) { c.Cluster.FailureGrace = -time.Second }, 0, "Cluster.FailureGrace"},
 		{"too many shards", func(c *graft.Config) { c.Cluster.ShardCount = 5000 }, 0, "ShardCount"},
 		{"bad grpc port", nil, -1, "grpcPort"},
 	}
