@@ -123,9 +123,10 @@ func startClusterMembers(ctx context.Context, o *options, dir string, sh shape, 
 	type ports struct{ raft, gossip int }
 	ps := make([]ports, clusterSize)
 	var peers []graft.StaticPeer
+	taken := map[int]bool{}
 	for i := range ps {
 		for _, p := range []*int{&ps[i].raft, &ps[i].gossip} {
-			addr, err := freeAddr()
+			addr, err := freeAddr(taken)
 			if err != nil {
 				return nil, err
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -332,7 +333,7 @@ func (t *tracker) summarise(sh shape, openLoop bool) *result {
 // startMember starts a lone Graft member in dir on a free loopback port
 // with sh's nodes and tr's event handlers registered.
 func startMember(ctx context.Context, o *options, dir string, sh shape, tr *tracker) (*graft.Manager, error) {
-	addr, err := freeAddr()
+	addr, err := freeAddr(map[int]bool{})
 	if err != nil {
 		return nil, err
 	}
@@ -357,11 +358,30 @@ func startMember(ctx context.Context, o *options, dir string, sh shape, tr *trac
 }
 
 // freeAddr returns a loopback host:port nothing listens on.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+func freeAddr(taken map[int]bool) (string, error) {
+	// Below the kernel's ephemeral range (32768 and up on Linux), which the
+	// members' outgoing connections draw from: a freed ephemeral port can be
+	// taken by one of them before the member binds it. The port must be
+	// free for TCP and UDP (gossip uses both); taken lists ports already
+	// handed out in this run.
+	for range 1000 {
+		port := 10000 + rand.IntN(22000)
+		if taken[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		_ = l.Close()
+		if err != nil {
+			continue
+		}
+		_ = u.Close()
+		taken[port] = true
+		return addr, nil
 	}
-	addr := l.Addr().String()
-	return addr, l.Close()
+	return "", errors.New("no free loopback port found")
 }
