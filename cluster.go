@@ -22,7 +22,6 @@ import (
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
-	"github.com/eleven-am/graft/ring"
 	"github.com/eleven-am/graft/shards"
 	"github.com/hashicorp/memberlist"
 )
@@ -32,8 +31,10 @@ const (
 	tagRaft   = "raft"   // Raft address (Config.BindAddr)
 	tagRPC    = "rpc"    // member RPC address (host:grpcPort)
 	tagShards = "shards" // shard count of its data directory
-	tagNodes  = "nodes"  // comma-separated node types it registered
-	tagBoot   = "boot"   // "1" once it belongs to a bootstrapped cluster
+	tagNodes   = "nodes"   // comma-separated node types it registered
+	tagCluster = "cluster" // its cluster's ID, once it is part of a running cluster
+	tagSeed    = "seed"    // the cluster ID it proposes should it found one
+	tagRules   = "found"   // fingerprint of its founding rules (formation.Rules)
 )
 
 // RPC methods between members.
@@ -73,6 +74,9 @@ type forwardedEvent struct {
 // the same IDs. It is replaced (never modified in place) as rebalancing adds
 // and drops replicas here.
 type layout struct {
+	// ClusterID identifies the cluster, created at its bootstrap: members
+	// of clusters with other IDs are never admitted.
+	ClusterID string `json:"cluster_id"`
 	// Members are the node IDs the cluster bootstrapped with, sorted (the
 	// bootstrap replica IDs are their index plus one); empty for a member
 	// that joined later. Informational.
@@ -95,13 +99,17 @@ type cluster struct {
 	layout  *layout
 	// shardCount is this member's shard count, published as a tag.
 	shardCount uint64
+	// seed is the cluster ID this member proposes should it found one.
+	seed string
 
 	// hostMu serialises starting and dropping this member's replicas.
 	hostMu sync.Mutex
 
 	mu          sync.Mutex
+	clusterID   string                   // this member's cluster, once it joined or founded one
+	foreign     map[string]string        // members of other clusters -> their cluster ID
 	coordinator string
-	booted      bool                     // tagBoot is published
+	booted      bool                     // tagCluster is published
 	cached      *view                    // last computed view, for routing
 	placed      []string                 // members of the last placement, to log changes
 	absent      map[string]time.Time     // when members (or unknown Raft addresses) were first seen gone
@@ -120,9 +128,6 @@ type cluster struct {
 	cancel  context.CancelFunc
 }
 
-// clustered reports whether the configuration asks for a cluster.
-func (c *Config) clustered() bool { return c.Cluster.ExpectedMembers > 1 }
-
 // startCluster starts the member RPC and gossip, bootstraps (or reloads)
 // the shard layout and starts this member's replicas.
 func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uint64) error {
@@ -134,6 +139,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		dial = netw.Dialer(host)
 	}
 	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
+		seed: newSeed(), foreign: map[string]string{},
 		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaKey]time.Time{}, added: map[replicaKey]bool{}, leaderRPC: map[uint64]string{}}
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
 	m.mu.Lock()
@@ -194,6 +200,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		Tags: c.tags(),
 		Key:  m.cfg.Cluster.Key, Policy: policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
 		Discovery: disc, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
+		Admit:            c.admit,
 		MemberlistConfig: m.cfg.Expert.Memberlist,
 		Transport:        transport,
 		Logger:           m.log.With(logkeys.Component, "gossip"),
@@ -230,6 +237,9 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		m.mu.Lock()
 		c.layout = lay
 		m.mu.Unlock()
+		c.mu.Lock()
+		c.clusterID = lay.ClusterID
+		c.mu.Unlock()
 		c.hostMu.Lock()
 		for _, s := range c.hosted() {
 			if err := m.host.StartShard(s, lay.Replicas[s], nil, false); err != nil {
@@ -269,159 +279,8 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		defer c.wg.Done()
 		c.reconcileLoop()
 	}()
-	m.log.Info("cluster member started", "bootstrap_members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
+	m.log.Info("cluster member started", "cluster_id", lay.ClusterID, "bootstrap_members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
 	return nil
-}
-
-// bootstrap waits until gossip sees ExpectedMembers members with this
-// member's shard count, places the shards on them deterministically (every
-// member computes the same placement from the same sorted list), records the
-// layout and starts this member's replicas with their initial members.
-//
-// If gossip shows a member of an already bootstrapped cluster instead, this
-// member joins it: it records an empty layout and the shards' leaders add
-// replicas on it as the placement asks (see reconcile).
-func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, error) {
-	m := c.m
-	want := m.cfg.Cluster.ExpectedMembers
-	var (
-		peers   []gossip.Member
-		refused error
-		warned  time.Time
-	)
-	for {
-		peers = peers[:0]
-		var booted []gossip.Member
-		// Every member seen, even one that has left since (it may have
-		// refused this one first and stopped), must have the same count.
-		for _, p := range c.gossip.AllMembers() {
-			if n := p.Tags[tagShards]; n != "" && n != strconv.FormatUint(shardCount, 10) {
-				return nil, fmt.Errorf("%w: member %s has %s shards and this data directory %d; every member of a cluster needs the same Cluster.ShardCount",
-					ErrInvalidConfig, p.ID, n, shardCount)
-			}
-		}
-		for _, p := range c.gossip.Members() {
-			if p.Tags[tagRaft] != "" {
-				peers = append(peers, p)
-			}
-			if p.ID != m.cfg.NodeID && p.Tags[tagBoot] == "1" {
-				booted = append(booted, p)
-			}
-		}
-		slices.SortFunc(peers, func(a, b gossip.Member) int { return strings.Compare(a.ID, b.ID) })
-		switch {
-		case len(booted) > 0:
-			// A running cluster: join it once one of its members admits us.
-			if refused = c.admittedBy(ctx, booted, false); refused == nil {
-				lay := &layout{Shards: int(shardCount), RF: m.cfg.Cluster.ReplicationFactor, Replicas: map[uint64]uint64{}}
-				if err := saveLayout(m.cfg.DataDir, lay); err != nil {
-					return nil, err
-				}
-				m.mu.Lock()
-				c.layout = lay
-				m.mu.Unlock()
-				m.log.Info("joining a running cluster", "members", len(peers))
-				return lay, nil
-			}
-		case len(peers) >= want:
-			// Bootstrap only with members that all see this one: a member
-			// that learned of the others without being admitted (the policy
-			// refused it) must not start shards that claim their replicas.
-			if refused = c.admittedBy(ctx, peers[:want], true); refused == nil {
-				peers = peers[:want]
-				goto place
-			}
-		}
-		if refused != nil && time.Since(warned) > 5*time.Second {
-			warned = time.Now()
-			m.log.Warn("not admitted to the cluster yet; check Cluster.Policy, Cluster.Key and Cluster.AllowedNodes on every member", "error", refused)
-		}
-		if err := sleepCtx(ctx, 50); err != nil {
-			if refused != nil {
-				return nil, fmt.Errorf("%w: %w (%w)", ErrNotAdmitted, refused, err)
-			}
-			return nil, fmt.Errorf("%w: bootstrap saw %d of Cluster.ExpectedMembers (%d) members: %w", ErrTimeout, len(peers), want, err)
-		}
-	}
-place:
-	lay := &layout{Shards: int(shardCount), RF: m.cfg.Cluster.ReplicationFactor, Replicas: map[uint64]uint64{}}
-	members := make([]ring.Member, len(peers))
-	raft := map[string]string{}
-	for i, p := range peers {
-		lay.Members = append(lay.Members, p.ID)
-		members[i] = ring.Member{ID: p.ID}
-		raft[p.ID] = p.Tags[tagRaft]
-	}
-	if !slices.Contains(lay.Members, m.cfg.NodeID) {
-		return nil, fmt.Errorf("bootstrap: this member is not among the first %d members %v (start exactly Cluster.ExpectedMembers members)", want, lay.Members)
-	}
-	place, err := ring.Place(ring.Config{ShardCount: lay.Shards, ReplicationFactor: lay.RF}, members)
-	if err != nil {
-		return nil, fmt.Errorf("placing shards: %w", err)
-	}
-	replicaID := func(id string) uint64 { return uint64(slices.Index(lay.Members, id) + 1) }
-	for _, s := range place.ShardsOf(m.cfg.NodeID) {
-		lay.Replicas[s] = replicaID(m.cfg.NodeID)
-	}
-	if err := saveLayout(m.cfg.DataDir, lay); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	c.layout = lay
-	m.mu.Unlock()
-	for _, s := range place.ShardsOf(m.cfg.NodeID) {
-		initial := map[uint64]string{}
-		for _, r := range place.Replicas(s) {
-			initial[replicaID(r)] = raft[r]
-		}
-		if err := m.host.StartShard(s, lay.Replicas[s], initial, false); err != nil {
-			return nil, fmt.Errorf("starting shard %d: %w", s, err)
-		}
-	}
-	m.log.Info("cluster bootstrapped", "members", lay.Members, "shards", lay.Shards, "rf", lay.RF)
-	return lay, nil
-}
-
-// admittedBy asks members whether they admitted this one (see serveAdmit):
-// every one of them when all is set, otherwise at least one. Members that
-// are this one count as admitting it.
-func (c *cluster) admittedBy(ctx context.Context, members []gossip.Member, all bool) error {
-	var errs []error
-	body, _ := json.Marshal(admitRequest{ID: c.m.cfg.NodeID})
-	for _, p := range members {
-		if p.ID == c.m.cfg.NodeID {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := c.client.Call(cctx, p.Tags[tagRPC], rpcAdmit, body)
-		cancel()
-		if err == nil && !all {
-			return nil
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p.ID, fromRemote(err)))
-		}
-	}
-	if len(errs) == 0 && !all && len(members) > 0 {
-		return errors.New("no member to ask")
-	}
-	return errors.Join(errs...)
-}
-
-// serveAdmit answers whether this member's gossip admitted the asking
-// member: it lists it alive only if the cluster policy let it in.
-func (c *cluster) serveAdmit(req admitRequest) error {
-	for _, p := range c.gossip.Members() {
-		if p.ID == req.ID {
-			return nil
-		}
-	}
-	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not admitted %q (cluster policy, or gossip has not reached it yet)", c.m.cfg.NodeID, req.ID)}
-}
-
-// admitRequest asks a member whether it admitted the member with ID.
-type admitRequest struct {
-	ID string `json:"id"`
 }
 
 // tags are the gossip tags this member publishes.
@@ -429,10 +288,11 @@ func (c *cluster) tags() map[string]string {
 	t := map[string]string{
 		tagRaft: c.m.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(c.shardCount, 10),
 		tagNodes: strings.Join(c.m.registry.Names(), ","),
+		tagSeed:  c.seed, tagRules: c.m.cfg.foundingRules().Fingerprint(),
 	}
 	c.mu.Lock()
 	if c.booted {
-		t[tagBoot] = "1"
+		t[tagCluster] = c.clusterID
 	}
 	c.mu.Unlock()
 	return t
@@ -710,7 +570,7 @@ func (r remote) member(node string) string {
 	if c == nil || c.gossip == nil {
 		return ""
 	}
-	for _, p := range c.gossip.Members() {
+	for _, p := range c.members() {
 		if p.ID != r.m.cfg.NodeID && slices.Contains(strings.Split(p.Tags[tagNodes], ","), node) {
 			return p.Tags[tagRPC]
 		}
@@ -785,7 +645,7 @@ func (c *cluster) forwardEvents() {
 			}
 		}
 		addrs := map[string]string{}
-		for _, p := range c.gossip.Members() {
+		for _, p := range c.members() {
 			addrs[p.ID] = p.Tags[tagRPC]
 		}
 		for starter, evs := range batches {
@@ -842,11 +702,11 @@ func (c *cluster) watchMembership() {
 // alive member with the lowest node ID: advisory, never used for safety)
 // changes.
 func (c *cluster) updateCoordinator() {
-	co, ok := c.gossip.Coordinator()
-	id := ""
-	if ok {
-		id = co.ID
+	var co gossip.Member
+	if ms := c.members(); len(ms) > 0 {
+		co = ms[0]
 	}
+	id := co.ID
 	c.mu.Lock()
 	prev := c.coordinator
 	c.coordinator = id

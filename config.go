@@ -75,11 +75,20 @@ type ClusterConfig struct {
 	Key []byte
 	// AllowedNodes lists the node IDs the strict policy admits.
 	AllowedNodes []string
-	// ExpectedMembers makes this member part of a cluster that bootstraps
-	// once gossip sees this many members (like Consul's bootstrap_expect);
-	// every one of them must be configured with the same number. Zero or one
-	// means a lone member (no gossip, no RPC).
+	// ExpectedMembers, when set, overrides how a new cluster's founding
+	// members are chosen: it bootstraps once gossip sees this many members
+	// configured with the same number (like Consul's bootstrap_expect), the
+	// lowest node IDs founding it. Zero means: the members of the static
+	// discovery list (this one counted), or with mDNS/DNS only, one founder
+	// elected after BootstrapWait. Above one it makes a member without
+	// Discovery part of a cluster too (others must find it).
 	ExpectedMembers int
+	// BootstrapWait is how long a member that finds its peers by mDNS or DNS
+	// only (no static list, no ExpectedMembers) looks for a running cluster
+	// to join before the members it sees agree on a founder: the one with
+	// the lowest node ID bootstraps alone and the others join it. Default
+	// 5s; zero means the default.
+	BootstrapWait time.Duration
 	// ReplicationFactor is how many members hold a replica of each shard.
 	// Default 3, capped at the number of members.
 	ReplicationFactor int
@@ -208,7 +217,9 @@ type Config struct {
 	// Logger receives Graft's logs and those of its dependencies. nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// Discovery lists how to find other members. Empty means a lone member.
+	// Discovery lists how to find other members. A member with any source
+	// runs gossip and the member RPC and forms or joins a cluster; empty
+	// means a lone member (unless Cluster.ExpectedMembers is above one).
 	Discovery []DiscoveryConfig
 	// Cluster configures membership and placement.
 	Cluster ClusterConfig
@@ -240,6 +251,7 @@ func (c Config) withDefaults() Config {
 	c.Cluster.Policy = cmp.Or(c.Cluster.Policy, ClusterPolicyOpen)
 	c.Cluster.ReplicationFactor = cmp.Or(c.Cluster.ReplicationFactor, 3)
 	c.Cluster.FailureGrace = cmp.Or(c.Cluster.FailureGrace, 30*time.Second)
+	c.Cluster.BootstrapWait = cmp.Or(c.Cluster.BootstrapWait, 5*time.Second)
 	e := &c.Engine
 	e.WorkerCount = cmp.Or(e.WorkerCount, max(4, 2*runtime.NumCPU()))
 	e.MaxRetries = cmp.Or(e.MaxRetries, 3)
@@ -285,6 +297,9 @@ func (c *Config) Validate() error {
 	if c.Cluster.FailureGrace < 0 {
 		add("Cluster.FailureGrace (%s) is negative", c.Cluster.FailureGrace)
 	}
+	if c.Cluster.BootstrapWait < 0 {
+		add("Cluster.BootstrapWait (%s) is negative", c.Cluster.BootstrapWait)
+	}
 	if c.Cluster.ExpectedMembers < 0 || c.Cluster.ReplicationFactor < 1 || c.Cluster.GossipPort < 0 || c.Cluster.GossipPort > 65535 {
 		add("Cluster.ExpectedMembers (%d), Cluster.ReplicationFactor (%d) and Cluster.GossipPort (%d) are out of range",
 			c.Cluster.ExpectedMembers, c.Cluster.ReplicationFactor, c.Cluster.GossipPort)
@@ -302,7 +317,17 @@ func (c *Config) Validate() error {
 	}
 	for i, d := range c.Discovery {
 		switch d.Type {
-		case DiscoveryStatic, DiscoveryMDNS, DiscoveryDNS:
+		case DiscoveryStatic:
+			for j, p := range d.Static {
+				if p.Address == "" || p.Port <= 0 || p.Port > 65535 || p.GossipPort < 0 || p.GossipPort > 65535 {
+					add("Discovery[%d].Static[%d] (%q) needs an Address and a Port between 1 and 65535", i, j, p.ID)
+				}
+			}
+		case DiscoveryMDNS:
+		case DiscoveryDNS:
+			if d.Service == "" {
+				add("Discovery[%d].Service (the DNS name to resolve) is required for dns discovery", i)
+			}
 		default:
 			add("Discovery[%d].Type %q is not one of static, mdns, dns", i, d.Type)
 		}

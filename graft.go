@@ -478,13 +478,14 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 	h, c := m.host, m.cluster
 	m.mu.Unlock()
 	if c != nil && c.gossip != nil {
-		for _, p := range c.gossip.Members() {
+		for _, p := range c.members() {
 			if p.ID != m.cfg.NodeID {
 				info.Peers = append(info.Peers, p.ID)
 			}
 		}
 		c.mu.Lock()
 		info.IsLeader = c.coordinator == m.cfg.NodeID
+		info.ClusterID = c.clusterID
 		c.mu.Unlock()
 	}
 	info.Shards = int(m.shardCount())
@@ -517,7 +518,7 @@ func (m *Manager) memberAlive(member string) bool {
 	if c == nil || c.gossip == nil {
 		return true
 	}
-	for _, p := range c.gossip.Members() {
+	for _, p := range c.members() {
 		if p.ID == member {
 			return true
 		}

@@ -47,6 +47,11 @@ func (m *Manager) OnNodeJoined(fn func(*NodeJoinedEvent)) { events.Subscribe(m.b
 // OnNodeLeft registers a handler for members leaving or failing.
 func (m *Manager) OnNodeLeft(fn func(*NodeLeftEvent)) { events.Subscribe(m.bus, fn) }
 
+// OnForeignCluster registers a handler for members of other clusters
+// (bootstrapped apart, with another cluster ID) that this member met and
+// refused; see ForeignClusterEvent.
+func (m *Manager) OnForeignCluster(fn func(*ForeignClusterEvent)) { events.Subscribe(m.bus, fn) }
+
 // OnLeaderChanged registers a handler for changes of the cluster coordinator.
 func (m *Manager) OnLeaderChanged(fn func(*LeaderChangedEvent)) { events.Subscribe(m.bus, fn) }
 

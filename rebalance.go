@@ -116,7 +116,7 @@ func (c *cluster) view() (*view, error) {
 	shardsTag := strconv.FormatUint(c.shardCount, 10)
 	c.mu.Lock()
 	for _, p := range c.gossip.AllMembers() {
-		if p.Tags[tagRaft] == "" || p.Tags[tagShards] != shardsTag {
+		if p.Tags[tagRaft] == "" || p.Tags[tagShards] != shardsTag || !c.oursLocked(p) {
 			continue // not a member of this cluster's Raft layer
 		}
 		v.members[p.ID] = p

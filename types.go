@@ -57,6 +57,8 @@ type (
 	NodeLeftEvent = events.NodeLeftEvent
 	// LeaderChangedEvent reports that the cluster coordinator changed.
 	LeaderChangedEvent = events.LeaderChangedEvent
+	// ForeignClusterEvent reports a member of another cluster, refused.
+	ForeignClusterEvent = events.ForeignClusterEvent
 )
 
 // NodeConfig names an initial node of a workflow and its config.
@@ -191,6 +193,10 @@ type ClusterMetrics struct {
 // ClusterInfo describes the cluster as this member sees it.
 type ClusterInfo struct {
 	NodeID string
+	// ClusterID identifies the cluster this member belongs to: created at
+	// bootstrap, recorded in DataDir/cluster.json and gossiped; members of
+	// clusters with other IDs are refused. Empty on a lone member.
+	ClusterID string
 	// IsLeader reports whether this member is the cluster coordinator
 	// (advisory; a lone member always is).
 	IsLeader bool

@@ -218,6 +218,23 @@ type LeaderChangedEvent struct {
 	Metadata map[string]any
 }
 
+// ForeignClusterEvent is published when this member meets a member of
+// another cluster (one bootstrapped apart, with another cluster ID): the two
+// never merge, and the foreign member is ignored. It is published once per
+// foreign member and cluster ID.
+type ForeignClusterEvent struct {
+	// ClusterID is this member's cluster ID.
+	ClusterID string
+	// ForeignClusterID is the other member's cluster ID.
+	ForeignClusterID string
+	// NodeID is the other member's node ID.
+	NodeID string
+	// Address is the other member's gossip address (host:port).
+	Address string
+	// SeenAt is when this process refused it.
+	SeenAt time.Time
+}
+
 // ShardLeaderChangedEvent is an operator observation, published when this
 // process sees the leader of a shard's replica group change.
 type ShardLeaderChangedEvent struct {

@@ -114,6 +114,14 @@ type Config struct {
 	// member's own. Every member should use the same list. Ignored under
 	// other policies.
 	AllowedNodes []string
+	// Admit, if set, is asked about every other member before it enters
+	// this member's list: when states are merged (a join, a push-pull) and
+	// for every alive message, tag updates included. A non-nil error
+	// refuses it (a whole merge is refused when one member of it is); a
+	// member refused on a tag update stays listed with its previous tags.
+	// The caller logs refusals. It must be fast, must not call back into
+	// the Node, and must be safe for concurrent use.
+	Admit func(Member) error
 
 	// Discovery lists the sources of peer addresses to join. Addresses of
 	// this member itself are skipped. Empty means a single-member cluster

@@ -17,6 +17,10 @@ func newStdLogger(l *slog.Logger) *log.Logger {
 
 type levelWriter struct{ l *slog.Logger }
 
+// admissionRefusal marks the errors of admission.NotifyMerge in the lines
+// memberlist and Serf log about them.
+const admissionRefusal = "graft: member \""
+
 var levelPrefixes = []struct {
 	prefix []byte
 	level  slog.Level
@@ -37,6 +41,11 @@ func (w *levelWriter) Write(p []byte) (int, error) {
 			level, msg = lp.level, msg[len(lp.prefix):]
 			break
 		}
+	}
+	if level > slog.LevelDebug && bytes.Contains(msg, []byte(admissionRefusal)) {
+		// memberlist and Serf repeat our admission's refusals on every
+		// message; the admission logs them itself, once.
+		level = slog.LevelDebug
 	}
 	ctx := context.Background()
 	if w.l.Enabled(ctx, level) {

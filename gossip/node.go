@@ -41,7 +41,7 @@ const (
 type Node struct {
 	cfg       Config
 	logger    *slog.Logger
-	admission *admission // nil unless Policy is Strict
+	admission *admission // nil unless Policy is Strict or Admit is set
 
 	events        chan Event
 	droppedEvents atomic.Uint64
@@ -94,8 +94,8 @@ func New(cfg Config) (*Node, error) {
 		leaveDone:     make(chan struct{}),
 		closeFinished: make(chan struct{}),
 	}
-	if c.Policy == Strict {
-		n.admission = newAdmission(c.NodeID, c.AllowedNodes, logger)
+	if c.Policy == Strict || c.Admit != nil {
+		n.admission = newAdmission(c.NodeID, c.Policy == Strict, c.AllowedNodes, c.Admit, logger)
 	}
 	return n, nil
 }

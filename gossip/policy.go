@@ -9,13 +9,15 @@ import (
 	"github.com/hashicorp/serf/serf"
 )
 
-// admission implements serf.MergeDelegate for the Strict policy. Serf calls
-// it (through memberlist's Merge and Alive delegates) before a member enters
-// the member list, both when states are merged on join/push-pull and for
-// every alive message, so a refused member never appears in Members.
+// admission implements serf.MergeDelegate for the Strict policy and
+// Config.Admit. Serf calls it (through memberlist's Merge and Alive
+// delegates) before a member enters the member list, both when states are
+// merged on join/push-pull and for every alive message (tag updates
+// included), so a refused member never appears in Members.
 type admission struct {
 	self    string
-	allowed map[string]bool
+	allowed map[string]bool // nil: every ID (not Strict)
+	check   func(Member) error
 	logger  *slog.Logger
 
 	mu      sync.Mutex
@@ -24,10 +26,15 @@ type admission struct {
 
 var _ serf.MergeDelegate = (*admission)(nil)
 
-func newAdmission(self string, allowed []string, logger *slog.Logger) *admission {
-	a := &admission{self: self, allowed: map[string]bool{}, logger: logger, refused: map[string]int{}}
-	for _, id := range allowed {
-		a.allowed[id] = true
+// newAdmission returns the admission of a member: strict selects the
+// AllowedNodes check, check is Config.Admit (may be nil).
+func newAdmission(self string, strict bool, allowed []string, check func(Member) error, logger *slog.Logger) *admission {
+	a := &admission{self: self, check: check, logger: logger, refused: map[string]int{}}
+	if strict {
+		a.allowed = map[string]bool{}
+		for _, id := range allowed {
+			a.allowed[id] = true
+		}
 	}
 	return a
 }
@@ -36,22 +43,33 @@ func newAdmission(self string, allowed []string, logger *slog.Logger) *admission
 // memberlist's granularity for merges).
 func (a *admission) NotifyMerge(members []*serf.Member) error {
 	for _, m := range members {
-		if a.allowed[m.Name] {
+		if a.allowed != nil && !a.allowed[m.Name] {
+			a.refuse(m.Name, m.Addr.String(), int(m.Port))
+			return fmt.Errorf("graft: member %q refused: not in AllowedNodes (policy strict)", m.Name)
+		}
+		if a.check == nil || m.Name == a.self {
 			continue
 		}
-		a.refuse(m.Name, m.Addr.String(), int(m.Port))
-		return fmt.Errorf("graft: member %q refused: not in AllowedNodes (policy strict)", m.Name)
+		if err := a.check(memberFromSerf(*m)); err != nil {
+			a.count(m.Name)
+			return fmt.Errorf("graft: member %q refused: %w", m.Name, err)
+		}
 	}
 	return nil
+}
+
+// count records one refusal of id and reports whether it was the first.
+func (a *admission) count(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refused[id]++
+	return a.refused[id] == 1
 }
 
 // refuse logs the refusal at warn level the first time a node is refused
 // (memberlist asks again for every alive message) and at debug afterwards.
 func (a *admission) refuse(id, addr string, port int) {
-	a.mu.Lock()
-	a.refused[id]++
-	first := a.refused[id] == 1
-	a.mu.Unlock()
+	first := a.count(id)
 	level := slog.LevelDebug
 	if first {
 		level = slog.LevelWarn
@@ -62,7 +80,7 @@ func (a *admission) refuse(id, addr string, port int) {
 
 // admits reports whether id may send user events and queries.
 func (a *admission) admits(id string) bool {
-	if a == nil {
+	if a == nil || a.allowed == nil {
 		return true
 	}
 	return a.allowed[id]

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -74,5 +75,45 @@ func TestStrictRefusesUnlistedMember(t *testing.T) {
 	waitMembers(t, []*Node{nodes[0], nodes[1], good}, allowed)
 	for _, n := range []*Node{nodes[0], nodes[1], good} {
 		require.NotContains(t, memberIDs(n), "s-x")
+	}
+}
+
+// Admit refuses members by their tags, on join and on later tag updates.
+func TestAdmitRefusesByTags(t *testing.T) {
+	t.Parallel()
+	sameTeam := func(c *Config) {
+		c.Tags = map[string]string{"team": "a"}
+		c.Admit = func(m Member) error {
+			if m.Tags["team"] != "a" {
+				return errors.New("another team")
+			}
+			return nil
+		}
+	}
+	nodes := startCluster(t, []string{"t-a1", "t-a2"}, sameTeam)
+	peers := []string{addrOf(t, nodes[0]), addrOf(t, nodes[1])}
+
+	cfg := testConfig(t, "t-b1", peers...)
+	cfg.Tags = map[string]string{"team": "b"}
+	startNode(t, cfg) // it has no Admit: it lists them, they refuse it
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			require.NotContains(t, memberIDs(n), "t-b1")
+		}
+		return nodes[0].admission.refusals("t-b1") > 1 && nodes[1].admission.refusals("t-b1") > 1
+	}, waitFor, 10*time.Millisecond)
+
+	// A member of the team joins; when it changes teams its update is
+	// refused and it stays listed with its old tags.
+	cfg = testConfig(t, "t-a3", peers...)
+	sameTeam(&cfg)
+	good := startNode(t, cfg)
+	waitMembers(t, []*Node{nodes[0], nodes[1], good}, []string{"t-a1", "t-a2", "t-a3"})
+	require.NoError(t, good.SetTags(map[string]string{"team": "b"}))
+	require.Eventually(t, func() bool { return nodes[0].admission.refusals("t-a3") > 0 }, waitFor, 10*time.Millisecond)
+	for _, m := range nodes[0].Members() {
+		if m.ID == "t-a3" {
+			require.Equal(t, "a", m.Tags["team"])
+		}
 	}
 }
