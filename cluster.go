@@ -28,9 +28,9 @@ import (
 
 // Gossip tags every member publishes.
 const (
-	tagRaft   = "raft"   // Raft address (Config.BindAddr)
-	tagRPC    = "rpc"    // member RPC address (host:grpcPort)
-	tagShards = "shards" // shard count of its data directory
+	tagRaft    = "raft"    // Raft address (Config.BindAddr)
+	tagRPC     = "rpc"     // member RPC address (host:grpcPort)
+	tagShards  = "shards"  // shard count of its data directory
 	tagNodes   = "nodes"   // comma-separated node types it registered
 	tagCluster = "cluster" // its cluster's ID, once it is part of a running cluster
 	tagSeed    = "seed"    // the cluster ID it proposes should it found one
@@ -106,8 +106,8 @@ type cluster struct {
 	hostMu sync.Mutex
 
 	mu          sync.Mutex
-	clusterID   string                   // this member's cluster, once it joined or founded one
-	foreign     map[string]string        // members of other clusters -> their cluster ID
+	clusterID   string            // this member's cluster, once it joined or founded one
+	foreign     map[string]string // members of other clusters -> their cluster ID
 	coordinator string
 	booted      bool                     // tagCluster is published
 	cached      *view                    // last computed view, for routing

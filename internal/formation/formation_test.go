@@ -12,7 +12,9 @@ func TestDecide(t *testing.T) {
 	count3 := Rules{Mode: Count, Want: 3}
 	elect := Rules{Mode: Elect}
 	peer := func(id string, r Rules) Peer { return Peer{ID: id, Seed: "seed-" + id, Rules: r.Fingerprint()} }
-	booted := func(id, cluster string) Peer { return Peer{ID: id, Cluster: cluster, Seed: "seed-" + id, Rules: "elect"} }
+	booted := func(id, cluster string) Peer {
+		return Peer{ID: id, Cluster: cluster, Seed: "seed-" + id, Rules: "elect"}
+	}
 
 	tests := []struct {
 		name   string
