@@ -277,6 +277,15 @@ func (c *cluster) oursLocked(p gossip.Member) bool {
 	return theirs == "" || c.clusterID == "" || theirs == c.clusterID
 }
 
+// isForeign reports whether gossip refused member id as a member of
+// another cluster.
+func (c *cluster) isForeign(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.foreign[id]
+	return ok
+}
+
 // members returns the alive members of this member's cluster (and those in
 // none yet), itself included, sorted by node ID.
 func (c *cluster) members() []gossip.Member {

@@ -743,6 +743,9 @@ func (m *Manager) onQuery(name string, payload []byte, from string) ([]byte, err
 	if name != commandEvent {
 		return nil, fmt.Errorf("unknown query %q", name)
 	}
+	if c := m.currentCluster(); c != nil && c.isForeign(from) {
+		return nil, fmt.Errorf("member %q belongs to another cluster", from)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.RequestTimeout)
 	defer cancel()
 	return nil, m.runCommand(ctx, from, payload)
@@ -752,6 +755,9 @@ func (m *Manager) onQuery(name string, payload []byte, from string) ([]byte, err
 func (m *Manager) onUserEvent(name string, payload []byte, from string) {
 	if name != commandEvent || from == m.cfg.NodeID {
 		return // the sender ran its own handler already
+	}
+	if c := m.currentCluster(); c != nil && c.isForeign(from) {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.RequestTimeout)
 	defer cancel()

@@ -170,6 +170,13 @@ func TestStartRefusesInvalidConfig(t *testing.T) {
 		{"unknown policy", func(c *graft.Config) { c.Cluster.Policy = "lax" }, 0, "Cluster.Policy"},
 		{"negative FailureGrace", func(c *graft.Config) { c.Cluster.FailureGrace = -time.Second }, 0, "Cluster.FailureGrace"},
 		{"too many shards", func(c *graft.Config) { c.Cluster.ShardCount = 5000 }, 0, "ShardCount"},
+		{"negative BootstrapWait", func(c *graft.Config) { c.Cluster.BootstrapWait = -time.Second }, 0, "Cluster.BootstrapWait"},
+		{"static peer without port", func(c *graft.Config) {
+			c.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: []graft.StaticPeer{{ID: "n2", Address: "10.0.0.2"}}}}
+		}, 0, "Discovery[0].Static[0]"},
+		{"dns without a name", func(c *graft.Config) {
+			c.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryDNS}}
+		}, 0, "Discovery[0].Service"},
 		{"bad grpc port", nil, -1, "grpcPort"},
 	}
 	for _, tc := range cases {

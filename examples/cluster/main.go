@@ -150,7 +150,6 @@ func runMember(id string, base int, dataDir string) error {
 	cfg := graft.DefaultConfig(id, "127.0.0.1:"+strconv.Itoa(raft), filepath.Join(dataDir, id))
 	cfg.Logger = slog.New(quietDragonboat{slog.NewTextHandler(prefixWriter{id: id, w: os.Stderr},
 		&slog.HandlerOptions{Level: slog.LevelWarn})})
-	cfg.Cluster.ExpectedMembers = len(memberIDs)
 	cfg.Cluster.ShardCount = 4
 	cfg.Cluster.GossipPort = gossip
 	cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}

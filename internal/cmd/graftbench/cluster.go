@@ -144,7 +144,6 @@ func startClusterMembers(ctx context.Context, o *options, dir string, sh shape, 
 	for i, p := range ps {
 		id := fmt.Sprintf("n%d", i+1)
 		cfg := &graft.Config{NodeID: id, BindAddr: "127.0.0.1:" + strconv.Itoa(p.raft), DataDir: filepath.Join(dir, id), Logger: o.logger.With("member", id)}
-		cfg.Cluster.ExpectedMembers = clusterSize
 		cfg.Cluster.ReplicationFactor = clusterSize
 		cfg.Cluster.ShardCount = o.shards
 		cfg.Cluster.GossipPort = p.gossip
