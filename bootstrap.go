@@ -94,6 +94,7 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 		electedAt time.Time // when this member first found itself the elected founder
 	)
 	for {
+		refused = nil
 		// Every member seen, even one that has left since (it may have
 		// refused this one first and stopped), must have the same count.
 		for _, p := range c.gossip.AllMembers() {

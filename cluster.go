@@ -409,7 +409,8 @@ func (m *Manager) forward(ctx context.Context, s uint64, method string, body []b
 	}
 	payload := shardPayload(s, body)
 	var last error = fmt.Errorf("%w: no reachable member holds shard %d", ErrNotReady, s)
-	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+	began := time.Now()
+	for attempt := 0; ctx.Err() == nil && (attempt < 3 || time.Since(began) < forwardPatience); attempt++ {
 		for _, addr := range c.rpcTargets(s) {
 			out, err := c.client.Call(ctx, addr, method, payload)
 			if err == nil {
@@ -420,12 +421,17 @@ func (m *Manager) forward(ctx context.Context, s uint64, method string, body []b
 				return nil, last
 			}
 		}
-		if err := sleepCtx(ctx, 50*(attempt+1)); err != nil {
+		if err := sleepCtx(ctx, min(50*(attempt+1), 250)); err != nil {
 			break
 		}
 	}
 	return nil, last
 }
+
+// forwardPatience is how long forward keeps trying members whose answers
+// are retryable (no leader known: an election after a member failed, a
+// shard moving), within the call's context.
+const forwardPatience = 2 * time.Second
 
 // shardPayload prefixes an RPC body with the shard it is about.
 func shardPayload(s uint64, body []byte) []byte {
