@@ -57,6 +57,7 @@ type Manager struct {
 	cluster   *cluster // nil on a lone member
 
 	ready readinessState // what GetReadinessState reports
+	subs  statusSubs     // SubscribeToWorkflowState's subscriptions
 }
 
 // New returns a Manager for a lone member with default settings: nodeID
@@ -363,6 +364,11 @@ func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
 	if e != nil {
 		e.OnChanges(shardID, changes)
 	}
+	if m.subs.count.Load() > 0 {
+		for i := range changes {
+			m.subs.poke(changes[i].View.ID)
+		}
+	}
 	if !m.leads(shardID) {
 		return // the shard's leader publishes the lifecycle events
 	}
@@ -390,6 +396,7 @@ func (m *Manager) Stop() error {
 		m.state = stateStopped
 		m.ready.set(phaseStopped, true)
 		m.mu.Unlock()
+		m.subs.close()
 		m.stopErr = m.teardown()
 		close(m.done)
 	})
