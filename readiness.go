@@ -26,7 +26,7 @@ type readiness int32
 
 const (
 	phaseStarting readiness = iota
-	phaseJoining
+	phaseJoining            // set with m.setReadiness by the cluster's bootstrap/join wait (cluster.go)
 	phaseReady
 	phaseStopped
 )
