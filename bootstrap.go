@@ -85,6 +85,7 @@ func newSeed() string {
 // the placement asks (see reconcile).
 func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, error) {
 	m := c.m
+	m.setReadiness(phaseJoining)
 	rules := m.cfg.foundingRules()
 	began := time.Now()
 	var (

@@ -95,7 +95,7 @@ func TestMinorityPartitionHeals(t *testing.T) {
 	for _, id := range acked {
 		for _, cm := range members {
 			s := waitStatus(t, cm.m, id, graft.WorkflowStateCompleted)
-			require.JSONEq(t, `{"trail":["A","B"]}`, string(s.CurrentState), "%s from %s", id, cm.cfg.NodeID)
+			require.JSONEq(t, `{"trail":["A","B"]}`, string(s.CurrentStateJSON), "%s from %s", id, cm.cfg.NodeID)
 		}
 	}
 }
@@ -131,7 +131,7 @@ func TestStoppedAndKilledMembersUnderLoad(t *testing.T) {
 	require.NotEmpty(t, acked)
 	for _, id := range acked {
 		s := waitDone(t, members[0].m, id)
-		require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentState), id)
+		require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentStateJSON), id)
 	}
 	t.Logf("%d workflows through a stop and a kill; n4 led shards %v", len(acked), led)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/eleven-am/graft"
 	"github.com/eleven-am/graft/chaos"
 	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/ring"
 	"github.com/stretchr/testify/require"
 )
 
@@ -296,4 +297,72 @@ func TestClustersBootstrappedApartNeverMerge(t *testing.T) {
 func peerOf(group []*clusterMember, cm *clusterMember) string {
 	i := slices.IndexFunc(group, func(o *clusterMember) bool { return o != cm })
 	return group[i].cfg.NodeID
+}
+
+// A founding member waiting for the others says "joining" until they come.
+func TestReadinessJoiningWhileFormingACluster(t *testing.T) {
+	addrs := newMemberAddrs(t, "r1", "r2")
+	peers := staticPeers(addrs...)
+	cfg := specConfig(t, addrs[0], peers)
+	first := graft.NewWithConfig(cfg)
+	t.Cleanup(func() { require.NoError(t, first.Stop()) })
+	started := make(chan error, 1)
+	go func() { started <- first.Start(context.Background(), 0) }()
+	require.Eventually(t, func() bool { return first.GetReadinessState() == graft.ReadinessJoining }, 10*time.Second, 5*time.Millisecond)
+	require.False(t, first.IsReady())
+	require.Equal(t, graft.ReadinessJoining, first.GetClusterInfo().Status)
+
+	startConfigs(t, []*graft.Config{specConfig(t, addrs[1], peers)}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, first.WaitUntilReady(ctx))
+	require.NoError(t, <-started)
+	require.Equal(t, "running", first.GetClusterInfo().Status)
+}
+
+// A status subscription on one member sees a workflow that runs on another
+// go from running to completed, then its channel closes.
+func TestSubscriptionFollowsAWorkflowOnAnotherMember(t *testing.T) {
+	addrs := newMemberAddrs(t, "s1", "s2", "s3")
+	peers := staticPeers(addrs...)
+	var cfgs []*graft.Config
+	for _, a := range addrs {
+		cfgs = append(cfgs, specConfig(t, a, peers))
+	}
+	rel := release(t)
+	members := startConfigs(t, cfgs, func(m *graft.Manager) {
+		require.NoError(t, m.RegisterNode(fnNode("Wait", func(ctx context.Context, s map[string]any, _ map[string]any) (*graft.NodeResult, error) {
+			return &graft.NodeResult{GlobalState: map[string]any{"done": true}}, hold(ctx, rel.c)
+		})))
+	})
+	requireOneCluster(t, members)
+	watcher := members[2]
+	// A workflow whose shard another member leads, so its step runs there.
+	var id string
+	require.Eventually(t, func() bool {
+		led := watcher.m.GetClusterInfo().LeadShards
+		for i := range 100 {
+			cand := fmt.Sprintf("elsewhere-%d", i)
+			if !slices.Contains(led, ring.ShardFor(cand, uint64(cfgs[0].Cluster.ShardCount))) {
+				id = cand
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond)
+	require.NoError(t, members[0].m.StartWorkflow(graft.WorkflowTrigger{WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "Wait"}}}))
+
+	ch, unsubscribe, err := watcher.m.SubscribeToWorkflowState(id)
+	require.NoError(t, err)
+	defer unsubscribe()
+	first := recv(t, ch, "the first status")
+	require.Equal(t, graft.WorkflowStateRunning, first.Status)
+	rel.open()
+	var last *graft.WorkflowStatus
+	for s := range ch {
+		last = s
+	}
+	require.NotNil(t, last, "no status after running")
+	require.Equal(t, graft.WorkflowStateCompleted, last.Status)
+	require.Equal(t, map[string]any{"done": true}, last.CurrentState)
 }

@@ -65,13 +65,13 @@ func requireAgree(t *testing.T, members []*clusterMember, id string) {
 	var first *graft.WorkflowStatus
 	for _, cm := range members {
 		s := waitDone(t, cm.m, id)
-		require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentState), "%s seen from %s", id, cm.cfg.NodeID)
+		require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentStateJSON), "%s seen from %s", id, cm.cfg.NodeID)
 		if first == nil {
 			first = s
 			continue
 		}
 		require.Equal(t, first.Status, s.Status, "%s seen from %s", id, cm.cfg.NodeID)
-		require.JSONEq(t, string(first.CurrentState), string(s.CurrentState), "%s seen from %s", id, cm.cfg.NodeID)
+		require.JSONEq(t, string(first.CurrentStateJSON), string(s.CurrentStateJSON), "%s seen from %s", id, cm.cfg.NodeID)
 		require.Len(t, s.ExecutedNodes, len(first.ExecutedNodes), "%s seen from %s", id, cm.cfg.NodeID)
 	}
 }
@@ -347,7 +347,7 @@ func TestClusterForwardsStartsAndReads(t *testing.T) {
 	for i := range members {
 		for j := range perMember {
 			s := waitDone(t, members[0].m, idOf(i, j))
-			require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentState))
+			require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentStateJSON))
 			want[idOf(i, j)] = s
 		}
 	}
@@ -363,7 +363,7 @@ func TestClusterForwardsStartsAndReads(t *testing.T) {
 				switch {
 				case err != nil:
 					errs[k] = fmt.Errorf("%s reading %s: %w", cm.cfg.NodeID, id, err)
-				case s.Status != w.Status || string(s.CurrentState) != string(w.CurrentState) || len(s.ExecutedNodes) != len(w.ExecutedNodes):
+				case s.Status != w.Status || string(s.CurrentStateJSON) != string(w.CurrentStateJSON) || len(s.ExecutedNodes) != len(w.ExecutedNodes):
 					errs[k] = fmt.Errorf("%s sees %s as %s, want %s", cm.cfg.NodeID, id, describe(s), describe(w))
 				default:
 					continue

@@ -151,7 +151,7 @@ func TestThreeMemberCluster(t *testing.T) {
 	for _, id := range ids {
 		for _, cm := range members {
 			s := waitStatus(t, cm.m, id, graft.WorkflowStateCompleted)
-			require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentState), "%s seen from %s", id, cm.cfg.NodeID)
+			require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentStateJSON), "%s seen from %s", id, cm.cfg.NodeID)
 		}
 	}
 	require.Equal(t, int64(3*len(ids)), runs.Load(), "every step ran exactly once")

@@ -47,6 +47,8 @@ var (
 	ErrInvalidCommand = errors.New("graft: invalid command")
 	// ErrUnknownCommand: no handler is registered for the command.
 	ErrUnknownCommand = errors.New("graft: unknown command")
+	// ErrInvalidHandler: an event handler was refused (a nil function).
+	ErrInvalidHandler = errors.New("graft: invalid handler")
 
 	// ErrInvalidNode: RegisterNode refused a node (see the message).
 	ErrInvalidNode = executor.ErrInvalidNode

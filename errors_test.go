@@ -59,7 +59,7 @@ func TestStartWorkflowRefusesBadTriggers(t *testing.T) {
 		t.Parallel()
 		require.NoError(t, b.m.StartWorkflow(graft.WorkflowTrigger{WorkflowID: "nil-state", InitialNodes: ok}))
 		s := waitStatus(t, b.m, "nil-state", graft.WorkflowStateCompleted)
-		require.JSONEq(t, `{}`, string(s.CurrentState))
+		require.JSONEq(t, `{}`, string(s.CurrentStateJSON))
 	})
 }
 
@@ -83,7 +83,7 @@ func TestDuplicateWorkflowID(t *testing.T) {
 	require.ErrorContains(t, err, `"dup"`)
 	rel.open()
 	s := waitStatus(t, b.m, "dup", graft.WorkflowStateCompleted)
-	require.JSONEq(t, `{"first":true,"done":true}`, string(s.CurrentState))
+	require.JSONEq(t, `{"first":true,"done":true}`, string(s.CurrentStateJSON))
 	require.Equal(t, "first", s.Metadata["who"])
 	require.Len(t, s.ExecutedNodes, 1, "the duplicate start scheduled steps")
 
@@ -133,11 +133,11 @@ func TestInvalidStepOutputFailsWorkflow(t *testing.T) {
 			startWF(t, b.m, id, map[string]any{"seed": 1}, tc.node)
 			s := waitStatus(t, b.m, id, graft.WorkflowStateFailed)
 			for _, w := range tc.want {
-				require.Contains(t, s.LastError, w)
+				require.Contains(t, s.LastErrorText(), w)
 			}
 			require.Equal(t, tc.node, s.FailedNode)
 			require.Len(t, s.ExecutedNodes, 1, "an invalid output must fail at once, without retries: %s", describe(s))
-			require.JSONEq(t, `{"seed":1}`, string(s.CurrentState), "the invalid step's state was recorded")
+			require.JSONEq(t, `{"seed":1}`, string(s.CurrentStateJSON), "the invalid step's state was recorded")
 		})
 	}
 	t.Run("member keeps working", func(t *testing.T) {

@@ -42,10 +42,10 @@ func TestEventsOfACompletedWorkflow(t *testing.T) {
 			}),
 		)
 	})
-	wfStarted := collect(b.m.OnWorkflowStarted)
-	wfDone := collect(b.m.OnWorkflowCompleted)
-	nodeStarted := collect(b.m.OnNodeStarted)
-	nodeDone := collect(b.m.OnNodeCompleted)
+	wfStarted := collect(t, b.m.OnWorkflowStarted)
+	wfDone := collect(t, b.m.OnWorkflowCompleted)
+	nodeStarted := collect(t, b.m.OnNodeStarted)
+	nodeDone := collect(t, b.m.OnNodeCompleted)
 	meta := map[string]string{"src": "events"}
 
 	before := time.Now()
@@ -90,8 +90,8 @@ func TestEventsOfACompletedWorkflow(t *testing.T) {
 	require.Equal(t, "ev", wc.WorkflowID)
 	require.Equal(t, "n1", wc.NodeID)
 	require.Equal(t, meta, wc.Metadata)
-	require.Equal(t, 2, wc.ExecutedNodes)
-	require.JSONEq(t, `{"seed":0,"first":1,"second":2}`, string(wc.FinalState))
+	require.Equal(t, []string{"First", "Second"}, wc.ExecutedNodes)
+	require.JSONEq(t, `{"seed":0,"first":1,"second":2}`, string(wc.FinalStateJSON))
 	require.GreaterOrEqual(t, wc.Duration, stepTime)
 	require.Equal(t, wc.CompletedAt.Sub(wc.StartedAt), wc.Duration)
 	require.Equal(t, ws.StartedAt, wc.StartedAt)
@@ -109,8 +109,8 @@ func TestEventsOfAFailedWorkflow(t *testing.T) {
 			return nil, fmt.Errorf("bad attempt %d", wc.Attempt)
 		}))
 	})
-	nodeErrs := collect(b.m.OnNodeError)
-	wfErrs := collect(b.m.OnWorkflowError)
+	nodeErrs := collect(t, b.m.OnNodeError)
+	wfErrs := collect(t, b.m.OnWorkflowError)
 	startWF(t, b.m, "fail", map[string]any{"v": 1}, "Bad")
 
 	for attempt := 1; attempt <= 2; attempt++ {
@@ -132,7 +132,7 @@ func TestEventsOfAFailedWorkflow(t *testing.T) {
 	require.Equal(t, 2, we.Attempt)
 	require.Equal(t, "n1", we.NodeID)
 	require.ErrorContains(t, we.Error, "bad attempt 2")
-	require.JSONEq(t, `{"v":1}`, string(we.FinalState))
+	require.JSONEq(t, `{"v":1}`, string(we.CurrentStateJSON))
 	require.Equal(t, we.FailedAt.Sub(we.StartedAt), we.Duration)
 }
 
@@ -144,9 +144,9 @@ func TestEventsOfPauseResumeStop(t *testing.T) {
 			return nil, hold(ctx, rel.c)
 		}))
 	})
-	paused := collect(b.m.OnWorkflowPaused)
-	resumed := collect(b.m.OnWorkflowResumed)
-	stopped := collect(b.m.OnWorkflowStopped)
+	paused := collect(t, b.m.OnWorkflowPaused)
+	resumed := collect(t, b.m.OnWorkflowResumed)
+	stopped := collect(t, b.m.OnWorkflowStopped)
 	ctx := context.Background()
 	meta := map[string]string{"m": "v"}
 	require.NoError(t, b.m.StartWorkflow(graft.WorkflowTrigger{WorkflowID: "prs",
@@ -184,7 +184,7 @@ func TestBlockedHandlerDoesNotStallWorkflows(t *testing.T) {
 		<-stuck.c
 	})
 	b.m.OnNodeStarted(func(*graft.NodeStartedEvent) { <-stuck.c })
-	done := collect(b.m.OnWorkflowCompleted)
+	done := collect(t, b.m.OnWorkflowCompleted)
 
 	const n = 5
 	for i := range n {
@@ -232,5 +232,5 @@ func TestSlowHandlerDropsAndCountsEvents(t *testing.T) {
 		waitStatus(t, b.m, id, graft.WorkflowStateCompleted)
 	}
 	// One event is in the handler, at most buffer wait; the rest are dropped.
-	require.GreaterOrEqual(t, b.m.GetClusterInfo().Metrics.DroppedEvents, uint64(workflows-1-buffer))
+	require.GreaterOrEqual(t, b.m.GetClusterInfo().Metrics.DroppedEvents, workflows-1-buffer)
 }

@@ -55,6 +55,9 @@ type Manager struct {
 	nshards   uint64
 	disk      *diskGuard
 	cluster   *cluster // nil on a lone member
+
+	ready readinessState // what GetReadinessState reports
+	subs  statusSubs     // SubscribeToWorkflowState's subscriptions
 }
 
 // New returns a Manager for a lone member with default settings: nodeID
@@ -145,17 +148,20 @@ func (m *Manager) Start(ctx context.Context, grpcPort int) error {
 		return ErrAlreadyStarted
 	}
 	m.state = stateStarting
+	m.setReadiness(phaseStarting)
 	m.mu.Unlock()
 
 	err := m.start(ctx, grpcPort)
 	m.mu.Lock()
 	if err != nil {
 		m.state = stateNew
+		m.setReadiness(phaseStopped)
 		m.mu.Unlock()
 		m.teardown()
 		return err
 	}
 	m.state = stateRunning
+	m.setReadiness(phaseReady)
 	m.mu.Unlock()
 	return nil
 }
@@ -358,6 +364,11 @@ func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
 	if e != nil {
 		e.OnChanges(shardID, changes)
 	}
+	if m.subs.count.Load() > 0 {
+		for i := range changes {
+			m.subs.poke(changes[i].View.ID)
+		}
+	}
 	if !m.leads(shardID) {
 		return // the shard's leader publishes the lifecycle events
 	}
@@ -383,7 +394,9 @@ func (m *Manager) Stop() error {
 	m.stopOnce.Do(func() {
 		m.mu.Lock()
 		m.state = stateStopped
+		m.ready.set(phaseStopped, true)
 		m.mu.Unlock()
+		m.subs.close()
 		m.stopErr = m.teardown()
 		close(m.done)
 	})
@@ -470,7 +483,9 @@ func (m *Manager) storage() (*shards.Host, error) {
 }
 
 // GetClusterInfo describes the cluster as this member sees it, with
-// workflow metrics summed over the shards this member holds.
+// workflow metrics summed over the shards this member holds. Its Status is
+// "running" once the member is ready, otherwise the readiness state
+// ("starting", "joining", "stopped"; see GetReadinessState).
 func (m *Manager) GetClusterInfo() ClusterInfo {
 	info := ClusterInfo{NodeID: m.cfg.NodeID, IsLeader: true, Peers: []string{}}
 	m.mu.Lock()
@@ -492,12 +507,14 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 	for s, l := range logics {
 		info.HostedShards = append(info.HostedShards, s)
 		c := l.Counters()
+		info.Metrics.TotalWorkflows += int(c.Started)
 		info.Metrics.ActiveWorkflows += c.Active
-		info.Metrics.CompletedWorkflows += c.Completed
-		info.Metrics.FailedWorkflows += c.Failed
-		info.Metrics.StoppedWorkflows += c.Stopped
-		info.Metrics.StepsExecuted += c.Steps
-		info.Metrics.StepErrors += c.StepErrors
+		info.Metrics.CompletedWorkflows += int(c.Completed)
+		info.Metrics.FailedWorkflows += int(c.Failed)
+		info.Metrics.StoppedWorkflows += int(c.Stopped)
+		info.Metrics.NodesExecuted += int(c.Steps + c.StepErrors)
+		info.Metrics.StepsExecuted += int(c.Steps)
+		info.Metrics.StepErrors += int(c.StepErrors)
 		info.Metrics.QueueDepth += c.Pending
 		info.Metrics.ExecutingSteps += c.Executing
 		info.Metrics.BlockedWorkflows += c.Blocked
@@ -507,7 +524,11 @@ func (m *Manager) GetClusterInfo() ClusterInfo {
 	}
 	slices.Sort(info.HostedShards)
 	slices.Sort(info.LeadShards)
-	info.Metrics.DroppedEvents = m.bus.Dropped()
+	info.Metrics.DroppedEvents = int(m.bus.Dropped())
+	info.Status = m.GetReadinessState()
+	if info.Status == ReadinessReady {
+		info.Status = "running"
+	}
 	return info
 }
 

@@ -1,6 +1,9 @@
 package graft
 
 import (
+	"encoding/json"
+	"fmt"
+
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/internal/wf"
 )
@@ -10,50 +13,100 @@ import (
 // Engine.EventBufferSize are dropped for it and counted in
 // ClusterMetrics.DroppedEvents) and a panicking one is logged and kept.
 // Delivery is at-least-once across restarts: make handlers idempotent.
-// Handlers may be registered before or after Start.
+// Handlers may be registered before or after Start. Each On* method returns
+// nil once the handler is registered, or why it was refused: a nil handler
+// (ErrInvalidHandler) or a stopped Manager (ErrClosed). Ignoring the result
+// (m.OnWorkflowCompleted(h) as a statement) is fine where neither can
+// happen.
+
+// subscribe registers fn for events of type *T unless it is nil or the
+// Manager is stopped.
+func subscribe[T any](m *Manager, what string, fn func(*T)) error {
+	if fn == nil {
+		return fmt.Errorf("%w: %s handler is nil", ErrInvalidHandler, what)
+	}
+	m.mu.Lock()
+	stopped := m.state == stateStopped
+	m.mu.Unlock()
+	if stopped {
+		return fmt.Errorf("registering %s handler: %w", what, ErrClosed)
+	}
+	events.Subscribe(m.bus, fn)
+	return nil
+}
 
 // OnWorkflowStarted registers a handler for accepted workflows.
-func (m *Manager) OnWorkflowStarted(fn func(*WorkflowStartedEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnWorkflowStarted(fn func(*WorkflowStartedEvent)) error {
+	return subscribe(m, "WorkflowStarted", fn)
+}
 
 // OnWorkflowCompleted registers a handler for completed workflows.
-func (m *Manager) OnWorkflowCompleted(fn func(*WorkflowCompletedEvent)) {
-	events.Subscribe(m.bus, fn)
+func (m *Manager) OnWorkflowCompleted(fn func(*WorkflowCompletedEvent)) error {
+	return subscribe(m, "WorkflowCompleted", fn)
 }
 
 // OnWorkflowError registers a handler for failed workflows.
-func (m *Manager) OnWorkflowError(fn func(*WorkflowErrorEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnWorkflowError(fn func(*WorkflowErrorEvent)) error {
+	return subscribe(m, "WorkflowError", fn)
+}
+
+// OnWorkflowFailed is the published API's name of OnWorkflowError: it
+// registers a handler for failed workflows.
+func (m *Manager) OnWorkflowFailed(fn func(*WorkflowErrorEvent)) error {
+	return subscribe(m, "WorkflowFailed", fn)
+}
 
 // OnWorkflowPaused registers a handler for paused workflows.
-func (m *Manager) OnWorkflowPaused(fn func(*WorkflowPausedEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnWorkflowPaused(fn func(*WorkflowPausedEvent)) error {
+	return subscribe(m, "WorkflowPaused", fn)
+}
 
 // OnWorkflowResumed registers a handler for resumed workflows.
-func (m *Manager) OnWorkflowResumed(fn func(*WorkflowResumedEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnWorkflowResumed(fn func(*WorkflowResumedEvent)) error {
+	return subscribe(m, "WorkflowResumed", fn)
+}
 
 // OnWorkflowStopped registers a handler for stopped workflows.
-func (m *Manager) OnWorkflowStopped(fn func(*WorkflowStoppedEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnWorkflowStopped(fn func(*WorkflowStoppedEvent)) error {
+	return subscribe(m, "WorkflowStopped", fn)
+}
 
 // OnNodeStarted registers a handler for started steps.
-func (m *Manager) OnNodeStarted(fn func(*NodeStartedEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnNodeStarted(fn func(*NodeStartedEvent)) error {
+	return subscribe(m, "NodeStarted", fn)
+}
 
 // OnNodeCompleted registers a handler for steps that returned without error.
-func (m *Manager) OnNodeCompleted(fn func(*NodeCompletedEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnNodeCompleted(fn func(*NodeCompletedEvent)) error {
+	return subscribe(m, "NodeCompleted", fn)
+}
 
 // OnNodeError registers a handler for steps that returned an error or panicked.
-func (m *Manager) OnNodeError(fn func(*NodeErrorEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnNodeError(fn func(*NodeErrorEvent)) error {
+	return subscribe(m, "NodeError", fn)
+}
 
 // OnNodeJoined registers a handler for members joining the cluster.
-func (m *Manager) OnNodeJoined(fn func(*NodeJoinedEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnNodeJoined(fn func(*NodeJoinedEvent)) error {
+	return subscribe(m, "NodeJoined", fn)
+}
 
 // OnNodeLeft registers a handler for members leaving or failing.
-func (m *Manager) OnNodeLeft(fn func(*NodeLeftEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnNodeLeft(fn func(*NodeLeftEvent)) error {
+	return subscribe(m, "NodeLeft", fn)
+}
 
 // OnForeignCluster registers a handler for members of other clusters
 // (bootstrapped apart, with another cluster ID) that this member met and
 // refused; see ForeignClusterEvent.
-func (m *Manager) OnForeignCluster(fn func(*ForeignClusterEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnForeignCluster(fn func(*ForeignClusterEvent)) error {
+	return subscribe(m, "ForeignCluster", fn)
+}
 
 // OnLeaderChanged registers a handler for changes of the cluster coordinator.
-func (m *Manager) OnLeaderChanged(fn func(*LeaderChangedEvent)) { events.Subscribe(m.bus, fn) }
+func (m *Manager) OnLeaderChanged(fn func(*LeaderChangedEvent)) error {
+	return subscribe(m, "LeaderChanged", fn)
+}
 
 // workflowEvent maps a committed lifecycle change to its event, or nil.
 // node is the member that applied it (NodeID of the event).
@@ -66,13 +119,16 @@ func (m *Manager) workflowEvent(c *wf.Change, node string) any {
 		return &events.WorkflowStartedEvent{WorkflowID: v.ID, StartedAt: started, InitialNodes: v.InitialNodes,
 			Metadata: v.Metadata, NodeID: node}
 	case wf.ChangeCompleted:
+		state := stateJSON(v.State)
 		return &events.WorkflowCompletedEvent{WorkflowID: v.ID, StartedAt: started, CompletedAt: at,
-			Duration: at.Sub(started), FinalState: v.State, ExecutedNodes: int(v.Steps), Metadata: v.Metadata, NodeID: node}
+			Duration: at.Sub(started), FinalState: decodeJSON(state), FinalStateJSON: state,
+			ExecutedNodes: executedList(v), Metadata: v.Metadata, NodeID: node}
 	case wf.ChangeFailed:
-		return &events.WorkflowErrorEvent{WorkflowID: v.ID, NodeName: v.FailedNode, Error: &WorkflowError{
-			WorkflowID: v.ID, NodeName: v.FailedNode, Attempt: v.FailedTry, Message: v.LastError},
-			Attempt: v.FailedTry, StartedAt: started, FailedAt: at, Duration: at.Sub(started), FinalState: v.State,
-			Metadata: v.Metadata, NodeID: node}
+		state := stateJSON(v.State)
+		return &events.WorkflowErrorEvent{WorkflowID: v.ID, NodeName: v.FailedNode, FailedNode: v.FailedNode,
+			Error:   &WorkflowError{WorkflowID: v.ID, NodeName: v.FailedNode, Attempt: v.FailedTry, Message: v.LastError},
+			Attempt: v.FailedTry, StartedAt: started, FailedAt: at, Duration: at.Sub(started),
+			CurrentState: decodeJSON(state), CurrentStateJSON: state, Metadata: v.Metadata, NodeID: node}
 	case wf.ChangePaused:
 		return &events.WorkflowPausedEvent{WorkflowID: v.ID, PausedAt: at, Metadata: v.Metadata, NodeID: node}
 	case wf.ChangeResumed:
@@ -82,6 +138,22 @@ func (m *Manager) workflowEvent(c *wf.Change, node string) any {
 			Metadata: v.Metadata, NodeID: node}
 	}
 	return nil
+}
+
+// stateJSON is a view's state, {} when it has none.
+func stateJSON(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("{}")
+	}
+	return b
+}
+
+// executedList is the completed workflow's executed node names, never nil.
+func executedList(v *wf.View) []string {
+	if v.Executed == nil {
+		return []string{}
+	}
+	return v.Executed
 }
 
 // WorkflowError is the error a failed workflow reports in its

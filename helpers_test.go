@@ -135,5 +135,5 @@ func describe(s *graft.WorkflowStatus) string {
 		return "no status"
 	}
 	return fmt.Sprintf("%s, pending %d, executing %d, executed %d, error %q, state %s",
-		s.Status, len(s.PendingNodes), len(s.ExecutingNodes), len(s.ExecutedNodes), s.LastError, s.CurrentState)
+		s.Status, len(s.PendingNodes), len(s.ExecutingNodes), len(s.ExecutedNodes), s.LastErrorText(), s.CurrentStateJSON)
 }

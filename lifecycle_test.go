@@ -81,7 +81,7 @@ func TestConcurrentStartWorkflow(t *testing.T) {
 			}),
 		)
 	})
-	done := collect(b.m.OnWorkflowCompleted)
+	done := collect(t, b.m.OnWorkflowCompleted)
 	var seq atomic.Int32
 	errs := make(chan error, total)
 	var wg sync.WaitGroup
@@ -106,7 +106,7 @@ func TestConcurrentStartWorkflow(t *testing.T) {
 	seen := map[string]bool{}
 	for len(seen) < total {
 		e := waitEvent(t, done, fmt.Sprintf("completion %d of %d", len(seen)+1, total), nil)
-		require.JSONEq(t, fmt.Sprintf(`{"id":%q,"one":true,"two":true}`, e.WorkflowID), string(e.FinalState))
+		require.JSONEq(t, fmt.Sprintf(`{"id":%q,"one":true,"two":true}`, e.WorkflowID), string(e.FinalStateJSON))
 		seen[e.WorkflowID] = true
 	}
 	for _, id := range []string{"c-001", "c-100", "c-200"} {
@@ -115,8 +115,8 @@ func TestConcurrentStartWorkflow(t *testing.T) {
 		require.Equal(t, graft.WorkflowStateCompleted, s.Status)
 	}
 	mt := b.m.GetClusterInfo().Metrics
-	require.Equal(t, uint64(total), mt.CompletedWorkflows)
-	require.Equal(t, uint64(2*total), mt.StepsExecuted)
+	require.Equal(t, total, mt.CompletedWorkflows)
+	require.Equal(t, 2*total, mt.StepsExecuted)
 	require.Zero(t, mt.ActiveWorkflows)
 }
 
@@ -160,10 +160,10 @@ func TestClusterInfo(t *testing.T) {
 
 	m := b.m.GetClusterInfo().Metrics
 	require.Equal(t, 1, m.ActiveWorkflows)
-	require.Equal(t, uint64(3), m.CompletedWorkflows)
-	require.Equal(t, uint64(1), m.FailedWorkflows)
-	require.Equal(t, uint64(6), m.StepsExecuted)
-	require.Equal(t, uint64(1), m.StepErrors)
+	require.Equal(t, 3, m.CompletedWorkflows)
+	require.Equal(t, 1, m.FailedWorkflows)
+	require.Equal(t, 6, m.StepsExecuted)
+	require.Equal(t, 1, m.StepErrors)
 	require.Equal(t, 1, m.ExecutingSteps)
 	require.Zero(t, m.QueueDepth)
 
@@ -171,7 +171,7 @@ func TestClusterInfo(t *testing.T) {
 	waitStatus(t, b.m, "waiting", graft.WorkflowStateStopped)
 	m = b.m.GetClusterInfo().Metrics
 	require.Zero(t, m.ActiveWorkflows)
-	require.Equal(t, uint64(1), m.StoppedWorkflows)
+	require.Equal(t, 1, m.StoppedWorkflows)
 }
 
 // Stop cancels a step still running after DrainTimeout; the step re-runs
@@ -216,9 +216,9 @@ func TestStopCancelsAfterDrainAndRestartResumes(t *testing.T) {
 	require.NoError(t, m2.Start(ctx, 0))
 	t.Cleanup(func() { require.NoError(t, m2.Stop()) })
 	s := waitStatus(t, m2, "survivor", graft.WorkflowStateCompleted)
-	require.JSONEq(t, `{"x":1,"long":"done"}`, string(s.CurrentState))
+	require.JSONEq(t, `{"x":1,"long":"done"}`, string(s.CurrentStateJSON))
 	require.Equal(t, int32(2), runs.Load())
-	require.Equal(t, uint64(1), m2.GetClusterInfo().Metrics.CompletedWorkflows)
+	require.Equal(t, 1, m2.GetClusterInfo().Metrics.CompletedWorkflows)
 }
 
 // Calls racing Stop either succeed or report ErrClosed (or a retryable
@@ -315,7 +315,7 @@ func TestStopCommitsStepsFinishingDuringDrain(t *testing.T) {
 	require.NoError(t, m2.Start(ctx, 0))
 	t.Cleanup(func() { require.NoError(t, m2.Stop()) })
 	s := waitStatus(t, m2, "drained", graft.WorkflowStateCompleted)
-	require.JSONEq(t, `{"finished":true}`, string(s.CurrentState))
+	require.JSONEq(t, `{"finished":true}`, string(s.CurrentStateJSON))
 	require.Equal(t, int32(1), runs.Load(), "the step returned within DrainTimeout but its result was not committed: it ran again after the restart")
 	require.Len(t, s.ExecutedNodes, 1)
 }

@@ -94,7 +94,7 @@ func TestRetentionPurgesTerminalWorkflows(t *testing.T) {
 	}))
 	s = waitStatus(t, b.m, "done", graft.WorkflowStateCompleted)
 	require.Len(t, s.ExecutedNodes, 1)
-	require.JSONEq(t, `{"round":2}`, string(s.CurrentState))
+	require.JSONEq(t, `{"round":2}`, string(s.CurrentStateJSON))
 
 	s, err = b.m.GetWorkflowStatus("parked")
 	require.NoError(t, err)
@@ -171,7 +171,7 @@ func TestRetentionKeepsStorageBounded(t *testing.T) {
 
 		// Every workflow of the round completes and is then purged.
 		require.Eventually(t, func() bool {
-			return m.GetClusterInfo().Metrics.CompletedWorkflows == uint64((r+1)*perRound)
+			return m.GetClusterInfo().Metrics.CompletedWorkflows == (r+1)*perRound
 		}, 30*time.Second, 10*time.Millisecond, "round %d: workflows did not complete (metrics %+v)",
 			r+1, m.GetClusterInfo().Metrics)
 		require.Eventually(t, func() bool {

@@ -335,7 +335,7 @@ func TestFanOutKeepsEveryBranchField(t *testing.T) {
 	})
 	startWF(t, b.m, "fan", map[string]any{"seed": 1}, "A")
 	s := waitStatus(t, b.m, "fan", graft.WorkflowStateCompleted)
-	require.JSONEq(t, `{"seed":1,"a":"A","b1":"B1","b2":"B2","b3":"B3"}`, string(s.CurrentState))
+	require.JSONEq(t, `{"seed":1,"a":"A","b1":"B1","b2":"B2","b3":"B3"}`, string(s.CurrentStateJSON))
 	require.ElementsMatch(t, []string{"A", "B1", "B2", "B3"}, executedNames(s))
 }
 
@@ -400,7 +400,7 @@ func TestTypedNodeKeepsFieldsItDoesNotKnow(t *testing.T) {
 	})
 	startWF(t, b.m, "typed", map[string]any{"foreign": "keep", "known": ""}, "Split")
 	s := waitStatus(t, b.m, "typed", graft.WorkflowStateCompleted)
-	require.JSONEq(t, `{"foreign":"keep","known":"set","extra":{"n":1}}`, string(s.CurrentState))
+	require.JSONEq(t, `{"foreign":"keep","known":"set","extra":{"n":1}}`, string(s.CurrentStateJSON))
 	names := executedNames(s)
 	require.Equal(t, []string{"Split", "Adder", "Typed"}, names)
 }
@@ -416,7 +416,7 @@ func TestMapNodeDeletesKey(t *testing.T) {
 	})
 	startWF(t, b.m, "del", map[string]any{"k": 1, "keep": 2, "nested": map[string]any{"gone": 1, "stay": 2}}, "Del")
 	s := waitStatus(t, b.m, "del", graft.WorkflowStateCompleted)
-	require.JSONEq(t, `{"keep":2,"nested":{"stay":2}}`, string(s.CurrentState))
+	require.JSONEq(t, `{"keep":2,"nested":{"stay":2}}`, string(s.CurrentStateJSON))
 }
 
 // ---- 3. WorkerCount ----------------------------------------------------
@@ -508,7 +508,7 @@ func TestCanStartWaitsForStateChange(t *testing.T) {
 	s := waitStatus(t, b.m, "canstart", graft.WorkflowStateCompleted)
 	require.Equal(t, []string{"Setter", "Waiter"}, order.list())
 	require.GreaterOrEqual(t, refusals.Load(), int32(1))
-	require.JSONEq(t, `{"ready":true,"waited":true}`, string(s.CurrentState))
+	require.JSONEq(t, `{"ready":true,"waited":true}`, string(s.CurrentStateJSON))
 }
 
 func TestBlockedWorkflowFailsAfterBlockedTimeout(t *testing.T) {
@@ -531,9 +531,9 @@ func TestBlockedWorkflowFailsAfterBlockedTimeout(t *testing.T) {
 	require.Equal(t, 1, b.m.GetClusterInfo().Metrics.BlockedWorkflows)
 
 	s = waitStatus(t, b.m, "blocked", graft.WorkflowStateFailed)
-	require.Contains(t, s.LastError, "blocked")
-	require.Contains(t, s.LastError, "CanStart")
-	require.Contains(t, s.LastError, "Never")
+	require.Contains(t, s.LastErrorText(), "blocked")
+	require.Contains(t, s.LastErrorText(), "CanStart")
+	require.Contains(t, s.LastErrorText(), "Never")
 	require.Equal(t, int32(0), runs.Load())
 	require.GreaterOrEqual(t, s.CompletedAt.Sub(s.StartedAt), 500*time.Millisecond,
 		"failed before BlockedTimeout")
@@ -798,7 +798,7 @@ func TestStepErrors(t *testing.T) {
 				register(t, m, node, fnNode("Ok", nil))
 				register(t, m, tc.extra...)
 			})
-			wfErrs := collect(b.m.OnWorkflowError)
+			wfErrs := collect(t, b.m.OnWorkflowError)
 			startWF(t, b.m, "err", tc.state, name)
 			s := waitStatus(t, b.m, "err", tc.want.status)
 			require.Len(t, s.ExecutedNodes, len(tc.want.attempts), describe(s))
@@ -820,19 +820,19 @@ func TestStepErrors(t *testing.T) {
 			}
 			if tc.want.status == graft.WorkflowStateFailed {
 				for _, w := range tc.want.lastErr {
-					require.Contains(t, s.LastError, w)
+					require.Contains(t, s.LastErrorText(), w)
 				}
-				require.Equal(t, s.ExecutedNodes[len(s.ExecutedNodes)-1].Error, s.LastError, "LastError must be the last error")
+				require.Equal(t, s.ExecutedNodes[len(s.ExecutedNodes)-1].Error, s.LastErrorText(), "LastError must be the last error")
 				require.Equal(t, failedNode, s.FailedNode)
 				ev := waitEvent(t, wfErrs, "WorkflowErrorEvent", nil)
 				require.Equal(t, "err", ev.WorkflowID)
 				require.Equal(t, failedNode, ev.NodeName)
 				require.Equal(t, tc.want.attempts[len(tc.want.attempts)-1], ev.Attempt)
 				require.Error(t, ev.Error)
-				require.Contains(t, ev.Error.Error(), s.LastError)
+				require.Contains(t, ev.Error.Error(), s.LastErrorText())
 				var we *graft.WorkflowError
 				require.ErrorAs(t, ev.Error, &we)
-				require.Equal(t, s.LastError, we.Message)
+				require.Equal(t, s.LastErrorText(), we.Message)
 			}
 			// The member survives the failure (and any panic).
 			startWF(t, b.m, "after", nil, "Ok")
@@ -890,7 +890,7 @@ func TestPauseKeepsRunningStepResultAndHoldsTheRest(t *testing.T) {
 	require.NoError(t, b.m.ResumeWorkflow(ctx, "pause"))
 	s = waitStatus(t, b.m, "pause", graft.WorkflowStateCompleted)
 	require.Equal(t, int32(1), afterRuns.Load())
-	require.JSONEq(t, `{"slow":"done","after":"done"}`, string(s.CurrentState))
+	require.JSONEq(t, `{"slow":"done","after":"done"}`, string(s.CurrentStateJSON))
 }
 
 func TestStopCancelsRunningStep(t *testing.T) {
@@ -929,7 +929,7 @@ func TestStopCancelsRunningStep(t *testing.T) {
 	require.Error(t, cause)
 
 	s := waitStatus(t, b.m, "stop", graft.WorkflowStateStopped)
-	require.False(t, s.CompletedAt.IsZero())
+	require.NotNil(t, s.CompletedAt)
 	require.NoError(t, b.m.StopWorkflow(ctx, "stop"), "stopping a stopped workflow is a no-op")
 
 	// Later was due 200ms after Kick; neither it nor Long's next node runs.
@@ -938,7 +938,7 @@ func TestStopCancelsRunningStep(t *testing.T) {
 	s, err := b.m.GetWorkflowStatus("stop")
 	require.NoError(t, err)
 	require.Equal(t, graft.WorkflowStateStopped, s.Status)
-	require.JSONEq(t, `{"x":1}`, string(s.CurrentState), "the cancelled step's result was recorded")
+	require.JSONEq(t, `{"x":1}`, string(s.CurrentStateJSON), "the cancelled step's result was recorded")
 	require.Equal(t, []string{"Kick"}, executedNames(s))
 }
 
@@ -1021,7 +1021,7 @@ func TestWorkflowStatusFields(t *testing.T) {
 	require.Empty(t, s.PendingNodes)
 	require.Equal(t, []string{"First"}, executedNames(s))
 	require.Equal(t, []string{"Blocked"}, s.ExecutedNodes[0].NextNodes)
-	require.True(t, s.CompletedAt.IsZero())
+	require.Nil(t, s.CompletedAt)
 	require.False(t, s.StartedAt.Before(before))
 	var mid statusState
 	require.NoError(t, s.DecodeState(&mid))
@@ -1034,7 +1034,7 @@ func TestWorkflowStatusFields(t *testing.T) {
 	require.Equal(t, statusState{Name: "s", Steps: 2}, final)
 	require.Empty(t, s.ExecutingNodes)
 	require.Empty(t, s.PendingNodes)
-	require.Empty(t, s.LastError)
+	require.Empty(t, s.LastErrorText())
 	require.Len(t, s.ExecutedNodes, 2)
 	for i, e := range s.ExecutedNodes {
 		require.Equal(t, []string{"First", "Blocked"}[i], e.NodeName)
@@ -1094,7 +1094,7 @@ func TestStatusOfARetryingStep(t *testing.T) {
 		require.Equal(t, want, failed.Error)
 		require.Equal(t, failures, failed.Attempt)
 		require.True(t, p.ReadyAt.After(failed.StartedAt.Add(failed.Duration)), "a retry must wait for its backoff")
-		require.Equal(t, want, s.LastError, "LastError must be the latest step error")
+		require.Equal(t, want, s.LastErrorText(), "LastError must be the latest step error")
 	}
 	recv(t, third, "third attempt")
 	s, err := b.m.GetWorkflowStatus("retrying")
@@ -1103,8 +1103,8 @@ func TestStatusOfARetryingStep(t *testing.T) {
 	require.Equal(t, 3, s.ExecutingNodes[0].Attempt)
 	rel.open()
 	s = waitStatus(t, b.m, "retrying", graft.WorkflowStateCompleted)
-	require.Empty(t, s.LastError, "a completed workflow reports no error")
-	require.JSONEq(t, `{"ok":true}`, string(s.CurrentState))
+	require.Empty(t, s.LastErrorText(), "a completed workflow reports no error")
+	require.JSONEq(t, `{"ok":true}`, string(s.CurrentStateJSON))
 }
 
 // A step claimed while the only worker is busy, whose workflow is paused
@@ -1211,6 +1211,6 @@ func TestNilGlobalStateKeepsState(t *testing.T) {
 	})
 	startWF(t, b.m, "nil-state", map[string]any{"input": "kept", "trail": []string{"x"}}, "NilIface")
 	s := waitStatus(t, b.m, "nil-state", graft.WorkflowStateCompleted)
-	require.JSONEq(t, `{"input":"kept","trail":["x"]}`, string(s.CurrentState))
+	require.JSONEq(t, `{"input":"kept","trail":["x"]}`, string(s.CurrentStateJSON))
 	require.Equal(t, []string{"NilIface", "NilPtr", "NilMap", "NilResult"}, executedNames(s))
 }

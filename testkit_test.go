@@ -107,16 +107,17 @@ func waitUntil(t *testing.T, m *graft.Manager, id string, what string, cond func
 }
 
 // collect returns a channel receiving every event a handler registered with
-// subscribe gets. Events beyond its (large) buffer are dropped, which the
-// tests never reach.
-func collect[T any](subscribe func(func(*T))) <-chan *T {
+// subscribe gets, failing the test if the handler is refused. Events
+// beyond its (large) buffer are dropped, which the tests never reach.
+func collect[T any](t *testing.T, subscribe func(func(*T)) error) <-chan *T {
+	t.Helper()
 	ch := make(chan *T, 4096)
-	subscribe(func(e *T) {
+	require.NoError(t, subscribe(func(e *T) {
 		select {
 		case ch <- e:
 		default:
 		}
-	})
+	}))
 	return ch
 }
 

@@ -143,51 +143,91 @@ type PendingNode struct {
 type WorkflowStatus struct {
 	WorkflowID string
 	Status     WorkflowState
-	// CurrentState is the workflow's state as JSON; see DecodeState.
-	CurrentState   json.RawMessage
-	Metadata       map[string]string
+	// CurrentState is the workflow's state decoded from JSON as
+	// encoding/json decodes into interface{}: a map[string]interface{}
+	// (numbers are float64, arrays []interface{}), as the published API
+	// reported it. CurrentStateJSON holds the same state as JSON, and
+	// DecodeState decodes it into a type of yours.
+	CurrentState interface{}
+	// CurrentStateJSON is the workflow's state as JSON (a JSON object).
+	CurrentStateJSON json.RawMessage
+	Metadata         map[string]string
+	// ExecutedNodes are the finished step runs, successful or not, in
+	// commit order.
 	ExecutedNodes  []ExecutedNode
 	ExecutingNodes []ExecutingNode
 	PendingNodes   []PendingNode
-	// LastError is the error that failed the workflow (or the last step error).
-	LastError string
+	// LastError is nil while no step has failed and on a completed
+	// workflow; otherwise it points to the error that failed the workflow,
+	// or, while it runs, the latest step error (being retried).
+	// LastErrorText returns it as a string ("" for nil).
+	LastError *string
 	// FailedNode is the node whose error failed the workflow, if any.
 	FailedNode string
 	StartedAt  time.Time
 	UpdatedAt  time.Time
-	// CompletedAt is when the workflow reached a terminal status; zero before.
-	CompletedAt time.Time
+	// CompletedAt is when the workflow reached a terminal status
+	// (completed, failed or stopped); nil before.
+	CompletedAt *time.Time
 	// BlockedSince is when the workflow became blocked; zero if it is not.
 	BlockedSince time.Time
 }
 
-// DecodeState decodes CurrentState into v (a pointer to a struct or map).
+// DecodeState decodes the workflow's state (CurrentStateJSON) into v, a
+// pointer to a struct or map.
 func (s *WorkflowStatus) DecodeState(v any) error {
-	if err := json.Unmarshal(s.CurrentState, v); err != nil {
+	if err := json.Unmarshal(s.CurrentStateJSON, v); err != nil {
 		return fmt.Errorf("decoding state of workflow %q: %w", s.WorkflowID, err)
 	}
 	return nil
 }
 
-// ClusterMetrics are workflow counters: totals since the cluster was created
-// (they survive restarts) and current gauges.
+// LastErrorText returns *LastError, or "" when LastError is nil.
+func (s *WorkflowStatus) LastErrorText() string {
+	if s.LastError == nil {
+		return ""
+	}
+	return *s.LastError
+}
+
+// ExecutedNodeData is the published API's name of ExecutedNode. Its
+// fields are ExecutedNode's (StartedAt where the published type had
+// ExecutedAt; Error is a string, empty on success).
+type ExecutedNodeData = ExecutedNode
+
+// ExecutingNodeData is the published API's name of ExecutingNode (its
+// ExecutionID stands where the published type had ClaimID).
+type ExecutingNodeData = ExecutingNode
+
+// ClusterMetrics are workflow counters over the shards this member holds a
+// replica of: totals since the cluster was created (they come from the
+// replicated state and survive restarts and retention purges) and current
+// gauges.
 type ClusterMetrics struct {
+	// TotalWorkflows counts the workflows ever started: ActiveWorkflows +
+	// CompletedWorkflows + FailedWorkflows + StoppedWorkflows.
+	TotalWorkflows int
+	// ActiveWorkflows counts running and paused workflows.
 	ActiveWorkflows    int
-	CompletedWorkflows uint64
-	FailedWorkflows    uint64
-	StoppedWorkflows   uint64
+	CompletedWorkflows int
+	FailedWorkflows    int
+	StoppedWorkflows   int
+	// NodesExecuted counts the step runs that finished, with or without
+	// error: StepsExecuted + StepErrors.
+	NodesExecuted int
 	// StepsExecuted counts steps that completed without error.
-	StepsExecuted uint64
+	StepsExecuted int
 	// StepErrors counts step runs that returned an error or panicked.
-	StepErrors uint64
+	StepErrors int
 	// QueueDepth is the number of pending steps (ready, delayed or refused).
 	QueueDepth int
 	// ExecutingSteps is the number of claimed steps.
 	ExecutingSteps int
 	// BlockedWorkflows counts running workflows blocked by CanStart.
 	BlockedWorkflows int
-	// DroppedEvents counts events not delivered to a handler that fell behind.
-	DroppedEvents uint64
+	// DroppedEvents counts events not delivered to a handler that fell
+	// behind (this member's handlers only).
+	DroppedEvents int
 }
 
 // ClusterInfo describes the cluster as this member sees it.
@@ -197,6 +237,10 @@ type ClusterInfo struct {
 	// bootstrap, recorded in DataDir/cluster.json and gossiped; members of
 	// clusters with other IDs are refused. Empty on a lone member.
 	ClusterID string
+	// Status is "running" once the member is ready (GetReadinessState is
+	// "ready"), otherwise its readiness state: "starting", "joining" or
+	// "stopped".
+	Status string
 	// IsLeader reports whether this member is the cluster coordinator
 	// (advisory; a lone member always is).
 	IsLeader bool

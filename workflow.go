@@ -198,9 +198,9 @@ func (m *Manager) GetWorkflowStatusContext(ctx context.Context, workflowID strin
 func statusFromView(a *wf.StatusAnswer) *WorkflowStatus {
 	v := &a.View
 	s := &WorkflowStatus{
-		WorkflowID: v.ID, Status: WorkflowState(v.Status.String()), CurrentState: v.State,
-		Metadata: v.Metadata, LastError: v.LastError, FailedNode: v.FailedNode,
-		StartedAt: unixTime(v.CreatedAt), UpdatedAt: unixTime(v.UpdatedAt), CompletedAt: unixTime(v.EndedAt),
+		WorkflowID: v.ID, Status: WorkflowState(v.Status.String()), CurrentStateJSON: v.State,
+		Metadata: v.Metadata, FailedNode: v.FailedNode,
+		StartedAt: unixTime(v.CreatedAt), UpdatedAt: unixTime(v.UpdatedAt),
 		BlockedSince:   unixTime(v.BlockedSince),
 		ExecutedNodes:  make([]ExecutedNode, 0, len(a.History)),
 		ExecutingNodes: make([]ExecutingNode, 0, len(v.Executing)),
@@ -209,17 +209,26 @@ func statusFromView(a *wf.StatusAnswer) *WorkflowStatus {
 	if v.BlockedSince != 0 && v.Status == wf.StatusRunning {
 		s.Status = WorkflowStateBlocked
 	}
-	if len(s.CurrentState) == 0 {
-		s.CurrentState = json.RawMessage("{}")
+	if v.Status.Terminal() && v.EndedAt != 0 {
+		t := unixTime(v.EndedAt)
+		s.CompletedAt = &t
 	}
+	if len(s.CurrentStateJSON) == 0 {
+		s.CurrentStateJSON = json.RawMessage("{}")
+	}
+	s.CurrentState = decodeJSON(s.CurrentStateJSON)
+	lastErr := v.LastError
 	for _, h := range a.History {
 		s.ExecutedNodes = append(s.ExecutedNodes, ExecutedNode{
 			NodeName: h.Node, ExecutionID: h.ExecID, MemberID: h.Member, Attempt: h.Attempt,
 			StartedAt: unixTime(h.StartedAt), Duration: time.Duration(h.Duration), Error: h.Error, NextNodes: h.Next,
 		})
 		if h.Error != "" && v.LastError == "" && v.Status != wf.StatusCompleted {
-			s.LastError = h.Error // the latest step error
+			lastErr = h.Error // the latest step error
 		}
+	}
+	if lastErr != "" {
+		s.LastError = &lastErr
 	}
 	for _, x := range v.Executing {
 		s.ExecutingNodes = append(s.ExecutingNodes, ExecutingNode{
@@ -233,6 +242,16 @@ func statusFromView(a *wf.StatusAnswer) *WorkflowStatus {
 		})
 	}
 	return s
+}
+
+// decodeJSON decodes b as encoding/json decodes into interface{} (objects
+// become map[string]interface{}); nil if b is empty or not JSON.
+func decodeJSON(b json.RawMessage) interface{} {
+	var v interface{}
+	if len(b) == 0 || json.Unmarshal(b, &v) != nil {
+		return nil
+	}
+	return v
 }
 
 func unixTime(ns int64) time.Time {

@@ -46,9 +46,9 @@ func TestSequentialWorkflowCompletes(t *testing.T) {
 		Metadata:     map[string]string{"source": "test"},
 	}))
 	s := waitStatus(t, b.m, "seq-1", graft.WorkflowStateCompleted)
-	require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentState))
+	require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentStateJSON))
 	require.Len(t, s.ExecutedNodes, 3)
 	require.Equal(t, "test", s.Metadata["source"])
 	require.Empty(t, s.PendingNodes)
-	require.False(t, s.CompletedAt.IsZero())
+	require.NotNil(t, s.CompletedAt)
 }

@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -30,14 +31,31 @@ type WorkflowCompletedEvent struct {
 	CompletedAt time.Time
 	// Duration is CompletedAt minus StartedAt.
 	Duration time.Duration
-	// FinalState is the workflow state at completion, encoded as JSON.
-	FinalState json.RawMessage
-	// ExecutedNodes is the number of step executions that ran.
-	ExecutedNodes int
+	// FinalState is the workflow state at completion, decoded from JSON as
+	// encoding/json decodes into interface{}: a map[string]interface{}
+	// (numbers are float64). Every handler receives the same value, so
+	// treat it as read-only. FinalStateJSON holds it as JSON and
+	// DecodeFinalState decodes it into a type of yours.
+	FinalState interface{}
+	// FinalStateJSON is the workflow state at completion, encoded as JSON.
+	FinalStateJSON json.RawMessage
+	// ExecutedNodes lists the names of the step runs that finished,
+	// successful or not (retries included), in commit order: the NodeName
+	// of each of the workflow status's ExecutedNodes.
+	ExecutedNodes []string
 	// Metadata is the user metadata attached to the workflow. It may be nil.
 	Metadata map[string]string
 	// NodeID is the cluster member that applied the transition.
 	NodeID string
+}
+
+// DecodeFinalState decodes FinalStateJSON into v, a pointer to a struct or
+// map.
+func (e *WorkflowCompletedEvent) DecodeFinalState(v any) error {
+	if err := json.Unmarshal(e.FinalStateJSON, v); err != nil {
+		return fmt.Errorf("decoding final state of workflow %q: %w", e.WorkflowID, err)
+	}
+	return nil
 }
 
 // WorkflowErrorEvent is published when a workflow fails and will not be
@@ -59,13 +77,28 @@ type WorkflowErrorEvent struct {
 	FailedAt time.Time
 	// Duration is FailedAt minus StartedAt.
 	Duration time.Duration
-	// FinalState is the workflow state at the time of failure, encoded as
-	// JSON.
-	FinalState json.RawMessage
+	// FailedNode is NodeName under the published API's name.
+	FailedNode string
+	// CurrentState is the workflow state at the time of failure, decoded
+	// from JSON like WorkflowCompletedEvent.FinalState (a
+	// map[string]interface{}; read-only, shared by every handler).
+	CurrentState interface{}
+	// CurrentStateJSON is the workflow state at the time of failure,
+	// encoded as JSON; DecodeCurrentState decodes it.
+	CurrentStateJSON json.RawMessage
 	// Metadata is the user metadata attached to the workflow. It may be nil.
 	Metadata map[string]string
 	// NodeID is the cluster member that applied the transition.
 	NodeID string
+}
+
+// DecodeCurrentState decodes CurrentStateJSON into v, a pointer to a
+// struct or map.
+func (e *WorkflowErrorEvent) DecodeCurrentState(v any) error {
+	if err := json.Unmarshal(e.CurrentStateJSON, v); err != nil {
+		return fmt.Errorf("decoding state of failed workflow %q: %w", e.WorkflowID, err)
+	}
+	return nil
 }
 
 // WorkflowPausedEvent is published when a workflow is paused.

@@ -166,7 +166,7 @@ func runMember(id string, base int, dataDir string) error {
 	m.OnNodeLeft(func(e *graft.NodeLeftEvent) { say("member %s left", e.NodeID) })
 	m.OnWorkflowCompleted(func(e *graft.WorkflowCompletedEvent) {
 		var trail []string
-		if s, err := decodeTrail(e.FinalState); err == nil {
+		if s, err := decodeTrail(e.FinalStateJSON); err == nil {
 			trail = s
 		}
 		say("workflow %s completed in %s: %s", e.WorkflowID, e.Duration.Round(time.Millisecond), strings.Join(trail, " "))

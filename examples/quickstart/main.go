@@ -158,7 +158,7 @@ func run() error {
 	}
 	select {
 	case e := <-done:
-		fmt.Printf("completed in %s after %d steps\nfinal state: %s\n", e.Duration.Round(time.Millisecond), e.ExecutedNodes, e.FinalState)
+		fmt.Printf("completed in %s after %d steps (%s)\nfinal state: %s\n", e.Duration.Round(time.Millisecond), len(e.ExecutedNodes), strings.Join(e.ExecutedNodes, ", "), e.FinalStateJSON)
 	case e := <-failed:
 		return fmt.Errorf("workflow failed: %v", e.Error)
 	case <-ctx.Done():

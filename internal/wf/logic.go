@@ -633,6 +633,37 @@ func (a *applier) save(e *entry, kind ChangeKind, h *HistoryEntry) error {
 		a.l.buf = nil // do not pin one huge record's buffer
 	}
 	v := View{Record: rec.view().Record, State: e.state}
+	if kind == ChangeCompleted {
+		names, err := executedNames(a.w, rec.ID)
+		if err != nil {
+			return err
+		}
+		v.Executed = names
+	}
 	a.l.changes = append(a.l.changes, Change{Kind: kind, View: v, Entry: h})
 	return nil
+}
+
+// executedNames reads the node names of a workflow's history, in order
+// (the batch's own writes included).
+func executedNames(r shards.Reader, id string) ([]string, error) {
+	var names []string
+	var decodeErr error
+	p := historyPrefix(id)
+	err := r.Scan(p, prefixEnd(p), func(_, v []byte) bool {
+		var h HistoryEntry
+		if err := h.decode(v); err != nil {
+			decodeErr = err
+			return false
+		}
+		names = append(names, h.Node)
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading history of workflow %q: %w", id, err)
+	}
+	return names, nil
 }

@@ -115,6 +115,9 @@ type View struct {
 	Record
 	// State is set on terminal views and on query results; nil otherwise.
 	State json.RawMessage `json:"state,omitempty"`
+	// Executed lists the node names of the workflow's history entries in
+	// order; set only on the view of a ChangeCompleted change.
+	Executed []string `json:"executed,omitempty"`
 }
 
 func (r *Record) view() View {

@@ -103,7 +103,7 @@ func runSeq3Cluster(ctx context.Context, o *options, dir string, _ map[string]*r
 	for _, m := range members {
 		info := m.GetClusterInfo()
 		res.Shards = info.Shards
-		res.DroppedEvents += info.Metrics.DroppedEvents
+		res.DroppedEvents += uint64(info.Metrics.DroppedEvents)
 	}
 	res.Workers = o.workers
 	if res.Workers == 0 {

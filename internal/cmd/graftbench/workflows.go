@@ -249,7 +249,7 @@ func runWorkflows(ctx context.Context, o *options, dir string, sh shape, rate fl
 	res.OfferedRate = rate
 	info := m.GetClusterInfo()
 	res.Shards = info.Shards
-	res.DroppedEvents = info.Metrics.DroppedEvents
+	res.DroppedEvents = uint64(info.Metrics.DroppedEvents)
 	res.Workers = o.workers
 	if res.Workers == 0 {
 		res.Workers = graft.DefaultConfig("", "", "").Engine.WorkerCount

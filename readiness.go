@@ -1,0 +1,130 @@
+package graft
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Readiness states returned by GetReadinessState.
+const (
+	// ReadinessStarting: Start has not been called yet, or is opening
+	// storage and electing shard leaders.
+	ReadinessStarting = "starting"
+	// ReadinessJoining: the member waits to bootstrap or join its cluster
+	// (set by the cluster's bootstrap wait).
+	ReadinessJoining = "joining"
+	// ReadinessReady: Start succeeded; StartWorkflow can succeed.
+	ReadinessReady = "ready"
+	// ReadinessStopped: Stop was called, or Start failed (Start may be
+	// called again after a failure, not after Stop).
+	ReadinessStopped = "stopped"
+)
+
+// readiness is the phase a member is in, as GetReadinessState names it.
+type readiness int32
+
+const (
+	phaseStarting readiness = iota
+	phaseJoining            // set with m.setReadiness while the member forms or joins its cluster (bootstrap.go)
+	phaseReady
+	phaseStopped
+)
+
+// String returns the phase's name (one of the Readiness* constants).
+func (p readiness) String() string {
+	switch p {
+	case phaseStarting:
+		return ReadinessStarting
+	case phaseJoining:
+		return ReadinessJoining
+	case phaseReady:
+		return ReadinessReady
+	case phaseStopped:
+		return ReadinessStopped
+	default:
+		return fmt.Sprintf("readiness(%d)", int32(p))
+	}
+}
+
+// readinessState holds a member's phase and wakes its waiters on every
+// change: changed is closed and replaced each time the phase changes.
+type readinessState struct {
+	mu      sync.Mutex
+	phase   readiness
+	sealed  bool // Stop was called: the phase stays phaseStopped
+	changed chan struct{}
+}
+
+// snapshot returns the phase, whether Stop sealed it, and a channel closed
+// at the next change.
+func (r *readinessState) snapshot() (readiness, bool, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.phase, r.sealed, r.changed
+}
+
+// set moves to phase p and wakes the waiters; seal makes it final. A
+// sealed state ignores further changes.
+func (r *readinessState) set(p readiness, seal bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sealed || (r.phase == p && !seal) {
+		return
+	}
+	r.phase = p
+	r.sealed = seal
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+}
+
+// setReadiness moves the member to phase p (Start sets phaseStarting,
+// phaseReady or phaseStopped; the cluster's bootstrap wait sets
+// phaseJoining). After Stop it has no effect.
+func (m *Manager) setReadiness(p readiness) { m.ready.set(p, false) }
+
+// GetReadinessState names what the member is doing: "ready" once
+// StartWorkflow can succeed (Start returned nil), otherwise why not:
+// "starting" (before and during Start), "joining" (waiting to bootstrap or
+// join the cluster) or "stopped" (after Stop, or after Start failed). The
+// values are the Readiness* constants.
+func (m *Manager) GetReadinessState() string {
+	p, _, _ := m.ready.snapshot()
+	return p.String()
+}
+
+// IsReady reports whether StartWorkflow can succeed, i.e. whether
+// GetReadinessState is "ready".
+func (m *Manager) IsReady() bool {
+	p, _, _ := m.ready.snapshot()
+	return p == phaseReady
+}
+
+// WaitUntilReady blocks until the member is ready (returns nil), ctx ends
+// (returns ctx.Err()), or the member cannot become ready: after Stop it
+// returns an error that errors.Is ErrClosed, and if Start fails one that
+// errors.Is ErrNotStarted. It may be called before Start. It wakes on each
+// change of the readiness state, without polling.
+func (m *Manager) WaitUntilReady(ctx context.Context) error {
+	for {
+		p, sealed, changed := m.ready.snapshot()
+		switch {
+		case p == phaseReady:
+			return nil
+		case sealed:
+			return fmt.Errorf("waiting until ready: %w", ErrClosed)
+		case p == phaseStopped:
+			return fmt.Errorf("waiting until ready: start failed: %w", ErrNotStarted)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
