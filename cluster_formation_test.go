@@ -2,8 +2,6 @@ package graft_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/eleven-am/graft"
 	"github.com/eleven-am/graft/chaos"
-	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/ring"
 	"github.com/stretchr/testify/require"
 )
@@ -179,14 +176,7 @@ func TestClusterGrowsFromOneMember(t *testing.T) {
 // Three members that know only an mDNS service type, with no
 // ExpectedMembers, elect one founder and form one cluster.
 func TestMDNSWithoutExpectedMembersFormsOneCluster(t *testing.T) {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	svc := "_g" + hex.EncodeToString(b) + "._tcp"
-	stop, err := gossip.MDNS(svc).Advertise(gossip.Self{NodeID: "probe", Addr: "127.0.0.1", Port: 1})
-	if err != nil {
-		t.Skipf("no multicast here: %v", err)
-	}
-	require.NoError(t, stop())
+	svc := mdnsService(t)
 
 	addrs := newMemberAddrs(t, "m1", "m2", "m3")
 	var cfgs []*graft.Config

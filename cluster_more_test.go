@@ -382,14 +382,7 @@ func TestClusterForwardsStartsAndReads(t *testing.T) {
 // Three members that know nothing of each other but an mDNS service type
 // find each other, bootstrap and run workflows.
 func TestClusterFormsOverMDNS(t *testing.T) {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	svc := "_g" + hex.EncodeToString(b) + "._tcp"
-	stop, err := gossip.MDNS(svc).Advertise(gossip.Self{NodeID: "probe", Addr: "127.0.0.1", Port: 1})
-	if err != nil {
-		t.Skipf("no multicast here: %v", err)
-	}
-	require.NoError(t, stop())
+	svc := mdnsService(t)
 
 	addrs := newMemberAddrs(t, "n1", "n2", "n3")
 	var cfgs []*graft.Config
@@ -403,6 +396,21 @@ func TestClusterFormsOverMDNS(t *testing.T) {
 	requireAllSee(t, members, 2)
 	startSeq(t, members[2].m, "over-mdns")
 	requireAgree(t, members, "over-mdns")
+}
+
+// mdnsService returns an mDNS service type of its own for one test, or
+// skips the test where multicast is unavailable.
+func mdnsService(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	svc := "_g" + hex.EncodeToString(b) + "._tcp"
+	stop, err := gossip.MDNS(svc).Advertise(gossip.Self{NodeID: "probe", Addr: "127.0.0.1", Port: 1})
+	if err != nil {
+		t.Skipf("no multicast here: %v", err)
+	}
+	require.NoError(t, stop())
+	return svc
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writers.

@@ -61,7 +61,7 @@ func Example_specREADME() {
 	}
 	defer os.RemoveAll(dataDir)
 
-	config := graft.DefaultConfig("node-1", exampleAddr(), dataDir)
+	config := graft.DefaultConfig("node-1", loopbackAddr(), dataDir)
 	config.Logger = slog.New(slog.DiscardHandler)
 	manager := graft.NewWithConfig(config)
 	manager.RegisterNode(&ProcessDataNode{})

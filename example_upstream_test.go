@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/eleven-am/graft"
@@ -58,7 +56,7 @@ func Example_upstreamAPI() {
 	defer os.RemoveAll(dataDir)
 	logger := slog.New(slog.DiscardHandler)
 
-	manager := graft.New("example-1", exampleAddr(), dataDir, logger)
+	manager := graft.New("example-1", loopbackAddr(), dataDir, logger)
 	for _, n := range []interface{}{intakeNode{}, finalizeNode{}} {
 		if err := manager.RegisterNode(n); err != nil {
 			fmt.Println(err)
@@ -163,22 +161,4 @@ func Example_upstreamAPI() {
 	// failed in intake_node with status new
 	// workflow error: document is corrupt
 	// status running, total 2, completed 1, failed 1, nodes executed 3
-}
-
-// exampleAddr returns a loopback host:port nothing listens on, from the
-// same range as freeAddr.
-func exampleAddr() string {
-	for port := 32000; port > 10000; port-- {
-		if _, taken := handedOut.LoadOrStore(port, true); taken {
-			continue
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		_ = l.Close()
-		return addr
-	}
-	return "127.0.0.1:0"
 }

@@ -20,6 +20,16 @@ import (
 // freeAddr returns a loopback host:port nothing listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	addr := loopbackAddr()
+	if addr == "" {
+		t.Fatal("no free loopback port found")
+	}
+	return addr
+}
+
+// loopbackAddr returns a loopback host:port nothing listens on (TCP or
+// UDP), never the same twice in this process, or "" if it found none.
+func loopbackAddr() string {
 	for range 1000 {
 		port := 10000 + rand.IntN(22000)
 		if _, taken := handedOut.LoadOrStore(port, true); taken {
@@ -38,7 +48,6 @@ func freeAddr(t *testing.T) string {
 		_ = u.Close()
 		return addr
 	}
-	t.Fatal("no free loopback port found")
 	return ""
 }
 
