@@ -108,6 +108,7 @@ type cluster struct {
 	mu          sync.Mutex
 	clusterID   string            // this member's cluster, once it joined or founded one
 	foreign     map[string]string // members of other clusters -> their cluster ID
+	refused     map[string]bool   // caller IPs refused by checkCaller (logged once)
 	coordinator string
 	booted      bool                     // tagCluster is published
 	cached      *view                    // last computed view, for routing
@@ -139,7 +140,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		dial = netw.Dialer(host)
 	}
 	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
-		seed: newSeed(), foreign: map[string]string{},
+		seed: newSeed(), foreign: map[string]string{}, refused: map[string]bool{},
 		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaKey]time.Time{}, added: map[replicaKey]bool{}, leaderRPC: map[uint64]string{}}
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
 	m.mu.Lock()
@@ -458,6 +459,15 @@ func fromRemote(err error) error {
 
 // handleRPC serves the calls of other members.
 func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	if method != rpcAdmit {
+		c := m.currentCluster()
+		if c == nil || c.gossip == nil {
+			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not started its cluster yet", m.cfg.NodeID)}
+		}
+		if err := c.checkCaller(ctx); err != nil {
+			return nil, err
+		}
+	}
 	switch method {
 	case rpcExec:
 		return m.serveExec(ctx, payload)

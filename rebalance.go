@@ -463,25 +463,8 @@ func (c *cluster) checkOrphan(ctx context.Context, h *shards.Host, v *view, s ui
 	if !due || !hosted {
 		return
 	}
-	body, _ := json.Marshal(replicaRequest{Shard: s})
-	for _, id := range slices.Sorted(maps.Keys(v.members)) {
-		if id == c.m.cfg.NodeID || !v.alive(id) {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		out, err := c.client.Call(cctx, v.rpcAddr(id), rpcMembership, body)
-		cancel()
-		if err != nil {
-			continue
-		}
-		var rep membershipReply
-		if json.Unmarshal(out, &rep) != nil {
-			continue
-		}
-		if slices.Contains(rep.Removed, rid) {
-			c.drop(ctx, s, "removed from the shard while away")
-		}
-		return
+	if rep, err := c.askMembership(ctx, v, s); err == nil && slices.Contains(rep.Removed, rid) {
+		c.drop(ctx, s, "removed from the shard while away")
 	}
 }
 
@@ -571,6 +554,14 @@ func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
 	if req.Shard == 0 || req.Shard > c.shardCount || req.Replica == 0 {
 		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("no replica %d of shard %d", req.Replica, req.Shard)}
 	}
+	if cur, ok := h.ReplicaID(req.Shard); ok && req.New && cur < req.Replica {
+		// Replacing a replica on the word of the caller alone would let
+		// anyone delete replicas: the one held here goes only if the
+		// shard's committed membership lists it as removed.
+		if err := c.confirmRemoved(ctx, h, req.Shard, cur); err != nil {
+			return err
+		}
+	}
 	c.hostMu.Lock()
 	cur, ok := h.ReplicaID(req.Shard)
 	if !ok && !req.New && c.currentLayout().Replicas[req.Shard] == req.Replica {
@@ -610,16 +601,98 @@ func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
 	return nil
 }
 
-// serveDrop deletes a replica its shard's leader removed.
+// serveDrop deletes a replica its shard's leader removed, once the shard
+// confirms it: a drop request alone proves nothing (anyone who reaches the
+// RPC port could send one), so the replica is deleted only when the
+// shard's committed membership lists it as removed.
 func (c *cluster) serveDrop(ctx context.Context, req replicaRequest) error {
 	h, err := c.m.storage()
 	if err != nil {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
-	if rid, ok := h.ReplicaID(req.Shard); ok && rid == req.Replica {
-		c.drop(ctx, req.Shard, "removed by the shard's leader")
+	rid, ok := h.ReplicaID(req.Shard)
+	if !ok || rid != req.Replica {
+		return nil // not held here: nothing to do
+	}
+	if err := c.confirmRemoved(ctx, h, req.Shard, rid); err != nil {
+		return err
+	}
+	c.drop(ctx, req.Shard, "removed by the shard's leader")
+	return nil
+}
+
+// confirmRemoved returns nil if the committed membership of shard s lists
+// this member's replica rid as removed, and otherwise the error to answer
+// a request to delete it with.
+func (c *cluster) confirmRemoved(ctx context.Context, h *shards.Host, s, rid uint64) error {
+	removed, err := c.replicaRemoved(ctx, h, s, rid)
+	switch {
+	case err != nil:
+		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s cannot confirm that replica %d of shard %d was removed: %w",
+			c.m.cfg.NodeID, rid, s, err)}
+	case !removed:
+		c.m.log.Warn("refused to delete a replica that is still a member of its shard", logkeys.Shard, s, "replica", rid)
+		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("replica %d of shard %d on member %s is still a member of the shard: not deleted",
+			rid, s, c.m.cfg.NodeID)}
 	}
 	return nil
+}
+
+// replicaRemoved reports whether the committed membership of shard s lists
+// replica rid as removed. Dragonboat unloads a replica once it applied its
+// own removal; otherwise the other members of the cluster are asked (the
+// leader that removed the replica answers at once), and last this member's
+// own replica (a linearizable read, which succeeds only while the replica
+// is in contact with a leader).
+func (c *cluster) replicaRemoved(ctx context.Context, h *shards.Host, s, rid uint64) (bool, error) {
+	if h.Removed(s) {
+		return true, nil
+	}
+	v, err := c.recentView()
+	if err != nil {
+		return false, err
+	}
+	rep, askErr := c.askMembership(ctx, v, s)
+	if askErr == nil {
+		return slices.Contains(rep.Removed, rid), nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, confirmTimeout/3)
+	mem, err := h.Membership(lctx, s)
+	cancel()
+	if err != nil {
+		return false, errors.Join(askErr, err)
+	}
+	_, gone := mem.Removed[rid]
+	return gone, nil
+}
+
+// askMembership asks the other alive members of the cluster, in ID order,
+// for shard s's membership, and returns the first answer.
+func (c *cluster) askMembership(ctx context.Context, v *view, s uint64) (*membershipReply, error) {
+	body, _ := json.Marshal(replicaRequest{Shard: s})
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(v.members)) {
+		if id == c.m.cfg.NodeID || !v.alive(id) {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		out, err := c.client.Call(cctx, v.rpcAddr(id), rpcMembership, body)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", id, fromRemote(err)))
+			continue
+		}
+		var rep membershipReply
+		if err := json.Unmarshal(out, &rep); err != nil {
+			errs = append(errs, fmt.Errorf("%s: decoding membership: %w", id, err))
+			continue
+		}
+		return &rep, nil
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("%w: no other member to ask about shard %d", ErrNotReady, s)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // serveMembership answers with shard s's membership, if this member has a

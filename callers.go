@@ -1,0 +1,67 @@
+package graft
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/eleven-am/graft/internal/rpc"
+	"google.golang.org/grpc/peer"
+)
+
+// Who may call the member RPC. Every method but admission (asked by
+// members that are not in the cluster yet) changes or reveals workflow
+// state, so it is served only to members of this cluster: the caller's
+// address must be one a member of this cluster advertises (its gossip,
+// Raft or RPC address), and destructive requests are checked against the
+// shard's committed state besides (see serveDrop). Without TLS this is
+// all a member can check; with it, the caller's certificate names it.
+
+// checkCaller refuses a call whose remote address is not that of a member
+// of this cluster (or of one not in any cluster yet: a joiner).
+func (c *cluster) checkCaller(ctx context.Context) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call without a peer address", c.m.cfg.NodeID)}
+	}
+	ip := hostIP(p.Addr.String())
+	if ip == nil {
+		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %q", c.m.cfg.NodeID, p.Addr)}
+	}
+	for _, mem := range c.members() {
+		for _, addr := range []string{mem.Address(), mem.Tags[tagRaft], mem.Tags[tagRPC]} {
+			if a := hostIP(addr); a != nil && a.Equal(ip) {
+				return nil
+			}
+		}
+	}
+	c.refuseCaller(ip.String())
+	return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %s: not a member of this cluster", c.m.cfg.NodeID, ip)}
+}
+
+// maxRefusedCallers bounds the addresses refuseCaller remembers; past it,
+// refusals are no longer logged.
+const maxRefusedCallers = 1024
+
+// refuseCaller logs a refused caller's address once.
+func (c *cluster) refuseCaller(ip string) {
+	c.mu.Lock()
+	first := !c.refused[ip] && len(c.refused) < maxRefusedCallers
+	if first {
+		c.refused[ip] = true
+	}
+	c.mu.Unlock()
+	if first {
+		c.m.log.Warn("refused a member RPC call from an address that is no member of this cluster", "addr", ip)
+	}
+}
+
+// hostIP returns the IP of a host:port or host, resolving nothing: names
+// that are not IP addresses give nil (members advertise IPs in gossip).
+func hostIP(addr string) net.IP {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	return net.ParseIP(host)
+}
