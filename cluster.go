@@ -201,6 +201,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 		Tags: c.tags(),
 		Key:  m.cfg.Cluster.Key, Policy: policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
 		Discovery: disc, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
+		KeyringFile:      filepath.Join(m.cfg.DataDir, "serf.keyring"),
 		Admit:            c.admit,
 		MemberlistConfig: m.cfg.Expert.Memberlist,
 		Transport:        transport,

@@ -199,6 +199,30 @@ type Network interface {
 	Dialer(from string) func(ctx context.Context, addr string) (net.Conn, error)
 }
 
+// TLSConfig turns on mutual TLS for a member's Raft and member RPC links.
+// Every member of a cluster needs it (with certificates from the same CA)
+// and a Cluster.Key (which encrypts gossip). A member's node ID is bound to
+// its certificate: the certificate's URI SAN graft://NODE-ID, or, without
+// one, its subject common name, must equal Config.NodeID, and a peer is
+// known by the ID its certificate names. The files are read again when they
+// change (checked at most once a second on new connections), so
+// certificates rotate without a restart.
+type TLSConfig struct {
+	// CAFile is the PEM file of the cluster CA certificate(s) that every
+	// member's certificate must chain to.
+	CAFile string
+	// CertFile and KeyFile are this member's PEM certificate (with any
+	// intermediates) and private key; the certificate must be valid for
+	// client and server authentication.
+	CertFile, KeyFile string
+	// RevokedSerials lists certificate serial numbers (hexadecimal; colons
+	// and case ignored) refused even when their chain is valid.
+	RevokedSerials []string
+}
+
+// enabled reports whether TLS is configured at all.
+func (t TLSConfig) enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
 // NoDiskCheck as Expert.MinFreeDiskBytes disables the free-space check.
 const NoDiskCheck = -1
 
@@ -223,6 +247,10 @@ type Config struct {
 	Discovery []DiscoveryConfig
 	// Cluster configures membership and placement.
 	Cluster ClusterConfig
+	// TLS, when set, authenticates and encrypts the member's Raft and
+	// member RPC links with mutual TLS. Zero means none (a trusted network
+	// only; see the README's Security section).
+	TLS TLSConfig
 	// Engine tunes workflow execution.
 	Engine EngineConfig
 	// Expert holds rarely tuned storage knobs.
@@ -311,6 +339,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.Policy == ClusterPolicyStrict && !slices.Contains(c.Cluster.AllowedNodes, c.NodeID) {
 		add("Cluster.AllowedNodes must list every admitted node ID, this member's (%q) included, for the strict policy", c.NodeID)
+	}
+	if c.TLS.enabled() {
+		if c.TLS.CAFile == "" || c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
+			add("TLS needs TLS.CAFile, TLS.CertFile and TLS.KeyFile (some are empty)")
+		}
+		if len(c.Cluster.Key) == 0 {
+			add("TLS needs Cluster.Key too: it encrypts gossip, which TLS does not cover")
+		}
 	}
 	if c.Cluster.ShardCount < 0 || c.Cluster.ShardCount > 4096 {
 		add("Cluster.ShardCount (%d) must be between 0 (default) and 4096", c.Cluster.ShardCount)

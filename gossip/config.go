@@ -108,6 +108,11 @@ type Config struct {
 	// gossip encryption key (AES-GCM). Required for Restricted and Strict;
 	// optional for Open.
 	Key []byte
+	// KeyringFile, if set, is where Serf records this member's gossip keys
+	// whenever they change (InstallKey, UseKey, RemoveKey), and where a
+	// restarted member reads them again: its keys, the first one primary,
+	// are used with Key added. Optional.
+	KeyringFile string
 	// Policy is the admission policy. Default Open.
 	Policy Policy
 	// AllowedNodes lists the node IDs admitted under Strict, including this

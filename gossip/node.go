@@ -187,13 +187,12 @@ func (n *Node) serfConfig() (_ *serf.Config, owned *memberlist.NetTransport, _ e
 	mlc.AdvertiseAddr = c.AdvertiseAddr
 	mlc.AdvertisePort = c.AdvertisePort
 	mlc.SecretKey = nil
-	mlc.Keyring = nil
-	if len(c.Key) > 0 {
-		kr, err := memberlist.NewKeyring(nil, c.Key)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: Key: %w", ErrInvalidConfig, err)
-		}
-		mlc.Keyring = kr
+	kr, err := keyring(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	mlc.Keyring = kr
+	if kr != nil {
 		mlc.GossipVerifyIncoming = true
 		mlc.GossipVerifyOutgoing = true
 	}
@@ -220,6 +219,7 @@ func (n *Node) serfConfig() (_ *serf.Config, owned *memberlist.NetTransport, _ e
 	sc.Logger = newStdLogger(n.logger.With("lib", "serf"))
 	sc.LeavePropagateDelay = c.LeavePropagateDelay
 	sc.SnapshotPath = c.SnapshotPath
+	sc.KeyringFile = c.KeyringFile
 	// A member that left and restarts must come back: Graft always rejoins.
 	sc.RejoinAfterLeave = true
 	sc.UserEventSizeLimit = serfUserEventSizeLimit

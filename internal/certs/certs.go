@@ -44,9 +44,10 @@ type Check func(id string, cert *x509.Certificate) error
 // Source is a member's TLS identity, reloaded from its files when they
 // change. It is safe for concurrent use.
 type Source struct {
-	files   Files
-	revoked map[string]bool // serial numbers, lower-case hex
-	now     func() time.Time
+	files    Files
+	revoked  map[string]bool // serial numbers, lower-case hex
+	now      func() time.Time
+	onRefuse func(peer string, err error)
 
 	mu      sync.Mutex
 	checked time.Time // when the files were last looked at
@@ -84,6 +85,11 @@ func Load(files Files, revoked []string, now func() time.Time) (*Source, error) 
 func parseSerial(text string) (*big.Int, bool) {
 	return new(big.Int).SetString(strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(text, "0x"), ":", "")), 16)
 }
+
+// OnRefuse sets a function told about every refused peer certificate:
+// peer is the node ID the certificate claims (unverified; "" if none) and
+// err the reason. Set it before the Source is used.
+func (s *Source) OnRefuse(fn func(peer string, err error)) { s.onRefuse = fn }
 
 // ID returns the node ID this member's certificate names.
 func (s *Source) ID() string {
@@ -208,6 +214,20 @@ func (s *Source) verify(rawCerts [][]byte, check Check, usage x509.ExtKeyUsage) 
 	return id, nil
 }
 
+// verifyPeer is verify, telling onRefuse about a refusal.
+func (s *Source) verifyPeer(rawCerts [][]byte, check Check, usage x509.ExtKeyUsage) error {
+	id, err := s.verify(rawCerts, check, usage)
+	if err != nil && s.onRefuse != nil {
+		if id == "" && len(rawCerts) > 0 {
+			if c, perr := x509.ParseCertificate(rawCerts[0]); perr == nil {
+				id = NodeID(c)
+			}
+		}
+		s.onRefuse(id, err)
+	}
+	return err
+}
+
 // ServerConfig returns the configuration of a listener that requires and
 // verifies client certificates with check. Certificates rotate: every
 // handshake uses the newest files.
@@ -220,8 +240,7 @@ func (s *Source) ServerConfig(check Check) *tls.Config {
 			return cert, nil
 		},
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := s.verify(raw, check, x509.ExtKeyUsageClientAuth)
-			return err
+			return s.verifyPeer(raw, check, x509.ExtKeyUsageClientAuth)
 		},
 	}
 }
@@ -239,8 +258,7 @@ func (s *Source) ClientConfig(check Check) *tls.Config {
 			return cert, nil
 		},
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := s.verify(raw, check, x509.ExtKeyUsageServerAuth)
-			return err
+			return s.verifyPeer(raw, check, x509.ExtKeyUsageServerAuth)
 		},
 	}
 }

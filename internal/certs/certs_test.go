@@ -201,3 +201,27 @@ func reloadAuthority(t *testing.T, caPEM, keyPEM []byte) *Authority {
 	require.True(t, ok)
 	return &Authority{Cert: cert, Key: key, PEM: caPEM}
 }
+
+// Refusals are reported with the node ID the certificate claims.
+func TestRefusalsAreReported(t *testing.T) {
+	t.Parallel()
+	files, err := Generate(t.TempDir(), []string{"n1", "n2"}, nil, time.Hour)
+	require.NoError(t, err)
+	n1, err := Load(files["n1"], nil, nil)
+	require.NoError(t, err)
+	n2, err := Load(files["n2"], nil, nil)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var got []string
+	n1.OnRefuse(func(peer string, err error) {
+		mu.Lock()
+		got = append(got, peer+": "+err.Error())
+		mu.Unlock()
+	})
+	deny := func(id string, _ *x509.Certificate) error { return fmt.Errorf("%s is unwelcome", id) }
+	_, _, serr, _ := handshake(t, n1.ServerConfig(deny), n2.ClientConfig(nil))
+	require.Error(t, serr)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"n2: n2 is unwelcome"}, got)
+}

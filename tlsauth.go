@@ -1,0 +1,69 @@
+package graft
+
+import (
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/eleven-am/graft/internal/certs"
+)
+
+// maxLoggedRefusals bounds how many refused peers are remembered for
+// logging once each; past it refusals are no longer logged.
+const maxLoggedRefusals = 1024
+
+// peerAuth is a member's TLS identity and the check it applies to peers:
+// under the strict policy a peer's certificate must name a node ID in
+// Cluster.AllowedNodes; under the others any certificate from the cluster
+// CA is a member. Each refused peer is logged once with the reason.
+type peerAuth struct {
+	src     *certs.Source
+	m       *Manager
+	mu      sync.Mutex
+	refused map[string]bool // "node ID: reason" logged
+}
+
+// loadTLS reads the member's certificates, if TLS is configured, and
+// checks that the certificate names this member.
+func (m *Manager) loadTLS() (*peerAuth, error) {
+	t := m.cfg.TLS
+	if !t.enabled() {
+		return nil, nil
+	}
+	src, err := certs.Load(certs.Files{CA: t.CAFile, Cert: t.CertFile, Key: t.KeyFile}, t.RevokedSerials, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: TLS: %w", ErrInvalidConfig, err)
+	}
+	if id := src.ID(); id != m.cfg.NodeID {
+		return nil, fmt.Errorf("%w: TLS.CertFile %s names node %q, but NodeID is %q (the URI SAN %s://NODE-ID or the common name must be the node ID)",
+			ErrInvalidConfig, t.CertFile, id, m.cfg.NodeID, certs.URIScheme)
+	}
+	a := &peerAuth{src: src, m: m, refused: map[string]bool{}}
+	src.OnRefuse(a.logRefusal)
+	return a, nil
+}
+
+// check is the certs.Check of every link: the policy's word on a peer
+// whose certificate chains to the cluster CA.
+func (a *peerAuth) check(id string, _ *x509.Certificate) error {
+	cfg := a.m.cfg.Cluster
+	if cfg.Policy == ClusterPolicyStrict && !slices.Contains(cfg.AllowedNodes, id) {
+		return fmt.Errorf("node %q is not in Cluster.AllowedNodes (policy strict)", id)
+	}
+	return nil
+}
+
+// logRefusal logs a refused peer once per peer and reason.
+func (a *peerAuth) logRefusal(peer string, err error) {
+	key := peer + ": " + err.Error()
+	a.mu.Lock()
+	first := !a.refused[key] && len(a.refused) < maxLoggedRefusals
+	if first {
+		a.refused[key] = true
+	}
+	a.mu.Unlock()
+	if first {
+		a.m.log.Warn("refused a peer's TLS connection", "peer", peer, "reason", err)
+	}
+}
