@@ -57,6 +57,13 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// mute stops (or resumes) sending lines to t.Log.
+func (w *testWriter) mute(on bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = on
+}
+
 func testLogger(t *testing.T, id string) *slog.Logger {
 	t.Helper()
 	w := &testWriter{t: t, prefix: "[" + id + "] "}
