@@ -231,7 +231,7 @@ func (g *guardTransport) guardStream(conn net.Conn) (net.Conn, error) {
 // checkStreamFrame checks a stream frame of type msgType whose body r
 // returns.
 func checkStreamFrame(msgType byte, r io.Reader, l guardLimits) error {
-	dec := codec.NewDecoder(r, &codec.MsgpackHandle{})
+	dec := codec.NewDecoder(r, guardMsgpack())
 	switch msgType {
 	case mlPushPullMsg:
 		var h struct {
@@ -271,6 +271,18 @@ func checkStreamFrame(msgType byte, r io.Reader, l guardLimits) error {
 	return nil
 }
 
+// guardMaxInitLen caps what the guard's msgpack decoder allocates up front
+// for a string, byte slice or container whose length prefix may lie;
+// go-msgpack's default is up to 256 KiB. Longer values still decode,
+// growing as their bytes actually arrive.
+const guardMaxInitLen = 4 << 10
+
+func guardMsgpack() *codec.MsgpackHandle {
+	h := &codec.MsgpackHandle{}
+	h.MaxInitLen = guardMaxInitLen
+	return h
+}
+
 // checkPacket checks a plaintext UDP packet (or one part of a compound
 // packet) at nesting depth.
 func checkPacket(buf []byte, l guardLimits, depth int) error {
@@ -287,7 +299,7 @@ func checkPacket(buf []byte, l guardLimits, depth int) error {
 		}
 		return checkPacket(buf[5:], l, depth+1)
 	case mlCompressMsg:
-		dec := codec.NewDecoderBytes(buf[1:], &codec.MsgpackHandle{})
+		dec := codec.NewDecoderBytes(buf[1:], guardMsgpack())
 		plain, err := decodeCompressed(dec, l.MaxPacketInflate)
 		if err != nil {
 			return err
