@@ -370,3 +370,5 @@ func TestHostileInput(t *testing.T) {
 }
 
 func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
+
+func lzwWriter(w io.Writer) io.WriteCloser { return lzw.NewWriter(w, lzw.LSB, 8) }
