@@ -3,7 +3,7 @@
 #   make test   vet + every test with the race detector
 GO ?= go
 
-.PHONY: demo cluster-demo test test-short bench soak vet
+.PHONY: demo cluster-demo test fuzz-short test-short bench soak vet
 
 demo:
 	$(GO) run ./examples/quickstart
@@ -14,6 +14,14 @@ cluster-demo:
 
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Each gossip fuzz target for 3s (seed corpus in gossip/testdata/fuzz). Not part of test.
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzUserEnvelope$$' -fuzztime 3s ./gossip/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeQueryReply$$' -fuzztime 3s ./gossip/
+	$(GO) test -run '^$$' -fuzz '^FuzzTags$$' -fuzztime 3s ./gossip/
+	$(GO) test -run '^$$' -fuzz '^FuzzGuardPacket$$' -fuzztime 3s ./gossip/
+	$(GO) test -run '^$$' -fuzz '^FuzzGuardStream$$' -fuzztime 3s ./gossip/
 
 test-short:
 	$(GO) test -short -count=1 ./...

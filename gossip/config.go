@@ -152,16 +152,33 @@ type Config struct {
 
 	// Transport, if set, replaces memberlist's network transport (chaos
 	// tests use an in-memory one). BindAddr/BindPort are then only used as
-	// the names memberlist advertises through the transport.
+	// the names memberlist advertises through the transport, and Graft's
+	// inbound gossip guard (see MemberlistConfig) is not installed: a custom
+	// transport checks what it delivers itself.
 	Transport memberlist.NodeAwareTransport
 	// MemberlistConfig, if set, is called with memberlist's
 	// DefaultLANConfig before Graft applies its own settings, so it can tune
 	// timers (ProbeInterval, ProbeTimeout, SuspicionMult, GossipInterval,
-	// PushPullInterval, TCPTimeout, ...). Graft then overwrites Name,
-	// BindAddr, BindPort, AdvertiseAddr, AdvertisePort, SecretKey, Keyring,
-	// GossipVerifyIncoming, GossipVerifyOutgoing, Transport, Logger and
-	// LogOutput; Serf in turn overwrites Events, Conflict, Delegate, Merge,
-	// Alive, Ping, DelegateProtocol* and ProtocolVersion.
+	// PushPullInterval, TCPTimeout, ...) and CIDRsAllowed. Graft then
+	// overwrites Name, BindAddr, BindPort, AdvertiseAddr, AdvertisePort,
+	// SecretKey, Keyring, GossipVerifyIncoming, GossipVerifyOutgoing,
+	// HandoffQueueDepth (1024), Transport, Logger and LogOutput; Serf in
+	// turn overwrites Events, Conflict, Delegate, Merge, Alive, Ping,
+	// DelegateProtocol* and ProtocolVersion. Graft also sets Serf's
+	// UserEventSizeLimit (1024 bytes), QuerySizeLimit (1024),
+	// QueryResponseSizeLimit (1200), MaxQueueDepth (4096, MinQueueDepth 0),
+	// EventBuffer and QueryBuffer (512).
+	//
+	// memberlist's own limits on what peers send (push/pull node count and
+	// state size, user-message size, decompressed size) are constants, not
+	// Config fields. Unless Transport is set, Graft wraps memberlist's
+	// network transport in a guard that applies tighter limits to
+	// unencrypted inbound gossip before memberlist decodes it: at most
+	// 16,384 nodes and 4 MiB of Serf state per push/pull, 64 KiB per TCP
+	// user message, 8 MiB for a decompressed TCP frame and 64 KiB for a
+	// decompressed UDP packet, 16 push/pull streams at once; frames over
+	// them are dropped and logged. TCPTimeout bounds how long the guard
+	// waits for a frame's header.
 	MemberlistConfig func(*memberlist.Config)
 
 	// Logger receives this package's logs and Serf's and memberlist's

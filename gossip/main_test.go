@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +56,13 @@ func (w *testWriter) Write(p []byte) (int, error) {
 		w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// mute stops (or resumes) sending lines to t.Log.
+func (w *testWriter) mute(on bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = on
 }
 
 func testLogger(t *testing.T, id string) *slog.Logger {
@@ -204,4 +212,19 @@ func (l *userLog) has(s string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Contains(l.got, s)
+}
+
+// requireAllocBound runs f once and fails if the bytes it allocated exceed
+// 16×inputLen + extra + 64 KiB: a decoder of peer bytes may allocate in
+// proportion to what it was sent (plus a fixed budget, e.g. a decompression
+// limit), never by what the bytes claim.
+func requireAllocBound(t *testing.T, inputLen, extra int, f func()) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	bound := uint64(16*inputLen + extra + 64<<10)
+	require.LessOrEqual(t, allocated, bound, "decoding %d bytes allocated %d bytes", inputLen, allocated)
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/hashicorp/memberlist"
@@ -19,8 +20,28 @@ import (
 // Serf limits Graft configures (see MaxUserEventSize, MaxQuerySize and
 // MaxQueryResponseSize for the user-visible ones).
 const (
-	serfUserEventSizeLimit     = 1024
+	// serfUserEventSizeLimit bounds a user event's name + payload as Serf
+	// encodes it, inbound and outbound: MaxUserEventSize plus Graft's
+	// envelope (sender ID) with room to spare.
+	serfUserEventSizeLimit = 1024
+	// serfQuerySizeLimit bounds an encoded query (name, payload, sender
+	// name and address): MaxQuerySize plus Serf's encoding. Serf's default.
+	serfQuerySizeLimit = 1024
+	// serfQueryResponseSizeLimit bounds an encoded query reply:
+	// MaxQueryResponseSize plus Graft's one-byte status and Serf's encoding.
 	serfQueryResponseSizeLimit = 1200
+	// serfMaxQueueDepth bounds Serf's outgoing broadcast queues (intents,
+	// events, queries); beyond it the oldest are dropped. Serf's default.
+	serfMaxQueueDepth = 4096
+	// serfEventBuffer and serfQueryBuffer are how many Lamport times of
+	// recent user events and queries Serf remembers for de-duplication
+	// and sends in its push/pull state. Serf's defaults.
+	serfEventBuffer = 512
+	serfQueryBuffer = 512
+	// memberlistHandoffQueueDepth bounds the gossip messages (alive,
+	// suspect, dead, user) memberlist queues for its handler; beyond it
+	// they are dropped. memberlist's default.
+	memberlistHandoffQueueDepth = 1024
 	// serfEventChSize is larger than Serf's internal relay buffer (1024), so
 	// that Serf's relay goroutine never blocks on it once the event loop has
 	// stopped reading.
@@ -175,7 +196,7 @@ func (n *Node) Start(ctx context.Context) error {
 // serfConfig builds Serf's configuration. Unless Config.Transport is set it
 // binds the network transport, returned as owned so that Start can release
 // it if Serf fails to start.
-func (n *Node) serfConfig() (_ *serf.Config, owned *memberlist.NetTransport, _ error) {
+func (n *Node) serfConfig() (_ *serf.Config, owned *guardTransport, _ error) {
 	c := n.cfg
 	mlc := memberlist.DefaultLANConfig()
 	if c.MemberlistConfig != nil {
@@ -198,15 +219,16 @@ func (n *Node) serfConfig() (_ *serf.Config, owned *memberlist.NetTransport, _ e
 	}
 	mlc.LogOutput = nil
 	mlc.Logger = newStdLogger(n.logger.With("lib", "memberlist"))
+	mlc.HandoffQueueDepth = memberlistHandoffQueueDepth
 	mlc.Transport = c.Transport
 	if c.Transport == nil {
 		nt, err := newNetTransport(c.BindAddr, c.BindPort, mlc.Logger)
 		if err != nil {
 			return nil, nil, err
 		}
-		owned = nt
-		mlc.Transport = nt
 		mlc.BindPort = nt.GetAutoBindPort()
+		owned = newGuardTransport(nt, gossipLimits(mlc.TCPTimeout), len(c.Key) == 0, n.logger)
+		mlc.Transport = owned
 	}
 	mlc.AdvertisePort = cmp.Or(c.AdvertisePort, mlc.BindPort)
 
@@ -223,11 +245,52 @@ func (n *Node) serfConfig() (_ *serf.Config, owned *memberlist.NetTransport, _ e
 	// A member that left and restarts must come back: Graft always rejoins.
 	sc.RejoinAfterLeave = true
 	sc.UserEventSizeLimit = serfUserEventSizeLimit
+	sc.QuerySizeLimit = serfQuerySizeLimit
 	sc.QueryResponseSizeLimit = serfQueryResponseSizeLimit
+	sc.MaxQueueDepth = serfMaxQueueDepth
+	sc.MinQueueDepth = 0
+	sc.EventBuffer = serfEventBuffer
+	sc.QueryBuffer = serfQueryBuffer
 	if n.admission != nil {
 		sc.Merge = n.admission
 	}
 	return sc, owned, nil
+}
+
+// gossipLimits returns the limits the guard applies to inbound plaintext
+// gossip on the network transport Graft binds (memberlist v0.7.0's own
+// limits are fixed and larger; see guardLimits). A Graft member's gossip is
+// small: its tags encode to at most 512 bytes (memberlist.MetaMaxSize), its
+// ID to at most MaxNodeIDLen, user events to at most serfUserEventSizeLimit
+// and queries to serfQuerySizeLimit, so a member's node state is under
+// 1 KiB.
+func gossipLimits(readTimeout time.Duration) guardLimits {
+	return guardLimits{
+		// 16,384 members: memberlist allocates 112 bytes per announced
+		// node before reading any, so a header costs at most 1.75 MiB.
+		MaxPushPullNodes: 16 << 10,
+		// Serf's push/pull state: one Lamport time per member (ID up to
+		// 128 bytes) and up to serfEventBuffer recent user events of up
+		// to 1 KiB each: about 2.2 MiB + 0.5 MiB for 16,384 members.
+		MaxPushPullUserState: 4 << 20,
+		// Serf sends its messages (at most a few KiB) by UDP; a user
+		// message over TCP is never near this.
+		MaxStreamUserMsg: 64 << 10,
+		// A compressed push/pull: at most ~730 bytes per member (ID, address,
+		// 512 bytes of tags, versions, msgpack field names) plus the user
+		// state, so 8 MiB covers about 8,000 members with full tags, and
+		// about 30,000 with tags of 100 bytes.
+		MaxStreamInflate: 8 << 20,
+		// memberlist never builds a packet larger than UDPBufferSize
+		// (1400 bytes) before compressing it; 64 KiB is a UDP datagram.
+		MaxPacketInflate: 64 << 10,
+		// Push/pulls are one per member per PushPullInterval (30s by
+		// default, scaled up in large clusters) plus joins, each over in
+		// milliseconds. 16 at once bounds what the guard and memberlist
+		// hold for them to about 16 × (2 × 8 MiB) under attack.
+		MaxStateStreams: 16,
+		ReadTimeout:     readTimeout,
+	}
 }
 
 // serf returns the started Serf instance or ErrNotStarted/ErrClosed.

@@ -66,3 +66,20 @@ func TestQuery(t *testing.T) {
 	require.Contains(t, got, "q1")
 	cancel() // releases q3's handler so Stop does not wait on it
 }
+
+// FuzzDecodeQueryReply decodes query replies as a peer may send them.
+func FuzzDecodeQueryReply(f *testing.F) {
+	f.Add([]byte{queryReplyOK, 'o', 'k'})
+	f.Add([]byte{queryReplyErr, 'n', 'o'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r QueryResponse
+		requireAllocBound(t, len(b), 0, func() { r = decodeQueryReply("peer", b) })
+		require.Equal(t, "peer", r.From)
+		require.True(t, (r.Err == nil) != (r.Payload == nil), "a reply is a payload or an error: %+v", r)
+		if r.Err != nil {
+			var remote *RemoteError
+			require.ErrorAs(t, r.Err, &remote)
+			require.LessOrEqual(t, len(remote.Msg), max(len(b), len("malformed reply")))
+		}
+	})
+}

@@ -57,3 +57,25 @@ func TestBroadcast(t *testing.T) {
 	require.NoError(t, unstarted.Stop())
 	require.Error(t, nodes[0].Broadcast("", nil))
 }
+
+// FuzzUserEnvelope decodes user event payloads as a peer may send them.
+func FuzzUserEnvelope(f *testing.F) {
+	f.Add(encodeUserEnvelope("node-1", []byte("hello")))
+	f.Add([]byte{userEnvelopeVersion, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var (
+			from    string
+			payload []byte
+			err     error
+		)
+		requireAllocBound(t, len(b), 0, func() { from, payload, err = decodeUserEnvelope(b) })
+		if err != nil {
+			return
+		}
+		require.LessOrEqual(t, len(from)+len(payload), len(b))
+		from2, payload2, err := decodeUserEnvelope(encodeUserEnvelope(from, payload))
+		require.NoError(t, err)
+		require.Equal(t, from, from2)
+		require.Equal(t, payload, payload2)
+	})
+}
