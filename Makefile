@@ -1,6 +1,6 @@
 # Graft: two commands set everything up on a fresh machine with Go:
 #   make demo   runs examples/quickstart (a real workflow, data under ./data)
-#   make test   vet + every test with the race detector
+#   make test   vet + every test with the race detector + every fuzz target briefly
 GO ?= go
 
 .PHONY: demo cluster-demo test fuzz-short test-short bench soak vet
@@ -14,14 +14,19 @@ cluster-demo:
 
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-short
 
-# Each gossip fuzz target for 3s (seed corpus in gossip/testdata/fuzz). Not part of test.
+# Every fuzz target in the module for FUZZTIME each (seed corpora in each
+# package's testdata/fuzz); make test runs it after the tests.
+FUZZTIME ?= 3s
 fuzz-short:
-	$(GO) test -run '^$$' -fuzz '^FuzzUserEnvelope$$' -fuzztime 3s ./gossip/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeQueryReply$$' -fuzztime 3s ./gossip/
-	$(GO) test -run '^$$' -fuzz '^FuzzTags$$' -fuzztime 3s ./gossip/
-	$(GO) test -run '^$$' -fuzz '^FuzzGuardPacket$$' -fuzztime 3s ./gossip/
-	$(GO) test -run '^$$' -fuzz '^FuzzGuardStream$$' -fuzztime 3s ./gossip/
+	@set -e; for f in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz'); do \
+	  pkg=./$$(dirname $$f); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 test-short:
 	$(GO) test -short -count=1 ./...
