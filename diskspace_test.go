@@ -211,3 +211,27 @@ func TestDiskGuardRereadsBeforeRefusing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, b.disk.probes)
 }
+
+// A full disk shows as "storage-full" only while the member is ready, and
+// every change wakes WaitUntilReady's waiters.
+func TestReadinessStorageFull(t *testing.T) {
+	t.Parallel()
+	var r readinessState
+	r.setFull(true)
+	p, _, changed := r.snapshot()
+	require.Equal(t, ReadinessStarting, p.String(), "not ready yet: starting wins")
+	r.set(phaseReady, false)
+	<-changed
+	p, _, changed = r.snapshot()
+	require.Equal(t, ReadinessStorageFull, p.String())
+	r.setFull(false)
+	<-changed
+	p, _, changed = r.snapshot()
+	require.Equal(t, ReadinessReady, p.String())
+	r.setFull(true)
+	<-changed
+	r.set(phaseStopped, true)
+	p, sealed, _ := r.snapshot()
+	require.True(t, sealed)
+	require.Equal(t, ReadinessStopped, p.String())
+}
