@@ -170,9 +170,13 @@ type ExpertConfig struct {
 	// a slightly lagging replica can catch up from the log. Default 5000;
 	// zero means the default.
 	CompactionOverhead uint64
-	// MinFreeDiskBytes refuses new workflows (ErrStorageFull) while the data
-	// directory's file system has less free space; running workflows go on.
-	// Default 64 MiB; zero means the default; set NoDiskCheck to disable.
+	// MinFreeDiskBytes refuses new workflows (ErrStorageFull) before the
+	// data directory's file system gets below this many free bytes, counting
+	// what accepted commands will write; running workflows go on, but their
+	// steps' writes wait (and are retried) below half of it. It must cover
+	// Pebble's preallocated WAL files and flushes (about 40 MB); keep it at
+	// least 64 MiB. Default 64 MiB; zero means the default; set NoDiskCheck
+	// to disable.
 	MinFreeDiskBytes int64
 	// Memberlist, if set, tunes the gossip layer's memberlist configuration
 	// (probe, suspicion and gossip timers) before Graft applies its own

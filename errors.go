@@ -35,9 +35,10 @@ var (
 	ErrTimeout = errors.New("graft: timeout")
 	// ErrNotReady: storage is not ready (e.g. no shard leader yet); retry.
 	ErrNotReady = errors.New("graft: not ready")
-	// ErrStorageFull: the data directory's disk is below
-	// Expert.MinFreeDiskBytes free; new workflows are refused until space is
-	// freed (running ones continue).
+	// ErrStorageFull: accepting the workflow would take the data
+	// directory's disk below Expert.MinFreeDiskBytes free; new workflows are
+	// refused until space is freed (running ones continue). Readiness is
+	// "storage-full" while the disk is below the floor.
 	ErrStorageFull = errors.New("graft: storage full")
 	// ErrNotAdmitted: the cluster's members did not admit this member
 	// (Start): the cluster policy refused it (wrong key, or a node ID the

@@ -184,7 +184,11 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 	m.nshards = shardCount
 	m.mu.Unlock()
 	if floor := m.cfg.Expert.MinFreeDiskBytes; floor > 0 {
-		m.disk = &diskGuard{dir: m.cfg.DataDir, min: uint64(floor), free: freeBytes}
+		disk := newDiskGuard(m.cfg.DataDir, uint64(floor), freeBytes, m.ready.setFull, m.log)
+		m.mu.Lock()
+		m.disk = disk
+		m.mu.Unlock()
+		disk.startMonitor(diskMonitorInterval)
 	}
 	inc := make([]byte, 8)
 	_, _ = rand.Read(inc)
@@ -434,8 +438,11 @@ func (m *Manager) teardown() error {
 	m.mu.Lock()
 	m.host = nil
 	m.cluster = nil
+	disk := m.disk
 	stopped := m.state == stateStopped
 	m.mu.Unlock()
+	disk.stopMonitor()
+	m.ready.setFull(false)
 	if stopped {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.DrainTimeout)
 		keep(m.bus.Close(ctx))

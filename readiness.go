@@ -19,6 +19,12 @@ const (
 	// ReadinessStopped: Stop was called, or Start failed (Start may be
 	// called again after a failure, not after Stop).
 	ReadinessStopped = "stopped"
+	// ReadinessStorageFull: the member is running but its data directory's
+	// disk is below Expert.MinFreeDiskBytes free, so StartWorkflow refuses
+	// new workflows with ErrStorageFull; running workflows go on. It
+	// returns to "ready" by itself, within about a second of space being
+	// freed.
+	ReadinessStorageFull = "storage-full"
 )
 
 // readiness is the phase a member is in, as GetReadinessState names it.
@@ -29,6 +35,7 @@ const (
 	phaseJoining            // set with m.setReadiness while the member forms or joins its cluster (bootstrap.go)
 	phaseReady
 	phaseStopped
+	phaseStorageFull // reported, never set: phaseReady while the disk guard says full
 )
 
 // String returns the phase's name (one of the Readiness* constants).
@@ -42,21 +49,26 @@ func (p readiness) String() string {
 		return ReadinessReady
 	case phaseStopped:
 		return ReadinessStopped
+	case phaseStorageFull:
+		return ReadinessStorageFull
 	default:
 		return fmt.Sprintf("readiness(%d)", int32(p))
 	}
 }
 
 // readinessState holds a member's phase and wakes its waiters on every
-// change: changed is closed and replaced each time the phase changes.
+// change: changed is closed and replaced each time the phase (or the
+// storage-full flag) changes.
 type readinessState struct {
 	mu      sync.Mutex
 	phase   readiness
+	full    bool // the disk guard refuses new workflows; a ready member reports phaseStorageFull
 	sealed  bool // Stop was called: the phase stays phaseStopped
 	changed chan struct{}
 }
 
-// snapshot returns the phase, whether Stop sealed it, and a channel closed
+// snapshot returns the phase as reported (phaseStorageFull for a ready
+// member whose disk is full), whether Stop sealed it, and a channel closed
 // at the next change.
 func (r *readinessState) snapshot() (readiness, bool, <-chan struct{}) {
 	r.mu.Lock()
@@ -64,7 +76,23 @@ func (r *readinessState) snapshot() (readiness, bool, <-chan struct{}) {
 	if r.changed == nil {
 		r.changed = make(chan struct{})
 	}
-	return r.phase, r.sealed, r.changed
+	p := r.phase
+	if p == phaseReady && r.full {
+		p = phaseStorageFull
+	}
+	return p, r.sealed, r.changed
+}
+
+// setFull records whether the disk guard refuses new workflows and wakes
+// the waiters when that changed.
+func (r *readinessState) setFull(full bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.full == full {
+		return
+	}
+	r.full = full
+	r.wakeLocked()
 }
 
 // set moves to phase p and wakes the waiters; seal makes it final. A
@@ -77,6 +105,11 @@ func (r *readinessState) set(p readiness, seal bool) {
 	}
 	r.phase = p
 	r.sealed = seal
+	r.wakeLocked()
+}
+
+// wakeLocked wakes the waiters of the current changed channel.
+func (r *readinessState) wakeLocked() {
 	if r.changed != nil {
 		close(r.changed)
 		r.changed = nil
@@ -91,21 +124,25 @@ func (m *Manager) setReadiness(p readiness) { m.ready.set(p, false) }
 // GetReadinessState names what the member is doing: "ready" once
 // StartWorkflow can succeed (Start returned nil), otherwise why not:
 // "starting" (before and during Start), "joining" (waiting to bootstrap or
-// join the cluster) or "stopped" (after Stop, or after Start failed). The
-// values are the Readiness* constants.
+// join the cluster), "storage-full" (running, but its disk is below
+// Expert.MinFreeDiskBytes free, so new workflows are refused with
+// ErrStorageFull; back to "ready" by itself once space is freed) or
+// "stopped" (after Stop, or after Start failed). The values are the
+// Readiness* constants.
 func (m *Manager) GetReadinessState() string {
 	p, _, _ := m.ready.snapshot()
 	return p.String()
 }
 
 // IsReady reports whether StartWorkflow can succeed, i.e. whether
-// GetReadinessState is "ready".
+// GetReadinessState is "ready" (false while "storage-full").
 func (m *Manager) IsReady() bool {
 	p, _, _ := m.ready.snapshot()
 	return p == phaseReady
 }
 
-// WaitUntilReady blocks until the member is ready (returns nil), ctx ends
+// WaitUntilReady blocks until the member is ready (returns nil; a
+// "storage-full" member is waited for until space is freed), ctx ends
 // (returns ctx.Err()), or the member cannot become ready: after Stop it
 // returns an error that errors.Is ErrClosed, and if Start fails one that
 // errors.Is ErrNotStarted. It may be called before Start. It wakes on each

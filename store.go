@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/wf"
@@ -16,9 +17,16 @@ type store Manager
 
 var _ executor.Store = (*store)(nil)
 
-// Apply proposes c and decodes its result.
+// Apply proposes c and decodes its result. Below the disk guard's hard
+// floor it refuses with ErrStorageFull instead; the executor retries.
 func (s *store) Apply(ctx context.Context, shard uint64, c *wf.Command) (wf.Result, error) {
-	return (*Manager)(s).apply(ctx, shard, c)
+	m := (*Manager)(s)
+	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(c), diskStep)
+	if err != nil {
+		return wf.Result{}, err
+	}
+	defer release()
+	return m.apply(ctx, shard, c)
 }
 
 // Active reads the shard replica's active workflows from memory.

@@ -36,9 +36,11 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 	if err != nil {
 		return err
 	}
-	if err := m.disk.check(time.Now()); err != nil {
+	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(cmd), diskIntake)
+	if err != nil {
 		return fmt.Errorf("starting workflow %q: %w", trigger.WorkflowID, err)
 	}
+	defer release()
 	shard := m.shardOf(trigger.WorkflowID)
 	m.mu.Lock()
 	e := m.engine
