@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lni/dragonboat/v4/config"
@@ -220,11 +221,17 @@ func (t *tcpTransport) untrack(conn net.Conn) {
 	t.mu.Unlock()
 }
 
+// remoteAddr names conn's peer for logging: its IP without the port, so
+// that refusals are logged once per peer host, not once per connection.
 func remoteAddr(c net.Conn) string {
-	if a := c.RemoteAddr(); a != nil {
-		return a.String()
+	a := c.RemoteAddr()
+	if a == nil {
+		return "unknown"
 	}
-	return "unknown"
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
 }
 
 // serverConn is where TLS will wrap an accepted connection (handshake
@@ -304,8 +311,14 @@ func (t *tcpTransport) deliver(peer string, method uint16, payload []byte) bool 
 // normal end of a connection and are not logged.
 func (t *tcpTransport) frameError(peer string, err error) {
 	var ne net.Error
-	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout()) {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) ||
+		(errors.As(err, &ne) && ne.Timeout()) {
 		return
+	}
+	select {
+	case <-t.done: // the transport closed the connection
+		return
+	default:
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		err = io.ErrUnexpectedEOF
