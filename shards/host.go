@@ -51,6 +51,9 @@ type Host struct {
 	events        chan raftio.LeaderInfo
 	droppedEvents atomic.Uint64
 
+	reg   *nodeRegistry   // replica addresses; consulted by the inbound filter
+	stats *transportStats // inbound traffic refused
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -90,6 +93,13 @@ func NewHost(cfg Config) (*Host, error) {
 		stop:   make(chan struct{}),
 		shards: make(map[uint64]*shard),
 		events: make(chan raftio.LeaderInfo, leaderEventBuffer),
+		stats:  &transportStats{},
+	}
+	h.reg = newNodeRegistry(log, h.stats)
+	in := &inbound{log: log, reg: h.reg, stats: h.stats}
+	transport := c.TransportFactory
+	if transport == nil {
+		transport = &tcpFactory{log: log, limits: newFrameLimits(c.MaxBatchBytes), stats: h.stats}
 	}
 	h.stopCtx, h.cancel = context.WithCancelCause(context.Background())
 	stateDir := filepath.Join(c.DataDir, "state")
@@ -118,7 +128,7 @@ func NewHost(cfg Config) (*Host, error) {
 		RaftAddress:    c.RaftAddress,
 		Expert: config.ExpertConfig{
 			LogDB:            c.LogDB,
-			TransportFactory: c.TransportFactory,
+			TransportFactory: in.wrap(transport),
 			Engine:           engineConfig(),
 		},
 	}
@@ -190,6 +200,7 @@ func (h *Host) StartShard(shardID, replicaID uint64, initialMembers map[uint64]s
 		members = make(map[uint64]dragonboat.Target, len(initialMembers))
 		for id, addr := range initialMembers {
 			members[id] = addr
+			h.reg.Add(shardID, id, addr)
 		}
 	}
 	s := &shard{
@@ -224,7 +235,11 @@ func (h *Host) StartShard(shardID, replicaID uint64, initialMembers map[uint64]s
 		SnapshotEntries:     h.cfg.SnapshotEntries,
 		CompactionOverhead:  h.cfg.CompactionOverhead,
 	}
+	// Inbound traffic for the shard is accepted from the moment Dragonboat
+	// may expect it.
+	h.reg.setLocal(shardID, replicaID)
 	if err := h.nh.StartOnDiskReplica(members, join, create, rc); err != nil {
+		h.reg.clearLocal(shardID)
 		return fmt.Errorf("graft: shards: starting shard %d replica %d: %w", shardID, replicaID, translate(err))
 	}
 	h.shards[shardID] = s

@@ -61,6 +61,7 @@ func (h *Host) Membership(ctx context.Context, shardID uint64) (*Membership, err
 	}
 	for id, addr := range mem.Nodes {
 		out.Replicas[id] = addr
+		h.reg.Add(shardID, id, addr)
 	}
 	for id := range mem.Removed {
 		out.Removed[id] = struct{}{}
@@ -91,6 +92,7 @@ func (h *Host) AddReplica(ctx context.Context, shardID, replicaID uint64, raftAd
 	if err := h.nh.SyncRequestAddReplica(ctx, shardID, replicaID, raftAddress, configChangeID); err != nil {
 		return membershipError(err)
 	}
+	h.reg.Add(shardID, replicaID, raftAddress)
 	h.log.Info("replica added", attrShard, shardID, attrReplica, replicaID, "raft_address", raftAddress)
 	return nil
 }
@@ -162,6 +164,7 @@ func (h *Host) DropShard(ctx context.Context, shardID uint64) error {
 		return nil
 	}
 	delete(h.shards, shardID)
+	h.reg.clearLocal(shardID)
 	close(s.stop)
 	h.ops.Add(1)
 	h.mu.Unlock()
