@@ -242,6 +242,11 @@ func (n *Node) serfConfig() (_ *serf.Config, owned *guardTransport, _ error) {
 	sc.LeavePropagateDelay = c.LeavePropagateDelay
 	sc.SnapshotPath = c.SnapshotPath
 	sc.KeyringFile = c.KeyringFile
+	// Serf's key manager asks every member with the default query timeout
+	// (GossipInterval × QueryTimeoutMult × log(members)); Graft's own
+	// queries set theirs. Key operations are rare and must reach every
+	// member, so they get a generous one.
+	sc.QueryTimeoutMult = 64
 	// A member that left and restarts must come back: Graft always rejoins.
 	sc.RejoinAfterLeave = true
 	sc.UserEventSizeLimit = serfUserEventSizeLimit
