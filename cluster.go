@@ -95,6 +95,7 @@ type cluster struct {
 	gossip  *gossip.Node
 	server  *rpc.Server
 	client  *rpc.Client
+	rpcCfg  rpc.Config
 	rpcAddr string
 	layout  *layout
 	// shardCount is this member's shard count, published as a tag.
@@ -138,7 +139,12 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if netw != nil {
 		dial = netw.Dialer(host)
 	}
-	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
+	rpcCfg := m.rpcConfig()
+	client, err := rpc.NewClient(dial, rpcCfg)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	c := &cluster{m: m, client: client, rpcCfg: rpcCfg, stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
 		seed: newSeed(), foreign: map[string]string{},
 		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaKey]time.Time{}, added: map[replicaKey]bool{}, leaderRPC: map[uint64]string{}}
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
@@ -147,7 +153,6 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	m.mu.Unlock()
 
 	var l net.Listener
-	var err error
 	if netw != nil {
 		l = netw.Listen(host)
 	} else if l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(grpcPort))); err != nil {
@@ -155,7 +160,10 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	}
 	c.rpcAddr = l.Addr().String()
 	c.shardCount = shardCount
-	c.server = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), m.log.With(logkeys.Component, "rpc"))
+	if c.server, err = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), rpcCfg, m.log.With(logkeys.Component, "rpc")); err != nil {
+		_ = l.Close()
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	c.server.Serve(l)
 
 	gossipPort := m.cfg.Cluster.GossipPort
@@ -281,6 +289,17 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	}()
 	m.log.Info("cluster member started", "cluster_id", lay.ClusterID, "bootstrap_members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
 	return nil
+}
+
+// rpcConfig is the member RPC's limits. The largest legitimate messages
+// carry one workflow's state (at most Engine.MaxStateBytes) in JSON with its
+// history, metadata or step config: a message may be four times the state
+// limit, and at least rpc.DefaultMaxMessageBytes; a server holds at most
+// sixteen such requests at once (rpc.Config.MaxInflightBytes). The other
+// limits are the package's defaults.
+func (m *Manager) rpcConfig() rpc.Config {
+	msg := max(rpc.DefaultMaxMessageBytes, 4*m.cfg.Engine.MaxStateBytes)
+	return rpc.Config{MaxMessageBytes: msg, MaxInflightBytes: max(rpc.DefaultMaxInflightBytes, 16*int64(msg))}
 }
 
 // tags are the gossip tags this member publishes.
@@ -561,6 +580,11 @@ func (m *Manager) serveExec(ctx context.Context, payload []byte) ([]byte, error)
 	return json.Marshal(rep)
 }
 
+// remoteStepTimeout bounds a step run on another member when the engine
+// sets no step timeout: the executor's default claim lease, after which
+// another member re-runs the step anyway.
+const remoteStepTimeout = 5 * time.Minute
+
 // remote runs steps on the members that registered their node types.
 type remote struct{ m *Manager }
 
@@ -597,6 +621,14 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 	c := r.m.currentCluster()
 	if c == nil {
 		return nil, ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		// Without Engine.StepTimeout, a remote step may run as long as its
+		// claim holds; the member RPC would otherwise cut it at its default
+		// call timeout.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, remoteStepTimeout)
+		defer cancel()
 	}
 	out, err := c.client.Call(ctx, addr, rpcExec, b)
 	if err != nil {
@@ -659,21 +691,56 @@ func (c *cluster) forwardEvents() {
 			if addr == "" {
 				continue
 			}
-			b, err := json.Marshal(evs)
-			if err != nil {
-				continue
+			calls, dropped := encodeEventBatches(evs, c.rpcCfg.MaxMessageBytes-len(rpcEvent)-binary.MaxVarintLen64)
+			if dropped > 0 {
+				c.m.log.Warn("events for the starting member dropped: each is over the member RPC message limit", "events", dropped, "to", starter)
 			}
-			ctx, cancel := context.WithTimeout(c.stopCtx, 2*time.Second)
-			if _, err := c.client.Call(ctx, addr, rpcEvent, b); err != nil {
-				c.m.log.Debug("forwarding workflow events failed", "events", len(evs), "to", starter, "error", err)
+			for _, b := range calls {
+				ctx, cancel := context.WithTimeout(c.stopCtx, 2*time.Second)
+				if _, err := c.client.Call(ctx, addr, rpcEvent, b); err != nil {
+					c.m.log.Debug("forwarding workflow events failed", "bytes", len(b), "to", starter, "error", err)
+				}
+				cancel()
 			}
-			cancel()
 		}
 	}
 }
 
 // maxEventBatch is the most lifecycle events forwarded in one call.
 const maxEventBatch = 512
+
+// encodeEventBatches encodes evs as JSON arrays of at most limit bytes each
+// (and at most maxEventBatch events), in order. An event that alone is over
+// limit, or that cannot be encoded, is left out and counted in dropped.
+func encodeEventBatches(evs []forwardedEvent, limit int) (batches [][]byte, dropped int) {
+	var cur []byte
+	n := 0
+	flush := func() {
+		if n > 0 {
+			batches = append(batches, append(cur, ']'))
+		}
+		cur, n = nil, 0
+	}
+	for i := range evs {
+		b, err := json.Marshal(&evs[i])
+		if err != nil || len(b)+2 > limit {
+			dropped++
+			continue
+		}
+		if n == maxEventBatch || len(cur)+1+len(b)+1 > limit {
+			flush()
+		}
+		if n == 0 {
+			cur = append(make([]byte, 0, len(b)+2), '[')
+		} else {
+			cur = append(cur, ',')
+		}
+		cur = append(cur, b...)
+		n++
+	}
+	flush()
+	return batches, dropped
+}
 
 // watchMembership turns gossip membership changes into events and tracks
 // the coordinator.
