@@ -357,10 +357,10 @@ func NewClient(dial func(ctx context.Context, addr string) (net.Conn, error), cf
 // ErrUnreachable; handler failures and refusals of the remote server are
 // *RemoteError.
 func (c *Client) Call(ctx context.Context, addr, method string, payload []byte) ([]byte, error) {
-	req := joinRequest(method, payload)
-	if len(req) > c.cfg.MaxMessageBytes {
-		return nil, fmt.Errorf("%w: calling %s on %s: the request is %d bytes, over the limit of %d", ErrTooLarge, method, addr, len(req), c.cfg.MaxMessageBytes)
+	if n := requestLen(method, payload); n > c.cfg.MaxMessageBytes {
+		return nil, fmt.Errorf("%w: calling %s on %s: the request is %d bytes, over the limit of %d", ErrTooLarge, method, addr, n, c.cfg.MaxMessageBytes)
 	}
+	req := joinRequest(method, payload)
 	cc, err := c.connection(addr)
 	if err != nil {
 		return nil, err
@@ -500,6 +500,12 @@ func joinRequest(method string, payload []byte) []byte {
 	b := binary.AppendUvarint(make([]byte, 0, len(method)+len(payload)+2), uint64(len(method)))
 	b = append(b, method...)
 	return append(b, payload...)
+}
+
+// requestLen is len(joinRequest(method, payload)).
+func requestLen(method string, payload []byte) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], uint64(len(method))) + len(method) + len(payload)
 }
 
 func splitRequest(b []byte) (string, []byte, error) {
