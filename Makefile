@@ -3,7 +3,7 @@
 #   make test   vet + every test with the race detector
 GO ?= go
 
-.PHONY: demo cluster-demo test test-short bench soak vet
+.PHONY: demo cluster-demo test test-short bench soak vet fuzz-short-rpc
 
 demo:
 	$(GO) run ./examples/quickstart
@@ -29,3 +29,10 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+
+# The member RPC's decoders (requests, layout file, dev commands), ~3s each.
+FUZZTIME ?= 3s
+fuzz-short-rpc:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRPC$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLayout$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) .

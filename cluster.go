@@ -325,9 +325,49 @@ func loadLayout(dir string) (*layout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading cluster layout: %w", err)
 	}
-	var l layout
-	if err := json.Unmarshal(b, &l); err != nil {
+	l, err := parseLayout(b)
+	if err != nil {
 		return nil, fmt.Errorf("cluster layout %s is corrupt: %w", filepath.Join(dir, "cluster.json"), err)
+	}
+	return l, nil
+}
+
+// maxLayoutShards is the most shards a layout may record: the largest
+// Cluster.ShardCount.
+const maxLayoutShards = 4096
+
+// parseLayout decodes and checks a layout file: a cluster ID, a shard count
+// between 1 and maxLayoutShards, a replication factor of at least 1, member
+// IDs that are not empty, and replicas only of shards 1 to Shards, with
+// replica IDs that are not zero.
+func parseLayout(b []byte) (*layout, error) {
+	var l layout
+	if err := strictJSON(b, &l); err != nil {
+		return nil, err
+	}
+	switch {
+	case l.ClusterID == "":
+		return nil, errors.New("no cluster_id")
+	case l.Shards < 1 || l.Shards > maxLayoutShards:
+		return nil, fmt.Errorf("shards is %d, want 1 to %d", l.Shards, maxLayoutShards)
+	case l.RF < 1:
+		return nil, fmt.Errorf("rf is %d, want at least 1", l.RF)
+	}
+	for i, id := range l.Members {
+		if id == "" {
+			return nil, fmt.Errorf("members[%d] is empty", i)
+		}
+	}
+	for _, s := range slices.Sorted(maps.Keys(l.Replicas)) {
+		if s < 1 || s > uint64(l.Shards) {
+			return nil, fmt.Errorf("replicas names shard %d, outside 1 to %d", s, l.Shards)
+		}
+		if l.Replicas[s] == 0 {
+			return nil, fmt.Errorf("replicas gives shard %d replica ID 0", s)
+		}
+	}
+	if l.Replicas == nil {
+		l.Replicas = map[uint64]uint64{}
 	}
 	return &l, nil
 }
@@ -475,56 +515,51 @@ func fromRemote(err error) error {
 	return err
 }
 
-// handleRPC serves the calls of other members.
+// handleRPC serves the calls of other members. Every request is decoded
+// (decodeRPC) before anything else; a call about a shard this member does
+// not host is refused before storage is touched.
 func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	req, err := decodeRPC(method, payload)
+	if err != nil {
+		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: err}
+	}
 	switch method {
 	case rpcExec:
-		return m.serveExec(ctx, payload)
+		return m.serveExec(ctx, req.exec)
 	case rpcAdmit:
 		m.mu.Lock()
 		c := m.cluster
 		ready := c != nil && c.gossip != nil
 		m.mu.Unlock()
-		var req admitRequest
-		if err := json.Unmarshal(payload, &req); err != nil || !ready {
+		if !ready {
 			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s cannot answer admission yet", m.cfg.NodeID)}
 		}
-		return nil, c.serveAdmit(req)
+		return nil, c.serveAdmit(req.admit)
 	case rpcReplica, rpcDrop, rpcMembership:
 		c := m.currentCluster()
-		var req replicaRequest
-		if err := json.Unmarshal(payload, &req); err != nil {
-			return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding %s request: %w", method, err)}
-		}
 		if c == nil || c.currentLayout() == nil {
 			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not joined the cluster yet", m.cfg.NodeID)}
 		}
 		switch method {
 		case rpcReplica:
-			return nil, c.serveReplica(ctx, req)
+			return nil, c.serveReplica(ctx, req.replica)
 		case rpcDrop:
-			return nil, c.serveDrop(ctx, req)
+			return nil, c.serveDrop(ctx, req.replica)
 		default:
-			return c.serveMembership(ctx, req)
+			return c.serveMembership(ctx, req.replica)
 		}
-	}
-	if method == rpcEvent {
-		var evs []forwardedEvent
-		if err := json.Unmarshal(payload, &evs); err != nil {
-			return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding events: %w", err)}
-		}
-		for i := range evs {
-			if ev := m.workflowEvent(&wf.Change{Kind: evs[i].Kind, View: evs[i].View}, evs[i].From); ev != nil {
+	case rpcEvent:
+		for i := range req.events {
+			ch := req.events[i].change()
+			if ev := m.workflowEvent(&ch, req.events[i].From); ev != nil {
 				m.bus.Publish(ev)
 			}
 		}
 		return nil, nil
 	}
-	if len(payload) < 8 {
-		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: errors.New("short payload")}
-	}
-	s := binary.BigEndian.Uint64(payload)
-	body := payload[8:]
+	// apply or read: refused before any storage call unless this member
+	// holds a replica of the shard.
+	s, body := req.shard, req.body
 	h, err := m.running()
 	if err != nil || !m.hosts(s) {
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s does not serve shard %d", m.cfg.NodeID, s)}
@@ -536,13 +571,10 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s knows no leader of shard %d", m.cfg.NodeID, s)}
 	}
 	var out []byte
-	switch method {
-	case rpcApply:
+	if method == rpcApply {
 		out, err = m.applyHere(ctx, h, s, body)
-	case rpcRead:
+	} else {
 		out, err = h.Read(ctx, s, body)
-	default:
-		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("unknown method %q", method)}
 	}
 	if err != nil {
 		code := rpc.CodeUnknown
@@ -559,11 +591,7 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 
 // serveExec runs a step for another member (the shard's leader) that does
 // not have its node type.
-func (m *Manager) serveExec(ctx context.Context, payload []byte) ([]byte, error) {
-	var req execRequest
-	if err := json.Unmarshal(payload, &req); err != nil {
-		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding step: %w", err)}
-	}
+func (m *Manager) serveExec(ctx context.Context, req execRequest) ([]byte, error) {
 	var rep execReply
 	node, ok := m.registry.Get(req.Node)
 	if !ok {
@@ -722,7 +750,7 @@ func encodeEventBatches(evs []forwardedEvent, limit int) (batches [][]byte, drop
 		cur, n = nil, 0
 	}
 	for i := range evs {
-		b, err := json.Marshal(&evs[i])
+		b, err := json.Marshal(evs[i].wire())
 		if err != nil || len(b)+2 > limit {
 			dropped++
 			continue
