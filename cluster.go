@@ -95,6 +95,7 @@ type cluster struct {
 	gossip  *gossip.Node
 	server  *rpc.Server
 	client  *rpc.Client
+	rpcCfg  rpc.Config
 	rpcAddr string
 	layout  *layout
 	// shardCount is this member's shard count, published as a tag.
@@ -139,7 +140,12 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if netw != nil {
 		dial = netw.Dialer(host)
 	}
-	c := &cluster{m: m, client: rpc.NewClient(dial), stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
+	rpcCfg := m.rpcConfig()
+	client, err := rpc.NewClient(dial, rpcCfg)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	c := &cluster{m: m, client: client, rpcCfg: rpcCfg, stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
 		seed: newSeed(), foreign: map[string]string{}, refused: map[string]bool{},
 		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaKey]time.Time{}, added: map[replicaKey]bool{}, leaderRPC: map[uint64]string{}}
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
@@ -148,7 +154,6 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	m.mu.Unlock()
 
 	var l net.Listener
-	var err error
 	if netw != nil {
 		l = netw.Listen(host)
 	} else if l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(grpcPort))); err != nil {
@@ -156,7 +161,10 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	}
 	c.rpcAddr = l.Addr().String()
 	c.shardCount = shardCount
-	c.server = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), m.log.With(logkeys.Component, "rpc"))
+	if c.server, err = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), rpcCfg, m.log.With(logkeys.Component, "rpc")); err != nil {
+		_ = l.Close()
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	c.server.Serve(l)
 
 	gossipPort := m.cfg.Cluster.GossipPort
@@ -285,6 +293,17 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	return nil
 }
 
+// rpcConfig is the member RPC's limits. The largest legitimate messages
+// carry one workflow's state (at most Engine.MaxStateBytes) in JSON with its
+// history, metadata or step config: a message may be four times the state
+// limit, and at least rpc.DefaultMaxMessageBytes; a server holds at most
+// sixteen such requests at once (rpc.Config.MaxInflightBytes). The other
+// limits are the package's defaults.
+func (m *Manager) rpcConfig() rpc.Config {
+	msg := max(rpc.DefaultMaxMessageBytes, 4*m.cfg.Engine.MaxStateBytes)
+	return rpc.Config{MaxMessageBytes: msg, MaxInflightBytes: max(rpc.DefaultMaxInflightBytes, 16*int64(msg))}
+}
+
 // tags are the gossip tags this member publishes.
 func (c *cluster) tags() map[string]string {
 	t := map[string]string{
@@ -308,9 +327,49 @@ func loadLayout(dir string) (*layout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading cluster layout: %w", err)
 	}
-	var l layout
-	if err := json.Unmarshal(b, &l); err != nil {
+	l, err := parseLayout(b)
+	if err != nil {
 		return nil, fmt.Errorf("cluster layout %s is corrupt: %w", filepath.Join(dir, "cluster.json"), err)
+	}
+	return l, nil
+}
+
+// maxLayoutShards is the most shards a layout may record: the largest
+// Cluster.ShardCount.
+const maxLayoutShards = 4096
+
+// parseLayout decodes and checks a layout file: a cluster ID, a shard count
+// between 1 and maxLayoutShards, a replication factor of at least 1, member
+// IDs that are not empty, and replicas only of shards 1 to Shards, with
+// replica IDs that are not zero.
+func parseLayout(b []byte) (*layout, error) {
+	var l layout
+	if err := strictJSON(b, &l); err != nil {
+		return nil, err
+	}
+	switch {
+	case l.ClusterID == "":
+		return nil, errors.New("no cluster_id")
+	case l.Shards < 1 || l.Shards > maxLayoutShards:
+		return nil, fmt.Errorf("shards is %d, want 1 to %d", l.Shards, maxLayoutShards)
+	case l.RF < 1:
+		return nil, fmt.Errorf("rf is %d, want at least 1", l.RF)
+	}
+	for i, id := range l.Members {
+		if id == "" {
+			return nil, fmt.Errorf("members[%d] is empty", i)
+		}
+	}
+	for _, s := range slices.Sorted(maps.Keys(l.Replicas)) {
+		if s < 1 || s > uint64(l.Shards) {
+			return nil, fmt.Errorf("replicas names shard %d, outside 1 to %d", s, l.Shards)
+		}
+		if l.Replicas[s] == 0 {
+			return nil, fmt.Errorf("replicas gives shard %d replica ID 0", s)
+		}
+	}
+	if l.Replicas == nil {
+		l.Replicas = map[uint64]uint64{}
 	}
 	return &l, nil
 }
@@ -458,7 +517,10 @@ func fromRemote(err error) error {
 	return err
 }
 
-// handleRPC serves the calls of other members.
+// handleRPC serves the calls of other members: only members of this
+// cluster may call (checkCaller), and every request is decoded (decodeRPC)
+// before anything else; a call about a shard this member does not host is
+// refused before storage is touched.
 func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	if method != rpcAdmit {
 		c := m.currentCluster()
@@ -469,54 +531,52 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 			return nil, err
 		}
 	}
+	return m.serveRPC(ctx, method, payload)
+}
+
+// serveRPC decodes and serves a call handleRPC let through.
+func (m *Manager) serveRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	req, err := decodeRPC(method, payload)
+	if err != nil {
+		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: err}
+	}
 	switch method {
 	case rpcExec:
-		return m.serveExec(ctx, payload)
+		return m.serveExec(ctx, req.exec)
 	case rpcAdmit:
 		m.mu.Lock()
 		c := m.cluster
 		ready := c != nil && c.gossip != nil
 		m.mu.Unlock()
-		var req admitRequest
-		if err := json.Unmarshal(payload, &req); err != nil || !ready {
+		if !ready {
 			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s cannot answer admission yet", m.cfg.NodeID)}
 		}
-		return nil, c.serveAdmit(req)
+		return nil, c.serveAdmit(req.admit)
 	case rpcReplica, rpcDrop, rpcMembership:
 		c := m.currentCluster()
-		var req replicaRequest
-		if err := json.Unmarshal(payload, &req); err != nil {
-			return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding %s request: %w", method, err)}
-		}
 		if c == nil || c.currentLayout() == nil {
 			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not joined the cluster yet", m.cfg.NodeID)}
 		}
 		switch method {
 		case rpcReplica:
-			return nil, c.serveReplica(ctx, req)
+			return nil, c.serveReplica(ctx, req.replica)
 		case rpcDrop:
-			return nil, c.serveDrop(ctx, req)
+			return nil, c.serveDrop(ctx, req.replica)
 		default:
-			return c.serveMembership(ctx, req)
+			return c.serveMembership(ctx, req.replica)
 		}
-	}
-	if method == rpcEvent {
-		var evs []forwardedEvent
-		if err := json.Unmarshal(payload, &evs); err != nil {
-			return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding events: %w", err)}
-		}
-		for i := range evs {
-			if ev := m.workflowEvent(&wf.Change{Kind: evs[i].Kind, View: evs[i].View}, evs[i].From); ev != nil {
+	case rpcEvent:
+		for i := range req.events {
+			ch := req.events[i].change()
+			if ev := m.workflowEvent(&ch, req.events[i].From); ev != nil {
 				m.bus.Publish(ev)
 			}
 		}
 		return nil, nil
 	}
-	if len(payload) < 8 {
-		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: errors.New("short payload")}
-	}
-	s := binary.BigEndian.Uint64(payload)
-	body := payload[8:]
+	// apply or read: refused before any storage call unless this member
+	// holds a replica of the shard.
+	s, body := req.shard, req.body
 	h, err := m.running()
 	if err != nil || !m.hosts(s) {
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s does not serve shard %d", m.cfg.NodeID, s)}
@@ -528,13 +588,10 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s knows no leader of shard %d", m.cfg.NodeID, s)}
 	}
 	var out []byte
-	switch method {
-	case rpcApply:
+	if method == rpcApply {
 		out, err = m.applyHere(ctx, h, s, body)
-	case rpcRead:
+	} else {
 		out, err = h.Read(ctx, s, body)
-	default:
-		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("unknown method %q", method)}
 	}
 	if err != nil {
 		code := rpc.CodeUnknown
@@ -551,11 +608,7 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 
 // serveExec runs a step for another member (the shard's leader) that does
 // not have its node type.
-func (m *Manager) serveExec(ctx context.Context, payload []byte) ([]byte, error) {
-	var req execRequest
-	if err := json.Unmarshal(payload, &req); err != nil {
-		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("decoding step: %w", err)}
-	}
+func (m *Manager) serveExec(ctx context.Context, req execRequest) ([]byte, error) {
 	var rep execReply
 	node, ok := m.registry.Get(req.Node)
 	if !ok {
@@ -571,6 +624,11 @@ func (m *Manager) serveExec(ctx context.Context, payload []byte) ([]byte, error)
 	}
 	return json.Marshal(rep)
 }
+
+// remoteStepTimeout bounds a step run on another member when the engine
+// sets no step timeout: the executor's default claim lease, after which
+// another member re-runs the step anyway.
+const remoteStepTimeout = 5 * time.Minute
 
 // remote runs steps on the members that registered their node types.
 type remote struct{ m *Manager }
@@ -608,6 +666,14 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 	c := r.m.currentCluster()
 	if c == nil {
 		return nil, ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		// Without Engine.StepTimeout, a remote step may run as long as its
+		// claim holds; the member RPC would otherwise cut it at its default
+		// call timeout.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, remoteStepTimeout)
+		defer cancel()
 	}
 	out, err := c.client.Call(ctx, addr, rpcExec, b)
 	if err != nil {
@@ -670,21 +736,56 @@ func (c *cluster) forwardEvents() {
 			if addr == "" {
 				continue
 			}
-			b, err := json.Marshal(evs)
-			if err != nil {
-				continue
+			calls, dropped := encodeEventBatches(evs, c.rpcCfg.MaxMessageBytes-len(rpcEvent)-binary.MaxVarintLen64)
+			if dropped > 0 {
+				c.m.log.Warn("events for the starting member dropped: each is over the member RPC message limit", "events", dropped, "to", starter)
 			}
-			ctx, cancel := context.WithTimeout(c.stopCtx, 2*time.Second)
-			if _, err := c.client.Call(ctx, addr, rpcEvent, b); err != nil {
-				c.m.log.Debug("forwarding workflow events failed", "events", len(evs), "to", starter, "error", err)
+			for _, b := range calls {
+				ctx, cancel := context.WithTimeout(c.stopCtx, 2*time.Second)
+				if _, err := c.client.Call(ctx, addr, rpcEvent, b); err != nil {
+					c.m.log.Debug("forwarding workflow events failed", "bytes", len(b), "to", starter, "error", err)
+				}
+				cancel()
 			}
-			cancel()
 		}
 	}
 }
 
 // maxEventBatch is the most lifecycle events forwarded in one call.
 const maxEventBatch = 512
+
+// encodeEventBatches encodes evs as JSON arrays of at most limit bytes each
+// (and at most maxEventBatch events), in order. An event that alone is over
+// limit, or that cannot be encoded, is left out and counted in dropped.
+func encodeEventBatches(evs []forwardedEvent, limit int) (batches [][]byte, dropped int) {
+	var cur []byte
+	n := 0
+	flush := func() {
+		if n > 0 {
+			batches = append(batches, append(cur, ']'))
+		}
+		cur, n = nil, 0
+	}
+	for i := range evs {
+		b, err := json.Marshal(evs[i].wire())
+		if err != nil || len(b)+2 > limit {
+			dropped++
+			continue
+		}
+		if n == maxEventBatch || len(cur)+1+len(b)+1 > limit {
+			flush()
+		}
+		if n == 0 {
+			cur = append(make([]byte, 0, len(b)+2), '[')
+		} else {
+			cur = append(cur, ',')
+		}
+		cur = append(cur, b...)
+		n++
+	}
+	flush()
+	return batches, dropped
+}
 
 // watchMembership turns gossip membership changes into events and tracks
 // the coordinator.

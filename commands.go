@@ -86,14 +86,34 @@ func (m *Manager) BroadcastCommand(ctx context.Context, cmd *DevCommand) error {
 	return m.runCommand(ctx, m.cfg.NodeID, payload)
 }
 
+// commandWire is a dev command as it travels.
+type commandWire struct {
+	Command string      `json:"command"`
+	Params  interface{} `json:"params"`
+}
+
+// decodeCommand decodes a dev command payload sent by another member (or
+// by this one): at most MaxCommandBytes of JSON naming a command. Errors
+// wrap ErrInvalidCommand.
+func decodeCommand(payload []byte) (commandWire, error) {
+	var wire commandWire
+	if len(payload) > MaxCommandBytes {
+		return wire, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrInvalidCommand, len(payload), MaxCommandBytes)
+	}
+	if err := strictJSON(payload, &wire); err != nil {
+		return commandWire{}, fmt.Errorf("%w: decoding: %v", ErrInvalidCommand, err)
+	}
+	if wire.Command == "" {
+		return commandWire{}, fmt.Errorf("%w: empty command name", ErrInvalidCommand)
+	}
+	return wire, nil
+}
+
 // runCommand decodes a command payload and runs its local handler.
 func (m *Manager) runCommand(ctx context.Context, from string, payload []byte) error {
-	var wire struct {
-		Command string      `json:"command"`
-		Params  interface{} `json:"params"`
-	}
-	if err := json.Unmarshal(payload, &wire); err != nil {
-		return fmt.Errorf("%w: decoding: %v", ErrInvalidCommand, err)
+	wire, err := decodeCommand(payload)
+	if err != nil {
+		return err
 	}
 	m.mu.Lock()
 	h := m.commands[wire.Command]

@@ -56,7 +56,8 @@ func TestStrangersCannotCallTheMemberRPC(t *testing.T) {
 		require.NoError(t, cm.m.OnWorkflowCompleted(func(e *graft.WorkflowCompletedEvent) { completed.Store(e.WorkflowID, true) }))
 	}
 
-	client := rpc.NewClient(net.Dialer("intruder"))
+	client, err := rpc.NewClient(net.Dialer("intruder"), rpc.Config{})
+	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, client.Close()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -112,7 +113,8 @@ func TestReplicaDeletionIsCheckedAgainstTheShard(t *testing.T) {
 	startSeq(t, members[0].m, "before")
 	waitDone(t, members[2].m, "before")
 
-	client := rpc.NewClient(nil)
+	client, err := rpc.NewClient(nil, rpc.Config{})
+	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, client.Close()) })
 	for i := range members {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(rpcPorts[i]))

@@ -16,10 +16,12 @@ func TestCallsOverChaosNetwork(t *testing.T) {
 	t.Parallel()
 	net := chaos.NewNetwork(1)
 	defer net.Close()
-	s := NewServer(HandlerFunc(echo), slog.New(slog.DiscardHandler))
+	s, err := NewServer(HandlerFunc(echo), Config{}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
 	s.Serve(net.Listen("n2"))
 	defer s.Stop(time.Second)
-	c := NewClient(net.Dialer("n1"))
+	c, err := NewClient(net.Dialer("n1"), Config{})
+	require.NoError(t, err)
 	defer c.Close()
 
 	call := func() error {

@@ -24,11 +24,19 @@ type bundle struct {
 
 func setup(t *testing.T, h Handler) *bundle {
 	t.Helper()
+	return setupWith(t, h, Config{})
+}
+
+// setupWith serves h with cfg on loopback, with a client of the same cfg.
+func setupWith(t *testing.T, h Handler, cfg Config) *bundle {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := NewServer(h, slog.New(slog.DiscardHandler))
+	s, err := NewServer(h, cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
 	s.Serve(l)
-	c := NewClient(nil)
+	c, err := NewClient(nil, cfg)
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.NoError(t, c.Close())
 		s.Stop(time.Second)
@@ -62,7 +70,7 @@ func TestCallRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, out)
 
-	big := []byte(strings.Repeat("x", 4<<20))
+	big := []byte(strings.Repeat("x", 3<<20)) // many chunks each way
 	out, err = b.client.Call(ctx, b.addr, "echo", big)
 	require.NoError(t, err)
 	require.Len(t, out, len(big)+5)
@@ -91,7 +99,8 @@ func TestUnreachableMember(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
-	c := NewClient(nil)
+	c, err := NewClient(nil, Config{})
+	require.NoError(t, err)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -121,13 +130,15 @@ func TestStopWaitsForCallsAndIsIdempotent(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := NewServer(HandlerFunc(func(ctx context.Context, _ string, _ []byte) ([]byte, error) {
+	s, err := NewServer(HandlerFunc(func(ctx context.Context, _ string, _ []byte) ([]byte, error) {
 		close(entered)
 		<-release
 		return []byte("late"), nil
-	}), slog.New(slog.DiscardHandler))
+	}), Config{}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
 	s.Serve(l)
-	c := NewClient(nil)
+	c, err := NewClient(nil, Config{})
+	require.NoError(t, err)
 	defer c.Close()
 	res := make(chan error, 1)
 	go func() {

@@ -1,0 +1,380 @@
+package graft
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/internal/wf"
+	"github.com/stretchr/testify/require"
+)
+
+var rewriteSeeds = flag.Bool("rewrite-seeds", false, "rewrite the fuzz seed corpora in testdata/fuzz from the encoders")
+
+// allocBound is the most bytes one decode of an n-byte input may allocate:
+// 16 bytes per input byte, plus 256 KiB for the fixed-size structures
+// (at most maxEventBatch events of an event batch, decoder buffers).
+func allocBound(n int) uint64 { return 16*uint64(n) + 256<<10 }
+
+// requireAllocBounded runs decode and fails if it allocated more than
+// allocBound(n).
+func requireAllocBounded(t *testing.T, n int, decode func()) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	decode()
+	runtime.ReadMemStats(&after)
+	got := after.TotalAlloc - before.TotalAlloc
+	require.LessOrEqual(t, got, allocBound(n), "decoding %d bytes allocated %d bytes", n, got)
+}
+
+// rpcSeeds are real requests of every method, as the members encode them.
+func rpcSeeds(t testing.TB) map[string][2][]byte {
+	start := wf.Command{Op: wf.OpStart, WF: "wf-1", Now: 1, State: json.RawMessage(`{"n":1}`),
+		Metadata: map[string]string{"k": "v"}, Tasks: []wf.NewTask{{Node: "a", Config: json.RawMessage(`{"x":1}`)}}, Starter: "n1"}
+	cmd, err := wf.EncodeCommand(&start)
+	require.NoError(t, err)
+	exec, err := json.Marshal(execRequest{Node: "a", Context: WorkflowContext{WorkflowID: "wf-1", NodeName: "a", Attempt: 1,
+		Metadata: map[string]string{"k": "v"}}, State: json.RawMessage(`{"n":1}`), Config: json.RawMessage(`{"x":1}`)})
+	require.NoError(t, err)
+	evs, dropped := encodeEventBatches([]forwardedEvent{
+		{From: "n2", Kind: wf.ChangeStarted, View: wf.View{Record: wf.Record{ID: "wf-1", CreatedAt: 1, UpdatedAt: 2,
+			Metadata: map[string]string{"k": "v"}, InitialNodes: []string{"a"}, Starter: "n1"}}},
+		{From: "n2", Kind: wf.ChangeCompleted, View: wf.View{Record: wf.Record{ID: "wf-1", Status: wf.StatusCompleted, CreatedAt: 1,
+			UpdatedAt: 3, Starter: "n1"}, State: json.RawMessage(`{"n":2}`), Executed: []string{"a", "b"}}},
+		{From: "n2", Kind: wf.ChangeFailed, View: wf.View{Record: wf.Record{ID: "wf-2", LastError: "boom", FailedNode: "b",
+			FailedTry: 3, Starter: "n1"}}},
+	}, 1<<20)
+	require.Zero(t, dropped)
+	require.Len(t, evs, 1)
+	replica, _ := json.Marshal(replicaRequest{Shard: 3, Replica: 4, New: true})
+	drop, _ := json.Marshal(replicaRequest{Shard: 3, Replica: 4})
+	membership, _ := json.Marshal(replicaRequest{Shard: 3})
+	admit, _ := json.Marshal(admitRequest{ID: "n4"})
+	return map[string][2][]byte{
+		"apply":      {[]byte(rpcApply), shardPayload(3, cmd)},
+		"read":       {[]byte(rpcRead), shardPayload(3, wf.EncodeQuery(wf.Query{Op: wf.QueryStatus, WF: "wf-1"}))},
+		"counters":   {[]byte(rpcRead), shardPayload(1, wf.EncodeQuery(wf.Query{Op: wf.QueryCounters}))},
+		"exec":       {[]byte(rpcExec), exec},
+		"event":      {[]byte(rpcEvent), evs[0]},
+		"replica":    {[]byte(rpcReplica), replica},
+		"drop":       {[]byte(rpcDrop), drop},
+		"membership": {[]byte(rpcMembership), membership},
+		"admit":      {[]byte(rpcAdmit), admit},
+	}
+}
+
+// layoutSeeds are layout files as saveLayout writes them.
+func layoutSeeds(t testing.TB) map[string][]byte {
+	out := map[string][]byte{}
+	for name, l := range map[string]*layout{
+		"founder": {ClusterID: "5f1c0a2b9d3e4f60", Members: []string{"n1", "n2", "n3"}, Shards: 8, RF: 3,
+			Replicas: map[uint64]uint64{1: 1, 2: 1, 4: 1, 5: 1, 7: 1}},
+		"joiner": {ClusterID: "5f1c0a2b9d3e4f60", Shards: 8, RF: 3, Replicas: map[uint64]uint64{}},
+	} {
+		b, err := json.MarshalIndent(l, "", "  ")
+		require.NoError(t, err)
+		out[name] = b
+	}
+	return out
+}
+
+// commandSeeds are dev commands as BroadcastCommand encodes them.
+func commandSeeds(t testing.TB) map[string][]byte {
+	out := map[string][]byte{}
+	for name, cmd := range map[string]*DevCommand{
+		"map":    {Command: "set-level", Params: map[string]any{"level": "debug", "n": 3}},
+		"none":   {Command: "flush"},
+		"nested": {Command: "tag", Params: []any{"a", 1.5, true, nil, map[string]any{"x": []any{}}}},
+	} {
+		b, err := json.Marshal(cmd)
+		require.NoError(t, err)
+		out[name] = b
+	}
+	return out
+}
+
+// writeSeeds writes a seed corpus in testdata/fuzz/name (go test fuzz v1).
+func writeSeeds(t *testing.T, name string, seeds map[string][]any) {
+	dir := filepath.Join("testdata", "fuzz", name)
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	for file, vals := range seeds {
+		b := []byte("go test fuzz v1\n")
+		for _, v := range vals {
+			switch v := v.(type) {
+			case string:
+				b = fmt.Appendf(b, "string(%q)\n", v)
+			case []byte:
+				b = fmt.Appendf(b, "[]byte(%q)\n", v)
+			}
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "seed-"+file), b, 0o644))
+	}
+}
+
+// TestWriteFuzzSeeds rewrites the committed seed corpora with
+// -rewrite-seeds; otherwise it checks they are there.
+func TestWriteFuzzSeeds(t *testing.T) {
+	rpcs, layouts, cmds := map[string][]any{}, map[string][]any{}, map[string][]any{}
+	for k, v := range rpcSeeds(t) {
+		rpcs[k] = []any{string(v[0]), v[1]}
+	}
+	for k, v := range layoutSeeds(t) {
+		layouts[k] = []any{v}
+	}
+	for k, v := range commandSeeds(t) {
+		cmds[k] = []any{v}
+	}
+	all := map[string]map[string][]any{"FuzzDecodeRPC": rpcs, "FuzzParseLayout": layouts, "FuzzDecodeCommand": cmds}
+	for name, seeds := range all {
+		if *rewriteSeeds {
+			writeSeeds(t, name, seeds)
+		}
+		for file := range seeds {
+			require.FileExists(t, filepath.Join("testdata", "fuzz", name, "seed-"+file), "run go test -run TestWriteFuzzSeeds -rewrite-seeds")
+		}
+	}
+}
+
+func TestDecodeRPC(t *testing.T) {
+	t.Parallel()
+	for name, s := range rpcSeeds(t) {
+		_, err := decodeRPC(string(s[0]), s[1])
+		require.NoError(t, err, name)
+	}
+	for _, tc := range []struct {
+		method, payload, want string
+	}{
+		{"nope", "", `unknown method "nope"`},
+		{rpcApply, "1234567", "short payload"},
+		{rpcRead, "\x00\x00\x00\x00\x00\x00\x00\x00", "shard 0"},
+		{rpcExec, `{"node":""}`, "no node"},
+		{rpcExec, `{"node":"a"} {}`, "data after"},
+		{rpcReplica, `{"shard":1}`, "replica 0"},
+		{rpcMembership, `{"shard":0}`, "shard 0"},
+		{rpcAdmit, `{}`, "no node ID"},
+		{rpcEvent, `{}`, "not a JSON array"},
+		{rpcEvent, `[{"view":{}}]`, "names no workflow"},
+		{rpcEvent, `[{"view":{"id":"a"}}`, "unterminated"},
+	} {
+		_, err := decodeRPC(tc.method, []byte(tc.payload))
+		require.ErrorContains(t, err, tc.want, "%s %q", tc.method, tc.payload)
+	}
+	// A batch over maxEventBatch is refused as it is read.
+	b := []byte("[")
+	for i := range maxEventBatch + 1 {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"view":{"id":"a"}}`...)
+	}
+	_, err := decodeRPC(rpcEvent, append(b, ']'))
+	require.ErrorContains(t, err, "more than 512 events")
+}
+
+// A forwarded event keeps every field lifecycle events report, and only
+// those.
+func TestForwardedEventRoundTrip(t *testing.T) {
+	t.Parallel()
+	fe := forwardedEvent{From: "n2", Kind: wf.ChangeFailed, View: wf.View{Record: wf.Record{ID: "wf-1", Status: wf.StatusFailed,
+		Metadata: map[string]string{"k": "v"}, CreatedAt: 1, UpdatedAt: 2, EndedAt: 3, LastError: "boom", FailedNode: "b",
+		FailedTry: 2, Starter: "n1", InitialNodes: []string{"a"}, Pending: []wf.Task{{ID: 9, Node: "c"}}, Steps: 4},
+		State: json.RawMessage(`{"n":1}`), Executed: []string{"a"}}}
+	batches, dropped := encodeEventBatches([]forwardedEvent{fe}, 1<<20)
+	require.Zero(t, dropped)
+	evs, err := decodeEvents(batches[0])
+	require.NoError(t, err)
+	got := evs[0].change()
+	want := fe.View
+	want.Pending, want.Steps = nil, 0 // not forwarded
+	require.Equal(t, wf.Change{Kind: fe.Kind, View: want}, got)
+	require.Equal(t, "n2", evs[0].From)
+}
+
+func TestEncodeEventBatchesSplitsByBytes(t *testing.T) {
+	t.Parallel()
+	var evs []forwardedEvent
+	for i := range 1200 {
+		evs = append(evs, forwardedEvent{From: "n2", Kind: wf.ChangeCompleted,
+			View: wf.View{Record: wf.Record{ID: fmt.Sprintf("wf-%d", i)}, State: json.RawMessage(`{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)}})
+	}
+	evs = append(evs, forwardedEvent{View: wf.View{Record: wf.Record{ID: "huge"}, State: json.RawMessage(fmt.Sprintf(`"%0*d"`, 9000, 0))}})
+	batches, dropped := encodeEventBatches(evs, 8<<10)
+	require.Equal(t, 1, dropped, "the event over the limit alone")
+	n := 0
+	for _, b := range batches {
+		require.LessOrEqual(t, len(b), 8<<10)
+		got, err := decodeEvents(b)
+		require.NoError(t, err)
+		for _, ev := range got {
+			require.Equal(t, fmt.Sprintf("wf-%d", n), ev.View.ID, "in order")
+			n++
+		}
+	}
+	require.Equal(t, 1200, n)
+}
+
+func TestParseLayout(t *testing.T) {
+	t.Parallel()
+	for name, b := range layoutSeeds(t) {
+		l, err := parseLayout(b)
+		require.NoError(t, err, name)
+		require.NotNil(t, l.Replicas)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{`{"shards":8,"rf":3}`, "no cluster_id"},
+		{`{"cluster_id":"c","shards":0,"rf":3}`, "shards is 0, want 1 to 4096"},
+		{`{"cluster_id":"c","shards":5000,"rf":3}`, "shards is 5000"},
+		{`{"cluster_id":"c","shards":8,"rf":0}`, "rf is 0"},
+		{`{"cluster_id":"c","shards":8,"rf":3,"members":["a",""]}`, "members[1] is empty"},
+		{`{"cluster_id":"c","shards":8,"rf":3,"replicas":{"9":1}}`, "shard 9, outside 1 to 8"},
+		{`{"cluster_id":"c","shards":8,"rf":3,"replicas":{"2":0}}`, "shard 2 replica ID 0"},
+		{`{"cluster_id":"c","shards":8,"rf":3}{}`, "data after"},
+		{`{"cluster_id":"c","shards":"8"}`, "cannot unmarshal"},
+	} {
+		_, err := parseLayout([]byte(tc.file))
+		require.ErrorContains(t, err, tc.want, tc.file)
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cluster.json"), []byte(`{"cluster_id":"c","shards":8,"rf":3,"replicas":{"2":0}}`), 0o644))
+	_, err := loadLayout(dir)
+	require.ErrorContains(t, err, filepath.Join(dir, "cluster.json"))
+	require.ErrorContains(t, err, "replica ID 0")
+}
+
+func TestDecodeCommand(t *testing.T) {
+	t.Parallel()
+	for name, b := range commandSeeds(t) {
+		_, err := decodeCommand(b)
+		require.NoError(t, err, name)
+	}
+	for _, b := range []string{`{"params":1}`, `[]`, `{"command":"a"} x`, `{"command":"` + fmt.Sprintf("%0*d", MaxCommandBytes, 0) + `"}`} {
+		_, err := decodeCommand([]byte(b))
+		require.ErrorIs(t, err, ErrInvalidCommand, b)
+	}
+}
+
+// handleRPC refuses a call about a shard this member does not host before
+// it touches storage: this member has no storage at all (a nil host would
+// panic).
+func TestHandleRPCRefusesUnhostedShardWithoutStorage(t *testing.T) {
+	t.Parallel()
+	m := &Manager{state: stateRunning}
+	m.cfg.NodeID = "n1"
+	m.cluster = &cluster{m: m, layout: &layout{ClusterID: "c", Shards: 8, RF: 1, Replicas: map[uint64]uint64{1: 1}}}
+	for _, method := range []string{rpcApply, rpcRead} {
+		_, err := m.serveRPC(t.Context(), method, shardPayload(2, []byte("x")))
+		var ce *rpc.CodedError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, rpc.CodeUnavailable, ce.Code)
+		require.ErrorContains(t, err, "does not serve shard 2")
+		_, err = m.serveRPC(t.Context(), method, []byte("short"))
+		require.ErrorContains(t, err, "short payload")
+	}
+}
+
+// FuzzDecodeRPC decodes arbitrary requests of every method, as handleRPC
+// does first, and the shard body as the shard would (a command for apply,
+// a query for read): no panic, and a decode allocates at most
+// allocBound(len).
+func FuzzDecodeRPC(f *testing.F) {
+	for _, s := range rpcSeeds(f) {
+		f.Add(string(s[0]), s[1])
+	}
+	f.Fuzz(func(t *testing.T, method string, payload []byte) {
+		var req rpcRequest
+		var err error
+		requireAllocBounded(t, len(payload), func() {
+			req, err = decodeRPC(method, payload)
+			if err != nil {
+				return
+			}
+			switch method {
+			case rpcApply:
+				_, _ = wf.DecodeCommand(req.body)
+			case rpcRead:
+				var q wf.Query
+				_ = json.Unmarshal(req.body, &q)
+			case rpcEvent:
+				for i := range req.events {
+					_ = req.events[i].change()
+				}
+			}
+		})
+		if err != nil {
+			return
+		}
+		switch method {
+		case rpcApply, rpcRead:
+			require.NotZero(t, req.shard)
+		case rpcEvent:
+			require.LessOrEqual(t, len(req.events), maxEventBatch)
+		}
+	})
+}
+
+// FuzzParseLayout parses arbitrary layout files: no panic, allocations
+// bounded, and a layout that parses satisfies parseLayout's rules and
+// parses the same after saveLayout's encoding.
+func FuzzParseLayout(f *testing.F) {
+	for _, b := range layoutSeeds(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var l *layout
+		var err error
+		requireAllocBounded(t, len(b), func() { l, err = parseLayout(b) })
+		if err != nil {
+			return
+		}
+		require.NotEmpty(t, l.ClusterID)
+		require.True(t, l.Shards >= 1 && l.Shards <= maxLayoutShards && l.RF >= 1)
+		for s, r := range l.Replicas {
+			require.True(t, s >= 1 && s <= uint64(l.Shards) && r != 0)
+		}
+		again, err := json.MarshalIndent(l, "", "  ")
+		require.NoError(t, err)
+		l2, err := parseLayout(again)
+		require.NoError(t, err)
+		require.Equal(t, l, l2)
+	})
+}
+
+// FuzzDecodeCommand decodes arbitrary dev command payloads and their params
+// into a typed handler's params (WrapHandler): no panic, allocations
+// bounded, and errors are ErrInvalidCommand.
+func FuzzDecodeCommand(f *testing.F) {
+	for _, b := range commandSeeds(f) {
+		f.Add(b)
+	}
+	type params struct {
+		Level string         `json:"level"`
+		N     int            `json:"n"`
+		More  map[string]any `json:"more"`
+	}
+	typed := WrapHandler(func(_ context.Context, _ string, p params) error { return nil })
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var wire commandWire
+		var err, herr error
+		requireAllocBounded(t, len(b), func() {
+			if wire, err = decodeCommand(b); err == nil {
+				herr = typed(context.Background(), "n1", wire.Params)
+			}
+		})
+		if err != nil {
+			require.ErrorIs(t, err, ErrInvalidCommand)
+			return
+		}
+		require.NotEmpty(t, wire.Command)
+		if herr != nil {
+			require.True(t, errors.Is(herr, ErrInvalidCommand), "%v", herr)
+		}
+	})
+}
