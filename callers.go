@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/eleven-am/graft/internal/rpc"
 	"google.golang.org/grpc/peer"
@@ -17,9 +18,22 @@ import (
 // shard's committed state besides (see serveDrop). Without TLS this is
 // all a member can check; with it, the caller's certificate names it.
 
-// checkCaller refuses a call whose remote address is not that of a member
-// of this cluster (or of one not in any cluster yet: a joiner).
+// checkCaller refuses a call from anyone but a member of this cluster (or
+// of one not in any cluster yet: a joiner): with TLS, the member its
+// certificate names; without, a member advertising the caller's address.
 func (c *cluster) checkCaller(ctx context.Context) error {
+	if id, tls := c.m.callerID(ctx); tls {
+		// The handshake verified the certificate (and, under the strict
+		// policy, that it names an allowed node): the caller is who it
+		// names, and must be a member of this cluster.
+		for _, mem := range c.members() {
+			if mem.ID == id && id != "" {
+				return nil
+			}
+		}
+		c.refuseCaller("node " + strconv.Quote(id))
+		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from node %q: not a member of this cluster", c.m.cfg.NodeID, id)}
+	}
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call without a peer address", c.m.cfg.NodeID)}

@@ -301,7 +301,11 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 // limits are the package's defaults.
 func (m *Manager) rpcConfig() rpc.Config {
 	msg := max(rpc.DefaultMaxMessageBytes, 4*m.cfg.Engine.MaxStateBytes)
-	return rpc.Config{MaxMessageBytes: msg, MaxInflightBytes: max(rpc.DefaultMaxInflightBytes, 16*int64(msg))}
+	cfg := rpc.Config{MaxMessageBytes: msg, MaxInflightBytes: max(rpc.DefaultMaxInflightBytes, 16*int64(msg))}
+	if a := m.auth; a != nil {
+		cfg.ServerTLS, cfg.ClientTLS = a.src.ServerConfig(a.check), a.src.ClientConfig(a.check)
+	}
+	return cfg
 }
 
 // tags are the gossip tags this member publishes.

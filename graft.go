@@ -54,7 +54,8 @@ type Manager struct {
 	incarnate string
 	nshards   uint64
 	disk      *diskGuard
-	cluster   *cluster // nil on a lone member
+	cluster   *cluster  // nil on a lone member
+	auth      *peerAuth // nil without Config.TLS
 
 	ready readinessState // what GetReadinessState reports
 	subs  statusSubs     // SubscribeToWorkflowState's subscriptions
@@ -180,6 +181,13 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 	if err != nil {
 		return err
 	}
+	auth, err := m.loadTLS()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.auth = auth
+	m.mu.Unlock()
 	m.mu.Lock()
 	m.nshards = shardCount
 	m.mu.Unlock()
@@ -222,6 +230,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 		NewLogic:           m.newLogic,
 		OnLeaderChange:     m.onLeaderChange,
 		TransportFactory:   m.raftTransport(),
+		TLS:                auth.raft(m.bindRaftPeer),
 	})
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)

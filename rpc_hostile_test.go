@@ -87,27 +87,14 @@ func TestStrangersCannotCallTheMemberRPC(t *testing.T) {
 func TestReplicaDeletionIsCheckedAgainstTheShard(t *testing.T) {
 	addrs := newMemberAddrs(t, "n1", "n2", "n3")
 	peers := staticPeers(addrs...)
-	rpcPorts := make([]int, len(addrs))
 	var cfgs []*graft.Config
-	for i, a := range addrs {
+	for _, a := range addrs {
 		cfgs = append(cfgs, memberConfig(t, a, 3, peers, nil))
-		rpcPorts[i] = portOf(t, freeAddr(t))
 	}
 	var runs atomic.Int64
-	members := make([]*clusterMember, len(cfgs))
-	errs := make([]error, len(cfgs))
-	var wg sync.WaitGroup
+	members, rpcPorts := startOnRPCPorts(t, cfgs, seqNodes(t, &runs))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for i, cfg := range cfgs {
-		m := graft.NewWithConfig(cfg)
-		seqNodes(t, &runs)(m)
-		members[i] = &clusterMember{cfg: cfg, m: m}
-		t.Cleanup(func() { require.NoError(t, m.Stop()) })
-		wg.Go(func() { errs[i] = m.Start(ctx, rpcPorts[i]) })
-	}
-	wg.Wait()
-	require.NoError(t, errors.Join(errs...))
 	placed := placeOn(t, 4, 3, "n1", "n2", "n3")
 	requirePlaced(t, members, placed, 30*time.Second)
 	startSeq(t, members[0].m, "before")
@@ -153,4 +140,29 @@ func requireRefusedDeletion(t *testing.T, err error, what string, args ...any) {
 	if !strings.Contains(err.Error(), "still a member of the shard") {
 		require.ErrorContains(t, err, "cannot confirm that replica", append([]any{what}, args...)...)
 	}
+}
+
+// startOnRPCPorts starts one member per config, each with a member RPC
+// port of its own that the test knows, and returns the members and ports.
+func startOnRPCPorts(t *testing.T, cfgs []*graft.Config, register func(*graft.Manager)) ([]*clusterMember, []int) {
+	t.Helper()
+	members := make([]*clusterMember, len(cfgs))
+	ports := make([]int, len(cfgs))
+	errs := make([]error, len(cfgs))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, cfg := range cfgs {
+		ports[i] = portOf(t, freeAddr(t))
+		m := graft.NewWithConfig(cfg)
+		if register != nil {
+			register(m)
+		}
+		members[i] = &clusterMember{cfg: cfg, m: m}
+		t.Cleanup(func() { require.NoError(t, m.Stop()) })
+		wg.Go(func() { errs[i] = m.Start(ctx, ports[i]) })
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...), "starting the members")
+	return members, ports
 }

@@ -1,12 +1,15 @@
 package graft
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"slices"
 	"sync"
 
 	"github.com/eleven-am/graft/internal/certs"
+	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/shards"
 )
 
 // maxLoggedRefusals bounds how many refused peers are remembered for
@@ -66,4 +69,54 @@ func (a *peerAuth) logRefusal(peer string, err error) {
 	if first {
 		a.m.log.Warn("refused a peer's TLS connection", "peer", peer, "reason", err)
 	}
+}
+
+// raft returns the TLS settings of the Raft transport, or nil without TLS.
+// bind checks that a peer speaks for its own Raft address.
+func (a *peerAuth) raft(bind func(peer, source string) error) *shards.TLS {
+	if a == nil {
+		return nil
+	}
+	return &shards.TLS{
+		Server: a.src.ServerConfig(a.check),
+		Client: a.src.ClientConfig(a.check),
+		PeerID: certs.PeerID,
+		Bind:   bind,
+	}
+}
+
+// bindRaftPeer accepts Raft traffic from peer (the node ID its certificate
+// names) only for the Raft address that member advertises: an
+// authenticated member cannot speak for another.
+func (m *Manager) bindRaftPeer(peer, source string) error {
+	if peer == m.cfg.NodeID && source == m.cfg.BindAddr {
+		return nil
+	}
+	c := m.currentCluster()
+	if c == nil || c.gossip == nil {
+		return fmt.Errorf("member %s has no cluster: it takes no Raft traffic from %q", m.cfg.NodeID, peer)
+	}
+	for _, p := range c.members() {
+		if p.ID != peer {
+			continue
+		}
+		if raft := p.Tags[tagRaft]; raft != source {
+			return fmt.Errorf("member %q's Raft address is %q", peer, raft)
+		}
+		return nil
+	}
+	return fmt.Errorf("%q is not a member of this cluster (yet)", peer)
+}
+
+// callerID returns the node ID the caller of a member RPC handler
+// presented in its certificate, and whether TLS is on.
+func (m *Manager) callerID(ctx context.Context) (string, bool) {
+	if m.auth == nil {
+		return "", false
+	}
+	chain := rpc.PeerCertificates(ctx)
+	if len(chain) == 0 {
+		return "", true
+	}
+	return certs.NodeID(chain[0]), true
 }

@@ -2,6 +2,7 @@ package shards
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +79,9 @@ type Config struct {
 	// TransportFactory replaces Dragonboat's TCP transport, for example with
 	// an in-memory or fault-injecting one. Nil means TCP.
 	TransportFactory config.TransportFactory
+	// TLS, if set, secures the TCP transport's connections with mutual TLS
+	// (ignored with a TransportFactory).
+	TLS *TLS
 	// OnLeaderChange, if set, is called when a shard's known leader changes
 	// (leaderReplicaID 0 means no leader). It runs on a goroutine owned by
 	// the Host, never on a Dragonboat goroutine, one event at a time; events
@@ -156,4 +160,19 @@ func (c Config) Validate() error {
 		return nil
 	}
 	return errors.New("graft: shards: invalid config: " + strings.Join(errs, "; "))
+}
+
+// TLS secures the Raft links of the TCP transport.
+type TLS struct {
+	// Server is the configuration of accepted connections; it must require
+	// and verify client certificates. Client is that of dialled ones.
+	Server, Client *tls.Config
+	// PeerID names the peer of a completed handshake (from its
+	// certificate).
+	PeerID func(tls.ConnectionState) string
+	// Bind, if set, is asked about every message batch an accepted
+	// connection delivers: peer is the connection's PeerID and source the
+	// batch's SourceAddress. A non-nil error drops the batch and ends the
+	// connection, so a member speaks only for its own Raft address.
+	Bind func(peer, source string) error
 }

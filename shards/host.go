@@ -99,7 +99,7 @@ func NewHost(cfg Config) (*Host, error) {
 	in := &inbound{log: log, reg: h.reg, stats: h.stats}
 	transport := c.TransportFactory
 	if transport == nil {
-		transport = &tcpFactory{log: log, limits: newFrameLimits(c.MaxBatchBytes), stats: h.stats}
+		transport = &tcpFactory{log: log, limits: newFrameLimits(c.MaxBatchBytes), stats: h.stats, tls: c.TLS}
 	}
 	h.stopCtx, h.cancel = context.WithCancelCause(context.Background())
 	stateDir := filepath.Join(c.DataDir, "state")

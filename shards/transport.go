@@ -64,11 +64,9 @@ type tcpFactory struct {
 	log    *slog.Logger
 	limits frameLimits
 	stats  *transportStats
-	// tlsConfig, when set, will secure every connection: the server side
-	// wraps accepted connections in serverConn and the client side in
-	// clientConn. TLS arrives in a later change; until then it is nil and
-	// connections are plain TCP.
-	tlsConfig *tls.Config
+	// tls, when set, secures every connection: serverConn and clientConn
+	// run the handshakes, and batches are bound to the peer's identity.
+	tls *TLS
 }
 
 var _ config.TransportFactory = (*tcpFactory)(nil)
@@ -234,15 +232,31 @@ func remoteAddr(c net.Conn) string {
 	return a.String()
 }
 
-// serverConn is where TLS will wrap an accepted connection (handshake
-// bounded by firstFrameTimeout); today it returns conn unchanged.
-func (f *tcpFactory) serverConn(conn net.Conn) net.Conn { return conn }
+// serverConn runs the server side of the TLS handshake on an accepted
+// connection (bounded by firstFrameTimeout) and returns the connection and
+// the peer's node ID; without TLS it returns conn unchanged and "".
+func (f *tcpFactory) serverConn(conn net.Conn) (net.Conn, string, error) {
+	if f.tls == nil {
+		return conn, "", nil
+	}
+	tc := tls.Server(conn, f.tls.Server)
+	ctx, cancel := context.WithTimeout(context.Background(), firstFrameTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, "", fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, f.tls.PeerID(tc.ConnectionState()), nil
+}
 
 // serve reads frames from conn until it fails, the peer closes it or the
 // transport closes (which closes conn).
 func (t *tcpTransport) serve(conn net.Conn) {
-	conn = t.f.serverConn(conn)
 	peer := remoteAddr(conn)
+	conn, id, err := t.f.serverConn(conn)
+	if err != nil {
+		t.frameError(peer, err)
+		return
+	}
 	var buf []byte
 	wait := firstFrameTimeout
 	for {
@@ -275,7 +289,7 @@ func (t *tcpTransport) serve(conn net.Conn) {
 			t.frameError(peer, err)
 			return
 		}
-		if !t.deliver(peer, h.method, payload) {
+		if !t.deliver(peer, id, h.method, payload) {
 			return
 		}
 		if cap(payload) <= reusableBuf {
@@ -288,7 +302,7 @@ func (t *tcpTransport) serve(conn net.Conn) {
 
 // deliver decodes one payload and hands it to Dragonboat; false ends the
 // connection.
-func (t *tcpTransport) deliver(peer string, method uint16, payload []byte) bool {
+func (t *tcpTransport) deliver(peer, id string, method uint16, payload []byte) bool {
 	if method == methodSnapshot {
 		chunk, err := decodeChunk(payload)
 		if err != nil {
@@ -301,6 +315,12 @@ func (t *tcpTransport) deliver(peer string, method uint16, payload []byte) bool 
 	if err != nil {
 		t.frameError(peer, err)
 		return false
+	}
+	if t.f.tls != nil && t.f.tls.Bind != nil {
+		if err := t.f.tls.Bind(id, batch.SourceAddress); err != nil {
+			t.frameError(peer, fmt.Errorf("peer %q sent a batch from %q: %w", id, batch.SourceAddress, err))
+			return false
+		}
 	}
 	t.handler(batch)
 	return true
@@ -376,11 +396,21 @@ func (t *tcpTransport) dial(ctx context.Context, target string) (net.Conn, error
 	return t.f.clientConn(conn, target)
 }
 
-// clientConn is where TLS will wrap a dialled connection (client handshake
-// for target, bounded by dialTimeout); today it returns conn unchanged.
+// clientConn runs the client side of the TLS handshake on a dialled
+// connection (bounded by dialTimeout); without TLS it returns conn
+// unchanged.
 func (f *tcpFactory) clientConn(conn net.Conn, target string) (net.Conn, error) {
-	_ = target
-	return conn, nil
+	if f.tls == nil {
+		return conn, nil
+	}
+	tc := tls.Client(conn, f.tls.Client)
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("TLS handshake with %s: %w", target, err)
+	}
+	return tc, nil
 }
 
 // deadlineWriter sets a write deadline before each write of at most

@@ -1,7 +1,6 @@
 package certs
 
 import (
-	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -160,11 +159,8 @@ func TestCertificatesRotateFromDisk(t *testing.T) {
 	first := n1.cert.Leaf.SerialNumber
 
 	// Re-issue n1's certificate from the same CA and write it over the old.
-	ca, err := os.ReadFile(files["n1"].CA)
+	auth, err := LoadAuthority(files["n1"].CA, filepath.Join(dir, "ca-key.pem"))
 	require.NoError(t, err)
-	caKey, err := os.ReadFile(filepath.Join(dir, "ca-key.pem"))
-	require.NoError(t, err)
-	auth := reloadAuthority(t, ca, caKey)
 	c, k, err := auth.Issue("n1", nil, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(files["n1"].Cert, c, 0o600))
@@ -188,40 +184,4 @@ func TestCertificatesRotateFromDisk(t *testing.T) {
 	clk.add(2 * reloadEvery)
 	still, _ := n1.current()
 	require.Equal(t, cur.Leaf.SerialNumber, still.Leaf.SerialNumber)
-}
-
-// reloadAuthority rebuilds the Authority Generate wrote.
-func reloadAuthority(t *testing.T, caPEM, keyPEM []byte) *Authority {
-	t.Helper()
-	pair, err := tls.X509KeyPair(caPEM, keyPEM)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(pair.Certificate[0])
-	require.NoError(t, err)
-	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
-	require.True(t, ok)
-	return &Authority{Cert: cert, Key: key, PEM: caPEM}
-}
-
-// Refusals are reported with the node ID the certificate claims.
-func TestRefusalsAreReported(t *testing.T) {
-	t.Parallel()
-	files, err := Generate(t.TempDir(), []string{"n1", "n2"}, nil, time.Hour)
-	require.NoError(t, err)
-	n1, err := Load(files["n1"], nil, nil)
-	require.NoError(t, err)
-	n2, err := Load(files["n2"], nil, nil)
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var got []string
-	n1.OnRefuse(func(peer string, err error) {
-		mu.Lock()
-		got = append(got, peer+": "+err.Error())
-		mu.Unlock()
-	})
-	deny := func(id string, _ *x509.Certificate) error { return fmt.Errorf("%s is unwelcome", id) }
-	_, _, serr, _ := handshake(t, n1.ServerConfig(deny), n2.ClientConfig(nil))
-	require.Error(t, serr)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, []string{"n2: n2 is unwelcome"}, got)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -136,4 +137,30 @@ func writeFiles(dir string, files map[string][]byte) error {
 func randomSerial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128)) // crypto/rand never fails (Go 1.24+)
 	return n
+}
+
+// LoadAuthority reads a CA certificate and its ECDSA key (as Generate
+// writes them), to issue more certificates.
+func LoadAuthority(certFile, keyFile string) (*Authority, error) {
+	caPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(caPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("loading CA %s and key %s: %w", certFile, keyFile, err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok || !cert.IsCA {
+		return nil, fmt.Errorf("%s is not an ECDSA CA certificate with its key", certFile)
+	}
+	return &Authority{Cert: cert, Key: key, PEM: caPEM}, nil
 }

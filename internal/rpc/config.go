@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -72,6 +73,11 @@ type Config struct {
 	// the HTTP/2 handshake); a connection that has not completed it is
 	// closed. Default DefaultHandshakeTimeout (5s); zero means the default.
 	HandshakeTimeout time.Duration
+	// ServerTLS, if set, makes a Server require TLS with this configuration
+	// (which should require and verify client certificates); a handler
+	// finds the peer's certificates with PeerCertificates. ClientTLS, if
+	// set, makes a Client dial with TLS. Nil means plaintext.
+	ServerTLS, ClientTLS *tls.Config
 	// BudgetWait is how long a request waits for room under
 	// MaxInflightBytes before it is refused. Default DefaultBudgetWait
 	// (1s); zero means the default.

@@ -14,6 +14,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -29,8 +30,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 )
@@ -151,7 +154,7 @@ func NewServer(h Handler, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{h: h, cfg: cfg, log: log, budget: semaphore.NewWeighted(cfg.MaxInflightBytes)}
-	s.grpc = grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.ForceServerCodec(rawCodec{}),
 		grpc.InTapHandle(s.admit),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxCallsPerPeer)),
@@ -163,7 +166,11 @@ func NewServer(h Handler, cfg Config, log *slog.Logger) (*Server, error) {
 		grpc.StaticStreamWindowSize(streamWindow),
 		grpc.StaticConnWindowSize(connWindow),
 		grpc.MaxHeaderListSize(maxHeaderBytes),
-	)
+	}
+	if cfg.ServerTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.ServerTLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	s.grpc.RegisterService(&grpc.ServiceDesc{
 		ServiceName: serviceName,
 		HandlerType: (*any)(nil),
@@ -465,8 +472,12 @@ func (c *Client) connection(addr string) (*grpc.ClientConn, error) {
 	if cc := c.conn[addr]; cc != nil {
 		return cc, nil
 	}
+	creds := insecure.NewCredentials()
+	if c.cfg.ClientTLS != nil {
+		creds = credentials.NewTLS(c.cfg.ClientTLS)
+	}
 	cc, err := grpc.NewClient("passthrough:///"+addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(c.dial),
 		// Pings find a connection broken by a partition within seconds,
 		// so calls fail over instead of hanging on a dead transport.
@@ -538,4 +549,18 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 	}
 	*p = append([]byte(nil), data...)
 	return nil
+}
+
+// PeerCertificates returns the certificates the caller of a handler
+// presented (ServerTLS), leaf first, or nil without TLS.
+func PeerCertificates(ctx context.Context) []*x509.Certificate {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil
+	}
+	return info.State.PeerCertificates
 }
