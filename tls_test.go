@@ -72,10 +72,10 @@ func TestTLSClusterRefusesStrangers(t *testing.T) {
 	other := tlsFiles(t, "n2")["n2"] // another CA, a member's name
 	expired := expiredFiles(t, files["n1"], "n2")
 	strangers := map[string]*tls.Config{
-		"no certificate":               {InsecureSkipVerify: true},
-		"another CA":                   clientTLS(t, other),
-		"an unlisted node (strict)":    clientTLS(t, files["n9"]),
-		"an expired certificate":       clientTLS(t, expired),
+		"no certificate":            {InsecureSkipVerify: true},
+		"another CA":                clientTLS(t, other),
+		"an unlisted node (strict)": clientTLS(t, files["n9"]),
+		"an expired certificate":    clientTLS(t, expired),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
