@@ -2,6 +2,7 @@ package wf
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -64,4 +65,80 @@ func TestLargeNumbersKeepPrecision(t *testing.T) {
 	s, err := ApplyPatch(json.RawMessage(`{"x":12345678901234567890}`), p)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"id":9007199254740993,"x":12345678901234567890}`, string(s))
+}
+
+// nested returns a JSON object nested depth levels deep along key "a", with
+// the innermost object holding {"v":leaf}: depth 1 is {"v":leaf}.
+func nested(depth int, leaf string) json.RawMessage {
+	var b []byte
+	for range depth - 1 {
+		b = append(b, `{"a":`...)
+	}
+	b = append(b, `{"v":`...)
+	b = append(b, leaf...)
+	b = append(b, '}')
+	for range depth - 1 {
+		b = append(b, '}')
+	}
+	return b
+}
+
+// BenchmarkMergeDepth diffs a state nested depth levels deep whose innermost
+// field changed and applies the patch: one step's merge work. Time per op
+// should grow in proportion to the depth (the state's size).
+func BenchmarkMergeDepth(b *testing.B) {
+	for _, depth := range []int{10, 100, 1000, 4000} {
+		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
+			base, result := nested(depth, "0"), nested(depth, "1")
+			b.SetBytes(int64(len(base)))
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := Diff(base, result)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := ApplyPatch(base, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMergeWide diffs a flat state of n fields, one of which changed,
+// and applies the patch.
+func BenchmarkMergeWide(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("fields=%d", n), func(b *testing.B) {
+			base, result := wide(n, "0"), wide(n, "1")
+			b.SetBytes(int64(len(base)))
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := Diff(base, result)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := ApplyPatch(base, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// wide returns a flat object of n fields; the last one holds last.
+func wide(n int, last string) json.RawMessage {
+	b := []byte{'{'}
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `"field%05d":`, i)
+		if i == n-1 {
+			b = append(b, last...)
+		} else {
+			b = fmt.Appendf(b, `{"n":%d,"s":"text"}`, i)
+		}
+	}
+	return append(b, '}')
 }
