@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
+	"github.com/eleven-am/graft/internal/wf"
 )
 
 // MaxCommandBytes is the largest encoded DevCommand BroadcastCommand sends:
@@ -61,8 +63,10 @@ func (m *Manager) RegisterCommandHandler(name string, h CommandHandler) error {
 // BroadcastCommand sends cmd to every member, this one included. This
 // member's handler runs before BroadcastCommand returns, and its error is
 // returned; other members run theirs as the command reaches them and log
-// their errors. A command over MaxCommandBytes encoded, or with params that
-// are not JSON-encodable, is refused before anything is sent.
+// their errors. A command over MaxCommandBytes encoded, with params nested
+// deeper than MaxStateDepth, or with params that are not JSON-encodable, is
+// refused before anything is sent; members also refuse a received command
+// whose params nest too deep.
 func (m *Manager) BroadcastCommand(ctx context.Context, cmd *DevCommand) error {
 	if _, err := m.running(); err != nil {
 		return err
@@ -77,6 +81,9 @@ func (m *Manager) BroadcastCommand(ctx context.Context, cmd *DevCommand) error {
 	if len(payload) > MaxCommandBytes {
 		return fmt.Errorf("%w: %q is %d bytes encoded, over the limit of %d", ErrInvalidCommand, cmd.Command, len(payload), MaxCommandBytes)
 	}
+	if err := checkParamsDepth(payload); err != nil {
+		return fmt.Errorf("%w: %q: %w", ErrInvalidCommand, cmd.Command, err)
+	}
 	c := m.currentCluster()
 	if c != nil && c.gossip != nil {
 		if err := c.gossip.Broadcast(commandEvent, payload); err != nil {
@@ -86,8 +93,13 @@ func (m *Manager) BroadcastCommand(ctx context.Context, cmd *DevCommand) error {
 	return m.runCommand(ctx, m.cfg.NodeID, payload)
 }
 
-// runCommand decodes a command payload and runs its local handler.
+// runCommand decodes a command payload and runs its local handler. A
+// payload whose params nest deeper than MaxStateDepth is refused before it
+// is decoded.
 func (m *Manager) runCommand(ctx context.Context, from string, payload []byte) error {
+	if err := checkParamsDepth(payload); err != nil {
+		return fmt.Errorf("%w: received from %q: %w", ErrInvalidCommand, from, err)
+	}
 	var wire struct {
 		Command string      `json:"command"`
 		Params  interface{} `json:"params"`
@@ -107,6 +119,16 @@ func (m *Manager) runCommand(ctx context.Context, from string, payload []byte) e
 	return nil
 }
 
+// checkParamsDepth refuses an encoded command whose params nest deeper than
+// MaxStateDepth. The params sit one level inside the command's object, so
+// they are as deep as the payload less one.
+func checkParamsDepth(payload []byte) error {
+	if d := wf.Depth(payload) - 1; d > MaxStateDepth {
+		return fmt.Errorf("params are %w", &wf.DepthError{Depth: d, Limit: MaxStateDepth})
+	}
+	return nil
+}
+
 // safeRun runs fn, turning a panic into an error.
 func safeRun(fn func() error) (err error) {
 	defer func() {
@@ -121,7 +143,8 @@ func safeRun(fn func() error) (err error) {
 // handlers and collects each member's outcome: nil for success or the
 // handler's error, keyed by node ID. It returns when every member answered
 // or ctx ends; members that did not answer in time are absent. On a lone
-// member only the local handler runs.
+// member only the local handler runs. Commands are refused before sending
+// as by BroadcastCommand.
 func (m *Manager) QueryCommand(ctx context.Context, cmd *DevCommand) (map[string]error, error) {
 	if _, err := m.running(); err != nil {
 		return nil, err
@@ -135,6 +158,9 @@ func (m *Manager) QueryCommand(ctx context.Context, cmd *DevCommand) (map[string
 	}
 	if len(payload) > MaxCommandBytes {
 		return nil, fmt.Errorf("%w: %q is %d bytes encoded, over the limit of %d", ErrInvalidCommand, cmd.Command, len(payload), MaxCommandBytes)
+	}
+	if err := checkParamsDepth(payload); err != nil {
+		return nil, fmt.Errorf("%w: %q: %w", ErrInvalidCommand, cmd.Command, err)
 	}
 	out := map[string]error{}
 	c := m.currentCluster()
