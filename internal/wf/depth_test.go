@@ -90,3 +90,25 @@ func FuzzDepth(f *testing.F) {
 		require.Equal(t, want, got, "%q", b)
 	})
 }
+
+// BenchmarkDepth scans a wide state of about 1 MiB and one nested
+// MaxDepth levels deep: throughput (MB/s) should not depend on the shape.
+func BenchmarkDepth(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"wide-1MiB", wide(30000, "0")},
+		{"deep", nested(MaxDepth, `"`+strings.Repeat(`\"{[`, 1000)+`"`)},
+	} {
+		in := bc.in
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				if Depth(in) == 0 {
+					b.Fatal("no depth")
+				}
+			}
+		})
+	}
+}
