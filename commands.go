@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
+	"github.com/eleven-am/graft/internal/wf"
 )
 
 // MaxCommandBytes is the largest encoded DevCommand BroadcastCommand sends:
@@ -61,8 +63,10 @@ func (m *Manager) RegisterCommandHandler(name string, h CommandHandler) error {
 // BroadcastCommand sends cmd to every member, this one included. This
 // member's handler runs before BroadcastCommand returns, and its error is
 // returned; other members run theirs as the command reaches them and log
-// their errors. A command over MaxCommandBytes encoded, or with params that
-// are not JSON-encodable, is refused before anything is sent.
+// their errors. A command over MaxCommandBytes encoded, with params nested
+// deeper than MaxStateDepth, or with params that are not JSON-encodable, is
+// refused before anything is sent; members also refuse a received command
+// whose params nest too deep.
 func (m *Manager) BroadcastCommand(ctx context.Context, cmd *DevCommand) error {
 	if _, err := m.running(); err != nil {
 		return err
@@ -76,6 +80,9 @@ func (m *Manager) BroadcastCommand(ctx context.Context, cmd *DevCommand) error {
 	}
 	if len(payload) > MaxCommandBytes {
 		return fmt.Errorf("%w: %q is %d bytes encoded, over the limit of %d", ErrInvalidCommand, cmd.Command, len(payload), MaxCommandBytes)
+	}
+	if err := checkParamsDepth(payload); err != nil {
+		return fmt.Errorf("%w: %q: %w", ErrInvalidCommand, cmd.Command, err)
 	}
 	c := m.currentCluster()
 	if c != nil && c.gossip != nil {
@@ -93,12 +100,16 @@ type commandWire struct {
 }
 
 // decodeCommand decodes a dev command payload sent by another member (or
-// by this one): at most MaxCommandBytes of JSON naming a command. Errors
-// wrap ErrInvalidCommand.
+// by this one): at most MaxCommandBytes of JSON naming a command, its params
+// nested at most MaxStateDepth deep (checked before decoding). Errors wrap
+// ErrInvalidCommand.
 func decodeCommand(payload []byte) (commandWire, error) {
 	var wire commandWire
 	if len(payload) > MaxCommandBytes {
 		return wire, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrInvalidCommand, len(payload), MaxCommandBytes)
+	}
+	if err := checkParamsDepth(payload); err != nil {
+		return wire, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
 	}
 	if err := strictJSON(payload, &wire); err != nil {
 		return commandWire{}, fmt.Errorf("%w: decoding: %v", ErrInvalidCommand, err)
@@ -113,7 +124,7 @@ func decodeCommand(payload []byte) (commandWire, error) {
 func (m *Manager) runCommand(ctx context.Context, from string, payload []byte) error {
 	wire, err := decodeCommand(payload)
 	if err != nil {
-		return err
+		return fmt.Errorf("received from %q: %w", from, err)
 	}
 	m.mu.Lock()
 	h := m.commands[wire.Command]
@@ -123,6 +134,16 @@ func (m *Manager) runCommand(ctx context.Context, from string, payload []byte) e
 	}
 	if err := safeRun(func() error { return h(ctx, from, wire.Params) }); err != nil {
 		return fmt.Errorf("command %q: %w", wire.Command, err)
+	}
+	return nil
+}
+
+// checkParamsDepth refuses an encoded command whose params nest deeper than
+// MaxStateDepth. The params sit one level inside the command's object, so
+// they are as deep as the payload less one.
+func checkParamsDepth(payload []byte) error {
+	if d := wf.Depth(payload) - 1; d > MaxStateDepth {
+		return fmt.Errorf("params are %w", &wf.DepthError{Depth: d, Limit: MaxStateDepth})
 	}
 	return nil
 }
@@ -141,7 +162,8 @@ func safeRun(fn func() error) (err error) {
 // handlers and collects each member's outcome: nil for success or the
 // handler's error, keyed by node ID. It returns when every member answered
 // or ctx ends; members that did not answer in time are absent. On a lone
-// member only the local handler runs.
+// member only the local handler runs. Commands are refused before sending
+// as by BroadcastCommand.
 func (m *Manager) QueryCommand(ctx context.Context, cmd *DevCommand) (map[string]error, error) {
 	if _, err := m.running(); err != nil {
 		return nil, err
@@ -155,6 +177,9 @@ func (m *Manager) QueryCommand(ctx context.Context, cmd *DevCommand) (map[string
 	}
 	if len(payload) > MaxCommandBytes {
 		return nil, fmt.Errorf("%w: %q is %d bytes encoded, over the limit of %d", ErrInvalidCommand, cmd.Command, len(payload), MaxCommandBytes)
+	}
+	if err := checkParamsDepth(payload); err != nil {
+		return nil, fmt.Errorf("%w: %q: %w", ErrInvalidCommand, cmd.Command, err)
 	}
 	out := map[string]error{}
 	c := m.currentCluster()

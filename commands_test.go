@@ -82,6 +82,16 @@ func TestCommands(t *testing.T) {
 		require.ErrorContains(t, err, "JSON-encodable")
 		require.Equal(t, 1, ran)
 	})
+	t.Run("params nested deeper than MaxStateDepth are refused before running", func(t *testing.T) {
+		before := ran
+		err := b.m.BroadcastCommand(ctx, &graft.DevCommand{Command: "counted", Params: deepList(graft.MaxStateDepth + 1)})
+		require.ErrorIs(t, err, graft.ErrInvalidCommand)
+		require.ErrorContains(t, err, fmt.Sprintf("params are nested %d levels deep, over the limit of %d (graft.MaxStateDepth)",
+			graft.MaxStateDepth+1, graft.MaxStateDepth))
+		require.Equal(t, before, ran, "the handler ran for a refused command")
+		require.NoError(t, b.m.BroadcastCommand(ctx, &graft.DevCommand{Command: "counted", Params: deepList(graft.MaxStateDepth)}))
+		require.Equal(t, before+1, ran)
+	})
 	t.Run("empty or nil command", func(t *testing.T) {
 		require.ErrorIs(t, b.m.BroadcastCommand(ctx, &graft.DevCommand{}), graft.ErrInvalidCommand)
 		require.ErrorIs(t, b.m.BroadcastCommand(ctx, nil), graft.ErrInvalidCommand)
@@ -116,4 +126,7 @@ func TestQueryCommandOnALoneMember(t *testing.T) {
 	require.ErrorContains(t, out["n1"], "refused")
 	_, err = b.m.QueryCommand(context.Background(), &graft.DevCommand{Command: "x", Params: strings.Repeat("y", graft.MaxCommandBytes)})
 	require.ErrorIs(t, err, graft.ErrInvalidCommand)
+	_, err = b.m.QueryCommand(context.Background(), &graft.DevCommand{Command: "fail", Params: deepList(graft.MaxStateDepth + 1)})
+	require.ErrorIs(t, err, graft.ErrInvalidCommand)
+	require.ErrorContains(t, err, "MaxStateDepth")
 }

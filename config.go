@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	dbconfig "github.com/lni/dragonboat/v4/config"
+
+	"github.com/eleven-am/graft/internal/wf"
 )
 
 // DiscoveryType names a way of finding the other members of a cluster.
@@ -267,6 +269,19 @@ const DefaultShardCount = 8
 
 // MaxWorkflowIDLength is the longest accepted workflow ID, in bytes.
 const MaxWorkflowIDLength = 256
+
+// MaxStateDepth is the deepest nesting of JSON objects and arrays accepted
+// in a workflow's state (InitialState and every step's GlobalState), a
+// node's config (InitialNodes and NextNodes) and a dev command's params.
+// Depth counts open containers: {} and [1] are 1 deep, {"a":[2]} is 2 deep.
+//
+// 100 is far beyond hand-designed state (rarely 10 levels), matches the
+// nesting limits of MongoDB documents and of protobuf's C++ and Java decoders,
+// and leaves room for the few levels a reader's envelope adds under
+// decoders with low limits (serde_json's 128) and Go's encoding/json
+// (10,000). It also bounds the work of merging a step's state: the path of
+// each changed field has at most MaxStateDepth keys.
+const MaxStateDepth = wf.MaxDepth
 
 // DefaultConfig returns a configuration with every default filled in, for a
 // lone member with the given identity.

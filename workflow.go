@@ -123,6 +123,9 @@ func (m *Manager) startCommand(t WorkflowTrigger) (*wf.Command, error) {
 			if err != nil {
 				return nil, invalid("workflow %q: InitialNodes[%d] (%q): config is not JSON-encodable: %v", t.WorkflowID, i, n.Name, err)
 			}
+			if err := wf.CheckDepth(b); err != nil {
+				return nil, invalid("workflow %q: InitialNodes[%d] (%q): config is %v", t.WorkflowID, i, n.Name, err)
+			}
 			cfg = b
 		}
 		c.Tasks = append(c.Tasks, wf.NewTask{Node: n.Name, Config: cfg})
@@ -144,6 +147,9 @@ func (m *Manager) startCommand(t WorkflowTrigger) (*wf.Command, error) {
 	if len(state) > m.cfg.Engine.MaxStateBytes {
 		return nil, invalid("workflow %q: InitialState is %d bytes, over the limit of %d (Engine.MaxStateBytes)",
 			t.WorkflowID, len(state), m.cfg.Engine.MaxStateBytes)
+	}
+	if err := wf.CheckDepth(state); err != nil {
+		return nil, invalid("workflow %q: InitialState is %v", t.WorkflowID, err)
 	}
 	c.State = state
 	return c, nil

@@ -167,16 +167,23 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 
 // finishOutput turns a node's output into a Complete command: the state
 // patch against what the node read, and the next tasks. An invalid output
-// (an unregistered next node) is a permanent error.
+// (an unregistered next node, a state or config nested deeper than
+// wf.MaxDepth) is a permanent error.
 func (e *Engine) finishOutput(c *wf.Command, nodeName string, read json.RawMessage, out *Output) error {
 	c.Op = wf.OpComplete
 	c.MaxStateBytes = e.cfg.MaxStateBytes
 	if out == nil {
 		return nil
 	}
-	for _, n := range out.Next {
+	if err := wf.CheckDepth(out.State); err != nil {
+		return Permanent(fmt.Errorf("node %q: its state is %w", nodeName, err))
+	}
+	for i, n := range out.Next {
 		if !e.runnable(n.Node) {
 			return Permanent(fmt.Errorf("node %q returned next node %q, which is not registered", nodeName, n.Node))
+		}
+		if err := wf.CheckDepth(n.Config); err != nil {
+			return Permanent(fmt.Errorf("node %q: NextNodes[%d] (%q): its config is %w", nodeName, i, n.Node, err))
 		}
 		t := wf.NewTask{Node: n.Node, Config: n.Config, Priority: n.Priority, Key: n.IdempotencyKey, HasKey: n.HasKey}
 		if n.Delay > 0 {

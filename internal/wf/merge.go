@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"slices"
 	"sort"
 )
 
@@ -22,6 +24,10 @@ type Patch []PatchOp
 // objects (or empty, meaning {}). Objects are compared key by key, recursively;
 // any other value that differs is replaced whole; keys present in base and
 // absent from result are deleted. The ops come in a deterministic order.
+//
+// Diff decodes each input once and walks the two trees together, so its
+// time and allocation grow with len(base)+len(result) plus the length of the
+// emitted ops' paths (at most the nesting depth per op).
 func Diff(base, result json.RawMessage) (Patch, error) {
 	b, err := decodeObject(base)
 	if err != nil {
@@ -31,12 +37,21 @@ func Diff(base, result json.RawMessage) (Patch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state the step returned: %w", err)
 	}
-	var p Patch
-	diffObjects(nil, b, r, &p)
-	return p, nil
+	d := differ{}
+	if err := d.objects(b, r); err != nil {
+		return nil, fmt.Errorf("state the step returned: %w", err)
+	}
+	return d.out, nil
 }
 
-func diffObjects(path []string, base, result map[string]json.RawMessage, out *Patch) {
+// differ accumulates the ops of one Diff. path is the key path of the
+// objects being compared; it is copied only into emitted ops.
+type differ struct {
+	path []string
+	out  Patch
+}
+
+func (d *differ) objects(base, result map[string]any) error {
 	keys := make([]string, 0, len(base)+len(result))
 	for k := range base {
 		keys = append(keys, k)
@@ -50,24 +65,39 @@ func diffObjects(path []string, base, result map[string]json.RawMessage, out *Pa
 	for _, k := range keys {
 		bv, inBase := base[k]
 		rv, inResult := result[k]
-		sub := append(append([]string(nil), path...), k)
+		d.path = append(d.path, k)
+		var err error
 		switch {
 		case !inResult:
-			*out = append(*out, PatchOp{Path: sub, Delete: true})
+			d.out = append(d.out, PatchOp{Path: slices.Clone(d.path), Delete: true})
 		case !inBase:
-			*out = append(*out, PatchOp{Path: sub, Value: compact(rv)})
+			err = d.set(rv)
 		default:
-			bo, bIsObj := asObject(bv)
-			ro, rIsObj := asObject(rv)
-			if bIsObj && rIsObj {
-				diffObjects(sub, bo, ro, out)
-				continue
-			}
-			if !jsonEqual(bv, rv) {
-				*out = append(*out, PatchOp{Path: sub, Value: compact(rv)})
+			bo, bIsObj := bv.(map[string]any)
+			ro, rIsObj := rv.(map[string]any)
+			switch {
+			case bIsObj && rIsObj:
+				err = d.objects(bo, ro)
+			case !equal(bv, rv):
+				err = d.set(rv)
 			}
 		}
+		d.path = d.path[:len(d.path)-1]
+		if err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// set emits an op setting the current path to v.
+func (d *differ) set(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding the value at %v: %w", d.path, err)
+	}
+	d.out = append(d.out, PatchOp{Path: slices.Clone(d.path), Value: b})
+	return nil
 }
 
 // ApplyPatch applies p to state and returns the new state as canonical JSON
@@ -135,57 +165,68 @@ func decodeAny(b json.RawMessage) (map[string]any, error) {
 	return m, nil
 }
 
-func decodeObject(b json.RawMessage) (map[string]json.RawMessage, error) {
-	m := map[string]json.RawMessage{}
+// decodeObject decodes a JSON object (empty or null meaning {}) as
+// decodeAny does, refusing any other value and trailing data.
+func decodeObject(b json.RawMessage) (map[string]any, error) {
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
-		return m, nil
+		return map[string]any{}, nil
 	}
 	if t[0] != '{' {
 		return nil, fmt.Errorf("not a JSON object")
 	}
-	if err := json.Unmarshal(t, &m); err != nil {
+	d := json.NewDecoder(bytes.NewReader(t))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
 		return nil, err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, fmt.Errorf("invalid JSON: data after the object")
 	}
 	return m, nil
 }
 
-func asObject(b json.RawMessage) (map[string]json.RawMessage, bool) {
-	t := bytes.TrimSpace(b)
-	if len(t) == 0 || t[0] != '{' {
-		return nil, false
-	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(t, &m); err != nil {
-		return nil, false
-	}
-	return m, true
-}
-
-func compact(b json.RawMessage) json.RawMessage {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, b); err != nil {
-		return b
-	}
-	return buf.Bytes()
-}
-
-// jsonEqual compares two JSON values structurally (key order and white space
-// do not matter; numbers compare by their text).
-func jsonEqual(a, b json.RawMessage) bool {
-	ta, tb := bytes.TrimSpace(a), bytes.TrimSpace(b)
-	if bytes.Equal(ta, tb) {
+// equal compares two decoded JSON values structurally: objects key by key
+// (order does not matter), arrays element by element, numbers by their
+// text, strings by their decoded value.
+func equal(a, b any) bool {
+	switch a := a.(type) {
+	case map[string]any:
+		b, ok := b.(map[string]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for k, av := range a {
+			bv, ok := b[k]
+			if !ok || !equal(av, bv) {
+				return false
+			}
+		}
 		return true
-	}
-	var va, vb any
-	da := json.NewDecoder(bytes.NewReader(ta))
-	da.UseNumber()
-	db := json.NewDecoder(bytes.NewReader(tb))
-	db.UseNumber()
-	if da.Decode(&va) != nil || db.Decode(&vb) != nil {
+	case []any:
+		b, ok := b.([]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if !equal(a[i], b[i]) {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		b, ok := b.(json.Number)
+		return ok && a == b
+	case string:
+		b, ok := b.(string)
+		return ok && a == b
+	case bool:
+		b, ok := b.(bool)
+		return ok && a == b
+	case nil:
+		return b == nil
+	default:
 		return false
 	}
-	ea, _ := json.Marshal(va)
-	eb, _ := json.Marshal(vb)
-	return bytes.Equal(ea, eb)
 }
