@@ -27,13 +27,14 @@ func TestReceivedCommandDepthLimit(t *testing.T) {
 	require.NoError(t, m.runCommand(context.Background(), "n2", payload(MaxStateDepth)))
 	require.Equal(t, 1, ran)
 
-	for _, depth := range []int{MaxStateDepth + 1, 20000} {
-		err := m.runCommand(context.Background(), "n2", payload(depth))
-		require.ErrorIs(t, err, ErrInvalidCommand)
-		var de *wf.DepthError
-		require.ErrorAs(t, err, &de)
-		require.Equal(t, wf.DepthError{Depth: depth, Limit: MaxStateDepth}, *de)
-		require.ErrorContains(t, err, `received from "n2": graft: invalid command: params are nested`)
-	}
+	depth := MaxStateDepth + 1
+	err := m.runCommand(context.Background(), "n2", payload(depth))
+	require.ErrorIs(t, err, ErrInvalidCommand)
+	var de *wf.DepthError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, wf.DepthError{Depth: depth, Limit: MaxStateDepth}, *de)
+	require.ErrorContains(t, err, `received from "n2": graft: invalid command: params are nested`)
+	// Deeper still is also over MaxCommandBytes: refused by size first.
+	require.ErrorIs(t, m.runCommand(context.Background(), "n2", payload(20000)), ErrInvalidCommand)
 	require.Equal(t, 1, ran, "the handler ran for a refused command")
 }
