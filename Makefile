@@ -3,14 +3,19 @@
 #   make test   vet + every test with the race detector + every fuzz target briefly
 GO ?= go
 
-.PHONY: demo cluster-demo test fuzz-short test-short bench soak vet
+.PHONY: demo cluster-demo certs test fuzz-short test-short bench soak vet
 
 demo:
 	$(GO) run ./examples/quickstart
 
 # 3 member processes on loopback (examples/cluster): workflows, one member stopped, the rest finish.
-cluster-demo:
-	$(GO) run ./examples/cluster
+# TLS=1 runs them with mutual TLS, a gossip key and the strict policy (certificates from make certs).
+cluster-demo: $(if $(TLS),certs)
+	$(GO) run ./examples/cluster $(if $(TLS),-tls certs)
+
+# A development CA and certificates for n1, n2 and n3 in ./certs.
+certs:
+	$(GO) run ./internal/cmd/graftcerts -out certs -members n1,n2,n3
 
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...

@@ -70,13 +70,14 @@ func main() {
 		basePort  = flag.Int("base-port", 7101, "raft port of n1; member i uses base+10i (raft), +1 (gossip), +4 (rpc)")
 		dataDir   = flag.String("data", "./data/cluster", "parent of the members' data directories (removed by the launcher)")
 		workflows = flag.Int("workflows", 30, "workflows the launcher has n1 start")
+		tlsDir    = flag.String("tls", "", "directory of ca.pem and NODE.pem/NODE-key.pem (make certs): mutual TLS, gossip key and strict policy on")
 	)
 	flag.Parse()
 	var err error
 	if *member == "" {
-		err = launch(*basePort, *dataDir, *workflows)
+		err = launch(*basePort, *dataDir, *workflows, *tlsDir)
 	} else {
-		err = runMember(*member, *basePort, *dataDir)
+		err = runMember(*member, *basePort, *dataDir, *tlsDir)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cluster %s: %v\n", cmpOr(*member, "launcher"), err)
@@ -124,7 +125,7 @@ func ports(base, i int) (raft, gossip, rpc int) {
 }
 
 // runMember runs one member until SIGTERM/SIGINT or EOF on stdin.
-func runMember(id string, base int, dataDir string) error {
+func runMember(id string, base int, dataDir, tlsDir string) error {
 	idx := -1
 	for i, m := range memberIDs {
 		if m == id {
@@ -153,6 +154,16 @@ func runMember(id string, base int, dataDir string) error {
 	cfg.Cluster.ShardCount = 4
 	cfg.Cluster.GossipPort = gossip
 	cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
+	if tlsDir != "" {
+		cfg.TLS = graft.TLSConfig{
+			CAFile:   filepath.Join(tlsDir, "ca.pem"),
+			CertFile: filepath.Join(tlsDir, id+".pem"),
+			KeyFile:  filepath.Join(tlsDir, id+"-key.pem"),
+		}
+		cfg.Cluster.Key = []byte("graft-demo-gossip-key-32-bytes!!") // a demo key: generate your own
+		cfg.Cluster.Policy = graft.ClusterPolicyStrict
+		cfg.Cluster.AllowedNodes = memberIDs
+	}
 	cfg.Engine.DrainTimeout = 5 * time.Second
 	cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 100*time.Millisecond, time.Second
 
@@ -346,7 +357,7 @@ type child struct {
 type line struct{ id, text string }
 
 // launch runs the demo: three members, workflows, one member stopped.
-func launch(base int, dataDir string, workflows int) error {
+func launch(base int, dataDir string, workflows int, tlsDir string) error {
 	if err := os.RemoveAll(dataDir); err != nil {
 		return err
 	}
@@ -371,7 +382,7 @@ func launch(base int, dataDir string, workflows int) error {
 		}
 	}()
 	for _, id := range memberIDs {
-		cmd := exec.Command(self, "-member", id, "-base-port", strconv.Itoa(base), "-data", dataDir)
+		cmd := exec.Command(self, "-member", id, "-base-port", strconv.Itoa(base), "-data", dataDir, "-tls", tlsDir)
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
