@@ -512,6 +512,8 @@ func fromRemote(err error) error {
 			return fmt.Errorf("%w: %s", ErrNotReady, re.Message)
 		case rpc.CodeTimeout:
 			return fmt.Errorf("%w: %s", ErrTimeout, re.Message)
+		case rpc.CodeStorageFull:
+			return fmt.Errorf("%w: %s", ErrStorageFull, re.Message)
 		}
 		return errors.New(re.Message)
 	}
@@ -593,7 +595,15 @@ func (m *Manager) serveRPC(ctx context.Context, method string, payload []byte) (
 	}
 	var out []byte
 	if method == rpcApply {
+		// The caller charged the command against its own disk; this
+		// member's is protected by its hard floor (see diskGuard). (Purges
+		// are never forwarded: the shard's leader proposes them.)
+		release, derr := m.diskGuard().reserve(time.Now(), commandDiskBytes(wf.OpStart, body), diskStep)
+		if derr != nil {
+			return nil, &rpc.CodedError{Code: rpc.CodeStorageFull, Err: derr}
+		}
 		out, err = m.applyHere(ctx, h, s, body)
+		release()
 	} else {
 		out, err = h.Read(ctx, s, body)
 	}

@@ -107,16 +107,13 @@ func newDiskGuard(dir string, min uint64, free func(string) (uint64, error), onF
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// commandDiskBytes is the estimated bytes c writes to this member's disk:
-// its encoded size times diskWriteAmplification. A purge deletes (and in
-// time frees space), so it is charged nothing and never refused.
-func commandDiskBytes(c *wf.Command) uint64 {
-	if c == nil || c.Op == wf.OpPurge {
+// commandDiskBytes is the estimated bytes a command writes to this
+// member's disk: its encoded size (raw) times diskWriteAmplification. A
+// purge deletes (and in time frees space), so it is charged nothing and
+// never refused.
+func commandDiskBytes(op wf.Op, raw []byte) uint64 {
+	if op == wf.OpPurge {
 		return 0
-	}
-	raw, err := wf.EncodeCommand(c)
-	if err != nil {
-		return 0 // apply reports the error
 	}
 	return uint64(len(raw)) * diskWriteAmplification
 }

@@ -166,9 +166,8 @@ func TestCommandDiskBytes(t *testing.T) {
 	start := &wf.Command{Op: wf.OpStart, WF: "w", State: []byte(`{"a":"` + string(make([]byte, 1000)) + `"}`)}
 	raw, err := wf.EncodeCommand(start)
 	require.NoError(t, err)
-	require.Equal(t, uint64(len(raw))*diskWriteAmplification, commandDiskBytes(start))
-	require.Zero(t, commandDiskBytes(&wf.Command{Op: wf.OpPurge}), "purges free space")
-	require.Zero(t, commandDiskBytes(nil))
+	require.Equal(t, uint64(len(raw))*diskWriteAmplification, commandDiskBytes(start.Op, raw))
+	require.Zero(t, commandDiskBytes(wf.OpPurge, raw), "purges free space")
 }
 
 // The monitor reads on its own, so readiness recovers without traffic;

@@ -378,3 +378,14 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 	})
 }
+
+// A member whose disk is full answers a forwarded write with
+// CodeStorageFull, which the caller sees as ErrStorageFull (not retried
+// elsewhere: it is not IsRetryable).
+func TestRemoteStorageFullIsErrStorageFull(t *testing.T) {
+	t.Parallel()
+	err := fromRemote(&rpc.RemoteError{Code: rpc.CodeStorageFull, Message: "graft: storage full: 1 byte free"})
+	require.ErrorIs(t, err, ErrStorageFull)
+	require.False(t, IsRetryable(err))
+	require.ErrorContains(t, err, "1 byte free")
+}

@@ -20,13 +20,7 @@ var _ executor.Store = (*store)(nil)
 // Apply proposes c and decodes its result. Below the disk guard's hard
 // floor it refuses with ErrStorageFull instead; the executor retries.
 func (s *store) Apply(ctx context.Context, shard uint64, c *wf.Command) (wf.Result, error) {
-	m := (*Manager)(s)
-	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(c), diskStep)
-	if err != nil {
-		return wf.Result{}, err
-	}
-	defer release()
-	return m.apply(ctx, shard, c)
+	return (*Manager)(s).apply(ctx, shard, c, diskStep)
 }
 
 // Active reads the shard replica's active workflows from memory.
@@ -41,7 +35,10 @@ func (s *store) Active(shard uint64) ([]wf.View, error) {
 	return l.Active(), nil
 }
 
-func (m *Manager) apply(ctx context.Context, shard uint64, c *wf.Command) (wf.Result, error) {
+// apply proposes c to shard (here or through the member that hosts it),
+// charging its estimated disk bytes against class's floor first (see
+// diskGuard.reserve), and decodes the result.
+func (m *Manager) apply(ctx context.Context, shard uint64, c *wf.Command, class diskClass) (wf.Result, error) {
 	m.mu.Lock()
 	h := m.host
 	m.mu.Unlock()
@@ -52,6 +49,11 @@ func (m *Manager) apply(ctx context.Context, shard uint64, c *wf.Command) (wf.Re
 	if err != nil {
 		return wf.Result{}, fmt.Errorf("encoding %s command: %w", c.Op, err)
 	}
+	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(c.Op, raw), class)
+	if err != nil {
+		return wf.Result{}, err
+	}
+	defer release()
 	out, err := m.route(ctx, h, shard, rpcApply, raw, func() ([]byte, error) { return h.Propose(ctx, shard, raw) })
 	if err != nil {
 		return wf.Result{}, err

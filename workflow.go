@@ -36,11 +36,6 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 	if err != nil {
 		return err
 	}
-	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(cmd), diskIntake)
-	if err != nil {
-		return fmt.Errorf("starting workflow %q: %w", trigger.WorkflowID, err)
-	}
-	defer release()
 	shard := m.shardOf(trigger.WorkflowID)
 	m.mu.Lock()
 	e := m.engine
@@ -52,7 +47,7 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 		if e != nil {
 			e.ClaimFields(shard, cmd)
 		}
-		res, err = m.apply(ctx, shard, cmd)
+		res, err = m.apply(ctx, shard, cmd, diskIntake)
 	}
 	if err != nil {
 		return fmt.Errorf("starting workflow %q: %w", trigger.WorkflowID, err)
@@ -88,6 +83,11 @@ func (m *Manager) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Comma
 	if err != nil {
 		return wf.Result{}, err
 	}
+	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(cmd.Op, raw), diskIntake)
+	if err != nil {
+		return wf.Result{}, err
+	}
+	defer release()
 	out, err := c.client.Call(ctx, addr, rpcApply, shardPayload(shard, raw))
 	if err != nil {
 		return wf.Result{}, fromRemote(err)
@@ -295,7 +295,7 @@ func (m *Manager) control(ctx context.Context, op wf.Op, id string) error {
 	if err := validateWorkflowID(id); err != nil {
 		return fmt.Errorf("%w: %v", ErrWorkflowNotFound, err)
 	}
-	res, err := m.apply(ctx, m.shardOf(id), &wf.Command{Op: op, WF: id, Now: time.Now().UnixNano()})
+	res, err := m.apply(ctx, m.shardOf(id), &wf.Command{Op: op, WF: id, Now: time.Now().UnixNano()}, diskStep)
 	if err != nil {
 		return fmt.Errorf("%s workflow %q: %w", op, id, err)
 	}

@@ -87,6 +87,7 @@ const (
 	CodeTimeout                 // the operation did not finish in time; it may still happen
 	CodeConflict                // the target's state does not allow the operation
 	CodeTooLarge                // the request or its answer is over Config.MaxMessageBytes
+	CodeStorageFull             // the member's disk is too full to take the write
 )
 
 // CodedError is an error a Handler returns to choose the Code the caller sees.
