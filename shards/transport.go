@@ -67,6 +67,9 @@ type tcpFactory struct {
 	// tls, when set, secures every connection: serverConn and clientConn
 	// run the handshakes, and batches are bound to the peer's identity.
 	tls *TLS
+	// sources binds, without TLS, a batch's SourceAddress to the IP the
+	// connection comes from.
+	sources sourceIPs
 }
 
 var _ config.TransportFactory = (*tcpFactory)(nil)
@@ -321,6 +324,9 @@ func (t *tcpTransport) deliver(peer, id string, method uint16, payload []byte) b
 			t.frameError(peer, fmt.Errorf("peer %q sent a batch from %q: %w", id, batch.SourceAddress, err))
 			return false
 		}
+	} else if err := t.f.sources.check(peer, batch.SourceAddress); err != nil {
+		t.frameError(peer, err)
+		return false
 	}
 	t.handler(batch)
 	return true
@@ -350,7 +356,7 @@ func (t *tcpTransport) frameError(peer string, err error) {
 // reasonOf names err's kind for rate-limited logging.
 func reasonOf(err error) string {
 	for _, k := range []error{errBadMagic, errBadHeader, errBadMethod, errEmptyFrame, errFrameTooBig,
-		errBadChecksum, errBatchTooBig, errMalformed, errChunkTooBig, errDecodePanics, io.ErrUnexpectedEOF} {
+		errBadChecksum, errBatchTooBig, errMalformed, errChunkTooBig, errDecodePanics, errSourceMismatch, io.ErrUnexpectedEOF} {
 		if errors.Is(err, k) {
 			return k.Error()
 		}

@@ -135,6 +135,8 @@ func TestInboundProbesDoNotTakeMemberDown(t *testing.T) {
 			func(t *testing.T, before, after TransportStats) {
 				require.Equal(t, before.DroppedMessages+1, after.DroppedMessages)
 			}},
+		{"forged heartbeat claiming a member on another host", batchFrame(t, validBatch("10.200.0.1:7000",
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1, Commit: 1 << 40})), badFrame},
 		{"bad magic", []byte("GET / HTTP/1.0\r\n\r\n"), badFrame},
 		{"poison only", framePoison[:], func(t *testing.T, before, after TransportStats) { require.Equal(t, before, after) }},
 	}
