@@ -51,8 +51,9 @@ type Host struct {
 	events        chan raftio.LeaderInfo
 	droppedEvents atomic.Uint64
 
-	reg   *nodeRegistry   // replica addresses; consulted by the inbound filter
-	stats *transportStats // inbound traffic refused
+	live  atomic.Pointer[dragonboat.NodeHost] // nh, once NewNodeHost returned; for the inbound filter
+	reg   *nodeRegistry                       // replica addresses; consulted by the inbound filter
+	stats *transportStats                     // inbound traffic refused
 
 	closeOnce sync.Once
 	closeErr  error
@@ -96,7 +97,7 @@ func NewHost(cfg Config) (*Host, error) {
 		stats:  &transportStats{},
 	}
 	h.reg = newNodeRegistry(log, h.stats)
-	in := &inbound{log: log, reg: h.reg, stats: h.stats}
+	in := &inbound{log: log, reg: h.reg, stats: h.stats, lastIndex: h.lastLogIndex}
 	transport := c.TransportFactory
 	if transport == nil {
 		transport = &tcpFactory{log: log, limits: newFrameLimits(c.MaxBatchBytes), stats: h.stats, tls: c.TLS}
@@ -144,6 +145,7 @@ func NewHost(cfg Config) (*Host, error) {
 		return nil, errors.Join(fmt.Errorf("graft: shards: starting nodehost: %w", translate(err)), db.Close())
 	}
 	h.nh = nh
+	h.live.Store(nh)
 	log.Info("host started", "raft_address", c.RaftAddress, "data_dir", c.DataDir)
 	return h, nil
 }
@@ -463,4 +465,20 @@ func (h *Host) runLeaderEvents() {
 			return
 		}
 	}
+}
+
+// lastLogIndex returns the last index of shard's saved Raft log on this
+// member, and whether it is known (the NodeHost is open and runs the
+// shard).
+func (h *Host) lastLogIndex(shardID uint64) (uint64, bool) {
+	nh := h.live.Load()
+	if nh == nil {
+		return 0, false
+	}
+	r, err := nh.GetLogReader(shardID)
+	if err != nil {
+		return 0, false
+	}
+	_, last := r.GetRange()
+	return last, true
 }

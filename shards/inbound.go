@@ -50,6 +50,9 @@ type inbound struct {
 	log   *slog.Logger
 	reg   *nodeRegistry
 	stats *transportStats
+	// lastIndex, if set, returns the last index of the local replica's
+	// saved Raft log, and whether it is known.
+	lastIndex func(shardID uint64) (uint64, bool)
 }
 
 // wrap returns a factory whose transports hand inbound traffic to Dragonboat
@@ -125,6 +128,13 @@ func (in *inbound) filterBatch(b pb.MessageBatch) (pb.MessageBatch, bool) {
 			reason = "message for a shard not run here"
 		case m.To != local:
 			reason = "message for another replica"
+		case m.Type == pb.Heartbeat && in.lastIndex != nil && m.Commit > 0:
+			// A leader's heartbeat commits at most what this replica
+			// acknowledged, i.e. saved; a larger index would stop the
+			// replica (Dragonboat panics in commitTo).
+			if last, known := in.lastIndex(m.ShardID); known && m.Commit > last {
+				reason = "heartbeat commits past this replica's log"
+			}
 		}
 		if reason != "" {
 			in.stats.droppedMessages.Add(1)

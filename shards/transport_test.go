@@ -137,6 +137,11 @@ func TestInboundProbesDoNotTakeMemberDown(t *testing.T) {
 			}},
 		{"forged heartbeat claiming a member on another host", batchFrame(t, validBatch("10.200.0.1:7000",
 			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1, Commit: 1 << 40})), badFrame},
+		{"forged heartbeat from a member's own address, committing past the log", batchFrame(t, validBatch(b.n2.cfg.RaftAddress,
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1 << 20, Commit: 1 << 40})),
+			func(t *testing.T, before, after TransportStats) {
+				require.Equal(t, before.DroppedMessages+1, after.DroppedMessages)
+			}},
 		{"bad magic", []byte("GET / HTTP/1.0\r\n\r\n"), badFrame},
 		{"poison only", framePoison[:], func(t *testing.T, before, after TransportStats) { require.Equal(t, before, after) }},
 	}
