@@ -35,10 +35,10 @@ import (
 // to the OS only lazily (its scavenger): refusing a gossip bomb allocates
 // up to ~40 MiB on the way to the 8 MiB inflation limit, and a burst of
 // RPC calls briefly holds their buffers. Without the race detector the RSS
-// measured here goes from about 40 MiB to about 50 MiB (peak about 80).
+// measured here went from about 40 MiB to 50–70 MiB (peak 80–120 MiB).
 // Under the race detector, RSS also holds the detector's shadow memory of
 // every heap page ever touched, several times the heap and never returned,
-// so the same run goes from about 125 MiB to about 470 MiB: rssSlackRace
+// so the same run went from about 125 MiB to 455–475 MiB: rssSlackRace
 // allows for that. Either bound is far below what one inflated bomb would
 // take (1 GiB over gossip, 48 × 15 MiB over the member RPC).
 const (
