@@ -38,7 +38,7 @@ import (
 // measured here went from about 40 MiB to 50–70 MiB (peak 80–120 MiB).
 // Under the race detector, RSS also holds the detector's shadow memory of
 // every heap page ever touched, several times the heap and never returned,
-// so the same run went from about 125 MiB to 455–475 MiB: rssSlackRace
+// so the same run went from about 125 MiB to 455–490 MiB: rssSlackRace
 // allows for that. Either bound is far below what one inflated bomb would
 // take (1 GiB over gossip, 48 × 15 MiB over the member RPC).
 const (
