@@ -2,9 +2,10 @@ package gossip
 
 import (
 	"bytes"
+	"compress/lzw"
 	"testing"
 
-	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/eleven-am/graft/internal/hostile"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,21 +20,14 @@ var fuzzLimits = guardLimits{
 	MaxStateStreams:      1,
 }
 
-func encodeFrame(t testing.TB, msgType byte, v any) []byte {
-	var buf bytes.Buffer
-	buf.WriteByte(msgType)
-	require.NoError(t, codec.NewEncoder(&buf, &codec.MsgpackHandle{}).Encode(v))
-	return buf.Bytes()
-}
-
 func guardSeeds(f *testing.F) {
-	f.Add(encodeFrame(f, mlPushPullMsg, wirePushPullHeader{Nodes: -1}))
-	f.Add(encodeFrame(f, mlPushPullMsg, wirePushPullHeader{Nodes: 3, UserStateLen: 100, Join: true}))
-	f.Add(encodeFrame(f, mlUserMsg, wireUserMsgHeader{UserMsgLen: 1 << 30}))
-	f.Add(encodeFrame(f, mlCompressMsg, wireCompressMsg{Buf: lzwBomb(1 << 20)}))
-	f.Add(encodeFrame(f, mlCompressMsg, wireCompressMsg{Buf: lzwBomb(100)}))
+	f.Add(hostile.GossipMessage(mlPushPullMsg, hostile.PushPullHeader{Nodes: -1}))
+	f.Add(hostile.GossipMessage(mlPushPullMsg, hostile.PushPullHeader{Nodes: 3, UserStateLen: 100, Join: true}))
+	f.Add(hostile.GossipMessage(mlUserMsg, hostile.UserMsgHeader{UserMsgLen: 1 << 30}))
+	f.Add(hostile.GossipMessage(mlCompressMsg, hostile.CompressMsg{Buf: hostile.LZWBomb(1 << 20)}))
+	f.Add(hostile.GossipMessage(mlCompressMsg, hostile.CompressMsg{Buf: hostile.LZWBomb(100)}))
 	f.Add(append([]byte{mlCompoundMsg, 2, 0, 1, 0, 1}, mlPushPullMsg, mlUserMsg))
-	f.Add(append([]byte{mlHasCRCMsg, 0, 0, 0, 0}, encodeFrame(f, mlCompressMsg, wireCompressMsg{Buf: lzwBomb(10)})...))
+	f.Add(append([]byte{mlHasCRCMsg, 0, 0, 0, 0}, hostile.GossipMessage(mlCompressMsg, hostile.CompressMsg{Buf: hostile.LZWBomb(10)})...))
 }
 
 func TestGuardLimits(t *testing.T) {
@@ -44,15 +38,15 @@ func TestGuardLimits(t *testing.T) {
 		b    []byte
 		ok   bool
 	}{
-		{"push/pull within limits", encodeFrame(t, mlPushPullMsg, wirePushPullHeader{Nodes: 16 << 10, UserStateLen: 4 << 20}), true},
-		{"push/pull Nodes=-1", encodeFrame(t, mlPushPullMsg, wirePushPullHeader{Nodes: -1}), false},
-		{"push/pull too many nodes", encodeFrame(t, mlPushPullMsg, wirePushPullHeader{Nodes: 16<<10 + 1}), false},
-		{"push/pull too much state", encodeFrame(t, mlPushPullMsg, wirePushPullHeader{UserStateLen: 4<<20 + 1}), false},
-		{"user message within limits", encodeFrame(t, mlUserMsg, wireUserMsgHeader{UserMsgLen: 64 << 10}), true},
-		{"user message too long", encodeFrame(t, mlUserMsg, wireUserMsgHeader{UserMsgLen: 64<<10 + 1}), false},
-		{"compressed push/pull within limits", encodeFrame(t, mlCompressMsg, wireCompressMsg{Buf: compressFrame(t, encodeFrame(t, mlPushPullMsg, wirePushPullHeader{Nodes: 2}))}), true},
-		{"compressed push/pull over the node limit", encodeFrame(t, mlCompressMsg, wireCompressMsg{Buf: compressFrame(t, encodeFrame(t, mlPushPullMsg, wirePushPullHeader{Nodes: 1 << 20}))}), false},
-		{"compressed frame over 8 MiB", encodeFrame(t, mlCompressMsg, wireCompressMsg{Buf: lzwBomb(8<<20 + 1)}), false},
+		{"push/pull within limits", hostile.GossipMessage(mlPushPullMsg, hostile.PushPullHeader{Nodes: 16 << 10, UserStateLen: 4 << 20}), true},
+		{"push/pull Nodes=-1", hostile.GossipMessage(mlPushPullMsg, hostile.PushPullHeader{Nodes: -1}), false},
+		{"push/pull too many nodes", hostile.GossipMessage(mlPushPullMsg, hostile.PushPullHeader{Nodes: 16<<10 + 1}), false},
+		{"push/pull too much state", hostile.GossipMessage(mlPushPullMsg, hostile.PushPullHeader{UserStateLen: 4<<20 + 1}), false},
+		{"user message within limits", hostile.GossipMessage(mlUserMsg, hostile.UserMsgHeader{UserMsgLen: 64 << 10}), true},
+		{"user message too long", hostile.GossipMessage(mlUserMsg, hostile.UserMsgHeader{UserMsgLen: 64<<10 + 1}), false},
+		{"compressed push/pull within limits", hostile.GossipMessage(mlCompressMsg, hostile.CompressMsg{Buf: compressFrame(t, hostile.GossipMessage(mlPushPullMsg, hostile.PushPullHeader{Nodes: 2}))}), true},
+		{"compressed push/pull over the node limit", hostile.GossipMessage(mlCompressMsg, hostile.CompressMsg{Buf: compressFrame(t, hostile.GossipMessage(mlPushPullMsg, hostile.PushPullHeader{Nodes: 1 << 20}))}), false},
+		{"compressed frame over 8 MiB", hostile.GossipMessage(mlCompressMsg, hostile.CompressMsg{Buf: hostile.LZWBomb(8<<20 + 1)}), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := checkStreamFrame(tc.b[0], bytes.NewReader(tc.b[1:]), l)
@@ -64,9 +58,9 @@ func TestGuardLimits(t *testing.T) {
 		})
 	}
 	// UDP: 64 KiB decompressed at most; compound parts are checked.
-	require.NoError(t, checkPacket(encodeFrame(t, mlCompressMsg, wireCompressMsg{Buf: lzwBomb(60 << 10)}), l, 0))
-	require.Error(t, checkPacket(encodeFrame(t, mlCompressMsg, wireCompressMsg{Buf: lzwBomb(64<<10 + 1)}), l, 0))
-	bomb := encodeFrame(t, mlCompressMsg, wireCompressMsg{Buf: lzwBomb(1 << 20)})
+	require.NoError(t, checkPacket(hostile.GossipMessage(mlCompressMsg, hostile.CompressMsg{Buf: hostile.LZWBomb(60 << 10)}), l, 0))
+	require.Error(t, checkPacket(hostile.GossipMessage(mlCompressMsg, hostile.CompressMsg{Buf: hostile.LZWBomb(64<<10 + 1)}), l, 0))
+	bomb := hostile.GossipMessage(mlCompressMsg, hostile.CompressMsg{Buf: hostile.LZWBomb(1 << 20)})
 	compound := append([]byte{mlCompoundMsg, 1, byte(len(bomb) >> 8), byte(len(bomb))}, bomb...)
 	require.Error(t, checkPacket(compound, l, 0))
 	require.Error(t, checkPacket(nil, l, 0))
@@ -75,7 +69,7 @@ func TestGuardLimits(t *testing.T) {
 func compressFrame(t *testing.T, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w := lzwWriter(&buf)
+	w := lzw.NewWriter(&buf, lzw.LSB, 8)
 	_, err := w.Write(b)
 	require.NoError(t, err)
 	require.NoError(t, w.Close())

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/eleven-am/graft/internal/hostile"
 	"github.com/lni/dragonboat/v4/raftio"
 	pb "github.com/lni/dragonboat/v4/raftpb"
 )
@@ -26,7 +27,11 @@ func FuzzDecodeFrame(f *testing.F) {
 		validBatch("not-an-address", hb),
 		validBatch("127.0.0.1:9", pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2}),
 	} {
-		f.Add(batchFrame(f, b))
+		data, err := b.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(hostile.RaftFrame(data))
 	}
 	chunk := pb.Chunk{ShardID: 1, ReplicaID: 1, From: 2, Index: 9, Term: 2, Filepath: "snapshot-0000000000000009.gbsnap",
 		BinVer: raftio.TransportBinVersion, Data: []byte("snapshot bytes")}
@@ -35,7 +40,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(appendFrame(nil, methodSnapshot, cb))
-	f.Add(hugeHeader(1 << 40))
+	f.Add(hostile.RaftHeader(hostile.RaftMethodBatch, 1<<40, 0))
 	f.Add([]byte{0xAE, 0x7D})
 
 	limits := newFrameLimits(DefaultMaxBatchBytes)

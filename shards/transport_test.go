@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/eleven-am/graft/internal/hostile"
 	"github.com/lni/dragonboat/v4/raftio"
 	pb "github.com/lni/dragonboat/v4/raftpb"
 	"github.com/stretchr/testify/require"
@@ -64,21 +64,12 @@ func (b *probeBundle) waitCommitting(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// send dials addr, writes data and closes the connection.
+// send sends data to addr on a connection of its own and waits until the
+// member closes it. How it closes (a reset when it left bytes unread) does
+// not matter: the probes' effects are checked on the member.
 func send(t *testing.T, addr string, data []byte) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	_, _ = c.Write(data)
-	require.NoError(t, c.Close())
-}
-
-// batchFrame is a complete raft frame carrying batch.
-func batchFrame(t testing.TB, batch pb.MessageBatch) []byte {
-	t.Helper()
-	data, err := batch.Marshal()
-	require.NoError(t, err)
-	return appendFrame(nil, methodRaft, data)
+	_ = hostile.Send(addr, data, 5*time.Second)
 }
 
 // validBatch is a batch a Dragonboat peer at src could send.
@@ -91,78 +82,85 @@ func validBatch(src string, msgs ...pb.Message) pb.MessageBatch {
 	}
 }
 
-// hugeHeader is a valid magic number and header declaring a payload of size
-// bytes, with no payload.
-func hugeHeader(size uint64) []byte {
-	out := append([]byte(nil), frameMagic[:]...)
-	var hb [frameHeaderSize]byte
-	return append(out, frameHeader{method: methodRaft, size: size}.encode(hb[:])...)
-}
-
 func TestInboundProbesDoNotTakeMemberDown(t *testing.T) {
 	t.Parallel()
 	b := setupProbe(t)
 	addr := b.n1.cfg.RaftAddress
 	h := b.n1.h
-	hb := pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1}
+	hb := hostile.RaftHeartbeat()
 
-	type probe struct {
-		name  string
-		data  []byte
-		check func(t *testing.T, before, after TransportStats)
-	}
-	toZero := hb
-	toZero.To = 0
 	droppedBatch := func(t *testing.T, before, after TransportStats) {
 		require.Equal(t, before.DroppedBatches+1, after.DroppedBatches)
 	}
 	badFrame := func(t *testing.T, before, after TransportStats) {
 		require.Equal(t, before.BadFrames+1, after.BadFrames)
 	}
-	probes := []probe{
-		{"message with To=0", batchFrame(t, validBatch("127.0.0.1:1", toZero)), droppedBatch},
-		{"source address not an address", batchFrame(t, validBatch("not-an-address", hb)), droppedBatch},
-		{"replica 2 from an unknown address", batchFrame(t, validBatch("127.0.0.1:9", hb)),
-			func(t *testing.T, before, after TransportStats) {
-				require.Equal(t, before.DroppedBatches+1, after.DroppedBatches)
-				require.Equal(t, before.AddressConflicts+1, after.AddressConflicts)
-			}},
-		{"1 TiB payload declared", hugeHeader(1 << 40), badFrame},
-		{"max uint64 payload declared", hugeHeader(^uint64(0)), badFrame},
-		{"local message type", batchFrame(t, validBatch("127.0.0.1:9", pb.Message{Type: pb.LocalTick, ShardID: 1, From: 3, To: 1})), droppedBatch},
-		{"install snapshot in a batch", batchFrame(t, validBatch("127.0.0.1:9", pb.Message{Type: pb.InstallSnapshot, ShardID: 1, From: 3, To: 1})), droppedBatch},
-		{"unknown shard", batchFrame(t, validBatch("127.0.0.1:9", pb.Message{Type: pb.Heartbeat, ShardID: 77, From: 3, To: 1})),
-			func(t *testing.T, before, after TransportStats) {
-				require.Equal(t, before.DroppedMessages+1, after.DroppedMessages)
-			}},
-		{"forged heartbeat claiming a member on another host", batchFrame(t, validBatch("10.200.0.1:7000",
-			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1, Commit: 1 << 40})), badFrame},
-		{"forged heartbeat from a member's own address, committing past the log", batchFrame(t, validBatch(b.n2.cfg.RaftAddress,
-			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1 << 20, Commit: 1 << 40})),
-			func(t *testing.T, before, after TransportStats) {
-				require.Equal(t, before.DroppedMessages+1, after.DroppedMessages)
-			}},
-		{"bad magic", []byte("GET / HTTP/1.0\r\n\r\n"), badFrame},
-		{"poison only", framePoison[:], func(t *testing.T, before, after TransportStats) { require.Equal(t, before, after) }},
+	// What each of hostile.RaftProbes must do to n1's transport counters.
+	checks := map[string]func(t *testing.T, before, after TransportStats){
+		hostile.RaftProbeToZero:       droppedBatch,
+		hostile.RaftProbeNotAnAddress: droppedBatch,
+		hostile.RaftProbeForgedReplica: func(t *testing.T, before, after TransportStats) {
+			require.Equal(t, before.DroppedBatches+1, after.DroppedBatches)
+			require.Equal(t, before.AddressConflicts+1, after.AddressConflicts)
+		},
+		hostile.RaftProbeHuge:      badFrame,
+		hostile.RaftProbeMaxSize:   badFrame,
+		hostile.RaftProbeLocalType: droppedBatch,
+		hostile.RaftProbeSnapshot:  droppedBatch,
+		hostile.RaftProbeUnknownShard: func(t *testing.T, before, after TransportStats) {
+			require.Equal(t, before.DroppedMessages+1, after.DroppedMessages)
+		},
+		hostile.RaftProbeBadMagic:     badFrame,
+		hostile.RaftProbePoison:       func(t *testing.T, before, after TransportStats) { require.Equal(t, before, after) },
+		hostile.RaftProbeRandomHeader: badFrame,
 	}
+	probes := hostile.RaftProbes(rand.New(rand.NewPCG(5, 6)), "127.0.0.1:9")
+	require.Len(t, probes, len(checks))
 	for _, p := range probes {
-		t.Run(p.name, func(t *testing.T) {
-			require.Less(t, len(p.data), 100, "a probe is under 100 bytes")
+		t.Run(p.Name, func(t *testing.T) {
+			check, ok := checks[p.Name]
+			require.True(t, ok, "no check for probe %q", p.Name)
+			require.Less(t, len(p.Bytes), 100, "a probe is under 100 bytes")
 			before := h.TransportStats()
-			send(t, addr, p.data)
+			send(t, addr, p.Bytes)
 			waitFor(t, 5*time.Second, "the probe to be counted", func() bool {
 				after := h.TransportStats()
-				return after != before || p.name == "poison only"
+				return after != before || p.Name == hostile.RaftProbePoison
 			})
-			p.check(t, before, h.TransportStats())
+			check(t, before, h.TransportStats())
+			b.waitCommitting(t)
+		})
+	}
+
+	// Forged heartbeats whose commit index is past n1's log: Dragonboat
+	// would panic in commitTo if one reached it.
+	forged := []struct {
+		name  string
+		data  []byte
+		check func(t *testing.T, before, after TransportStats)
+	}{
+		{"forged heartbeat claiming a member on another host", hostile.RaftBatch("10.200.0.1:7000",
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1, Commit: 1 << 40}), badFrame},
+		{"forged heartbeat from a member's own address, committing past the log", hostile.RaftBatch(b.n2.cfg.RaftAddress,
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1 << 20, Commit: 1 << 40}),
+			func(t *testing.T, before, after TransportStats) {
+				require.Equal(t, before.DroppedMessages+1, after.DroppedMessages)
+			}},
+	}
+	for _, f := range forged {
+		t.Run(f.name, func(t *testing.T) {
+			before := h.TransportStats()
+			send(t, addr, f.data)
+			waitFor(t, 5*time.Second, "the probe to be counted", func() bool { return h.TransportStats() != before })
+			f.check(t, before, h.TransportStats())
 			b.waitCommitting(t)
 		})
 	}
 
 	t.Run("truncated frames", func(t *testing.T) {
-		full := batchFrame(t, validBatch(b.n2.cfg.RaftAddress, hb))
-		for cut := 1; cut < len(full); cut++ {
-			send(t, addr, full[:cut])
+		full := hostile.Probe{Name: "heartbeat", Bytes: hostile.RaftBatch(b.n2.cfg.RaftAddress, hb)}
+		for _, p := range hostile.Truncations(full, len(full.Bytes)) {
+			send(t, addr, p.Bytes)
 		}
 		b.waitCommitting(t)
 	})
@@ -170,21 +168,18 @@ func TestInboundProbesDoNotTakeMemberDown(t *testing.T) {
 	t.Run("random bytes", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		t.Logf("seed 1,2")
-		for range 300 {
-			data := make([]byte, 1+rng.IntN(99))
-			for i := range data {
-				data[i] = byte(rng.Uint32())
-			}
-			if rng.IntN(2) == 0 { // get past the magic number check
-				copy(data, frameMagic[:])
-			}
-			send(t, addr, data)
+		for _, p := range hostile.RandomProbes(rng, "random", 150, 99, nil) {
+			send(t, addr, p.Bytes)
+		}
+		// Past the magic number check.
+		for _, p := range hostile.RandomProbes(rng, "random after magic", 150, 97, []byte(hostile.RaftMagic)) {
+			send(t, addr, p.Bytes)
 		}
 		b.waitCommitting(t)
 	})
 
 	t.Run("corrupted valid frames", func(t *testing.T) {
-		full := batchFrame(t, validBatch(b.n2.cfg.RaftAddress, hb))
+		full := hostile.RaftBatch(b.n2.cfg.RaftAddress, hb)
 		rng := rand.New(rand.NewPCG(3, 4))
 		for range 200 {
 			data := append([]byte(nil), full...)
@@ -210,32 +205,7 @@ func TestInboundJunkConnectionsDoNotLeak(t *testing.T) {
 	baseG, baseHeap := goroutines(), heap()
 
 	const conns, workers = 5000, 16
-	junk := [][]byte{
-		nil,                 // connect and close
-		[]byte("hello"),     // bad magic
-		frameMagic[:],       // magic, then nothing
-		hugeHeader(1 << 40), // huge length prefix
-		append(frameMagic[:2:2], make([]byte, 10)...), // truncated header
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= conns {
-					return
-				}
-				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-				if err != nil {
-					continue
-				}
-				_, _ = c.Write(junk[i%int64(len(junk))])
-				_ = c.Close()
-			}
-		})
-	}
-	wg.Wait()
+	failed := hostile.Junk(addr, conns, workers, hostile.RaftJunk()...)
 	b.waitCommitting(t)
 
 	// Connections that sent only a magic number wait out the header
@@ -246,8 +216,8 @@ func TestInboundJunkConnectionsDoNotLeak(t *testing.T) {
 		return endG <= baseG+10
 	})
 	endHeap := heap()
-	t.Logf("goroutines: %d before, %d after %d junk connections; heap: %d KiB before, %d KiB after; stats %+v",
-		baseG, endG, conns, baseHeap>>10, endHeap>>10, b.n1.h.TransportStats())
+	t.Logf("goroutines: %d before, %d after %d junk connections (%d dials failed); heap: %d KiB before, %d KiB after; stats %+v",
+		baseG, endG, conns, failed, baseHeap>>10, endHeap>>10, b.n1.h.TransportStats())
 	require.LessOrEqual(t, endHeap, 2*baseHeap+32<<20)
 }
 
@@ -341,6 +311,9 @@ func TestFrameHeaderRoundTrip(t *testing.T) {
 	buf[3] ^= 1
 	_, err = decodeFrameHeader(buf[:])
 	require.ErrorIs(t, err, errBadHeader)
+
+	// internal/hostile encodes frames independently; both agree.
+	require.Equal(t, appendFrame(nil, methodRaft, []byte("payload")), hostile.RaftFrame([]byte("payload")))
 
 	l := newFrameLimits(DefaultMaxBatchBytes)
 	require.Equal(t, uint64(64<<20+1<<20+1<<20), l.maxBatchFrame)
