@@ -327,6 +327,7 @@ func (m *Manager) awaitLeader(ctx context.Context, s uint64) error {
 
 func (m *Manager) newLogic(shardID uint64) shards.Logic {
 	l := wf.NewLogic(shardID, m.onChanges)
+	l.ListExecuted(func() bool { return m.leads(shardID) }) // completion events fire on the leader
 	m.mu.Lock()
 	m.logics[shardID] = l
 	m.mu.Unlock()

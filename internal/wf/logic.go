@@ -61,6 +61,8 @@ type Logic struct {
 
 	changes []Change // accumulated by Apply, flushed by Applied
 
+	listExecuted func() bool // see ListExecuted
+
 	// buf is Apply's scratch buffer for encoding values handed to
 	// shards.Writer.Set, which does not retain them.
 	buf []byte
@@ -78,6 +80,14 @@ var _ shards.Logic = (*Logic)(nil)
 func NewLogic(shardID uint64, listener Listener) *Logic {
 	return &Logic{shardID: shardID, listener: listener, active: map[string]*entry{}}
 }
+
+// ListExecuted sets when a completed workflow's change carries its executed
+// node names (View.Executed), read from its history during the apply: only
+// where they are published (the shard's leader), since the read costs a
+// scan on every replica otherwise. It never changes state, so replicas
+// stay identical. Nil (the default) means always. Set it before the Logic
+// is used.
+func (l *Logic) ListExecuted(fn func() bool) { l.listExecuted = fn }
 
 // Open loads the active workflows and counters from committed state.
 func (l *Logic) Open(r shards.Reader) error {
@@ -633,7 +643,7 @@ func (a *applier) save(e *entry, kind ChangeKind, h *HistoryEntry) error {
 		a.l.buf = nil // do not pin one huge record's buffer
 	}
 	v := View{Record: rec.view().Record, State: e.state}
-	if kind == ChangeCompleted {
+	if kind == ChangeCompleted && (a.l.listExecuted == nil || a.l.listExecuted()) {
 		names, err := executedNames(a.w, rec.ID)
 		if err != nil {
 			return err

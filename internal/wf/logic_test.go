@@ -351,3 +351,37 @@ func TestRetriedStartAndClaimAnswerAsTheFirst(t *testing.T) {
 	require.Equal(t, OK, b.do(t, c).Code, "a retried start still answers after the workflow ended")
 	require.Equal(t, StatusCompleted, b.status(t, "wf").View.Status)
 }
+
+// A completed workflow's change lists its executed nodes where they are
+// published, and not where ListExecuted says they are not needed; the
+// state written is the same either way.
+func TestListExecuted(t *testing.T) {
+	t.Parallel()
+	run := func(t *testing.T, list *bool) *bundle {
+		b := setup(t)
+		if list != nil {
+			b.l.ListExecuted(func() bool { return *list })
+		}
+		require.Equal(t, OK, b.do(t, start("wf", "A")).Code)
+		require.Equal(t, OK, b.do(t, claim("wf", 1, 110)).Code)
+		require.Equal(t, OK, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: "wf/1.1", Now: 120, StartedAt: 110,
+			Tasks: []NewTask{{Node: "B"}}}).Code)
+		require.Equal(t, OK, b.do(t, claim("wf", 2, 130)).Code)
+		require.Equal(t, OK, b.do(t, Command{Op: OpComplete, WF: "wf", TaskID: 2, ExecID: "wf/2.1", Now: 140, StartedAt: 130}).Code)
+		return b
+	}
+	completed := func(b *bundle) *Change {
+		for i := range b.changes {
+			if b.changes[i].Kind == ChangeCompleted {
+				return &b.changes[i]
+			}
+		}
+		return nil
+	}
+	yes, no := true, false
+	always, leader, follower := run(t, nil), run(t, &yes), run(t, &no)
+	require.Equal(t, []string{"A", "B"}, completed(always).View.Executed)
+	require.Equal(t, []string{"A", "B"}, completed(leader).View.Executed)
+	require.Nil(t, completed(follower).View.Executed)
+	require.Equal(t, always.status(t, "wf"), follower.status(t, "wf"))
+}
