@@ -44,18 +44,7 @@ func startSeq(t *testing.T, m *graft.Manager, id string) {
 // status and read error on failure.
 func waitDone(t *testing.T, m *graft.Manager, id string) *graft.WorkflowStatus {
 	t.Helper()
-	var last *graft.WorkflowStatus
-	var lastErr error
-	require.Eventually(t, func() bool {
-		s, err := m.GetWorkflowStatus(id)
-		if err != nil {
-			lastErr = err
-			return false
-		}
-		last = s
-		return s.Status == graft.WorkflowStateCompleted
-	}, 20*time.Second, 5*time.Millisecond, "workflow %s never completed (last: %s, last error: %v)", id, describe(last), lastErr)
-	return last
+	return waitStatus(t, m, id, graft.WorkflowStateCompleted)
 }
 
 // requireAgree waits until id completes as seen from every member, then

@@ -127,16 +127,32 @@ func setup(t *testing.T, tweak func(*graft.Config), register func(*graft.Manager
 // waitStatus polls until the workflow reaches want, failing after 20s.
 func waitStatus(t *testing.T, m *graft.Manager, id string, want graft.WorkflowState) *graft.WorkflowStatus {
 	t.Helper()
+	return pollStatus(t, m, id, string(want), func(s *graft.WorkflowStatus) bool { return s.Status == want })
+}
+
+// pollStatus reads id's status from m until done accepts it, for up to
+// 20s; on timeout it fails the test with the last status and read error
+// seen (what, e.g. "completed", names the goal).
+func pollStatus(t *testing.T, m *graft.Manager, id, what string, done func(*graft.WorkflowStatus) bool) *graft.WorkflowStatus {
+	t.Helper()
 	var last *graft.WorkflowStatus
-	require.Eventually(t, func() bool {
+	var lastErr error
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		s, err := m.GetWorkflowStatus(id)
 		if err != nil {
-			return false
+			lastErr = err
+		} else {
+			last = s
+			if done(s) {
+				return s
+			}
 		}
-		last = s
-		return s.Status == want
-	}, 20*time.Second, 5*time.Millisecond, "workflow %s never reached %s (last: %s)", id, want, describe(last))
-	return last
+		if time.Now().After(deadline) {
+			t.Fatalf("workflow %s never reached %s (last: %s, last read error: %v)", id, what, describe(last), lastErr)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
 }
 
 func describe(s *graft.WorkflowStatus) string {
