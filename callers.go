@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
+	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/rpc"
 	"google.golang.org/grpc/peer"
 )
@@ -26,7 +28,7 @@ func (c *cluster) checkCaller(ctx context.Context) error {
 		// The handshake verified the certificate (and, under the strict
 		// policy, that it names an allowed node): the caller is who it
 		// names, and must be a member of this cluster.
-		for _, mem := range c.members() {
+		for _, mem := range c.known() {
 			if mem.ID == id && id != "" {
 				return nil
 			}
@@ -42,7 +44,7 @@ func (c *cluster) checkCaller(ctx context.Context) error {
 	if ip == nil {
 		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %q", c.m.cfg.NodeID, p.Addr)}
 	}
-	for _, mem := range c.members() {
+	for _, mem := range c.known() {
 		for _, addr := range []string{mem.Address(), mem.Tags[tagRaft], mem.Tags[tagRPC]} {
 			if a := hostIP(addr); a != nil && a.Equal(ip) {
 				return nil
@@ -78,4 +80,14 @@ func hostIP(addr string) net.IP {
 		host = h
 	}
 	return net.ParseIP(host)
+}
+
+// known returns the members of this cluster (or of none yet) that gossip
+// lists alive or failed: a member this one still believes failed (a
+// partition that just healed) may already call again. Members that left
+// are out until they rejoin.
+func (c *cluster) known() []gossip.Member {
+	return slices.DeleteFunc(c.gossip.AllMembers(), func(p gossip.Member) bool {
+		return (p.Status != gossip.StatusAlive && p.Status != gossip.StatusFailed) || !c.ours(p)
+	})
 }

@@ -96,7 +96,7 @@ func (m *Manager) bindRaftPeer(peer, source string) error {
 	if c == nil || c.gossip == nil {
 		return fmt.Errorf("member %s has no cluster: it takes no Raft traffic from %q", m.cfg.NodeID, peer)
 	}
-	for _, p := range c.members() {
+	for _, p := range c.known() {
 		if p.ID != peer {
 			continue
 		}
