@@ -15,7 +15,9 @@ import (
 
 	"github.com/eleven-am/graft"
 	"github.com/eleven-am/graft/internal/certs"
+	"github.com/eleven-am/graft/internal/hostile"
 	"github.com/eleven-am/graft/internal/rpc"
+	pb "github.com/lni/dragonboat/v4/raftpb"
 	"github.com/stretchr/testify/require"
 )
 
@@ -168,4 +170,57 @@ func expiredFiles(t *testing.T, like certs.Files, id string) certs.Files {
 	require.NoError(t, os.WriteFile(out.Cert, c, 0o600))
 	require.NoError(t, os.WriteFile(out.Key, k, 0o600))
 	return out
+}
+
+// Under the restricted policy any certificate from the cluster CA passes
+// the handshake, but a node that is no member of the cluster still cannot
+// call the member RPC, and a member's certificate cannot speak on the Raft
+// port for another member's address.
+func TestTLSCertificatesAreBoundToMembers(t *testing.T) {
+	ids := []string{"n1", "n2", "n3"}
+	files := tlsFiles(t, "n1", "n2", "n3", "n9")
+	addrs := newMemberAddrs(t, ids...)
+	var cfgs []*graft.Config
+	for _, a := range addrs {
+		cfgs = append(cfgs, memberConfig(t, a, 0, staticPeers(addrs...), func(c *graft.Config) {
+			withTLS(files[a.id])(c)
+			c.Cluster.Policy, c.Cluster.AllowedNodes = graft.ClusterPolicyRestricted, nil
+		}))
+	}
+	var runs atomic.Int64
+	members, rpcPorts := startOnRPCPorts(t, cfgs, seqNodes(t, &runs))
+	requireOneCluster(t, members)
+
+	// RPC: n9's certificate is valid for the cluster, n9 is no member.
+	client, err := rpc.NewClient(nil, rpc.Config{ClientTLS: clientTLS(t, files["n9"])})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, client.Close()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	read := append(binary.BigEndian.AppendUint64(nil, 1), `{"op":"status","id":"x"}`...)
+	_, err = client.Call(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(rpcPorts[0])), "read", read)
+	require.ErrorContains(t, err, `refuses a call from node "n9": not a member of this cluster`)
+
+	// Raft: n2's certificate with a batch from n2's own address keeps its
+	// connection; the same certificate claiming another address loses it.
+	hb := pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1}
+	open := func(source string) error {
+		conn, err := tls.Dial("tcp", members[0].cfg.BindAddr, clientTLS(t, files["n2"]))
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = conn.Write(hostile.RaftBatch(source, hb))
+		require.NoError(t, err)
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(time.Second)))
+		_, err = conn.Read(make([]byte, 1))
+		return err
+	}
+	require.ErrorIs(t, open(members[1].cfg.BindAddr), os.ErrDeadlineExceeded, "a member speaking for itself is kept")
+	err = open(members[2].cfg.BindAddr)
+	require.Error(t, err)
+	require.NotErrorIs(t, err, os.ErrDeadlineExceeded, "a member speaking for another member's address is cut off")
+
+	startSeq(t, members[1].m, "bound")
+	for _, cm := range members {
+		waitDone(t, cm.m, "bound")
+	}
 }
