@@ -28,10 +28,8 @@ func (c *cluster) checkCaller(ctx context.Context) error {
 		// The handshake verified the certificate (and, under the strict
 		// policy, that it names an allowed node): the caller is who it
 		// names, and must be a member of this cluster.
-		for _, mem := range c.known() {
-			if mem.ID == id && id != "" {
-				return nil
-			}
+		if id != "" && c.isPeer(func(mem gossip.Member) bool { return mem.ID == id }) {
+			return nil
 		}
 		c.refuseCaller("node " + strconv.Quote(id))
 		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from node %q: not a member of this cluster", c.m.cfg.NodeID, id)}
@@ -44,12 +42,15 @@ func (c *cluster) checkCaller(ctx context.Context) error {
 	if ip == nil {
 		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %q", c.m.cfg.NodeID, p.Addr)}
 	}
-	for _, mem := range c.known() {
+	if c.isPeer(func(mem gossip.Member) bool {
 		for _, addr := range []string{mem.Address(), mem.Tags[tagRaft], mem.Tags[tagRPC]} {
 			if a := hostIP(addr); a != nil && a.Equal(ip) {
-				return nil
+				return true
 			}
 		}
+		return false
+	}) {
+		return nil
 	}
 	c.refuseCaller(ip.String())
 	return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %s: not a member of this cluster", c.m.cfg.NodeID, ip)}
@@ -80,6 +81,21 @@ func hostIP(addr string) net.IP {
 		host = h
 	}
 	return net.ParseIP(host)
+}
+
+// isPeer reports whether match accepts a member of this cluster that
+// gossip lists alive or failed. It looks in the routing view first (kept
+// for viewTTL, so a call or Raft batch costs no copy of the member list)
+// and, on a miss, in gossip's current list (a member that just joined).
+func (c *cluster) isPeer(match func(gossip.Member) bool) bool {
+	if v, err := c.recentView(); err == nil {
+		for _, p := range v.members {
+			if (p.Status == gossip.StatusAlive || p.Status == gossip.StatusFailed) && match(p) {
+				return true
+			}
+		}
+	}
+	return slices.ContainsFunc(c.known(), match)
 }
 
 // known returns the members of this cluster (or of none yet) that gossip

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/certs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/shards"
@@ -96,14 +97,13 @@ func (m *Manager) bindRaftPeer(peer, source string) error {
 	if c == nil || c.gossip == nil {
 		return fmt.Errorf("member %s has no cluster: it takes no Raft traffic from %q", m.cfg.NodeID, peer)
 	}
-	for _, p := range c.known() {
-		if p.ID != peer {
-			continue
-		}
-		if raft := p.Tags[tagRaft]; raft != source {
-			return fmt.Errorf("member %q's Raft address is %q", peer, raft)
-		}
+	if c.isPeer(func(p gossip.Member) bool { return p.ID == peer && p.Tags[tagRaft] == source }) {
 		return nil
+	}
+	for _, p := range c.known() { // refused: say why
+		if p.ID == peer {
+			return fmt.Errorf("member %q's Raft address is %q", peer, p.Tags[tagRaft])
+		}
 	}
 	return fmt.Errorf("%q is not a member of this cluster (yet)", peer)
 }
