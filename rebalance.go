@@ -562,6 +562,14 @@ func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
 			return err
 		}
 	}
+	if cur, ok := h.ReplicaID(req.Shard); req.New && (!ok || cur < req.Replica) {
+		// Starting a replica on the word of the caller alone would let
+		// anyone make this member run stray replicas: it starts only
+		// one the shard's committed membership names at this member.
+		if err := c.confirmAdded(ctx, req.Shard, req.Replica); err != nil {
+			return err
+		}
+	}
 	c.hostMu.Lock()
 	cur, ok := h.ReplicaID(req.Shard)
 	if !ok && !req.New && c.currentLayout().Replicas[req.Shard] == req.Replica {
@@ -619,6 +627,26 @@ func (c *cluster) serveDrop(ctx context.Context, req replicaRequest) error {
 	}
 	c.drop(ctx, req.Shard, "removed by the shard's leader")
 	return nil
+}
+
+// confirmAdded returns nil if the committed membership of shard s names
+// replica rid at this member's Raft address, and otherwise the error to
+// answer a request to start it with.
+func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
+	v, err := c.recentView()
+	if err == nil {
+		var rep *membershipReply
+		if rep, err = c.askMembership(ctx, v, s); err == nil {
+			if addr, listed := rep.Replicas[rid]; listed && addr == c.m.cfg.BindAddr {
+				return nil
+			}
+			c.m.log.Warn("refused to start a replica its shard does not name at this member", logkeys.Shard, s, "replica", rid)
+			return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("shard %d does not name replica %d at member %s: not started",
+				s, rid, c.m.cfg.NodeID)}
+		}
+	}
+	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s cannot confirm that shard %d added replica %d here: %w",
+		c.m.cfg.NodeID, s, rid, err)}
 }
 
 // confirmRemoved returns nil if the committed membership of shard s lists

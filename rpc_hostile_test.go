@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +131,51 @@ func TestReplicaDeletionIsCheckedAgainstTheShard(t *testing.T) {
 		waitDone(t, cm.m, "before")
 		waitDone(t, cm.m, "after")
 	}
+}
+
+// A request to start a replica is checked against the shard's committed
+// membership too: sent for every shard to every member that does not hold
+// it, it starts nothing, and the shards keep serving.
+func TestStrayReplicaIsNotStarted(t *testing.T) {
+	addrs := newMemberAddrs(t, "n1", "n2", "n3")
+	peers := staticPeers(addrs...)
+	var cfgs []*graft.Config
+	for _, a := range addrs {
+		cfgs = append(cfgs, memberConfig(t, a, 3, peers, func(c *graft.Config) { c.Cluster.ReplicationFactor = 2 }))
+	}
+	var runs atomic.Int64
+	members, rpcPorts := startOnRPCPorts(t, cfgs, seqNodes(t, &runs))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	placed := placeOn(t, 4, 2, "n1", "n2", "n3")
+	requirePlaced(t, members, placed, 30*time.Second)
+	want := hostedBy(members)
+
+	client, err := rpc.NewClient(nil, rpc.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, client.Close()) })
+	asked := 0
+	for i, cm := range members {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(rpcPorts[i]))
+		for s := uint64(1); s <= 4; s++ {
+			if slices.Contains(placed.Replicas(s), cm.cfg.NodeID) {
+				continue
+			}
+			asked++
+			start, _ := json.Marshal(map[string]any{"shard": s, "replica": 60 + i, "new": true})
+			_, err := client.Call(ctx, addr, "replica", start)
+			require.Error(t, err, "start shard %d on %s", s, cm.cfg.NodeID)
+			if !strings.Contains(err.Error(), "does not name replica") {
+				require.ErrorContains(t, err, "cannot confirm that shard", "start shard %d on %s", s, cm.cfg.NodeID)
+			}
+		}
+	}
+	require.Positive(t, asked, "the placement puts every shard on every member: %v", want)
+	require.Never(t, func() bool {
+		return !maps.EqualFunc(hostedBy(members), want, slices.Equal)
+	}, 2*time.Second, 50*time.Millisecond, "a stray replica was started: %v, want %v", hostedBy(members), want)
+	startSeq(t, members[1].m, "after")
+	waitDone(t, members[0].m, "after")
 }
 
 // requireRefusedDeletion checks that a request to delete a replica was
