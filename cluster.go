@@ -105,6 +105,9 @@ type cluster struct {
 
 	// hostMu serialises starting and dropping this member's replicas.
 	hostMu sync.Mutex
+	// tagsMu serialises computing and publishing this member's tags, so
+	// the last tags published are the last computed.
+	tagsMu sync.Mutex
 
 	mu          sync.Mutex
 	clusterID   string            // this member's cluster, once it joined or founded one
@@ -145,82 +148,23 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	c := &cluster{m: m, client: client, rpcCfg: rpcCfg, stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
+	c := &cluster{m: m, client: client, rpcCfg: rpcCfg, shardCount: shardCount, stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
 		seed: newSeed(), foreign: map[string]string{}, refused: map[string]bool{},
 		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaKey]time.Time{}, added: map[replicaKey]bool{}, leaderRPC: map[uint64]string{}}
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
+	// The cluster's listener, RPC server and gossip node are in place
+	// before it is published to the API (m.cluster): from then on they
+	// are only read.
+	l, g, err := c.open(netw, host, raftPort, grpcPort)
+	if err != nil {
+		c.cancel()
+		_ = client.Close()
+		return err
+	}
 	m.mu.Lock()
 	m.cluster = c
 	m.mu.Unlock()
-
-	var l net.Listener
-	if netw != nil {
-		l = netw.Listen(host)
-	} else if l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(grpcPort))); err != nil {
-		return fmt.Errorf("listening for member RPC on port %d: %w", grpcPort, err)
-	}
-	c.rpcAddr = l.Addr().String()
-	c.shardCount = shardCount
-	if c.server, err = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), rpcCfg, m.log.With(logkeys.Component, "rpc")); err != nil {
-		_ = l.Close()
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
 	c.server.Serve(l)
-
-	gossipPort := m.cfg.Cluster.GossipPort
-	if gossipPort == 0 {
-		gossipPort = raftPort + 1
-	}
-	ip := "0.0.0.0" // with Expert.Network, the transport decides the address
-	var transport memberlist.NodeAwareTransport
-	if netw != nil {
-		transport = netw.MemberlistTransport(host)
-	} else if ip, err = resolveIP(host); err != nil {
-		return fmt.Errorf("%w: BindAddr host %q: %v", ErrInvalidConfig, host, err)
-	}
-	var disc []gossip.Discoverer
-	for _, d := range m.cfg.Discovery {
-		switch d.Type {
-		case DiscoveryStatic:
-			var addrs []string
-			for _, p := range d.Static {
-				port := p.GossipPort
-				if port == 0 {
-					port = p.Port + 1
-				}
-				addrs = append(addrs, net.JoinHostPort(p.Address, strconv.Itoa(port)))
-			}
-			disc = append(disc, gossip.Static(addrs...))
-		case DiscoveryDNS:
-			disc = append(disc, gossip.DNS(d.Service, gossipPort))
-		case DiscoveryMDNS:
-			disc = append(disc, gossip.MDNS(cmpOr(d.Service, "_graft._tcp")))
-		}
-	}
-	policy := gossip.Open
-	switch m.cfg.Cluster.Policy {
-	case ClusterPolicyRestricted:
-		policy = gossip.Restricted
-	case ClusterPolicyStrict:
-		policy = gossip.Strict
-	}
-	g, err := gossip.New(gossip.Config{
-		NodeID: m.cfg.NodeID, BindAddr: ip, BindPort: gossipPort,
-		Tags: c.tags(),
-		Key:  m.cfg.Cluster.Key, Policy: policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
-		Discovery: disc, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
-		KeyringFile:      filepath.Join(m.cfg.DataDir, "serf.keyring"),
-		Admit:            c.admit,
-		MemberlistConfig: m.cfg.Expert.Memberlist,
-		Transport:        transport,
-		Logger:           m.log.With(logkeys.Component, "gossip"),
-	})
-	if err != nil {
-		return fmt.Errorf("%w: gossip: %w", ErrInvalidConfig, err)
-	}
-	m.mu.Lock()
-	c.gossip = g // the RPC server may already be answering admissions
-	m.mu.Unlock()
 	g.OnUserEvent(m.onUserEvent)
 	g.OnQuery(m.onQuery)
 	if err := g.Start(ctx); err != nil {
@@ -281,7 +225,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	c.mu.Lock()
 	c.booted = true
 	c.mu.Unlock()
-	if err := c.gossip.SetTags(c.tags()); err != nil {
+	if err := c.publishTags(); err != nil {
 		return fmt.Errorf("publishing gossip tags: %w", err)
 	}
 	c.wg.Add(1)
@@ -291,6 +235,80 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	}()
 	m.log.Info("cluster member started", "cluster_id", lay.ClusterID, "bootstrap_members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
 	return nil
+}
+
+// open listens for the member RPC and creates the RPC server and the
+// gossip node (not started yet), filling in c's fields for them.
+func (c *cluster) open(netw Network, host string, raftPort, grpcPort int) (net.Listener, *gossip.Node, error) {
+	m := c.m
+	var l net.Listener
+	var err error
+	if netw != nil {
+		l = netw.Listen(host)
+	} else if l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(grpcPort))); err != nil {
+		return nil, nil, fmt.Errorf("listening for member RPC on port %d: %w", grpcPort, err)
+	}
+	c.rpcAddr = l.Addr().String()
+	if c.server, err = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), c.rpcCfg, m.log.With(logkeys.Component, "rpc")); err != nil {
+		_ = l.Close()
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+
+	gossipPort := m.cfg.Cluster.GossipPort
+	if gossipPort == 0 {
+		gossipPort = raftPort + 1
+	}
+	ip := "0.0.0.0" // with Expert.Network, the transport decides the address
+	var transport memberlist.NodeAwareTransport
+	if netw != nil {
+		transport = netw.MemberlistTransport(host)
+	} else if ip, err = resolveIP(host); err != nil {
+		_ = l.Close()
+		return nil, nil, fmt.Errorf("%w: BindAddr host %q: %v", ErrInvalidConfig, host, err)
+	}
+	var disc []gossip.Discoverer
+	for _, d := range m.cfg.Discovery {
+		switch d.Type {
+		case DiscoveryStatic:
+			var addrs []string
+			for _, p := range d.Static {
+				port := p.GossipPort
+				if port == 0 {
+					port = p.Port + 1
+				}
+				addrs = append(addrs, net.JoinHostPort(p.Address, strconv.Itoa(port)))
+			}
+			disc = append(disc, gossip.Static(addrs...))
+		case DiscoveryDNS:
+			disc = append(disc, gossip.DNS(d.Service, gossipPort))
+		case DiscoveryMDNS:
+			disc = append(disc, gossip.MDNS(cmpOr(d.Service, "_graft._tcp")))
+		}
+	}
+	policy := gossip.Open
+	switch m.cfg.Cluster.Policy {
+	case ClusterPolicyRestricted:
+		policy = gossip.Restricted
+	case ClusterPolicyStrict:
+		policy = gossip.Strict
+	}
+	g, err := gossip.New(gossip.Config{
+		NodeID: m.cfg.NodeID, BindAddr: ip, BindPort: gossipPort,
+		Tags: c.tags(),
+		Key:  m.cfg.Cluster.Key, Policy: policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
+		Discovery: disc, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
+		KeyringFile:      filepath.Join(m.cfg.DataDir, "serf.keyring"),
+		Admit:            c.admit,
+		MemberlistConfig: m.cfg.Expert.Memberlist,
+		Transport:        transport,
+		Logger:           m.log.With(logkeys.Component, "gossip"),
+	})
+	if err != nil {
+		_ = l.Close()
+		return nil, nil, fmt.Errorf("%w: gossip: %w", ErrInvalidConfig, err)
+	}
+	c.gossip = g
+	return l, g, nil
 }
 
 // rpcConfig is the member RPC's limits. The largest legitimate messages
@@ -321,6 +339,13 @@ func (c *cluster) tags() map[string]string {
 	}
 	c.mu.Unlock()
 	return t
+}
+
+// publishTags gossips this member's current tags.
+func (c *cluster) publishTags() error {
+	c.tagsMu.Lock()
+	defer c.tagsMu.Unlock()
+	return c.gossip.SetTags(c.tags())
 }
 
 func loadLayout(dir string) (*layout, error) {

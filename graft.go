@@ -17,6 +17,7 @@ import (
 
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
@@ -113,8 +114,9 @@ func (m *Manager) nodesChanged() {
 	if e != nil {
 		e.NodesChanged()
 	}
-	if c != nil && c.gossip != nil {
-		if err := c.gossip.SetTags(c.tags()); err != nil {
+	if c != nil {
+		// Before gossip starts, Start publishes the tags itself.
+		if err := c.publishTags(); err != nil && !errors.Is(err, gossip.ErrNotStarted) {
 			m.log.Warn("publishing registered node types", "error", err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -318,4 +319,45 @@ func TestStopCommitsStepsFinishingDuringDrain(t *testing.T) {
 	require.JSONEq(t, `{"finished":true}`, string(s.CurrentStateJSON))
 	require.Equal(t, int32(1), runs.Load(), "the step returned within DrainTimeout but its result was not committed: it ran again after the restart")
 	require.Len(t, s.ExecutedNodes, 1)
+}
+
+// The API may be called while Start runs: registering nodes, reading the
+// cluster's state and broadcasting commands race with nothing Start writes
+// (run under -race).
+func TestAPIWhileClusterMemberStarts(t *testing.T) {
+	a := newMemberAddrs(t, "n1")[0]
+	cfg := memberConfig(t, a, 1, staticPeers(a), nil)
+	m := graft.NewWithConfig(cfg)
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(m.Collector()))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	started := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { started <- m.Start(ctx, 0) })
+	var calls int
+	for done := false; !done; calls++ {
+		select {
+		case err := <-started:
+			require.NoError(t, err)
+			done = true
+		default:
+		}
+		// Node types travel in a gossip tag of bounded size: register and
+		// unregister the same two.
+		require.NoError(t, m.RegisterNode(&seqNode{fmt.Sprintf("N%d", calls%2), ""}))
+		if calls > 0 {
+			require.NoError(t, m.UnregisterNode(fmt.Sprintf("N%d", (calls+1)%2)))
+		}
+		_ = m.GetClusterInfo()
+		_, err := reg.Gather()
+		require.NoError(t, err)
+		_ = m.IsReady()
+		_, _ = m.ListGossipKeys()
+		_ = m.BroadcastCommand(ctx, &graft.DevCommand{Command: "noop"})
+	}
+	wg.Wait()
+	t.Cleanup(func() { require.NoError(t, m.Stop()) })
+	require.Greater(t, calls, 1)
+	require.Len(t, m.ListNodes(), 1)
 }

@@ -70,6 +70,11 @@ type replicaRequest struct {
 	// does not hold, without New, has lost it (its data directory was
 	// replaced, say) and answers so; the leader then replaces it.
 	New bool `json:"new,omitempty"`
+	// Applied asks a membership request for the membership the answering
+	// member's replica has applied, without a quorum read: a replica just
+	// added counts towards the quorum before it runs, so a linearizable
+	// read could wait on the very replica asking.
+	Applied bool `json:"applied,omitempty"`
 }
 
 // replicaKey identifies a replica in the leader's bookkeeping.
@@ -629,24 +634,44 @@ func (c *cluster) serveDrop(ctx context.Context, req replicaRequest) error {
 	return nil
 }
 
-// confirmAdded returns nil if the committed membership of shard s names
-// replica rid at this member's Raft address, and otherwise the error to
-// answer a request to start it with.
+// confirmAdded returns nil if shard s's membership names replica rid at
+// this member's Raft address, as applied by some other member's replica
+// (an applied membership change was committed), and otherwise the error
+// to answer a request to start it with.
 func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 	v, err := c.recentView()
-	if err == nil {
-		var rep *membershipReply
-		if rep, err = c.askMembership(ctx, v, s); err == nil {
-			if addr, listed := rep.Replicas[rid]; listed && addr == c.m.cfg.BindAddr {
-				return nil
-			}
-			c.m.log.Warn("refused to start a replica its shard does not name at this member", logkeys.Shard, s, "replica", rid)
-			return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("shard %d does not name replica %d at member %s: not started",
-				s, rid, c.m.cfg.NodeID)}
+	if err != nil {
+		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
+	}
+	body, _ := json.Marshal(replicaRequest{Shard: s, Applied: true})
+	errs := []error{fmt.Errorf("member %s cannot confirm that shard %d added replica %d here", c.m.cfg.NodeID, s, rid)}
+	answered := false
+	for _, id := range slices.Sorted(maps.Keys(v.members)) {
+		if id == c.m.cfg.NodeID || !v.alive(id) {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		out, err := c.client.Call(cctx, v.rpcAddr(id), rpcMembership, body)
+		cancel()
+		var rep membershipReply
+		if err == nil {
+			err = json.Unmarshal(out, &rep)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", id, fromRemote(err)))
+			continue
+		}
+		answered = true
+		if addr, listed := rep.Replicas[rid]; listed && addr == c.m.cfg.BindAddr {
+			return nil
 		}
 	}
-	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s cannot confirm that shard %d added replica %d here: %w",
-		c.m.cfg.NodeID, s, rid, err)}
+	if answered {
+		c.m.log.Warn("refused to start a replica its shard does not name at this member", logkeys.Shard, s, "replica", rid)
+		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("shard %d does not name replica %d at member %s: not started",
+			s, rid, c.m.cfg.NodeID)}
+	}
+	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: errors.Join(errs...)}
 }
 
 // confirmRemoved returns nil if the committed membership of shard s lists
@@ -732,6 +757,13 @@ func (c *cluster) serveMembership(ctx context.Context, req replicaRequest) ([]by
 	}
 	if _, ok := h.LeaderID(req.Shard); !ok {
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s knows no leader of shard %d", c.m.cfg.NodeID, req.Shard)}
+	}
+	if req.Applied {
+		replicas, ok := h.AppliedMembership(req.Shard)
+		if !ok {
+			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has no applied membership of shard %d", c.m.cfg.NodeID, req.Shard)}
+		}
+		return json.Marshal(membershipReply{Replicas: replicas})
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()

@@ -63,6 +63,7 @@ type Node struct {
 	cfg       Config
 	logger    *slog.Logger
 	admission *admission // nil unless Policy is Strict or Admit is set
+	tagsMu    sync.Mutex // serialises SetTags
 
 	events        chan Event
 	droppedEvents atomic.Uint64
@@ -385,12 +386,15 @@ func (n *Node) Coordinator() (Member, bool) {
 
 // SetTags replaces this member's tags and gossips them; the others see an
 // EventUpdate. It blocks until the update is broadcast (Serf's
-// BroadcastTimeout, 5s).
+// BroadcastTimeout, 5s). Concurrent calls apply one at a time (Serf's
+// SetTags is not safe for concurrent use).
 func (n *Node) SetTags(tags map[string]string) error {
 	s, err := n.serf()
 	if err != nil {
 		return err
 	}
+	n.tagsMu.Lock()
+	defer n.tagsMu.Unlock()
 	t := maps.Clone(tags)
 	if t == nil {
 		t = map[string]string{}

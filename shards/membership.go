@@ -125,6 +125,28 @@ func (h *Host) TransferLeader(shardID, replicaID uint64) error {
 	return translate(h.nh.RequestLeaderTransfer(shardID, replicaID))
 }
 
+// AppliedMembership returns the voting replicas (ID -> Raft address) of
+// shardID as this member's replica has applied them, without asking a
+// quorum: it may lag the shard's committed membership, but it never names a
+// replica whose addition was not committed. ok is false if the shard does
+// not run here or has not applied a membership yet.
+func (h *Host) AppliedMembership(shardID uint64) (replicas map[uint64]string, ok bool) {
+	if _, err := h.enter(shardID); err != nil {
+		return nil, false
+	}
+	defer h.ops.Done()
+	info := h.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
+	if info == nil {
+		return nil, false
+	}
+	for _, si := range info.ShardInfoList {
+		if si.ShardID == shardID && !si.Pending {
+			return maps.Clone(si.Replicas), true
+		}
+	}
+	return nil, false
+}
+
 // ReplicaID returns this member's replica ID in shardID and whether the
 // shard is started here.
 func (h *Host) ReplicaID(shardID uint64) (uint64, bool) {
