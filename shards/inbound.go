@@ -62,6 +62,10 @@ func isRemoteType(t pb.MessageType) bool {
 //	handleLeaderTransfer "target not set"               checkMessage: LeaderTransfer Hint
 //	remote.tryUpdate/respondedTo: next wraps to 0,
 //	  then makeInstallSnapshotMessage "empty snapshot"  checkMessage: LogIndex < maxRaftValue
+//	ReplicateResp LogIndex past the leader's log        no panic below 2^62; NOT blocked: the leader
+//	                                                    counts the sender as holding entries it may
+//	                                                    not; the bound is the leader's unsaved last
+//	                                                    index, which the filter cannot read
 //	remote.decreaseTo/progress/setSnapshotAck/isPaused  unreachable: no LogIndex or Hint panics
 //	entryLog.commitTo "invalid commitTo index"          Heartbeat: commit rule below; Replicate: checkReplicate
 //	entryLog.tryAppend "conflicts with committed",

@@ -369,8 +369,11 @@ func TestInboundCraftedRaftContentDoesNotTakeMemberDown(t *testing.T) {
 		{"leader transfer without target", func() (*testNode, []byte) {
 			return toLeader(pb.Message{Type: pb.LeaderTransfer})
 		}, messages},
-		// The leader's next index for the sender wraps to 0; its next
-		// Replicate finds no snapshot to send: got an empty snapshot.
+		// The leader takes the sender to hold every index: with the
+		// sender's progress in retry its next index wraps to 0 and the next
+		// Replicate finds no snapshot to send (got an empty snapshot); in
+		// replicate state, as here, the leader never resends it what it
+		// misses and the shard stops committing through it.
 		{"replicate response at the last index", func() (*testNode, []byte) {
 			return toLeader(pb.Message{Type: pb.ReplicateResp, Term: term, LogIndex: math.MaxUint64})
 		}, messages},
