@@ -52,3 +52,20 @@ func decodeBatch(data []byte) ([][]byte, error) {
 	}
 	return items, nil
 }
+
+// isCommandBatch reports whether decodeBatch accepts data, without allocating.
+func isCommandBatch(data []byte) bool {
+	n, k := binary.Uvarint(data)
+	if k <= 0 || n > uint64(len(data)) {
+		return false
+	}
+	data = data[k:]
+	for range n {
+		l, k := binary.Uvarint(data)
+		if k <= 0 || l > uint64(len(data)-k) {
+			return false
+		}
+		data = data[k+int(l):]
+	}
+	return len(data) == 0
+}

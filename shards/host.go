@@ -97,7 +97,7 @@ func NewHost(cfg Config) (*Host, error) {
 		stats:  &transportStats{},
 	}
 	h.reg = newNodeRegistry(log, h.stats)
-	in := &inbound{log: log, reg: h.reg, stats: h.stats, lastIndex: h.lastLogIndex}
+	in := &inbound{log: log, reg: h.reg, stats: h.stats, lastIndex: h.lastLogIndex, term: h.raftTerm}
 	transport := c.TransportFactory
 	if transport == nil {
 		transport = &tcpFactory{log: log, limits: newFrameLimits(c.MaxBatchBytes), stats: h.stats, tls: c.TLS}
@@ -481,4 +481,18 @@ func (h *Host) lastLogIndex(shardID uint64) (uint64, bool) {
 	}
 	_, last := r.GetRange()
 	return last, true
+}
+
+// raftTerm returns the Raft term of this member's replica of shard as of
+// its last leader update (0 before any), and whether the shard runs here.
+func (h *Host) raftTerm(shardID uint64) (uint64, bool) {
+	nh := h.live.Load()
+	if nh == nil {
+		return 0, false
+	}
+	_, term, _, err := nh.GetLeaderID(shardID)
+	if err != nil {
+		return 0, false
+	}
+	return term, true
 }

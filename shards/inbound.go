@@ -44,8 +44,61 @@ func isRemoteType(t pb.MessageType) bool {
 // inbound validates every message batch and snapshot chunk before
 // Dragonboat sees it, whatever the transport. Nothing it lets through
 // reaches a Dragonboat code path that panics on malformed input (missing
-// To, unknown shard, conflicting or invalid address, local message types).
-// It is safe for concurrent use.
+// To, unknown shard, conflicting or invalid address, local message types,
+// and the content checks of raftcheck.go), except where the audit below
+// says otherwise. It is safe for concurrent use.
+//
+// Audit (Dragonboat v4 076c7f6497dc) of the panics a well-formed batch or
+// chunk from a peer at its own address can reach: site, then what keeps
+// traffic from it. "Unreachable" means no message content leads there.
+//
+//	nodehost HandleMessageBatch "to field not set"      checkBatch: To
+//	registry Add "inconsistent target"                  nodeRegistry.consistent; nonFatal for the race
+//	Peer.Handle "local message sent to Step"            checkBatch: isRemoteType
+//	raft.Handle "preVote ... not enabled"               unreachable: shards enable PreVote
+//	handleNodeRequestPreVote "m.term < r.term"          checkMessage: needsTerm (Term 0)
+//	finalizeMessageTerm "RequestVote with 0 term"       checkMessage: Term < maxRaftValue (term+1 wraps)
+//	doubleCheckTermMatched, dropRequestVote... panic    unreachable: other terms are adopted or dropped first
+//	handleLeaderTransfer "target not set"               checkMessage: LeaderTransfer Hint
+//	remote.tryUpdate/respondedTo: next wraps to 0,
+//	  then makeInstallSnapshotMessage "empty snapshot"  checkMessage: LogIndex < maxRaftValue
+//	ReplicateResp LogIndex past the leader's log        no panic below 2^62; NOT blocked: the leader
+//	                                                    counts the sender as holding entries it may
+//	                                                    not; the bound is the leader's unsaved last
+//	                                                    index, which the filter cannot read
+//	remote.decreaseTo/progress/setSnapshotAck/isPaused  unreachable: no LogIndex or Hint panics
+//	entryLog.commitTo "invalid commitTo index"          Heartbeat: commit rule below; Replicate: checkReplicate
+//	entryLog.tryAppend "conflicts with committed",
+//	  append "committed entries being changed"          checkReplicate: entries numbered from LogIndex+1
+//	inMemory.getEntries "invalid high value"            checkReplicate: LogTerm > 0 when LogIndex > 0
+//	checkEntriesToAppend "hole", "term value"           checkReplicate: contiguous; terms from LogTerm up, <= Term
+//	readIndex addRequest/confirm panics                 unreachable: local consistency; unknown contexts ignored
+//	raft.restore "converting to nonVoting/witness",
+//	  restoreRemotes "witness could not promote"        checkMembership: no non-voting or witness members
+//	node.RestoreRemotes "invalid ConfChangeId"          checkMembership
+//	StateMachine.getSSMeta "empty membership"           checkMembership
+//	notifyCommittedEntries, processDroppedEntries
+//	  "unknown entry type"; GetPayload                  checkEntry: entry type
+//	StateMachine.handleEntry "not session managed"      checkEntry: command without client ID
+//	node.ApplyUpdate "key is 0"                         checkEntry: session entry without key
+//	getDecodedPayload (header, session, compression)    checkEntry: uncompressed version 0 header
+//	stateMachine.Update error, then engine panicNow     checkEntry: isCommandBatch (Logic.Apply errors are fatal by contract)
+//	configChange MustUnmarshal, membership.apply and
+//	  applyConfigChange type, addNonVoting/addWitness   checkConfigChange: AddNode/RemoveNode of a replica
+//	StateMachine setLastApplied/setApplied (gap, term)  checkReplicate; chunk term rule (Host.raftTerm)
+//	getHeaderFromFirstChunk "too small", CRC slice      checkSnapshotHeader
+//	SnapshotValidator MustUnmarshal, mustGetChecksum    checkSnapshotHeader
+//	Chunk.save panicNow (append to an absent file)      checkChunkContent: file name of its Index
+//	checkPartialSnapshotApplyOnDiskSM (witness)         checkChunkContent: Witness
+//	inMemory.restore marker index wraps                 checkChunkContent: Index < maxRaftValue
+//	Chunk.finalize, nodeRemoved, MustRemoveTempDir      disk errors only
+//	session.recoverFromSnapshot (json, version, size)
+//	  and the state machine's stream reader             NOT blocked: the file body is only seen after
+//	                                                    the last chunk, and a peer can make its
+//	                                                    checksums match
+//
+// The Heartbeat commit rule and the chunk term rule read replica state
+// (saved last index, current term); every other check is pure.
 type inbound struct {
 	log   *slog.Logger
 	reg   *nodeRegistry
@@ -53,6 +106,9 @@ type inbound struct {
 	// lastIndex, if set, returns the last index of the local replica's
 	// saved Raft log, and whether it is known.
 	lastIndex func(shardID uint64) (uint64, bool)
+	// term, if set, returns the local replica's Raft term as of its last
+	// leader update, and whether it is known.
+	term func(shardID uint64) (uint64, bool)
 }
 
 // wrap returns a factory whose transports hand inbound traffic to Dragonboat
@@ -103,8 +159,9 @@ func (in *inbound) chunkHandler(h raftio.ChunkHandler) raftio.ChunkHandler {
 
 // filterBatch returns the part of b Dragonboat may see. A malformed batch,
 // or one whose SourceAddress contradicts the recorded address of a sender,
-// is dropped whole; messages for shards this member does not run, or for
-// another replica than the one it runs, are dropped alone.
+// is dropped whole; messages for shards this member does not run, for
+// another replica than the one it runs, or whose content checkMessage or
+// the heartbeat commit rule refuses, are dropped alone.
 func (in *inbound) filterBatch(b pb.MessageBatch) (pb.MessageBatch, bool) {
 	src := b.SourceAddress
 	if reason := in.checkBatch(b); reason != "" {
@@ -120,7 +177,8 @@ func (in *inbound) filterBatch(b pb.MessageBatch) (pb.MessageBatch, bool) {
 		}
 	}
 	kept := b.Requests[:0:0]
-	for i, m := range b.Requests {
+	for i := range b.Requests {
+		m := &b.Requests[i]
 		local, ok := in.reg.localReplica(m.ShardID)
 		reason := ""
 		switch {
@@ -128,7 +186,10 @@ func (in *inbound) filterBatch(b pb.MessageBatch) (pb.MessageBatch, bool) {
 			reason = "message for a shard not run here"
 		case m.To != local:
 			reason = "message for another replica"
-		case m.Type == pb.Heartbeat && in.lastIndex != nil && m.Commit > 0:
+		default:
+			reason = checkMessage(m)
+		}
+		if reason == "" && m.Type == pb.Heartbeat && in.lastIndex != nil && m.Commit > 0 {
 			// A leader's heartbeat commits at most what this replica
 			// acknowledged, i.e. saved; a larger index would stop the
 			// replica (Dragonboat panics in commitTo).
@@ -138,7 +199,7 @@ func (in *inbound) filterBatch(b pb.MessageBatch) (pb.MessageBatch, bool) {
 		}
 		if reason != "" {
 			in.stats.droppedMessages.Add(1)
-			in.stats.note(in.log, src, reason, attrShard, m.ShardID, attrReplica, m.To)
+			in.stats.note(in.log, src, reason, attrShard, m.ShardID, attrReplica, m.To, "type", m.Type)
 			if kept == nil {
 				kept = append(make([]pb.Message, 0, len(b.Requests)-1), b.Requests[:i]...)
 			}
@@ -152,7 +213,7 @@ func (in *inbound) filterBatch(b pb.MessageBatch) (pb.MessageBatch, bool) {
 			return pb.MessageBatch{}, false
 		}
 		if kept != nil {
-			kept = append(kept, m)
+			kept = append(kept, *m)
 		}
 	}
 	if kept != nil {
@@ -174,7 +235,8 @@ func (in *inbound) checkBatch(b pb.MessageBatch) string {
 	case !validAddress(b.SourceAddress):
 		return "invalid source address"
 	}
-	for _, m := range b.Requests {
+	for i := range b.Requests {
+		m := &b.Requests[i]
 		switch {
 		case m.To == 0:
 			return "message without To"
@@ -226,6 +288,19 @@ func (in *inbound) checkChunk(c pb.Chunk) string {
 	case c.Filepath == "" || base == "." || base == ".." || base == "/":
 		return "chunk without a file name"
 	}
+	if reason := checkChunkContent(&c); reason != "" {
+		return reason
+	}
+	if in.term != nil {
+		// A snapshot from a later term than the replica's own would
+		// leave its log and state machine at a term above the entries
+		// it appends next as leader: the state machine panics applying
+		// them ("invalid term"). A correct leader streams a snapshot
+		// only after this replica answered its Replicate at its term.
+		if t, ok := in.term(c.ShardID); !ok || c.Term > t {
+			return "chunk from a term this replica has not reached"
+		}
+	}
 	return ""
 }
 
@@ -243,10 +318,12 @@ type TransportStats struct {
 	// DroppedBatches counts message batches dropped whole: malformed, or
 	// sent from an address contradicting the recorded address of a sender.
 	DroppedBatches uint64
-	// DroppedMessages counts messages dropped from otherwise valid batches
-	// because this member does not run their shard or replica.
+	// DroppedMessages counts messages dropped from otherwise valid batches:
+	// this member does not run their shard or replica, or their content
+	// would take Dragonboat into a panic (see the audit in inbound.go).
 	DroppedMessages uint64
-	// DroppedChunks counts snapshot chunks refused.
+	// DroppedChunks counts snapshot chunks refused: misaddressed, or
+	// metadata, file name or header that would take Dragonboat into a panic.
 	DroppedChunks uint64
 	// AddressConflicts counts addresses refused because another one was
 	// recorded for the same shard replica.

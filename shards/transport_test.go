@@ -3,6 +3,7 @@ package shards
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -226,11 +227,11 @@ func TestInboundSnapshotChunkChecks(t *testing.T) {
 	reg := newNodeRegistry(testLogger(t, "reg"), &transportStats{})
 	reg.setLocal(1, 2)
 	in := &inbound{log: testLogger(t, "in"), reg: reg, stats: reg.stats}
-	good := pb.Chunk{ShardID: 1, ReplicaID: 2, From: 1, Index: 10, Term: 2, Filepath: "snapshot-000000000000000A.gbsnap",
-		BinVer: raftio.TransportBinVersion, Data: []byte("x")}
+	good := testChunk()
 	require.Empty(t, in.checkChunk(good))
 	last := good
 	last.ChunkId, last.FileChunkId, last.ChunkCount = 3, 3, pb.LastChunkCount
+	last.Data = []byte("x")
 	require.Empty(t, in.checkChunk(last))
 
 	bad := map[string]func(c *pb.Chunk){
@@ -317,4 +318,93 @@ func TestFrameHeaderRoundTrip(t *testing.T) {
 
 	l := newFrameLimits(DefaultMaxBatchBytes)
 	require.Equal(t, uint64(64<<20+1<<20+1<<20), l.maxBatchFrame)
+}
+
+// Batches and chunks a member's peer could send that pass frame decoding
+// and addressing but, without the content checks of raftcheck.go, panic
+// the member receiving them (or, for proposals, every member applying
+// them). Each is sent from the other member's address in its name.
+func TestInboundCraftedRaftContentDoesNotTakeMemberDown(t *testing.T) {
+	t.Parallel()
+	b := setupProbe(t)
+	nodes := map[uint64]*testNode{1: b.n1, 2: b.n2}
+	leader := waitLeader(t, b.n1.h, 1)
+	follower := 3 - leader
+	L, F := nodes[leader], nodes[follower]
+	_, term, _, err := F.h.nh.GetLeaderID(1)
+	require.NoError(t, err)
+	require.NotZero(t, term)
+	t.Logf("leader %d, follower %d, term %d", leader, follower, term)
+
+	// toLeader and toFollower are messages from the other replica.
+	toLeader := func(m pb.Message) (*testNode, []byte) {
+		m.ShardID, m.From, m.To = 1, follower, leader
+		return L, hostile.RaftBatch(F.cfg.RaftAddress, m)
+	}
+	toFollower := func(m pb.Message) (*testNode, []byte) {
+		m.ShardID, m.From, m.To = 1, leader, follower
+		return F, hostile.RaftBatch(L.cfg.RaftAddress, m)
+	}
+	chunk := testChunk()
+	chunk.ReplicaID, chunk.From, chunk.DeploymentId = follower, leader, 1
+	chunk.Index, chunk.Term = 1<<20, 1
+	chunk.Filepath = snapshotFileName(chunk.Index)
+	chunk.Membership.Addresses = map[uint64]string{1: b.n1.cfg.RaftAddress, 2: b.n2.cfg.RaftAddress}
+	chunk.Data = chunk.Data[:10]
+	payload, err := chunk.Marshal()
+	require.NoError(t, err)
+
+	messages := func(before, after TransportStats) bool { return after.DroppedMessages == before.DroppedMessages+1 }
+	chunks := func(before, after TransportStats) bool { return after.DroppedChunks == before.DroppedChunks+1 }
+	tests := []struct {
+		name    string
+		send    func() (*testNode, []byte)
+		dropped func(before, after TransportStats) bool
+	}{
+		// handleNodeRequestPreVote: m.term < r.term.
+		{"prevote without term", func() (*testNode, []byte) {
+			return toLeader(pb.Message{Type: pb.RequestPreVote, LogIndex: 1 << 30, LogTerm: term})
+		}, messages},
+		// handleLeaderTransfer: leader transfer target not set.
+		{"leader transfer without target", func() (*testNode, []byte) {
+			return toLeader(pb.Message{Type: pb.LeaderTransfer})
+		}, messages},
+		// The leader takes the sender to hold every index: with the
+		// sender's progress in retry its next index wraps to 0 and the next
+		// Replicate finds no snapshot to send (got an empty snapshot); in
+		// replicate state, as here, the leader never resends it what it
+		// misses and the shard stops committing through it.
+		{"replicate response at the last index", func() (*testNode, []byte) {
+			return toLeader(pb.Message{Type: pb.ReplicateResp, Term: term, LogIndex: math.MaxUint64})
+		}, messages},
+		// Appended and committed, then every member panics applying it:
+		// not session managed, not empty.
+		{"proposal without session", func() (*testNode, []byte) {
+			return toLeader(pb.Message{Type: pb.Propose, Entries: []pb.Entry{{Type: pb.ApplicationEntry, Cmd: []byte("k=v")}}})
+		}, messages},
+		// Every member's state machine fails on it and Dragonboat panics.
+		{"proposal not a command batch", func() (*testNode, []byte) {
+			return toLeader(pb.Message{Type: pb.Propose, Entries: []pb.Entry{{Type: pb.EncodedEntry, Key: 1, ClientID: 2,
+				Cmd: []byte{encodedNoCompression, 9, 9}}}})
+		}, messages},
+		// Matches any index past the follower's log; appending there:
+		// invalid high value.
+		{"replicate previous entry without term", func() (*testNode, []byte) {
+			return toFollower(pb.Message{Type: pb.Replicate, Term: term, LogIndex: 1 << 40,
+				Entries: []pb.Entry{{Type: pb.ApplicationEntry, Index: 1<<40 + 1, Term: term}}})
+		}, messages},
+		// SnapshotValidator: first chunk is too small.
+		{"first snapshot chunk shorter than a header", func() (*testNode, []byte) {
+			return F, appendFrame(nil, methodSnapshot, payload)
+		}, chunks},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			to, data := tt.send()
+			before := to.h.TransportStats()
+			send(t, to.cfg.RaftAddress, data)
+			waitFor(t, 5*time.Second, "the message to be refused", func() bool { return tt.dropped(before, to.h.TransportStats()) })
+			b.waitCommitting(t)
+		})
+	}
 }
