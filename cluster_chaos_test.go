@@ -170,9 +170,8 @@ func TestMemberBackWithoutItsData(t *testing.T) {
 	register(m)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	members[2] = &clusterMember{cfg: cfg, m: m} // stopped at the end
 	require.NoError(t, m.Start(ctx, 0))
-	t.Cleanup(func() { require.NoError(t, m.Stop()) })
-	members[2] = &clusterMember{cfg: cfg, m: m}
 
 	requirePlaced(t, members, place, 60*time.Second)
 	for i := range 6 {

@@ -184,9 +184,8 @@ func TestClusterRestartSameDataDir(t *testing.T) {
 	register(m)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	members[1] = &clusterMember{cfg: members[1].cfg, m: m} // stopped at the end
 	require.NoError(t, m.Start(ctx, 0))
-	t.Cleanup(func() { require.NoError(t, m.Stop()) })
-	members[1] = &clusterMember{cfg: members[1].cfg, m: m}
 
 	require.Eventually(t, func() bool { return slices.Contains(peersOf(members[0].m), "n2") },
 		10*time.Second, 10*time.Millisecond, "n1 never listed the restarted n2")

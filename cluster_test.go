@@ -1,10 +1,12 @@
 package graft_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -92,14 +94,112 @@ func startConfigs(t *testing.T, cfgs []*graft.Config, register func(*graft.Manag
 	}
 	wg.Wait()
 	var failed []error
-	for i, cm := range members {
-		t.Cleanup(func() { require.NoError(t, cm.m.Stop()) })
+	stopAtEnd(t, members)
+	for i := range members {
 		if errs[i] != nil {
 			failed = append(failed, fmt.Errorf("member %s: %w", cfgs[i].NodeID, errs[i]))
 		}
 	}
 	require.NoError(t, errors.Join(failed...), "starting the members")
 	return members
+}
+
+// stopAtEnd stops the members (those members holds when the test ends)
+// once the test ends, after checking that the replicas of each shard agree.
+func stopAtEnd(t *testing.T, members []*clusterMember) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			requireReplicasAgree(t, members)
+		}
+		for _, cm := range members {
+			require.NoError(t, cm.m.Stop())
+		}
+	})
+}
+
+// requireReplicasAgree checks that the replicas of each shard of each
+// cluster reach one applied index with equal state hashes, and never differ
+// at the same applied index (compareReplicas).
+func requireReplicasAgree(t *testing.T, members []*clusterMember) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		shards := map[replicaGroup][]replicaOn{}
+		for _, cm := range members {
+			id := cm.m.GetClusterInfo().ClusterID
+			for s, st := range graft.ReplicaStates(cm.m) {
+				k := replicaGroup{id, s}
+				shards[k] = append(shards[k], replicaOn{cm.cfg.NodeID, st})
+			}
+		}
+		behind, err := compareReplicas(shards)
+		require.NoError(t, err)
+		if len(behind) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas never caught up: %v", behind)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// replicaGroup is one shard of one cluster.
+type replicaGroup struct {
+	cluster string
+	shard   uint64
+}
+
+// replicaOn is a replica's state on a member.
+type replicaOn struct {
+	member string
+	graft.ReplicaState
+}
+
+// compareReplicas returns an error if two replicas of a shard differ at
+// the same applied index, and otherwise the replicas behind the most
+// advanced one of their shard. Only replicas the most advanced replica's
+// membership lists are compared (a member cut off for good keeps replicas
+// the shard removed).
+func compareReplicas(shards map[replicaGroup][]replicaOn) (behind []string, err error) {
+	for k, rs := range shards {
+		top := slices.MaxFunc(rs, func(a, b replicaOn) int { return cmp.Compare(a.Applied, b.Applied) })
+		for _, a := range rs {
+			switch {
+			case !slices.Contains(top.Members, a.Replica):
+			case a.Applied == top.Applied && a.Hash != top.Hash:
+				return nil, fmt.Errorf("cluster %s shard %d: replicas on %s and %s differ at applied index %d: %x vs %x",
+					k.cluster, k.shard, a.member, top.member, a.Applied, a.Hash, top.Hash)
+			case a.Applied != top.Applied:
+				behind = append(behind, fmt.Sprintf("shard %d on %s at %d of %d", k.shard, a.member, a.Applied, top.Applied))
+			}
+		}
+	}
+	return behind, nil
+}
+
+// The replica comparison finds planted divergence and lag, and ignores
+// replicas their shard removed.
+func TestCompareReplicas(t *testing.T) {
+	st := func(hash, applied, replica uint64) graft.ReplicaState {
+		return graft.ReplicaState{Hash: hash, Applied: applied, Replica: replica, Members: []uint64{1, 2, 3}}
+	}
+	g := replicaGroup{"c", 1}
+	behind, err := compareReplicas(map[replicaGroup][]replicaOn{g: {{"n1", st(7, 10, 1)}, {"n2", st(7, 10, 2)}, {"n3", st(7, 10, 3)}}})
+	require.NoError(t, err)
+	require.Empty(t, behind)
+
+	_, err = compareReplicas(map[replicaGroup][]replicaOn{g: {{"n1", st(7, 10, 1)}, {"n2", st(8, 10, 2)}}})
+	require.ErrorContains(t, err, "differ at applied index 10")
+
+	behind, err = compareReplicas(map[replicaGroup][]replicaOn{g: {{"n1", st(7, 10, 1)}, {"n2", st(5, 9, 2)}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"shard 1 on n2 at 9 of 10"}, behind)
+
+	removed := graft.ReplicaState{Hash: 1, Applied: 10, Replica: 4}
+	behind, err = compareReplicas(map[replicaGroup][]replicaOn{g: {{"n1", st(7, 10, 1)}, {"n4", removed}}})
+	require.NoError(t, err)
+	require.Empty(t, behind)
 }
 
 func portOf(t *testing.T, addr string) int {

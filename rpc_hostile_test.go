@@ -206,10 +206,10 @@ func startOnRPCPorts(t *testing.T, cfgs []*graft.Config, register func(*graft.Ma
 			register(m)
 		}
 		members[i] = &clusterMember{cfg: cfg, m: m}
-		t.Cleanup(func() { require.NoError(t, m.Stop()) })
 		wg.Go(func() { errs[i] = m.Start(ctx, ports[i]) })
 	}
 	wg.Wait()
+	stopAtEnd(t, members)
 	require.NoError(t, errors.Join(errs...), "starting the members")
 	return members, ports
 }
