@@ -418,3 +418,69 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Stop hands the shards a member leads to other replicas before it closes:
+// the others lead them before its Stop returns, instead of electing a
+// leader an election timeout after it went silent.
+func TestStopHandsOffLeadership(t *testing.T) {
+	var runs atomic.Int64
+	members := startCluster(t, 3, seqNodes(t, &runs))
+	requirePlaced(t, members, placeOn(t, 4, 3, "n1", "n2", "n3"), 30*time.Second)
+	// The member leading the most shards stops; the others watch.
+	var led []uint64
+	for i, cm := range members {
+		var its []uint64
+		for s := uint64(1); s <= 4; s++ {
+			if graft.LeadsShard(cm.m, s) {
+				its = append(its, s)
+			}
+		}
+		if len(its) > len(led) {
+			led = its
+			members[0], members[i] = members[i], members[0]
+		}
+	}
+	require.NotEmpty(t, led, "no member leads a shard")
+
+	var mu sync.Mutex
+	first := map[uint64]time.Time{} // when another member first led each shard
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			for _, s := range led {
+				for _, cm := range members[1:] {
+					if graft.LeadsShard(cm.m, s) {
+						mu.Lock()
+						if _, ok := first[s]; !ok {
+							first[s] = time.Now()
+						}
+						mu.Unlock()
+					}
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	stopping := time.Now()
+	require.NoError(t, members[0].m.Stop())
+	stopped := time.Now()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(first) == len(led)
+	}, 10*time.Second, 5*time.Millisecond, "the shards %s led never elected another leader", members[0].cfg.NodeID)
+	close(done)
+	wg.Wait()
+	for _, s := range led {
+		t.Logf("shard %d: led by another member %v after %s began stopping (Stop took %v)", s, first[s].Sub(stopping), members[0].cfg.NodeID, stopped.Sub(stopping))
+		require.False(t, first[s].After(stopped), "shard %d had no other leader until %v after %s's Stop returned", s, first[s].Sub(stopped), members[0].cfg.NodeID)
+	}
+	startSeq(t, members[1].m, "after")
+	waitDone(t, members[2].m, "after")
+}

@@ -38,3 +38,9 @@ func ReplicaStates(m *Manager) map[uint64]ReplicaState {
 	}
 	return out
 }
+
+// LeadsShard reports whether m's replica of shard s leads it.
+func LeadsShard(m *Manager, s uint64) bool {
+	h, err := m.storage()
+	return err == nil && h.IsLeader(s)
+}

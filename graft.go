@@ -442,7 +442,7 @@ func (m *Manager) teardown() error {
 	c := m.cluster
 	m.mu.Unlock()
 	if c != nil {
-		keep(c.close())
+		keep(c.close(h))
 	}
 	if h != nil {
 		keep(h.Close())
