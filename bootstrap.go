@@ -14,6 +14,7 @@ import (
 
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/formation"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/ring"
@@ -176,7 +177,7 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 			logged = time.Now()
 			m.log.Info("forming a cluster", "state", reason, "members_seen", len(seen), "founding", rules.Fingerprint())
 		}
-		if err := sleepCtx(ctx, 50); err != nil {
+		if err := backoff.Sleep(ctx, 50*time.Millisecond); err != nil {
 			if refused != nil {
 				return nil, fmt.Errorf("%w: %w (%w)", ErrNotAdmitted, refused, err)
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
@@ -170,15 +171,8 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if err := g.Start(ctx); err != nil {
 		return fmt.Errorf("starting gossip: %w", err)
 	}
-	c.wg.Add(2)
-	go func() {
-		defer c.wg.Done()
-		c.watchMembership()
-	}()
-	go func() {
-		defer c.wg.Done()
-		c.forwardEvents()
-	}()
+	c.wg.Go(c.watchMembership)
+	c.wg.Go(c.forwardEvents)
 
 	lay, err := loadLayout(m.cfg.DataDir)
 	if err != nil {
@@ -228,11 +222,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	if err := c.publishTags(); err != nil {
 		return fmt.Errorf("publishing gossip tags: %w", err)
 	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.reconcileLoop()
-	}()
+	c.wg.Go(c.reconcileLoop)
 	m.log.Info("cluster member started", "cluster_id", lay.ClusterID, "bootstrap_members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
 	return nil
 }
@@ -511,7 +501,7 @@ func (m *Manager) forward(ctx context.Context, s uint64, method string, body []b
 				return nil, last
 			}
 		}
-		if err := sleepCtx(ctx, min(50*(attempt+1), 250)); err != nil {
+		if err := backoff.Sleep(ctx, backoff.Delay(attempt+1, 50*time.Millisecond, 250*time.Millisecond)); err != nil {
 			break
 		}
 	}

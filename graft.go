@@ -18,6 +18,7 @@ import (
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
@@ -321,7 +322,7 @@ func (m *Manager) awaitLeader(ctx context.Context, s uint64) error {
 			}
 			return nil
 		}
-		if err := sleepCtx(ctx, 5); err != nil {
+		if err := backoff.Sleep(ctx, 5*time.Millisecond); err != nil {
 			return fmt.Errorf("%w: waiting for shard %d to elect a leader: %w", ErrTimeout, s, err)
 		}
 	}
@@ -592,16 +593,4 @@ func (m *Manager) shardCount() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return max(m.nshards, 1)
-}
-
-// sleepCtx waits ms milliseconds or until ctx ends.
-func sleepCtx(ctx context.Context, ms int) error {
-	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -169,9 +169,7 @@ func (t *raftTransport) serve(c *raftConn) bool {
 	if t.closed {
 		return false
 	}
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
+	t.wg.Go(func() {
 		defer close(c.dead)
 		for {
 			select {
@@ -196,7 +194,7 @@ func (t *raftTransport) serve(c *raftConn) bool {
 				}
 			}
 		}
-	}()
+	})
 	return true
 }
 

@@ -94,17 +94,9 @@ func newGuardTransport(nt *memberlist.NetTransport, limits guardLimits, plaintex
 		stateSlots:   make(chan struct{}, limits.MaxStateStreams),
 		stop:         make(chan struct{}),
 	}
-	g.goFunc(g.pumpPackets)
-	g.goFunc(g.pumpStreams)
+	g.wg.Go(g.pumpPackets)
+	g.wg.Go(g.pumpStreams)
 	return g
-}
-
-func (g *guardTransport) goFunc(f func()) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		f()
-	}()
 }
 
 // PacketCh returns the packets that passed the checks.
@@ -159,7 +151,7 @@ func (g *guardTransport) pumpStreams() {
 		case <-g.stop:
 			return
 		case conn := <-in:
-			g.goFunc(func() { g.checkStream(conn) })
+			g.wg.Go(func() { g.checkStream(conn) })
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/hashicorp/serf/serf"
 )
 
@@ -17,8 +18,9 @@ import (
 // timeout (both sides then consider the other failed, and memberlist stops
 // probing them) and brings back restarted members.
 func (n *Node) membershipLoop(ctx context.Context, s *serf.Serf) {
-	backoff := n.cfg.JoinRetryMin
+	bo := backoff.Backoff{Min: n.cfg.JoinRetryMin, Max: n.cfg.JoinRetryMax}
 	for !n.hasAlivePeer(s) {
+		retryIn := bo.Next()
 		peers, discErr := n.discover(ctx, s)
 		if len(peers) == 0 && discErr == nil {
 			n.logger.Info("gossip: no peers discovered; waiting to be joined")
@@ -32,14 +34,13 @@ func (n *Node) membershipLoop(ctx context.Context, s *serf.Serf) {
 				n.logger.Info("gossip: joined cluster", "contacted", num, "peers", peers)
 				break
 			}
-			n.logger.Warn("gossip: join failed, retrying", "peers", peers, "error", err, "retry_in", backoff)
+			n.logger.Warn("gossip: join failed, retrying", "peers", peers, "error", err, "retry_in", retryIn)
 		} else {
-			n.logger.Warn("gossip: discovery failed, retrying", "error", discErr, "retry_in", backoff)
+			n.logger.Warn("gossip: discovery failed, retrying", "error", discErr, "retry_in", retryIn)
 		}
-		if !sleepCtx(ctx, backoff) {
+		if backoff.Sleep(ctx, retryIn) != nil {
 			return
 		}
-		backoff = min(2*backoff, n.cfg.JoinRetryMax)
 	}
 	if n.hasAlivePeer(s) {
 		n.joined.Store(true)
@@ -174,16 +175,4 @@ func (n *Node) hasAlivePeer(s *serf.Serf) bool {
 		}
 	}
 	return false
-}
-
-// sleepCtx waits for d or ctx, reporting whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -122,15 +122,6 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// goFunc runs f on a goroutine tracked by n.wg.
-func (n *Node) goFunc(f func()) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		f()
-	}()
-}
-
 // Start binds the gossip port, creates the Serf instance (binding the gossip port) and starts the
 // background loops: the event loop, the user-event and query dispatchers,
 // and the membership loop, which joins discovered peers (retrying with
@@ -156,9 +147,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.goFunc(n.eventLoop)
-	n.goFunc(n.userDispatcher)
-	n.goFunc(n.queryDispatcher)
+	n.wg.Go(n.eventLoop)
+	n.wg.Go(n.userDispatcher)
+	n.wg.Go(n.queryDispatcher)
 	s, err := serf.Create(sc)
 	if err != nil {
 		if owned != nil {
@@ -188,7 +179,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.unadvertise = append(n.unadvertise, stop)
 	}
-	n.goFunc(func() { n.membershipLoop(loopCtx, s) })
+	n.wg.Go(func() { n.membershipLoop(loopCtx, s) })
 	n.logger.Info("gossip: started", "addr", joinHostPort(local.Addr.String(), int(local.Port)),
 		"policy", n.cfg.Policy.String(), "encrypted", s.EncryptionEnabled())
 	return nil
@@ -448,7 +439,7 @@ func (n *Node) startLeave(s *serf.Serf) <-chan struct{} {
 	}
 	n.leaveStarted = true
 	n.cancel(ErrClosed)
-	n.goFunc(func() {
+	n.wg.Go(func() {
 		n.joinMu.Lock()
 		err := s.Leave()
 		n.joinMu.Unlock()

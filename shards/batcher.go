@@ -97,7 +97,7 @@ func (h *Host) Propose(ctx context.Context, shardID uint64, cmd []byte) ([]byte,
 			h.log.Warn("proposal still not committed after retries", attrShard, shardID,
 				"attempts", attempts, "last_error", r.err)
 		}
-		if err := h.sleep(ctx, bo.next()); err != nil {
+		if err := h.sleep(ctx, bo.Next()); err != nil {
 			return nil, err
 		}
 	}
@@ -174,7 +174,7 @@ func (h *Host) propose(s *shard, batch []*request) {
 		return
 	}
 	s.stats.proposals.Add(1)
-	h.goFunc(func() {
+	h.wg.Go(func() {
 		defer func() { <-s.inflight }()
 		select {
 		case res := <-rs.AppliedC():

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/client"
 	"github.com/lni/dragonboat/v4/config"
@@ -135,7 +136,7 @@ func NewHost(cfg Config) (*Host, error) {
 	}
 	if c.OnLeaderChange != nil {
 		nhc.RaftEventListener = leaderListener{h}
-		h.goFunc(h.runLeaderEvents)
+		h.wg.Go(h.runLeaderEvents)
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err != nil {
@@ -162,15 +163,6 @@ func engineConfig() config.EngineConfig {
 	e.CommitShards = 2
 	e.ApplyShards = 2
 	return e
-}
-
-// goFunc runs f on a goroutine that Close waits for.
-func (h *Host) goFunc(f func()) {
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		f()
-	}()
 }
 
 // StartShard starts this member's replica of shardID. For a new shard pass
@@ -245,7 +237,7 @@ func (h *Host) StartShard(shardID, replicaID uint64, initialMembers map[uint64]s
 		return fmt.Errorf("graft: shards: starting shard %d replica %d: %w", shardID, replicaID, translate(err))
 	}
 	h.shards[shardID] = s
-	h.goFunc(func() { h.runBatcher(s) })
+	h.wg.Go(func() { h.runBatcher(s) })
 	log.Info("shard started", "restart", members == nil, "join", join)
 	return nil
 }
@@ -310,7 +302,7 @@ func (h *Host) Read(ctx context.Context, shardID uint64, query []byte) ([]byte, 
 		if !IsRetryable(terr) {
 			return nil, terr
 		}
-		if err := h.sleep(ctx, bo.next()); err != nil {
+		if err := h.sleep(ctx, bo.Next()); err != nil {
 			return nil, err
 		}
 	}
@@ -430,15 +422,10 @@ func ctxError(ctx context.Context) error {
 	return fmt.Errorf("graft: shards: %w", context.Cause(ctx))
 }
 
-// backoff yields exponentially growing waits from 1 ms up to 50 ms.
-type backoff struct{ d time.Duration }
-
-func newBackoff() *backoff { return &backoff{d: time.Millisecond} }
-
-func (b *backoff) next() time.Duration {
-	d := b.d
-	b.d = min(2*b.d, 50*time.Millisecond)
-	return d
+// newBackoff returns the waits between retries of a call while its shard
+// has no leader: from 1 ms doubling up to 50 ms.
+func newBackoff() *backoff.Backoff {
+	return &backoff.Backoff{Min: time.Millisecond, Max: 50 * time.Millisecond}
 }
 
 // leaderListener hands Dragonboat leader events to runLeaderEvents without

@@ -137,11 +137,9 @@ func (t *tcpTransport) Start() error {
 		return errors.Join(ErrClosed, ln.Close())
 	}
 	t.ln = ln
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
+	t.wg.Go(func() {
 		t.acceptLoop(ln)
-	}()
+	})
 	return nil
 }
 
@@ -207,12 +205,10 @@ func (t *tcpTransport) track(conn net.Conn) {
 		return
 	}
 	t.conns[conn] = struct{}{}
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
+	t.wg.Go(func() {
 		defer t.untrack(conn)
 		t.serve(conn)
-	}()
+	})
 }
 
 func (t *tcpTransport) untrack(conn net.Conn) {

@@ -185,13 +185,11 @@ func NewServer(h Handler, cfg Config, log *slog.Logger) (*Server, error) {
 // Connections over Config.MaxConnections are closed as they are accepted.
 func (s *Server) Serve(l net.Listener) {
 	l = newLimitListener(l, s.cfg.MaxConnections, s.log)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		if err := s.grpc.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			s.log.Warn("member rpc server stopped", "error", err)
 		}
-	}()
+	})
 }
 
 // Stop stops serving, waiting up to timeout for calls in progress. Safe to
@@ -199,12 +197,10 @@ func (s *Server) Serve(l net.Listener) {
 func (s *Server) Stop(timeout time.Duration) {
 	s.once.Do(func() {
 		done := make(chan struct{})
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		s.wg.Go(func() {
 			s.grpc.GracefulStop()
 			close(done)
-		}()
+		})
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		select {
