@@ -38,15 +38,6 @@ const (
 	tagRules   = "found"   // fingerprint of its founding rules (formation.Rules)
 )
 
-// RPC methods between members.
-const (
-	rpcApply = "apply" // propose a command to a shard this member hosts
-	rpcRead  = "read"  // linearizable read of a shard this member hosts
-	rpcEvent = "event" // a workflow lifecycle change, for the member that started it
-	rpcExec  = "exec"  // run a step of a node type this member registered
-	rpcAdmit = "admit" // does this member's gossip admit the asking member?
-)
-
 // execRequest asks a member to run one step of a node it registered.
 type execRequest struct {
 	Node    string          `json:"node"`
@@ -55,11 +46,10 @@ type execRequest struct {
 	Config  json.RawMessage `json:"config,omitempty"`
 }
 
-// execReply is a remote step's outcome.
+// execReply is the outcome of a step that succeeded on another member; a
+// step's error is the call's error (see stepFailure).
 type execReply struct {
-	Output    *executor.Output `json:"output,omitempty"`
-	Error     string           `json:"error,omitempty"`
-	Permanent bool             `json:"permanent,omitempty"`
+	Output *executor.Output `json:"output,omitempty"`
 }
 
 // forwardedEvent carries a lifecycle change from a shard's leader to the
@@ -518,140 +508,21 @@ func shardPayload(s uint64, body []byte) []byte {
 	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(body)), s), body...)
 }
 
-// fromRemote maps an RPC error to the package's sentinels.
-func fromRemote(err error) error {
-	var re *rpc.RemoteError
-	if errors.As(err, &re) {
-		switch re.Code {
-		case rpc.CodeUnavailable:
-			return fmt.Errorf("%w: %s", ErrNotReady, re.Message)
-		case rpc.CodeTimeout:
-			return fmt.Errorf("%w: %s", ErrTimeout, re.Message)
-		case rpc.CodeStorageFull:
-			return fmt.Errorf("%w: %s", ErrStorageFull, re.Message)
-		}
-		return errors.New(re.Message)
-	}
-	if errors.Is(err, rpc.ErrUnreachable) {
-		return fmt.Errorf("%w: %w", ErrNotReady, err)
-	}
-	return err
-}
-
-// handleRPC serves the calls of other members: only members of this
-// cluster may call (checkCaller), and every request is decoded (decodeRPC)
-// before anything else; a call about a shard this member does not host is
-// refused before storage is touched.
-func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
-	if method != rpcAdmit {
-		c := m.currentCluster()
-		if c == nil || c.gossip == nil {
-			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not started its cluster yet", m.cfg.NodeID)}
-		}
-		if err := c.checkCaller(ctx); err != nil {
-			return nil, err
-		}
-	}
-	return m.serveRPC(ctx, method, payload)
-}
-
-// serveRPC decodes and serves a call handleRPC let through.
-func (m *Manager) serveRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
-	req, err := decodeRPC(method, payload)
-	if err != nil {
-		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: err}
-	}
-	switch method {
-	case rpcExec:
-		return m.serveExec(ctx, req.exec)
-	case rpcAdmit:
-		m.mu.Lock()
-		c := m.cluster
-		ready := c != nil && c.gossip != nil
-		m.mu.Unlock()
-		if !ready {
-			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s cannot answer admission yet", m.cfg.NodeID)}
-		}
-		return nil, c.serveAdmit(req.admit)
-	case rpcReplica, rpcDrop, rpcMembership:
-		c := m.currentCluster()
-		if c == nil || c.currentLayout() == nil {
-			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not joined the cluster yet", m.cfg.NodeID)}
-		}
-		switch method {
-		case rpcReplica:
-			return nil, c.serveReplica(ctx, req.replica)
-		case rpcDrop:
-			return nil, c.serveDrop(ctx, req.replica)
-		default:
-			return c.serveMembership(ctx, req.replica)
-		}
-	case rpcEvent:
-		for i := range req.events {
-			ch := req.events[i].change()
-			if ev := m.workflowEvent(&ch, req.events[i].From); ev != nil {
-				m.bus.Publish(ev)
-			}
-		}
-		return nil, nil
-	}
-	// apply or read: refused before any storage call unless this member
-	// holds a replica of the shard.
-	s, body := req.shard, req.body
-	h, err := m.running()
-	if err != nil || !m.hosts(s) {
-		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s does not serve shard %d", m.cfg.NodeID, s)}
-	}
-	if _, ok := h.LeaderID(s); !ok {
-		// A replica without a leader (an election, a partition, or a
-		// replica removed while its member was away) would hold the call
-		// until its deadline; another member may do better.
-		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s knows no leader of shard %d", m.cfg.NodeID, s)}
-	}
-	var out []byte
-	if method == rpcApply {
-		// The caller charged the command against its own disk; this
-		// member's is protected by its hard floor (see diskGuard). (Purges
-		// are never forwarded: the shard's leader proposes them.)
-		release, derr := m.diskGuard().reserve(time.Now(), commandDiskBytes(wf.OpStart, body), diskStep)
-		if derr != nil {
-			return nil, &rpc.CodedError{Code: rpc.CodeStorageFull, Err: derr}
-		}
-		out, err = m.applyHere(ctx, h, s, body)
-		release()
-	} else {
-		out, err = h.Read(ctx, s, body)
-	}
-	if err != nil {
-		code := rpc.CodeUnknown
-		switch {
-		case shards.IsRetryable(err) && errors.Is(err, shards.ErrTimeout):
-			code = rpc.CodeTimeout
-		case shards.IsRetryable(err), errors.Is(err, shards.ErrClosed), errors.Is(err, shards.ErrShardNotFound):
-			code = rpc.CodeUnavailable
-		}
-		return nil, &rpc.CodedError{Code: code, Err: err}
-	}
-	return out, nil
-}
-
 // serveExec runs a step for another member (the shard's leader) that does
-// not have its node type.
+// not have its node type. A step's error is the call's error, of its kind
+// (see stepFailure).
 func (m *Manager) serveExec(ctx context.Context, req execRequest) ([]byte, error) {
-	var rep execReply
 	node, ok := m.registry.Get(req.Node)
 	if !ok {
-		rep.Error = fmt.Sprintf("node %q is not registered on member %q", req.Node, m.cfg.NodeID)
-	} else {
-		wc := req.Context
-		wc.MemberID = m.cfg.NodeID
-		out, err := node.Execute(executor.WithWorkflowContext(ctx, &wc), req.State, req.Config)
-		if err != nil {
-			rep.Error, rep.Permanent = err.Error(), executor.IsPermanent(err)
-		}
-		rep.Output = out
+		return nil, stepFailure(fmt.Errorf("node %q is not registered on member %q", req.Node, m.cfg.NodeID))
 	}
-	return json.Marshal(rep)
+	wc := req.Context
+	wc.MemberID = m.cfg.NodeID
+	out, err := node.Execute(executor.WithWorkflowContext(ctx, &wc), req.State, req.Config)
+	if err != nil {
+		return nil, stepFailure(err)
+	}
+	return json.Marshal(execReply{Output: out})
 }
 
 // remoteStepTimeout bounds a step run on another member when the engine
@@ -705,19 +576,15 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 		defer cancel()
 	}
 	out, err := c.client.Call(ctx, addr, rpcExec, b)
+	if stepErr, ok := remoteStepError(err); ok {
+		return nil, stepErr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("running node %q remotely: %w", node, fromRemote(err))
 	}
 	var rep execReply
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return nil, fmt.Errorf("decoding remote step outcome: %w", err)
-	}
-	if rep.Error != "" {
-		err := errors.New(rep.Error)
-		if rep.Permanent {
-			err = executor.Permanent(err)
-		}
-		return nil, err
 	}
 	return rep.Output, nil
 }

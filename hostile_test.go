@@ -200,11 +200,12 @@ func TestHostileInputToEveryPort(t *testing.T) {
 		wg.Go(func() { bigErrs[i] = hostile.RPCCall(ctx, rpcAddr, uint64(len(big)), big) })
 	}
 	wg.Wait()
-	tooLarge := fmt.Sprintf("graft-code=%d;", rpc.CodeTooLarge)
 	for _, err := range bigErrs {
 		require.Error(t, err)
-		require.Equal(t, codes.Aborted, status.Code(err), "%v", err)
-		require.True(t, strings.HasPrefix(status.Convert(err).Message(), tooLarge), "%v", err)
+		require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+		re, ok := rpc.DecodeStatus(status.Convert(err))
+		require.True(t, ok, "%v", err)
+		require.Equal(t, rpc.CodeTooLarge, re.Code, "%v", err)
 	}
 	sent["rpc"] += len(bigErrs)
 

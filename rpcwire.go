@@ -14,42 +14,27 @@ import (
 // that reaches the RPC port) sends is decoded here, by pure functions that
 // touch no state, before handleRPC acts on it: they refuse what is
 // malformed, and they keep the memory a decode allocates proportional to
-// the request (FuzzDecodeRPC checks both).
+// the request (FuzzDecodeRPC checks both). rpcMethods names each method's
+// decoder.
 
-// rpcRequest is a decoded member RPC request; the fields of its method are
-// set.
-type rpcRequest struct {
-	shard   uint64         // apply, read: the shard the call is about
-	body    []byte         // apply, read: the command or query, decoded by the shard
-	exec    execRequest    // exec
-	events  []eventWire    // event: lifecycle changes
-	replica replicaRequest // replica, drop, membership
-	admit   admitRequest   // admit
-}
-
-// decodeRPC decodes the request of method. An unknown method or a
-// malformed request is an error.
-func decodeRPC(method string, payload []byte) (rpcRequest, error) {
-	var req rpcRequest
-	var err error
-	switch method {
-	case rpcApply, rpcRead:
-		req.shard, req.body, err = decodeShardPayload(payload)
-	case rpcExec:
-		req.exec, err = decodeExecRequest(payload)
-	case rpcEvent:
-		req.events, err = decodeEvents(payload)
-	case rpcReplica, rpcDrop, rpcMembership:
-		req.replica, err = decodeReplicaRequest(method, payload)
-	case rpcAdmit:
-		req.admit, err = decodeAdmitRequest(payload)
-	default:
-		return req, fmt.Errorf("unknown method %q", method)
+// decodeRPC decodes the request of method with its rpcMethods decoder.
+// An unknown method or a malformed request is an error.
+func decodeRPC(method string, payload []byte) (any, error) {
+	spec, ok := rpcMethods[method]
+	if !ok {
+		return nil, fmt.Errorf("unknown method %q", method)
 	}
+	req, err := spec.decode(payload)
 	if err != nil {
-		return req, fmt.Errorf("decoding %s request: %w", method, err)
+		return nil, fmt.Errorf("decoding %s request: %w", method, err)
 	}
 	return req, nil
+}
+
+// decodeShardCall decodes an apply or read request.
+func decodeShardCall(payload []byte) (shardCall, error) {
+	s, body, err := decodeShardPayload(payload)
+	return shardCall{shard: s, body: body}, err
 }
 
 // decodeShardPayload splits an apply or read payload into its shard (8
@@ -77,18 +62,24 @@ func decodeExecRequest(payload []byte) (execRequest, error) {
 	return req, nil
 }
 
-// decodeReplicaRequest decodes a replica, drop or membership request: each
-// names a shard, and replica and drop a replica of it.
-func decodeReplicaRequest(method string, payload []byte) (replicaRequest, error) {
+// decodeReplicaRequest decodes a replica or drop request: a replica of a
+// shard.
+func decodeReplicaRequest(payload []byte) (replicaRequest, error) {
+	req, err := decodeMembershipRequest(payload)
+	if err == nil && req.Replica == 0 {
+		return replicaRequest{}, errors.New("replica 0 does not exist")
+	}
+	return req, err
+}
+
+// decodeMembershipRequest decodes a membership request: it names a shard.
+func decodeMembershipRequest(payload []byte) (replicaRequest, error) {
 	var req replicaRequest
 	if err := strictJSON(payload, &req); err != nil {
 		return replicaRequest{}, err
 	}
 	if req.Shard == 0 {
 		return replicaRequest{}, errors.New("shard 0 does not exist")
-	}
-	if method != rpcMembership && req.Replica == 0 {
-		return replicaRequest{}, errors.New("replica 0 does not exist")
 	}
 	return req, nil
 }

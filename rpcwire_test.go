@@ -289,33 +289,35 @@ func FuzzDecodeRPC(f *testing.F) {
 		f.Add(string(s[0]), s[1])
 	}
 	f.Fuzz(func(t *testing.T, method string, payload []byte) {
-		var req rpcRequest
+		var req any
 		var err error
 		requireAllocBounded(t, len(payload), func() {
 			req, err = decodeRPC(method, payload)
 			if err != nil {
 				return
 			}
-			switch method {
-			case rpcApply:
-				_, _ = wf.DecodeCommand(req.body)
-			case rpcRead:
-				var q wf.Query
-				_ = json.Unmarshal(req.body, &q)
-			case rpcEvent:
-				for i := range req.events {
-					_ = req.events[i].change()
+			switch r := req.(type) {
+			case shardCall:
+				if method == rpcApply {
+					_, _ = wf.DecodeCommand(r.body)
+				} else {
+					var q wf.Query
+					_ = json.Unmarshal(r.body, &q)
+				}
+			case []eventWire:
+				for i := range r {
+					_ = r[i].change()
 				}
 			}
 		})
 		if err != nil {
 			return
 		}
-		switch method {
-		case rpcApply, rpcRead:
-			require.NotZero(t, req.shard)
-		case rpcEvent:
-			require.LessOrEqual(t, len(req.events), maxEventBatch)
+		switch r := req.(type) {
+		case shardCall:
+			require.NotZero(t, r.shard)
+		case []eventWire:
+			require.LessOrEqual(t, len(r), maxEventBatch)
 		}
 	})
 }

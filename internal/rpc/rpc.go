@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +50,8 @@ const (
 	streamWindow = 256 << 10
 	// connWindow is the server's connection-level window.
 	connWindow = 1 << 20
-	// maxHeaderBytes bounds the headers of one call a server accepts.
+	// maxHeaderBytes bounds the headers of one call a server accepts, and
+	// the headers and trailers of an answer a client accepts.
 	maxHeaderBytes = 64 << 10
 	// maxConnectionIdle closes connections without calls for this long;
 	// clients reconnect on their next call.
@@ -59,7 +59,9 @@ const (
 )
 
 // Handler serves calls. It must be safe for concurrent use. An error it
-// returns reaches the caller as a *RemoteError with the same Code and text.
+// returns reaches the caller as a *RemoteError with the same text (clipped
+// to 16 KiB) and, if it is or wraps a *CodedError, that error's Code, Kind
+// and Details; otherwise CodeUnknown.
 // ctx carries the caller's deadline, or Config.CallTimeout if it sent none.
 type Handler interface {
 	Handle(ctx context.Context, method string, payload []byte) ([]byte, error)
@@ -90,10 +92,25 @@ const (
 	CodeStorageFull             // the member's disk is too full to take the write
 )
 
-// CodedError is an error a Handler returns to choose the Code the caller sees.
+// CodedError is an error a Handler returns to choose what the caller sees
+// besides the text: a Code, and optionally a Kind and Details.
 type CodedError struct {
+	// Code is the error's class.
 	Code Code
-	Err  error
+	// Kind names exactly what went wrong, so the caller can rebuild the
+	// error (the root package maps its sentinel errors to kinds): 1 to 64
+	// bytes of lowercase letters, digits, '-' and '.', starting with a
+	// letter. Empty means none; an invalid Kind is dropped.
+	Kind string
+	// Details are values the caller needs to rebuild the error (a
+	// panicking step's value and stack). Keys are 1 to 64 bytes of
+	// lowercase letters, digits, '-' and '_', starting with a letter, and
+	// not "kind"; other keys are dropped. At most 16 entries and 8 KiB of
+	// keys and values travel, in key order: the value that crosses 8 KiB
+	// is clipped and the entries after it dropped.
+	Details map[string]string
+	// Err is the error; its text is the text the caller sees.
+	Err error
 }
 
 // Error returns the wrapped error's text.
@@ -104,9 +121,16 @@ func (e *CodedError) Unwrap() error { return e.Err }
 
 // RemoteError is an error returned by the remote Handler, or a refusal of
 // the remote Server (CodeUnavailable when it is busy, CodeTooLarge,
-// CodeInvalid for a malformed call).
+// CodeInvalid for a malformed call). Its fields are those the Handler's
+// *CodedError chose, within the bounds CodedError documents.
 type RemoteError struct {
-	Code    Code
+	// Code is the error's class.
+	Code Code
+	// Kind is the error's kind, or "" for none.
+	Kind string
+	// Details are the error's details; nil for none.
+	Details map[string]string
+	// Message is the error's text.
 	Message string
 }
 
@@ -123,13 +147,6 @@ var ErrUnreachable = errors.New("graft: member unreachable")
 // ErrTooLarge reports a request or answer over Config.MaxMessageBytes.
 // Retrying the same call cannot succeed.
 var ErrTooLarge = errors.New("graft: rpc message too large")
-
-// refusal is the gRPC status that carries a Code and text to the caller.
-// The graft code travels in the message prefix, so no protobuf details are
-// needed: "graft-code=N;" + text.
-func refusal(code Code, format string, args ...any) error {
-	return status.Error(codes.Aborted, fmt.Sprintf("graft-code=%d;%s", code, fmt.Sprintf(format, args...)))
-}
 
 // Server serves a Handler over gRPC with the limits of its Config.
 type Server struct {
@@ -246,12 +263,11 @@ func (s *Server) handleCall(_ any, ss grpc.ServerStream) error {
 	}
 	out, err := s.h.Handle(ctx, method, payload)
 	if err != nil {
-		code := CodeUnknown
 		var ce *CodedError
 		if errors.As(err, &ce) {
-			code = ce.Code
+			return encodeStatus(ce.Code, ce.Kind, ce.Details, err.Error()).Err()
 		}
-		return refusal(code, "%s", err.Error())
+		return encodeStatus(CodeUnknown, "", nil, err.Error()).Err()
 	}
 	if len(out) > s.cfg.MaxMessageBytes {
 		return refusal(CodeTooLarge, "the answer to %s is %d bytes, over the limit of %d", method, len(out), s.cfg.MaxMessageBytes)
@@ -433,23 +449,16 @@ func (c *Client) receive(cs grpc.ClientStream) ([]byte, error) {
 	return out, nil
 }
 
-// failure maps a call's error: refusals and handler errors carrying a
-// graft code become *RemoteError, ErrTooLarge stays, the rest wraps
-// ErrUnreachable.
+// failure maps a call's error: refusals and handler errors (a status
+// carrying a graft error, see DecodeStatus) become *RemoteError,
+// ErrTooLarge stays, the rest wraps ErrUnreachable.
 func (c *Client) failure(ctx context.Context, addr, method string, err error) error {
 	if errors.Is(err, ErrTooLarge) {
 		return fmt.Errorf("calling %s on %s: %w", method, addr, err)
 	}
 	st, ok := status.FromError(err)
-	if ok && st.Code() == codes.Aborted {
-		var code Code
-		if n, _ := fmt.Sscanf(st.Message(), "graft-code=%d;", &code); n == 1 {
-			var msg string
-			if i := strings.IndexByte(st.Message(), ';'); i >= 0 {
-				msg = st.Message()[i+1:]
-			}
-			return &RemoteError{Code: code, Message: msg}
-		}
+	if re, graft := DecodeStatus(st); graft {
+		return re
 	}
 	if ok && st.Code() == codes.ResourceExhausted {
 		return fmt.Errorf("%w: calling %s on %s: %v", ErrTooLarge, method, addr, st.Message())
@@ -482,6 +491,9 @@ func (c *Client) connection(addr string) (*grpc.ClientConn, error) {
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: c.cfg.HandshakeTimeout, Backoff: backoff.Config{
 			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second}}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxFrameBytes), grpc.MaxCallSendMsgSize(maxFrameBytes)),
+		// Bounds the headers and trailers of an answer, and so the error
+		// status a peer can make DecodeStatus read.
+		grpc.WithMaxHeaderListSize(maxHeaderBytes),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)

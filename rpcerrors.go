@@ -1,0 +1,203 @@
+package graft
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/shards"
+)
+
+// Errors across the member RPC. A member serving a call names the kind of
+// its error (toRemote): a sentinel of this package it wraps, or a step's
+// outcome; the member RPC carries the kind in the call's status details
+// (internal/rpc), and the caller rebuilds an error of the same kind
+// (fromRemote, remoteStepError), so errors.Is and errors.As work as if the
+// error had happened here. The text is the remote error's text.
+
+// errorKind is an error that keeps its identity across the member RPC.
+type errorKind struct {
+	kind  string
+	code  rpc.Code // the class an error of this kind travels with, unless the handler chose one
+	match []error  // an error wrapping any of these is of this kind
+	is    []error  // the caller's error wraps these
+}
+
+// errorKinds are the errors that keep their identity across the member
+// RPC, most specific first. A member that is closing or not started is not
+// ready for the caller, who may try another.
+var errorKinds = []errorKind{
+	{"workflow-not-found", rpc.CodeNotFound, []error{ErrWorkflowNotFound}, []error{ErrWorkflowNotFound}},
+	{"workflow-exists", rpc.CodeExists, []error{ErrWorkflowExists}, []error{ErrWorkflowExists}},
+	{"invalid-workflow", rpc.CodeInvalid, []error{ErrInvalidWorkflow}, []error{ErrInvalidWorkflow}},
+	{"invalid-transition", rpc.CodeConflict, []error{ErrInvalidTransition}, []error{ErrInvalidTransition}},
+	{"storage-full", rpc.CodeStorageFull, []error{ErrStorageFull}, []error{ErrStorageFull}},
+	{"node-not-found", rpc.CodeNotFound, []error{ErrNodeNotFound}, []error{ErrNodeNotFound}},
+	{"invalid-command", rpc.CodeInvalid, []error{ErrInvalidCommand}, []error{ErrInvalidCommand}},
+	{"unknown-command", rpc.CodeNotFound, []error{ErrUnknownCommand}, []error{ErrUnknownCommand}},
+	{"shard-not-found", rpc.CodeUnavailable, []error{shards.ErrShardNotFound}, []error{ErrNotReady, shards.ErrShardNotFound}},
+	{"timeout", rpc.CodeTimeout, []error{ErrTimeout, shards.ErrTimeout}, []error{ErrTimeout}},
+	{"not-ready", rpc.CodeUnavailable, []error{ErrNotReady, shards.ErrNotReady, ErrClosed, shards.ErrClosed, ErrNotStarted}, []error{ErrNotReady}},
+}
+
+// Kinds of a step's failure, for a step run for another member
+// (serveExec). detailPermanent is set when the error is Permanent.
+const (
+	kindStep       = "step"        // any other error the step returned
+	kindStepDecode = "step-decode" // an *executor.DecodeError
+	kindStepPanic  = "step-panic"  // an *executor.PanicError
+
+	detailPermanent = "permanent"
+
+	// maxStepDetail and maxStepStack bound the details of a step's
+	// failure, in bytes, within the member RPC's 8 KiB of details.
+	maxStepDetail = 1 << 10
+	maxStepStack  = 4 << 10
+)
+
+// kindOf returns the kind of err, or nil.
+func kindOf(err error) *errorKind {
+	for i := range errorKinds {
+		for _, target := range errorKinds[i].match {
+			if errors.Is(err, target) {
+				return &errorKinds[i]
+			}
+		}
+	}
+	return nil
+}
+
+// toRemote returns err as a member RPC handler returns it: a
+// *rpc.CodedError naming err's kind. A *rpc.CodedError in err's chain
+// keeps its Code (and its Kind if it has one); otherwise the kind's Code
+// applies. An error of no kind is returned as it is (CodeUnknown).
+func toRemote(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *rpc.CodedError
+	coded := errors.As(err, &ce)
+	if coded && ce.Kind != "" {
+		return err
+	}
+	k := kindOf(err)
+	switch {
+	case k == nil:
+		return err
+	case coded:
+		return &rpc.CodedError{Code: ce.Code, Kind: k.kind, Details: ce.Details, Err: err}
+	default:
+		return &rpc.CodedError{Code: k.code, Kind: k.kind, Err: err}
+	}
+}
+
+// remoteError is an error another member returned, rebuilt: it has the
+// remote error's text and wraps the errors its kind names.
+type remoteError struct {
+	msg string
+	is  []error
+}
+
+// Error returns the remote error's text.
+func (e *remoteError) Error() string { return e.msg }
+
+// Unwrap returns the errors the remote error's kind names.
+func (e *remoteError) Unwrap() []error { return e.is }
+
+// fromRemote maps an RPC error to the package's sentinels: a remote error
+// of a kind in errorKinds wraps that kind's errors; one of no kind is
+// mapped by its code (retryable ones to ErrNotReady or ErrTimeout, a full
+// disk to ErrStorageFull); an unreachable member is ErrNotReady.
+func fromRemote(err error) error {
+	var re *rpc.RemoteError
+	if errors.As(err, &re) {
+		for i := range errorKinds {
+			if k := &errorKinds[i]; k.kind == re.Kind {
+				return &remoteError{msg: re.Message, is: k.is}
+			}
+		}
+		switch re.Code {
+		case rpc.CodeUnavailable:
+			return fmt.Errorf("%w: %s", ErrNotReady, re.Message)
+		case rpc.CodeTimeout:
+			return fmt.Errorf("%w: %s", ErrTimeout, re.Message)
+		case rpc.CodeStorageFull:
+			return fmt.Errorf("%w: %s", ErrStorageFull, re.Message)
+		}
+		return errors.New(re.Message)
+	}
+	if errors.Is(err, rpc.ErrUnreachable) {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	return err
+}
+
+// stepFailure returns the error a step run for another member failed with,
+// as serveExec answers it: its kind (a decode error, a panic, or any other
+// error), whether it is Permanent, and what the caller needs to rebuild
+// a decode error or a panic, each cut to maxStepDetail bytes (the stack to
+// maxStepStack).
+func stepFailure(err error) *rpc.CodedError {
+	ce := &rpc.CodedError{Code: rpc.CodeUnknown, Kind: kindStep, Details: map[string]string{}, Err: err}
+	var de *executor.DecodeError
+	var pe *executor.PanicError
+	switch {
+	case errors.As(err, &pe):
+		ce.Kind = kindStepPanic
+		ce.Details["node"], ce.Details["value"] = clip(pe.Node, maxStepDetail), clip(fmt.Sprint(pe.Value), maxStepDetail)
+		ce.Details["stack"] = clip(string(pe.Stack), maxStepStack)
+	case errors.As(err, &de):
+		ce.Kind = kindStepDecode
+		ce.Details["node"], ce.Details["param"], ce.Details["field"] = clip(de.Node, maxStepDetail), clip(de.Param, maxStepDetail), clip(de.Field, maxStepDetail)
+		if de.Err != nil {
+			ce.Details["cause"] = clip(de.Err.Error(), maxStepDetail)
+		}
+	}
+	if executor.IsPermanent(err) {
+		ce.Details[detailPermanent] = "1"
+	}
+	return ce
+}
+
+// clip returns s cut to at most n bytes, at a UTF-8 rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// remoteStepError returns the error of a step another member ran, rebuilt
+// from its answer (see stepFailure), and whether err is one: an error with
+// the step error's text that is Permanent if the step's was, and wraps an
+// *executor.DecodeError or *executor.PanicError if the step's did.
+func remoteStepError(err error) (error, bool) {
+	var re *rpc.RemoteError
+	if !errors.As(err, &re) {
+		return nil, false
+	}
+	d := re.Details
+	rebuilt := &remoteError{msg: re.Message}
+	switch re.Kind {
+	case kindStep:
+	case kindStepDecode:
+		de := &executor.DecodeError{Node: d["node"], Param: d["param"], Field: d["field"]}
+		if cause, ok := d["cause"]; ok {
+			de.Err = errors.New(cause)
+		}
+		rebuilt.is = []error{de}
+	case kindStepPanic:
+		rebuilt.is = []error{&executor.PanicError{Node: d["node"], Value: d["value"], Stack: []byte(d["stack"])}}
+	default:
+		return nil, false
+	}
+	if d[detailPermanent] != "" {
+		return executor.Permanent(rebuilt), true
+	}
+	return rebuilt, true
+}

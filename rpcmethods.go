@@ -1,0 +1,243 @@
+package graft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/shards"
+)
+
+// The member RPC's methods. Each is one entry of rpcMethods: how its
+// request is decoded, who may call it, what this member must have to serve
+// it, and its handler. handleRPC checks the caller, serveRPC decodes the
+// request and checks the need, then the handler runs; what it returns
+// travels with its kind (toRemote).
+
+// RPC methods between members (rebalance.go names its own three).
+const (
+	rpcApply = "apply" // propose a command to a shard this member hosts
+	rpcRead  = "read"  // linearizable read of a shard this member hosts
+	rpcEvent = "event" // a workflow lifecycle change, for the member that started it
+	rpcExec  = "exec"  // run a step of a node type this member registered
+	rpcAdmit = "admit" // does this member's gossip admit the asking member?
+)
+
+// rpcMethods are the methods this member serves.
+var rpcMethods = map[string]rpcMethod{
+	rpcApply:      {guarded: true, needs: needShard, rpcHandler: handle(decodeShardCall, serveApply)},
+	rpcRead:       {guarded: true, needs: needShard, rpcHandler: handle(decodeShardCall, serveRead)},
+	rpcExec:       {guarded: true, needs: needNothing, rpcHandler: handle(decodeExecRequest, serveExec)},
+	rpcEvent:      {guarded: true, needs: needNothing, rpcHandler: handle(decodeEvents, serveEvents)},
+	rpcReplica:    {guarded: true, needs: needLayout, rpcHandler: handle(decodeReplicaRequest, serveReplica)},
+	rpcDrop:       {guarded: true, needs: needLayout, rpcHandler: handle(decodeReplicaRequest, serveDrop)},
+	rpcMembership: {guarded: true, needs: needLayout, rpcHandler: handle(decodeMembershipRequest, serveMembership)},
+	rpcAdmit:      {guarded: false, needs: needGossip, rpcHandler: handle(decodeAdmitRequest, serveAdmit)},
+}
+
+// rpcMethod is one method of the member RPC.
+type rpcMethod struct {
+	// guarded: the method changes or reveals state, so it is served only
+	// to members of this cluster (checkCaller), once this member started
+	// its cluster. Admission is not: members not in the cluster yet ask it.
+	guarded bool
+	// needs is what this member must have to serve the method, checked
+	// once the request decoded; without it the call is refused with
+	// CodeUnavailable (the caller may try another member).
+	needs rpcNeed
+	rpcHandler
+}
+
+// rpcNeed is what a member must have to serve a method.
+type rpcNeed int
+
+const (
+	needNothing rpcNeed = iota
+	needGossip          // its gossip runs (admission)
+	needLayout          // it joined the cluster: it has a layout
+	needShard           // it runs and holds a replica of the request's shard (a shardCall) that knows a leader
+)
+
+// rpcHandler decodes and serves a method's requests.
+type rpcHandler struct {
+	// decode decodes a request: it touches no state, refuses what is
+	// malformed and allocates in proportion to the payload
+	// (FuzzDecodeRPC).
+	decode func(payload []byte) (any, error)
+	// serve serves a decoded request.
+	serve func(ctx context.Context, m *Manager, at rpcServing, req any) ([]byte, error)
+}
+
+// handle returns the rpcHandler of typed decode and serve functions.
+func handle[R any](decode func([]byte) (R, error), serve func(context.Context, *Manager, rpcServing, R) ([]byte, error)) rpcHandler {
+	return rpcHandler{
+		decode: func(payload []byte) (any, error) {
+			req, err := decode(payload)
+			return req, err
+		},
+		serve: func(ctx context.Context, m *Manager, at rpcServing, req any) ([]byte, error) {
+			return serve(ctx, m, at, req.(R))
+		},
+	}
+}
+
+// rpcServing is what serveRPC found checking a method's need.
+type rpcServing struct {
+	c *cluster     // needGossip, needLayout: this member's cluster
+	h *shards.Host // needShard: this member's shards
+}
+
+// shardCall is an apply or read request: a command or query for a shard.
+type shardCall struct {
+	shard uint64
+	body  []byte // decoded by the shard
+}
+
+// handleRPC serves the calls of other members: only members of this
+// cluster may call guarded methods (checkCaller), and every request is
+// decoded (decodeRPC) before anything else; a call about a shard this
+// member does not host is refused before storage is touched.
+func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	if spec, ok := rpcMethods[method]; !ok || spec.guarded {
+		c := m.currentCluster()
+		if c == nil || c.gossip == nil {
+			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not started its cluster yet", m.cfg.NodeID)}
+		}
+		if err := c.checkCaller(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out, err := m.serveRPC(ctx, method, payload)
+	return out, toRemote(err)
+}
+
+// serveRPC decodes and serves a call handleRPC let through.
+func (m *Manager) serveRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	req, err := decodeRPC(method, payload)
+	if err != nil {
+		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: err}
+	}
+	spec := rpcMethods[method]
+	at, err := m.rpcNeeds(spec.needs, req)
+	if err != nil {
+		return nil, err
+	}
+	return spec.serve(ctx, m, at, req)
+}
+
+// rpcNeeds checks that this member has what a method needs to serve req.
+func (m *Manager) rpcNeeds(needs rpcNeed, req any) (rpcServing, error) {
+	unavailable := func(format string, args ...any) (rpcServing, error) {
+		return rpcServing{}, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf(format, args...)}
+	}
+	switch needs {
+	case needGossip:
+		m.mu.Lock()
+		c := m.cluster
+		ready := c != nil && c.gossip != nil
+		m.mu.Unlock()
+		if !ready {
+			return unavailable("member %s cannot answer admission yet", m.cfg.NodeID)
+		}
+		return rpcServing{c: c}, nil
+	case needLayout:
+		c := m.currentCluster()
+		if c == nil || c.currentLayout() == nil {
+			return unavailable("member %s has not joined the cluster yet", m.cfg.NodeID)
+		}
+		return rpcServing{c: c}, nil
+	case needShard:
+		sc, ok := req.(shardCall)
+		if !ok {
+			return rpcServing{}, fmt.Errorf("a %T names no shard", req) // a method table defect
+		}
+		// Refused before any storage call unless this member holds a
+		// replica of the shard.
+		h, err := m.running()
+		if err != nil || !m.hosts(sc.shard) {
+			return unavailable("member %s does not serve shard %d", m.cfg.NodeID, sc.shard)
+		}
+		if _, ok := h.LeaderID(sc.shard); !ok {
+			// A replica without a leader (an election, a partition, or a
+			// replica removed while its member was away) would hold the
+			// call until its deadline; another member may do better.
+			return unavailable("member %s knows no leader of shard %d", m.cfg.NodeID, sc.shard)
+		}
+		return rpcServing{h: h}, nil
+	}
+	return rpcServing{}, nil
+}
+
+// serveApply proposes a command forwarded by another member.
+func serveApply(ctx context.Context, m *Manager, at rpcServing, req shardCall) ([]byte, error) {
+	// The caller charged the command against its own disk; this member's
+	// is protected by its hard floor (see diskGuard). (Purges are never
+	// forwarded: the shard's leader proposes them.)
+	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(wf.OpStart, req.body), diskStep)
+	if err != nil {
+		return nil, &rpc.CodedError{Code: rpc.CodeStorageFull, Err: err}
+	}
+	defer release()
+	out, err := m.applyHere(ctx, at.h, req.shard, req.body)
+	return out, shardError(err)
+}
+
+// serveRead answers a query forwarded by another member.
+func serveRead(ctx context.Context, _ *Manager, at rpcServing, req shardCall) ([]byte, error) {
+	out, err := at.h.Read(ctx, req.shard, req.body)
+	return out, shardError(err)
+}
+
+// shardError gives a shard's error the code the caller retries by.
+func shardError(err error) error {
+	if err == nil {
+		return nil
+	}
+	code := rpc.CodeUnknown
+	switch {
+	case shards.IsRetryable(err) && errors.Is(err, shards.ErrTimeout):
+		code = rpc.CodeTimeout
+	case shards.IsRetryable(err), errors.Is(err, shards.ErrClosed), errors.Is(err, shards.ErrShardNotFound):
+		code = rpc.CodeUnavailable
+	}
+	return &rpc.CodedError{Code: code, Err: err}
+}
+
+// serveExec runs a step for another member.
+func serveExec(ctx context.Context, m *Manager, _ rpcServing, req execRequest) ([]byte, error) {
+	return m.serveExec(ctx, req)
+}
+
+// serveEvents publishes lifecycle events forwarded by the shard's leader.
+func serveEvents(_ context.Context, m *Manager, _ rpcServing, evs []eventWire) ([]byte, error) {
+	for i := range evs {
+		ch := evs[i].change()
+		if ev := m.workflowEvent(&ch, evs[i].From); ev != nil {
+			m.bus.Publish(ev)
+		}
+	}
+	return nil, nil
+}
+
+// serveReplica starts (or confirms) a replica a shard's leader added here.
+func serveReplica(ctx context.Context, _ *Manager, at rpcServing, req replicaRequest) ([]byte, error) {
+	return nil, at.c.serveReplica(ctx, req)
+}
+
+// serveDrop deletes a replica removed from its shard.
+func serveDrop(ctx context.Context, _ *Manager, at rpcServing, req replicaRequest) ([]byte, error) {
+	return nil, at.c.serveDrop(ctx, req)
+}
+
+// serveMembership answers with a shard's membership.
+func serveMembership(ctx context.Context, _ *Manager, at rpcServing, req replicaRequest) ([]byte, error) {
+	return at.c.serveMembership(ctx, req)
+}
+
+// serveAdmit answers whether this member admitted the asking one.
+func serveAdmit(_ context.Context, _ *Manager, at rpcServing, req admitRequest) ([]byte, error) {
+	return nil, at.c.serveAdmit(req)
+}
