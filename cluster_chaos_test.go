@@ -69,6 +69,7 @@ func TestMinorityPartitionHeals(t *testing.T) {
 	}
 
 	hosted := hostedBy(members)
+	obs := observeShards(t, members)
 	net.Isolate("n3")
 	require.Eventually(t, func() bool {
 		return !slices.Contains(members[0].m.GetClusterInfo().Peers, "n3")
@@ -92,6 +93,7 @@ func TestMinorityPartitionHeals(t *testing.T) {
 	}
 	// The cut was shorter than FailureGrace (default 30s): no replica moved.
 	require.Equal(t, hosted, hostedBy(members))
+	require.Empty(t, obs.all(), "replicas moved")
 	for _, id := range acked {
 		for _, cm := range members {
 			s := waitStatus(t, cm.m, id, graft.WorkflowStateCompleted)
