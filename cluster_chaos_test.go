@@ -203,7 +203,15 @@ func TestReplicasRemovedWhileAwayAreDropped(t *testing.T) {
 	startSeq(t, members[0].m, "before")
 	waitDone(t, members[0].m, "before")
 
+	obs := observeShards(t, members[:2])
 	net.Isolate("n3")
+	// n1 and n2 hold every shard all along: what to wait for is the
+	// removal of n3's replicas, once its grace ended. (A member joining
+	// before that is added next to a replica gossip may not have seen
+	// fail yet, which would leave the shard without a majority.)
+	obs.waitUntil(t, 30*time.Second, func() bool {
+		return slices.Equal(obs.moved(graft.ReplicaRemoved)["n3"], []uint64{1, 2, 3, 4})
+	}, func() string { return fmt.Sprintf("n3's replicas never removed: %v", obs.moved(graft.ReplicaRemoved)) })
 	requirePlaced(t, members[:2], placeOn(t, 4, 3, "n1", "n2"), 30*time.Second)
 
 	peers := chaosPeers(net, 4)
