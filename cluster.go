@@ -21,6 +21,7 @@ import (
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/logkeys"
+	"github.com/eleven-am/graft/internal/rebalance"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
@@ -100,19 +101,21 @@ type cluster struct {
 	// the last tags published are the last computed.
 	tagsMu sync.Mutex
 
+	// timing is the rebalancing loop's clock and intervals; rebal applies
+	// the rebalancing decisions and keeps the leader's bookkeeping.
+	timing rebalanceTiming
+	rebal  *rebalance.Reconciler
+
 	mu          sync.Mutex
 	clusterID   string            // this member's cluster, once it joined or founded one
 	foreign     map[string]string // members of other clusters -> their cluster ID
 	refused     map[string]bool   // caller IPs refused by checkCaller (logged once)
 	coordinator string
-	booted      bool                     // tagCluster is published
-	cached      *view                    // last computed view, for routing
-	placed      []string                 // members of the last placement, to log changes
-	absent      map[string]time.Time     // when members (or unknown Raft addresses) were first seen gone
-	leaderless  map[uint64]time.Time     // when hosted shards were first seen without a leader
-	leaderRPC   map[uint64]string        // RPC address of the member leading each hosted shard, when another
-	caughtUp    map[replicaKey]time.Time // when replicas confirmed they caught up
-	added       map[replicaKey]bool      // replicas this member added, not yet confirmed
+	booted      bool                 // tagCluster is published
+	cached      *view                // last computed view, for routing
+	placed      []string             // members of the last placement, to log changes
+	leaderless  map[uint64]time.Time // when hosted shards were first seen without a leader
+	leaderRPC   map[uint64]string    // RPC address of the member leading each hosted shard, when another
 
 	// outbox holds lifecycle events for the members that started their
 	// workflows; full means dropped (events are best effort).
@@ -141,7 +144,8 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	}
 	c := &cluster{m: m, client: client, rpcCfg: rpcCfg, shardCount: shardCount, stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
 		seed: newSeed(), foreign: map[string]string{}, refused: map[string]bool{},
-		absent: map[string]time.Time{}, leaderless: map[uint64]time.Time{}, caughtUp: map[replicaKey]time.Time{}, added: map[replicaKey]bool{}, leaderRPC: map[uint64]string{}}
+		leaderless: map[uint64]time.Time{}, leaderRPC: map[uint64]string{}, timing: m.rebalanceTiming()}
+	c.rebal = c.newReconciler(m.host)
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
 	// The cluster's listener, RPC server and gossip node are in place
 	// before it is published to the API (m.cluster): from then on they

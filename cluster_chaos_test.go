@@ -69,6 +69,7 @@ func TestMinorityPartitionHeals(t *testing.T) {
 	}
 
 	hosted := hostedBy(members)
+	obs := observeShards(t, members)
 	net.Isolate("n3")
 	require.Eventually(t, func() bool {
 		return !slices.Contains(members[0].m.GetClusterInfo().Peers, "n3")
@@ -92,6 +93,7 @@ func TestMinorityPartitionHeals(t *testing.T) {
 	}
 	// The cut was shorter than FailureGrace (default 30s): no replica moved.
 	require.Equal(t, hosted, hostedBy(members))
+	require.Empty(t, obs.all(), "replicas moved")
 	for _, id := range acked {
 		for _, cm := range members {
 			s := waitStatus(t, cm.m, id, graft.WorkflowStateCompleted)
@@ -200,7 +202,15 @@ func TestReplicasRemovedWhileAwayAreDropped(t *testing.T) {
 	startSeq(t, members[0].m, "before")
 	waitDone(t, members[0].m, "before")
 
+	obs := observeShards(t, members[:2])
 	net.Isolate("n3")
+	// n1 and n2 hold every shard all along: what to wait for is the
+	// removal of n3's replicas, once its grace ended. (A member joining
+	// before that is added next to a replica gossip may not have seen
+	// fail yet, which would leave the shard without a majority.)
+	obs.waitUntil(t, 30*time.Second, func() bool {
+		return slices.Equal(obs.moved(graft.ReplicaRemoved)["n3"], []uint64{1, 2, 3, 4})
+	}, func() string { return fmt.Sprintf("n3's replicas never removed: %v", obs.moved(graft.ReplicaRemoved)) })
 	requirePlaced(t, members[:2], placeOn(t, 4, 3, "n1", "n2"), 30*time.Second)
 
 	peers := chaosPeers(net, 4)

@@ -3,6 +3,7 @@ package graft_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -103,10 +104,14 @@ func hostedBy(members []*clusterMember) map[string][]uint64 {
 }
 
 // requirePlaced waits until the members host exactly the replicas place
-// gives them and every shard has a leader.
+// gives them and every shard has a leader. It checks now and again on each
+// rebalancing or leadership observation a member publishes (a replica
+// added, started, removed or deleted; a shard's leader changed), which
+// every change it waits for comes with, rather than polling.
 func requirePlaced(t *testing.T, members []*clusterMember, place *ring.Placement, within time.Duration) {
 	t.Helper()
-	require.Eventually(t, func() bool {
+	obs := observeShards(t, members)
+	obs.waitUntil(t, within, func() bool {
 		led := map[uint64]bool{}
 		for _, cm := range members {
 			info := cm.m.GetClusterInfo()
@@ -118,7 +123,102 @@ func requirePlaced(t *testing.T, members []*clusterMember, place *ring.Placement
 			}
 		}
 		return len(led) == place.ShardCount()
-	}, within, 50*time.Millisecond, "replicas never matched the placement: have %v", hostedBy(members))
+	}, func() string { return fmt.Sprintf("replicas never matched the placement: have %v", hostedBy(members)) })
+}
+
+// shardObserver collects the shard observations of a set of members: every
+// ShardMovedEvent, and a wake-up on each move or leader change.
+type shardObserver struct {
+	changed chan struct{} // holds one pending wake-up
+	mu      sync.Mutex
+	moves   []graft.ShardMovedEvent
+	leaders map[string]map[uint64]string // observing member -> shard -> leader last seen
+}
+
+func newShardObserver() *shardObserver {
+	return &shardObserver{changed: make(chan struct{}, 1), leaders: map[string]map[uint64]string{}}
+}
+
+// observeShards subscribes to the shard observations of members.
+func observeShards(t *testing.T, members []*clusterMember) *shardObserver {
+	t.Helper()
+	o := newShardObserver()
+	for _, cm := range members {
+		o.watch(t, cm.cfg.NodeID, cm.m)
+	}
+	return o
+}
+
+// watch subscribes to m's shard observations; call it before Start to see
+// them all. (Handlers stay registered until m stops; they never block.)
+func (o *shardObserver) watch(t *testing.T, id string, m *graft.Manager) {
+	t.Helper()
+	o.mu.Lock()
+	o.leaders[id] = map[uint64]string{}
+	o.mu.Unlock()
+	require.NoError(t, m.OnShardMoved(func(e *graft.ShardMovedEvent) {
+		o.mu.Lock()
+		o.moves = append(o.moves, *e)
+		o.mu.Unlock()
+		signal(o.changed, struct{}{})
+	}))
+	require.NoError(t, m.OnShardLeaderChanged(func(e *graft.ShardLeaderChangedEvent) {
+		o.mu.Lock()
+		o.leaders[id][e.ShardID] = e.LeaderNodeID
+		o.mu.Unlock()
+		signal(o.changed, struct{}{})
+	}))
+}
+
+// waitUntil returns once cond holds, checking it now and after each
+// observation, and fails the test with what() if within passes first.
+func (o *shardObserver) waitUntil(t *testing.T, within time.Duration, cond func() bool, what func() string) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case <-o.changed:
+		case <-deadline.C:
+			if cond() {
+				return
+			}
+			require.FailNow(t, what())
+		}
+	}
+}
+
+// leaderSeen returns the leader of shard s that member id last observed,
+// and whether it observed one.
+func (o *shardObserver) leaderSeen(id string, s uint64) (string, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l, ok := o.leaders[id][s]
+	return l, ok
+}
+
+// all returns every move observed so far.
+func (o *shardObserver) all() []graft.ShardMovedEvent {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.moves)
+}
+
+// moved returns, for the moves of kind move observed so far, each member's
+// shards, sorted (a shard moved twice is listed once).
+func (o *shardObserver) moved(move graft.ShardMove) map[string][]uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string][]uint64{}
+	for _, e := range o.moves {
+		if e.Move == move && !slices.Contains(out[e.NodeID], e.ShardID) {
+			out[e.NodeID] = append(out[e.NodeID], e.ShardID)
+		}
+	}
+	for _, ss := range out {
+		slices.Sort(ss)
+	}
+	return out
 }
 
 func placeOn(t *testing.T, shards, rf int, ids ...string) *ring.Placement {
@@ -161,7 +261,11 @@ func TestFourthMemberJoinsUnderLoad(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 
 	// n4 knows everyone; the others learn of it through gossip.
-	joiner := startConfigs(t, []*graft.Config{memberConfig(t, addrs[3], 3, staticPeers(addrs...), tweak)}, register)
+	obs := observeShards(t, members)
+	joiner := startConfigs(t, []*graft.Config{memberConfig(t, addrs[3], 3, staticPeers(addrs...), tweak)}, func(m *graft.Manager) {
+		register(m)
+		obs.watch(t, "n4", m)
+	})
 	mu.Lock()
 	members = append(members, joiner...)
 	mu.Unlock()
@@ -182,6 +286,49 @@ func TestFourthMemberJoinsUnderLoad(t *testing.T) {
 		slices.Sort(moved)
 		require.Equal(t, moved, lost, "shards moved off %s", id)
 	}
+	// The moves were observed as they happened: n4 started a replica of
+	// each shard it gained, and each member deleted its replica of each
+	// shard it lost, nothing else.
+	joined, dropped := map[string][]uint64{"n4": after.ShardsOf("n4")}, map[string][]uint64{}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if lost := slices.DeleteFunc(before.ShardsOf(id), func(s uint64) bool { return slices.Contains(after.ShardsOf(id), s) }); len(lost) > 0 {
+			dropped[id] = lost
+		}
+	}
+	obs.waitUntil(t, 10*time.Second, func() bool {
+		return maps.EqualFunc(obs.moved(graft.ReplicaJoined), joined, slices.Equal) &&
+			maps.EqualFunc(obs.moved(graft.ReplicaDropped), dropped, slices.Equal)
+	}, func() string {
+		return fmt.Sprintf("observed joins %v and drops %v, want %v and %v",
+			obs.moved(graft.ReplicaJoined), obs.moved(graft.ReplicaDropped), joined, dropped)
+	})
+	// Each member's last observation of a shard's leader names the member
+	// that leads it (n4 among them, which leads shards since the join).
+	leadersNow := func() map[uint64]string {
+		out := map[uint64]string{}
+		for _, cm := range members {
+			for _, s := range cm.m.GetClusterInfo().LeadShards {
+				out[s] = cm.cfg.NodeID
+			}
+		}
+		return out
+	}
+	require.Contains(t, slices.Collect(maps.Values(leadersNow())), "n4")
+	obs.waitUntil(t, 10*time.Second, func() bool {
+		leaders := leadersNow()
+		for _, cm := range members {
+			for _, s := range cm.m.GetClusterInfo().HostedShards {
+				if l, ok := obs.leaderSeen(cm.cfg.NodeID, s); ok && l != leaders[s] {
+					return false
+				}
+			}
+		}
+		return true
+	}, func() string {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return fmt.Sprintf("observed leaders %v, leaders %v", obs.leaders, leadersNow())
+	})
 
 	time.Sleep(time.Second) // keep loading the rebalanced cluster
 	acked, errs := stop()

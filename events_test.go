@@ -234,3 +234,23 @@ func TestSlowHandlerDropsAndCountsEvents(t *testing.T) {
 	// One event is in the handler, at most buffer wait; the rest are dropped.
 	require.GreaterOrEqual(t, b.m.GetClusterInfo().Metrics.DroppedEvents, workflows-1-buffer)
 }
+
+// A lone member publishes a ShardLeaderChangedEvent for each of its shards
+// as its replica becomes the leader.
+func TestShardLeaderChangedOnStart(t *testing.T) {
+	t.Parallel()
+	var leaders <-chan *graft.ShardLeaderChangedEvent
+	b := setup(t, nil, func(m *graft.Manager) {
+		leaders = collect(t, m.OnShardLeaderChanged)
+	})
+	led := map[uint64]bool{}
+	for len(led) < 2 {
+		e := waitEvent(t, leaders, "ShardLeaderChanged", func(e *graft.ShardLeaderChangedEvent) bool { return e.LeaderReplicaID != 0 })
+		require.Equal(t, b.cfg.NodeID, e.LeaderNodeID)
+		require.Equal(t, uint64(1), e.LeaderReplicaID)
+		require.NotZero(t, e.Term)
+		require.False(t, e.ChangedAt.IsZero())
+		led[e.ShardID] = true
+	}
+	require.Equal(t, map[uint64]bool{1: true, 2: true}, led)
+}

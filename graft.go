@@ -61,6 +61,10 @@ type Manager struct {
 
 	ready readinessState // what GetReadinessState reports
 	subs  statusSubs     // SubscribeToWorkflowState's subscriptions
+
+	// rebalanceHook, set by this package's tests before Start, replaces
+	// the rebalancing loop's clock and intervals; nil means the defaults.
+	rebalanceHook *rebalanceTiming
 }
 
 // New returns a Manager for a lone member with default settings: nodeID
@@ -337,11 +341,37 @@ func (m *Manager) newLogic(shardID uint64) shards.Logic {
 	return l
 }
 
-func (m *Manager) onLeaderChange(shardID, leaderReplicaID, _ uint64) {
+// onLeaderChange hands a shard to the executor, or takes it away, as its
+// leader changes, and publishes the change.
+func (m *Manager) onLeaderChange(shardID, leaderReplicaID, term uint64) {
 	mine, _ := m.replicaOf(shardID)
 	if err := m.setLeader(shardID, leaderReplicaID != 0 && leaderReplicaID == mine); err != nil {
 		m.log.Error("taking over shard", logkeys.Shard, shardID, "error", err)
 	}
+	m.bus.Publish(&events.ShardLeaderChangedEvent{ShardID: shardID, LeaderNodeID: m.replicaMember(shardID, leaderReplicaID, mine),
+		LeaderReplicaID: leaderReplicaID, Term: term, ChangedAt: time.Now()})
+}
+
+// replicaMember returns the ID of the member holding replica rid of shard
+// s (mine is this member's), or "" if it is 0 or unknown here.
+func (m *Manager) replicaMember(s, rid, mine uint64) string {
+	if rid == 0 {
+		return ""
+	}
+	if rid == mine {
+		return m.cfg.NodeID
+	}
+	m.mu.Lock()
+	h, c := m.host, m.cluster
+	m.mu.Unlock()
+	if h == nil || c == nil {
+		return ""
+	}
+	addr, ok := h.ReplicaAddress(s, rid)
+	if !ok {
+		return ""
+	}
+	return c.memberAt(addr)
 }
 
 func (m *Manager) setLeader(shardID uint64, leader bool) error {

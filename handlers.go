@@ -108,6 +108,20 @@ func (m *Manager) OnLeaderChanged(fn func(*LeaderChangedEvent)) error {
 	return subscribe(m, "LeaderChanged", fn)
 }
 
+// OnShardLeaderChanged registers a handler for changes of a shard's
+// leader, as this member's replicas see them (an operator observation; see
+// ShardLeaderChangedEvent).
+func (m *Manager) OnShardLeaderChanged(fn func(*ShardLeaderChangedEvent)) error {
+	return subscribe(m, "ShardLeaderChanged", fn)
+}
+
+// OnShardMoved registers a handler for the replica moves rebalancing makes
+// or applies on this member (an operator observation; see
+// ShardMovedEvent).
+func (m *Manager) OnShardMoved(fn func(*ShardMovedEvent)) error {
+	return subscribe(m, "ShardMoved", fn)
+}
+
 // workflowEvent maps a committed lifecycle change to its event, or nil.
 // node is the member that applied it (NodeID of the event).
 func (m *Manager) workflowEvent(c *wf.Change, node string) any {

@@ -59,6 +59,25 @@ type (
 	LeaderChangedEvent = events.LeaderChangedEvent
 	// ForeignClusterEvent reports a member of another cluster, refused.
 	ForeignClusterEvent = events.ForeignClusterEvent
+	// ShardLeaderChangedEvent reports that a shard's Raft leader changed.
+	ShardLeaderChangedEvent = events.ShardLeaderChangedEvent
+	// ShardMovedEvent reports that rebalancing added, started, removed or
+	// deleted a replica of a shard.
+	ShardMovedEvent = events.ShardMovedEvent
+	// ShardMove says how a ShardMovedEvent's replica moved.
+	ShardMove = events.ShardMove
+)
+
+// How a ShardMovedEvent's replica moved; see events.ShardMove.
+const (
+	// ReplicaAdded: the shard's leader added the replica to the shard.
+	ReplicaAdded = events.ReplicaAdded
+	// ReplicaRemoved: the shard's leader removed the replica from the shard.
+	ReplicaRemoved = events.ReplicaRemoved
+	// ReplicaJoined: the replica's member started it.
+	ReplicaJoined = events.ReplicaJoined
+	// ReplicaDropped: the replica's member deleted it.
+	ReplicaDropped = events.ReplicaDropped
 )
 
 // NodeConfig names an initial node of a workflow and its config.

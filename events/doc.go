@@ -2,7 +2,7 @@
 // that describe what happens to workflows (started, completed, failed, paused,
 // resumed, stopped), to the steps inside them (node started, completed,
 // failed), and to the cluster (member joined or left, leader changed, shard
-// leader changed). It also owns the Bus that delivers those events to
+// leader changed, shard replica moved by rebalancing). It also owns the Bus that delivers those events to
 // handlers in the same process.
 //
 // The engine publishes to the Bus, and users, metrics adapters and tests

@@ -269,15 +269,82 @@ type ForeignClusterEvent struct {
 }
 
 // ShardLeaderChangedEvent is an operator observation, published when this
-// process sees the leader of a shard's replica group change.
+// process sees the leader of a shard's replica group change: each member
+// holding a replica of the shard publishes it when its replica learns of a
+// new leader, or of none (LeaderReplicaID 0).
 type ShardLeaderChangedEvent struct {
 	// ShardID identifies the shard.
 	ShardID uint64
 	// LeaderNodeID is the member that now leads the shard. It is empty if the
-	// shard has no leader, for example during an election.
+	// shard has no leader, for example during an election, or if this
+	// process does not know which member holds the leading replica.
 	LeaderNodeID string
+	// LeaderReplicaID is the leading replica's ID within the shard, or 0
+	// if the shard has no leader.
+	LeaderReplicaID uint64
 	// Term is the consensus term the leader was elected in.
 	Term uint64
 	// ChangedAt is when this process observed the change.
+	ChangedAt time.Time
+}
+
+// ShardMove says how a ShardMovedEvent's replica moved.
+type ShardMove int
+
+const (
+	// ReplicaAdded means the shard's leader added the replica to the
+	// shard's Raft membership; its member starts it next.
+	ReplicaAdded ShardMove = iota + 1
+	// ReplicaRemoved means the shard's leader removed the replica from the
+	// shard's Raft membership; its member deletes it next.
+	ReplicaRemoved
+	// ReplicaJoined means the replica's member started it, after the
+	// shard's leader added it; it catches up from the leader.
+	ReplicaJoined
+	// ReplicaDropped means the replica's member deleted it (its log and
+	// state), after the shard's leader removed it.
+	ReplicaDropped
+)
+
+// String returns "added", "removed", "joined" or "dropped".
+func (m ShardMove) String() string {
+	switch m {
+	case ReplicaAdded:
+		return "added"
+	case ReplicaRemoved:
+		return "removed"
+	case ReplicaJoined:
+		return "joined"
+	case ReplicaDropped:
+		return "dropped"
+	}
+	return fmt.Sprintf("ShardMove(%d)", int(m))
+}
+
+// ShardMovedEvent is an operator observation, published when rebalancing
+// moves a replica of a shard. A move is seen in two places, and each
+// process publishes only what it did itself: the shard's leader publishes
+// ReplicaAdded and ReplicaRemoved as it changes the shard's membership, and
+// the replica's member publishes ReplicaJoined when it starts the new
+// replica and ReplicaDropped when it deletes a removed one. A replica
+// moving from one member to another shows as an add (and join) followed,
+// once the new replica has caught up, by a removal (and drop).
+type ShardMovedEvent struct {
+	// ShardID identifies the shard.
+	ShardID uint64
+	// ReplicaID identifies the replica within the shard. Replica IDs are
+	// never reused.
+	ReplicaID uint64
+	// NodeID is the member that holds (or held) the replica. It is empty
+	// when no known member has the replica's Raft address, for example a
+	// departed member's replica.
+	NodeID string
+	// Move says what happened to the replica.
+	Move ShardMove
+	// Reason says why, for example "placed", "left", "failed for 30s",
+	// "no longer placed", "its member does not hold it" or "removed from
+	// the shard while away".
+	Reason string
+	// ChangedAt is when this process made the change.
 	ChangedAt time.Time
 }

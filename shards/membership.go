@@ -157,6 +157,14 @@ func (h *Host) ReplicaID(shardID uint64) (uint64, bool) {
 	return s.replicaID, true
 }
 
+// ReplicaAddress returns the Raft address of replica replicaID of shardID
+// as this member last learned it (from a membership read or from Raft),
+// and whether it knows one.
+func (h *Host) ReplicaAddress(shardID, replicaID uint64) (string, bool) {
+	addr, _, err := h.reg.Resolve(shardID, replicaID)
+	return addr, err == nil
+}
+
 // Removed reports whether shardID was started here but its replica is no
 // longer running: Dragonboat stops a replica by itself when it applies the
 // replica's own removal. The caller then calls DropShard.
