@@ -17,6 +17,7 @@ import (
 
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
@@ -44,7 +45,7 @@ type Manager struct {
 	mu        sync.Mutex
 	state     int
 	host      *shards.Host
-	engine    *executor.Engine
+	engine    *engine.Engine
 	logics    map[uint64]*wf.Logic
 	commands  map[string]CommandHandler
 	done      chan struct{}
@@ -206,7 +207,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 	if retries == NoRetries {
 		retries = 0
 	}
-	engine, err := executor.NewEngine(executor.EngineConfig{
+	eng, err := engine.New(engine.Config{
 		MemberID: m.cfg.NodeID, Incarnation: m.incarnate, Registry: m.registry,
 		Store: (*store)(m), Events: m.bus, Logger: m.log, Alive: m.memberAlive, Remote: remote{m},
 		WorkerCount: m.cfg.Engine.WorkerCount, ClaimAhead: m.cfg.Engine.QueueBufferSize,
@@ -219,7 +220,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	m.mu.Lock()
-	m.engine = engine
+	m.engine = eng
 	m.mu.Unlock()
 
 	host, err := shards.NewHost(shards.Config{

@@ -1,4 +1,4 @@
-package executor
+package engine
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/stretchr/testify/require"
 )
@@ -44,8 +45,8 @@ func (s *recordingStore) ops() []wf.Op {
 // would give it back while its owner runs it.
 func TestAdoptTakesOnlyOwnClaims(t *testing.T) {
 	store := &recordingStore{}
-	e, err := NewEngine(EngineConfig{
-		MemberID: "n1", Incarnation: "run-2", Registry: NewRegistry(), Store: store,
+	e, err := New(Config{
+		MemberID: "n1", Incarnation: "run-2", Registry: executor.NewRegistry(), Store: store,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package executor
+package engine
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/stretchr/testify/require"
 )
@@ -17,7 +18,7 @@ type okNode struct{}
 
 func (okNode) GetName() string { return "Ok" }
 
-func (okNode) Execute(map[string]any) (*NodeResult, error) { return nil, nil }
+func (okNode) Execute(map[string]any) (*executor.NodeResult, error) { return nil, nil }
 
 // deepJSON returns an object nested depth levels deep.
 func deepJSON(depth int) json.RawMessage {
@@ -28,9 +29,9 @@ func deepJSON(depth int) json.RawMessage {
 // fails permanently with an error naming the limit; at the limit it commits.
 func TestFinishOutputRefusesDeepJSON(t *testing.T) {
 	t.Parallel()
-	reg := NewRegistry()
+	reg := executor.NewRegistry()
 	require.NoError(t, reg.Register(okNode{}))
-	e, err := NewEngine(EngineConfig{MemberID: "n1", Incarnation: "run-1", Registry: reg, Store: &recordingStore{},
+	e, err := New(Config{MemberID: "n1", Incarnation: "run-1", Registry: reg, Store: &recordingStore{},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Stop(context.Background())) })
@@ -38,14 +39,14 @@ func TestFinishOutputRefusesDeepJSON(t *testing.T) {
 	over := wf.MaxDepth + 1
 	tests := []struct {
 		name string
-		out  Output
+		out  executor.Output
 		want string // "" means accepted
 	}{
-		{"state at the limit", Output{State: deepJSON(wf.MaxDepth)}, ""},
-		{"config at the limit", Output{Next: []Next{{Node: "Ok", Config: deepJSON(wf.MaxDepth)}}}, ""},
-		{"state over the limit", Output{State: deepJSON(over)},
+		{"state at the limit", executor.Output{State: deepJSON(wf.MaxDepth)}, ""},
+		{"config at the limit", executor.Output{Next: []executor.Next{{Node: "Ok", Config: deepJSON(wf.MaxDepth)}}}, ""},
+		{"state over the limit", executor.Output{State: deepJSON(over)},
 			`node "Deep": its state is nested 101 levels deep, over the limit of 100 (graft.MaxStateDepth)`},
-		{"config over the limit", Output{Next: []Next{{Node: "Ok"}, {Node: "Ok", Config: deepJSON(over)}}},
+		{"config over the limit", executor.Output{Next: []executor.Next{{Node: "Ok"}, {Node: "Ok", Config: deepJSON(over)}}},
 			`node "Deep": NextNodes[1] ("Ok"): its config is nested 101 levels deep, over the limit of 100 (graft.MaxStateDepth)`},
 	}
 	for _, tt := range tests {
@@ -58,7 +59,7 @@ func TestFinishOutputRefusesDeepJSON(t *testing.T) {
 				return
 			}
 			require.EqualError(t, err, tt.want)
-			require.True(t, IsPermanent(err))
+			require.True(t, executor.IsPermanent(err))
 			var de *wf.DepthError
 			require.ErrorAs(t, err, &de)
 			require.Equal(t, over, de.Depth)

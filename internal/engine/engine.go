@@ -1,10 +1,9 @@
-package executor
+package engine
 
 import (
 	"container/heap"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -12,17 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 )
-
-// ErrStopping is the cause attached to step contexts cancelled because the
-// member is shutting down; such steps re-run after restart.
-var ErrStopping = errors.New("graft: member stopping")
-
-// ErrWorkflowStopped is the cause attached to step contexts cancelled
-// because their workflow was stopped (or failed on another branch).
-var ErrWorkflowStopped = errors.New("graft: workflow stopped")
 
 // wfKey identifies a workflow on a shard.
 type wfKey struct {
@@ -84,10 +76,10 @@ func newRun(it *item, c wf.Claimed, res *wf.Result) *run {
 // Engine runs the steps of the workflows on the shards this member leads:
 // it keeps their pending tasks in a priority queue and a timer queue, claims
 // ready tasks through the store, runs them on a bounded worker pool and
-// commits their results. Create it with NewEngine, drive it with SetLeader,
+// commits their results. Create it with New, drive it with SetLeader,
 // OnChanges and NodesChanged, and stop it with Stop.
 type Engine struct {
-	cfg EngineConfig
+	cfg Config
 	log *slog.Logger
 
 	stepCtx    context.Context // parent of every step context; cancelled after the drain timeout
@@ -117,11 +109,11 @@ type Engine struct {
 	nonces atomic.Uint64
 }
 
-// NewEngine validates cfg and returns an engine with its goroutines running.
-func NewEngine(cfg EngineConfig) (*Engine, error) {
+// New validates cfg and returns an engine with its goroutines running.
+func New(cfg Config) (*Engine, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("executor: %w", err)
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	e := &Engine{
 		cfg:       cfg,
@@ -225,7 +217,7 @@ func (e *Engine) syncLocked(shard uint64, v *wf.View, gained bool) {
 	}
 	if v.Status.Terminal() {
 		if w != nil {
-			cause := ErrWorkflowStopped
+			cause := executor.ErrWorkflowStopped
 			for _, r := range w.running {
 				if r.cancel != nil {
 					r.cancel(cause)
@@ -411,7 +403,7 @@ func (e *Engine) claim(it *item, snap claimSnapshot) {
 	}
 	if ok && node.HasCanStart() {
 		wc := e.workflowContext(it, snap, e.now())
-		ok, err := node.CanStart(WithWorkflowContext(e.storeCtx, wc), snap.state, it.task.Config)
+		ok, err := node.CanStart(executor.WithWorkflowContext(e.storeCtx, wc), snap.state, it.task.Config)
 		if err != nil {
 			e.log.Warn("CanStart failed; treating as refused", logkeys.Workflow, it.wf,
 				logkeys.Step, it.task.Node, "error", err)
@@ -758,7 +750,7 @@ func (e *Engine) runnable(node string) bool {
 	return e.cfg.Remote != nil && e.cfg.Remote.Has(node)
 }
 
-// alive reports whether member is alive according to EngineConfig.Alive
+// alive reports whether member is alive according to Config.Alive
 // (always, without one).
 func (e *Engine) alive(member string) bool {
 	return e.cfg.Alive == nil || e.cfg.Alive(member)
@@ -842,7 +834,7 @@ func (e *Engine) awaitCommits() {
 }
 
 // Stop stops claiming, waits up to the drain timeout (or ctx) for running
-// steps, cancels those still running with ErrStopping, waits for their
+// steps, cancels those still running with executor.ErrStopping, waits for their
 // results to commit, and ends every goroutine. Safe to call more than once.
 func (e *Engine) Stop(ctx context.Context) error {
 	first := false
@@ -872,7 +864,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	drain.Stop()
-	e.cancelStep(ErrStopping)
+	e.cancelStep(executor.ErrStopping)
 	grace := e.cfg.Clock.NewTimer(5 * time.Second)
 	select {
 	case <-drained:

@@ -1,4 +1,4 @@
-package executor
+package engine
 
 import (
 	"cmp"
@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/wf"
 )
 
@@ -35,18 +36,18 @@ type Remote interface {
 	Has(node string) bool
 	// Run executes node there with the step's context, state and config.
 	// Transport failures are returned as ordinary (retried) errors.
-	Run(ctx context.Context, node string, wc *WorkflowContext, state, config json.RawMessage) (*Output, error)
+	Run(ctx context.Context, node string, wc *executor.WorkflowContext, state, config json.RawMessage) (*executor.Output, error)
 }
 
-// EngineConfig configures an Engine. Zero values take the defaults noted.
-type EngineConfig struct {
+// Config configures an Engine. Zero values take the defaults noted.
+type Config struct {
 	// MemberID names this member in executions and events. Required.
 	MemberID string
 	// Incarnation distinguishes this run of the member from earlier ones, so
 	// executions left by a crashed run are re-queued at once. Required.
 	Incarnation string
 	// Registry holds the nodes this member can run. Required.
-	Registry *Registry
+	Registry *executor.Registry
 	// Store is the replicated storage. Required.
 	Store Store
 	// Events receives node events; nil discards them.
@@ -101,7 +102,7 @@ type EngineConfig struct {
 	DrainTimeout time.Duration
 }
 
-func (c EngineConfig) withDefaults() EngineConfig {
+func (c Config) withDefaults() Config {
 	c.WorkerCount = cmp.Or(c.WorkerCount, 8)
 	c.ClaimAhead = cmp.Or(c.ClaimAhead, max(4*c.WorkerCount, 64))
 	c.RetryDelay = cmp.Or(c.RetryDelay, time.Second)
@@ -121,7 +122,7 @@ func (c EngineConfig) withDefaults() EngineConfig {
 	return c
 }
 
-func (c EngineConfig) validate() error {
+func (c Config) validate() error {
 	var errs []error
 	if c.MemberID == "" {
 		errs = append(errs, errors.New("missing MemberID"))

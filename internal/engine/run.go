@@ -1,4 +1,4 @@
-package executor
+package engine
 
 import (
 	"container/heap"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 )
@@ -76,8 +77,8 @@ func (e *Engine) workLoop() {
 }
 
 // workflowContext is the context CanStart sees: no execution yet.
-func (e *Engine) workflowContext(it *item, snap claimSnapshot, now time.Time) *WorkflowContext {
-	return &WorkflowContext{
+func (e *Engine) workflowContext(it *item, snap claimSnapshot, now time.Time) *executor.WorkflowContext {
+	return &executor.WorkflowContext{
 		WorkflowID: it.wf, NodeName: it.task.Node, MemberID: e.cfg.MemberID,
 		Attempt: it.task.Claims + 1, Metadata: snap.meta, StartedAt: time.Unix(0, snap.created),
 		StepStartedAt: now,
@@ -91,20 +92,20 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 	it, task := r.it, r.task
 	node, ok := e.cfg.Registry.Get(task.Node)
 	start := e.now()
-	wc := &WorkflowContext{
+	wc := &executor.WorkflowContext{
 		WorkflowID: it.wf, NodeName: task.Node, MemberID: e.cfg.MemberID, ExecutionID: r.execID,
 		Attempt: task.Claims, Metadata: r.meta, StartedAt: time.Unix(0, r.created), StepStartedAt: start,
 	}
 	e.publish(&events.NodeStartedEvent{WorkflowID: it.wf, NodeName: task.Node, ExecutionID: r.execID,
 		Attempt: task.Claims, StartedAt: start, Config: task.Config, NodeID: e.cfg.MemberID})
 
-	var out *Output
+	var out *executor.Output
 	var err error
 	remote := !ok && e.cfg.Remote != nil && e.cfg.Remote.Has(task.Node)
 	if !ok && !remote {
 		err = fmt.Errorf("node %q is registered on no member", task.Node)
 	} else {
-		stepCtx := WithWorkflowContext(ctx, wc)
+		stepCtx := executor.WithWorkflowContext(ctx, wc)
 		if e.cfg.StepTimeout > 0 {
 			var cancel context.CancelFunc
 			stepCtx, cancel = context.WithTimeoutCause(stepCtx, e.cfg.StepTimeout,
@@ -141,13 +142,13 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 		return base
 	}
 
-	var pe *PanicError
+	var pe *executor.PanicError
 	if errors.As(err, &pe) {
 		e.log.Error("node panicked", logkeys.Workflow, it.wf, logkeys.Step, task.Node,
 			"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 	}
 	failures := task.Failures + 1
-	retry := !IsPermanent(err) && failures <= e.cfg.MaxRetries
+	retry := !executor.IsPermanent(err) && failures <= e.cfg.MaxRetries
 	base.Op = wf.OpFail
 	base.Tasks, base.Patch = nil, nil
 	base.Error = err.Error()
@@ -169,21 +170,21 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 // patch against what the node read, and the next tasks. An invalid output
 // (an unregistered next node, a state or config nested deeper than
 // wf.MaxDepth) is a permanent error.
-func (e *Engine) finishOutput(c *wf.Command, nodeName string, read json.RawMessage, out *Output) error {
+func (e *Engine) finishOutput(c *wf.Command, nodeName string, read json.RawMessage, out *executor.Output) error {
 	c.Op = wf.OpComplete
 	c.MaxStateBytes = e.cfg.MaxStateBytes
 	if out == nil {
 		return nil
 	}
 	if err := wf.CheckDepth(out.State); err != nil {
-		return Permanent(fmt.Errorf("node %q: its state is %w", nodeName, err))
+		return executor.Permanent(fmt.Errorf("node %q: its state is %w", nodeName, err))
 	}
 	for i, n := range out.Next {
 		if !e.runnable(n.Node) {
-			return Permanent(fmt.Errorf("node %q returned next node %q, which is not registered", nodeName, n.Node))
+			return executor.Permanent(fmt.Errorf("node %q returned next node %q, which is not registered", nodeName, n.Node))
 		}
 		if err := wf.CheckDepth(n.Config); err != nil {
-			return Permanent(fmt.Errorf("node %q: NextNodes[%d] (%q): its config is %w", nodeName, i, n.Node, err))
+			return executor.Permanent(fmt.Errorf("node %q: NextNodes[%d] (%q): its config is %w", nodeName, i, n.Node, err))
 		}
 		t := wf.NewTask{Node: n.Node, Config: n.Config, Priority: n.Priority, Key: n.IdempotencyKey, HasKey: n.HasKey}
 		if n.Delay > 0 {
@@ -198,7 +199,7 @@ func (e *Engine) finishOutput(c *wf.Command, nodeName string, read json.RawMessa
 		}
 		p, err := wf.Diff(base, out.State)
 		if err != nil {
-			return Permanent(fmt.Errorf("node %q: %w", nodeName, err))
+			return executor.Permanent(fmt.Errorf("node %q: %w", nodeName, err))
 		}
 		c.Patch = p
 	}
