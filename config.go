@@ -159,6 +159,17 @@ type EngineConfig struct {
 // NoRetries as EngineConfig.MaxRetries disables retries.
 const NoRetries = -1
 
+// Engine settings EngineConfig does not expose. They are defaults too, so
+// they live here with the others; graft.go hands them to the engine.
+const (
+	// engineLeaseDuration is how long a claim holds a task beyond
+	// EngineConfig.StepTimeout before another member re-runs it.
+	engineLeaseDuration = 5 * time.Minute
+	// engineBlockedRecheck is how often nodes refused by CanStart are
+	// re-evaluated while the workflow's state is unchanged.
+	engineBlockedRecheck = time.Second
+)
+
 // ExpertConfig holds rarely tuned storage knobs.
 type ExpertConfig struct {
 	// RTTMillisecond is the expected round trip between members in

@@ -215,6 +215,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 		StepTimeout: m.cfg.Engine.StepTimeout, BlockedTimeout: m.cfg.Engine.BlockedTimeout,
 		MaxStateBytes: m.cfg.Engine.MaxStateBytes, Retention: m.cfg.Engine.Retention,
 		PurgeInterval: m.cfg.Engine.PurgeInterval, DrainTimeout: m.cfg.Engine.DrainTimeout,
+		LeaseDuration: engineLeaseDuration, BlockedRecheck: engineBlockedRecheck, Clock: engine.SystemClock{},
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -45,10 +43,9 @@ func (s *recordingStore) ops() []wf.Op {
 // would give it back while its owner runs it.
 func TestAdoptTakesOnlyOwnClaims(t *testing.T) {
 	store := &recordingStore{}
-	e, err := New(Config{
-		MemberID: "n1", Incarnation: "run-2", Registry: executor.NewRegistry(), Store: store,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	cfg := testConfig(store, executor.NewRegistry(), SystemClock{})
+	cfg.Incarnation = "run-2"
+	e, err := New(cfg)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, e.Stop(context.Background())) }()
 	res := &wf.Result{Code: wf.OK, Claimed: []wf.Claimed{{Task: wf.Task{ID: 1, Node: "A"}, ExecID: "x1"}}}

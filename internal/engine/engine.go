@@ -111,7 +111,6 @@ type Engine struct {
 
 // New validates cfg and returns an engine with its goroutines running.
 func New(cfg Config) (*Engine, error) {
-	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -131,14 +130,22 @@ func New(cfg Config) (*Engine, error) {
 	e.storeCtx, e.cancelStor = context.WithCancel(context.Background())
 	e.dispatchCond = sync.NewCond(&e.mu)
 	e.workCond = sync.NewCond(&e.mu)
+	if !cfg.skipStartup {
+		e.start()
+	}
+	return e, nil
+}
+
+// start starts the engine's goroutines: the dispatcher, the timer, purge
+// and sweep loops, and the workers.
+func (e *Engine) start() {
 	e.goFunc(e.dispatchLoop)
 	e.goFunc(e.timerLoop)
 	e.goFunc(e.purgeLoop)
 	e.goFunc(e.sweepLoop)
-	for range cfg.WorkerCount {
+	for range e.cfg.WorkerCount {
 		e.goFunc(e.workLoop)
 	}
-	return e, nil
 }
 
 func (e *Engine) goFunc(f func()) {
@@ -370,19 +377,30 @@ func (e *Engine) dispatchLoop() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for {
-		for !e.stopping && (e.ready.Len() == 0 || e.inflight >= e.cfg.ClaimAhead) {
+		for !e.stopping && !e.dispatchableLocked() {
 			e.dispatchCond.Wait()
 		}
 		if e.stopping {
 			return
 		}
-		it := heap.Pop(&e.ready).(*item)
-		it.state = itemClaiming
-		e.inflight++
-		w := e.wfs[wfKey{it.shard, it.wf}]
-		snap := claimSnapshot{state: w.state, version: w.stateVersion, meta: w.meta, created: w.created}
+		it, snap := e.takeReadyLocked()
 		e.goFunc(func() { e.claim(it, snap) })
 	}
+}
+
+// dispatchableLocked reports whether a ready task may be claimed now.
+func (e *Engine) dispatchableLocked() bool {
+	return e.ready.Len() > 0 && e.inflight < e.cfg.ClaimAhead
+}
+
+// takeReadyLocked takes the first ready task for claiming (see
+// dispatchableLocked) and copies what its claim needs of the workflow.
+func (e *Engine) takeReadyLocked() (*item, claimSnapshot) {
+	it := heap.Pop(&e.ready).(*item)
+	it.state = itemClaiming
+	e.inflight++
+	w := e.wfs[wfKey{it.shard, it.wf}]
+	return it, claimSnapshot{state: w.state, version: w.stateVersion, meta: w.meta, created: w.created}
 }
 
 // claimSnapshot is what a claim goroutine needs of the workflow, copied
@@ -596,18 +614,7 @@ func (e *Engine) timerLoop() {
 		}
 	}()
 	for {
-		e.mu.Lock()
-		now := e.now().UnixNano()
-		for e.timers.Len() > 0 && e.timers.peek().due <= now {
-			it := heap.Pop(&e.timers).(*item)
-			e.fireLocked(it)
-		}
-		var wait time.Duration = -1
-		if next := e.timers.peek(); next != nil {
-			wait = time.Duration(next.due - now)
-		}
-		e.mu.Unlock()
-
+		wait := e.fireTimers()
 		var fire <-chan time.Time
 		if t != nil {
 			t.Stop()
@@ -624,6 +631,22 @@ func (e *Engine) timerLoop() {
 		case <-fire:
 		}
 	}
+}
+
+// fireTimers fires the timer entries that are due and returns how long
+// until the next one is, or -1 when none is queued.
+func (e *Engine) fireTimers() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now().UnixNano()
+	for e.timers.Len() > 0 && e.timers.peek().due <= now {
+		it := heap.Pop(&e.timers).(*item)
+		e.fireLocked(it)
+	}
+	if next := e.timers.peek(); next != nil {
+		return time.Duration(next.due - now)
+	}
+	return -1
 }
 
 func (e *Engine) fireLocked(it *item) {

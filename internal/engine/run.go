@@ -26,53 +26,64 @@ func (e *Engine) workLoop() {
 			e.mu.Unlock()
 			return
 		}
-		it := heap.Pop(&e.claimed).(*item)
-		r := e.runs[it]
-		delete(e.runs, it)
-		e.inflight--
-		e.dispatchCond.Signal()
-		w := r.w
-		if w == nil || e.wfs[w.key] != w || w.status != wf.StatusRunning {
-			// Paused (or gone) between claim and start: give the task back.
-			if w != nil {
-				delete(w.running, r.execID)
-			}
-			e.mu.Unlock()
-			e.requeueAsync(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
-			continue
+		if commit := e.runClaimedLocked(); commit != nil {
+			e.goFunc(commit)
 		}
-		ctx, cancel := context.WithCancelCause(e.stepCtx)
-		r.cancel = cancel
-		e.steps.Add(1)
-		e.mu.Unlock()
+	}
+}
 
-		cmd := e.execute(ctx, r)
-		cancel(nil)
-		if cmd != nil {
-			// Counted before the step is, so Stop's drain sees it.
-			e.commits.Add(1)
-		}
-		e.steps.Done()
-
-		// The execution stays in w.running until its outcome is committed,
-		// so the sweep never mistakes a slow commit for an orphan.
-		forget := func() {
-			e.mu.Lock()
+// runClaimedLocked takes the first claimed task and runs its step. It is
+// called with e.mu held and a claimed task queued, and returns with e.mu
+// released. It returns the function that commits the step's outcome (the
+// work loop runs it on its own goroutine), or nil when there is nothing to
+// commit.
+func (e *Engine) runClaimedLocked() (commit func()) {
+	it := heap.Pop(&e.claimed).(*item)
+	r := e.runs[it]
+	delete(e.runs, it)
+	e.inflight--
+	e.dispatchCond.Signal()
+	w := r.w
+	if w == nil || e.wfs[w.key] != w || w.status != wf.StatusRunning {
+		// Paused (or gone) between claim and start: give the task back.
+		if w != nil {
 			delete(w.running, r.execID)
-			e.mu.Unlock()
 		}
-		if cmd == nil {
-			forget()
-			continue
-		}
-		e.mu.Lock()
-		r.committing = true
 		e.mu.Unlock()
-		e.goFunc(func() {
-			defer e.commits.Done()
-			e.commit(it.shard, cmd)
-			forget()
-		})
+		e.requeueAsync(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(e.stepCtx)
+	r.cancel = cancel
+	e.steps.Add(1)
+	e.mu.Unlock()
+
+	cmd := e.execute(ctx, r)
+	cancel(nil)
+	if cmd != nil {
+		// Counted before the step is, so Stop's drain sees it.
+		e.commits.Add(1)
+	}
+	e.steps.Done()
+
+	// The execution stays in w.running until its outcome is committed,
+	// so the sweep never mistakes a slow commit for an orphan.
+	forget := func() {
+		e.mu.Lock()
+		delete(w.running, r.execID)
+		e.mu.Unlock()
+	}
+	if cmd == nil {
+		forget()
+		return nil
+	}
+	e.mu.Lock()
+	r.committing = true
+	e.mu.Unlock()
+	return func() {
+		defer e.commits.Done()
+		e.commit(it.shard, cmd)
+		forget()
 	}
 }
 

@@ -3,8 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -31,8 +29,7 @@ func TestFinishOutputRefusesDeepJSON(t *testing.T) {
 	t.Parallel()
 	reg := executor.NewRegistry()
 	require.NoError(t, reg.Register(okNode{}))
-	e, err := New(Config{MemberID: "n1", Incarnation: "run-1", Registry: reg, Store: &recordingStore{},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e, err := New(testConfig(&recordingStore{}, reg, SystemClock{}))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Stop(context.Background())) })
 
