@@ -142,7 +142,9 @@ type EngineConfig struct {
 	// purged. Default 1m; zero means the default.
 	PurgeInterval time.Duration
 	// DrainTimeout is how long Stop waits for running steps before it
-	// cancels them. Default 30s; zero means the default.
+	// cancels them. Default 30s; zero means the default. A step that
+	// ignores the cancellation is abandoned 5s later: Stop returns without
+	// it, its outcome is discarded, and it runs again after a restart.
 	DrainTimeout time.Duration
 	// MaxStateBytes limits a workflow's state (JSON bytes), at start and
 	// after every step. Default 1 MiB; zero means the default.

@@ -1,12 +1,19 @@
 package engine
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/wf"
 	"github.com/stretchr/testify/require"
 )
 
@@ -57,3 +64,238 @@ func TestNewValidatesConfig(t *testing.T) {
 	_, err := New(cfg)
 	require.NoError(t, err)
 }
+
+// memStore is a fake Store: the real workflow state machine (wf.Logic) of
+// one shard over an in-memory key space, committing each command at once
+// and handing the committed changes to the engine, as a shard's replica
+// does on its leader. A test may close off Apply with a gate.
+type memStore struct {
+	mu     sync.Mutex
+	kv     *memKV
+	logic  *wf.Logic
+	index  uint64
+	cmds   []wf.Command
+	change []wf.Change // changes of the command being applied
+
+	engine  atomic.Pointer[Engine] // receives committed changes
+	gate    chan struct{}          // when set, Apply waits until it is closed (or ctx ends)
+	waiting atomic.Int64           // Apply calls waiting at the gate
+}
+
+var _ Store = (*memStore)(nil)
+
+func newMemStore() *memStore {
+	s := &memStore{kv: newMemKV()}
+	s.logic = wf.NewLogic(1, func(_ uint64, cs []wf.Change) { s.change = append(s.change, cs...) })
+	return s
+}
+
+func (s *memStore) Apply(ctx context.Context, shard uint64, c *wf.Command) (wf.Result, error) {
+	if s.gate != nil {
+		s.waiting.Add(1)
+		select {
+		case <-s.gate:
+			s.waiting.Add(-1)
+		case <-ctx.Done():
+			s.waiting.Add(-1)
+			return wf.Result{}, ctx.Err()
+		}
+	}
+	raw, err := wf.EncodeCommand(c)
+	if err != nil {
+		return wf.Result{}, err
+	}
+	s.mu.Lock()
+	s.cmds = append(s.cmds, *c)
+	s.index++
+	out, err := s.logic.Apply(s.kv, s.index, raw)
+	if err == nil {
+		s.logic.Applied(s.index)
+	}
+	changes := s.change
+	s.change = nil
+	s.mu.Unlock()
+	if err != nil {
+		return wf.Result{}, err
+	}
+	if e := s.engine.Load(); e != nil && len(changes) > 0 {
+		e.OnChanges(shard, changes)
+	}
+	return wf.DecodeResult(out)
+}
+
+func (s *memStore) Active(uint64) ([]wf.View, error) { return s.logic.Active(), nil }
+
+// commands returns the committed commands of op, in order.
+func (s *memStore) commands(op wf.Op) []wf.Command {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []wf.Command
+	for _, c := range s.cmds {
+		if c.Op == op {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// status returns a workflow's committed record.
+func (s *memStore) status(t *testing.T, id string) wf.StatusAnswer {
+	t.Helper()
+	s.mu.Lock()
+	out, err := s.logic.Lookup(s.kv, wf.EncodeQuery(wf.Query{Op: wf.QueryStatus, WF: id}))
+	s.mu.Unlock()
+	require.NoError(t, err)
+	var a wf.StatusAnswer
+	require.NoError(t, json.Unmarshal(out, &a))
+	require.True(t, a.Found, "workflow %q not found", id)
+	return a
+}
+
+// memKV is an in-memory shards.Writer.
+type memKV struct{ m map[string][]byte }
+
+func newMemKV() *memKV { return &memKV{m: map[string][]byte{}} }
+
+func (kv *memKV) Get(k []byte) ([]byte, bool, error) {
+	v, ok := kv.m[string(k)]
+	return bytes.Clone(v), ok, nil
+}
+
+func (kv *memKV) Scan(start, end []byte, fn func(k, v []byte) bool) error {
+	keys := make([]string, 0, len(kv.m))
+	for k := range kv.m {
+		if bytes.Compare([]byte(k), start) >= 0 && (end == nil || bytes.Compare([]byte(k), end) < 0) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !fn([]byte(k), kv.m[k]) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (kv *memKV) Set(k, v []byte) error { kv.m[string(k)] = bytes.Clone(v); return nil }
+func (kv *memKV) Delete(k []byte) error { delete(kv.m, string(k)); return nil }
+
+// testBundle is an engine on a memStore, a fake clock and a registry.
+type testBundle struct {
+	e     *Engine
+	store *memStore
+	clock *fakeClock
+	reg   *executor.Registry
+}
+
+// setup builds an engine without its goroutines (unless mutate clears
+// skipStartup), stopped when the test ends.
+func setup(t *testing.T, mutate ...func(*Config)) *testBundle {
+	t.Helper()
+	b := &testBundle{store: newMemStore(), clock: newFakeClock(), reg: executor.NewRegistry()}
+	cfg := testConfig(b.store, b.reg, b.clock)
+	cfg.skipStartup = true
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	e, err := New(cfg)
+	require.NoError(t, err)
+	b.e = e
+	b.store.engine.Store(e)
+	t.Cleanup(func() { require.NoError(t, e.Stop(context.Background())) })
+	return b
+}
+
+// register registers nodes on the bundle's member.
+func (b *testBundle) register(t *testing.T, nodes ...any) {
+	t.Helper()
+	for _, n := range nodes {
+		require.NoError(t, b.reg.Register(n))
+	}
+}
+
+// lead makes the engine lead the shard.
+func (b *testBundle) lead(t *testing.T) {
+	t.Helper()
+	require.NoError(t, b.e.SetLeader(1, true))
+}
+
+// start starts workflow id with an empty state and the given tasks.
+func (b *testBundle) start(t *testing.T, id string, tasks ...wf.NewTask) {
+	t.Helper()
+	res, err := b.store.Apply(context.Background(), 1, &wf.Command{Op: wf.OpStart, WF: id,
+		Now: b.clock.Now().UnixNano(), State: json.RawMessage(`{}`), Tasks: tasks})
+	require.NoError(t, err)
+	require.Equal(t, wf.OK, res.Code, res.Message)
+}
+
+// dispatch does the dispatcher's work by hand: it claims ready tasks, in
+// the dispatcher's order, until none is ready or ClaimAhead are claimed.
+// It returns how many it took.
+func (b *testBundle) dispatch() int {
+	e := b.e
+	n := 0
+	for {
+		e.mu.Lock()
+		if e.stopping || !e.dispatchableLocked() {
+			e.mu.Unlock()
+			return n
+		}
+		it, snap := e.takeReadyLocked()
+		e.mu.Unlock()
+		e.claim(it, snap)
+		n++
+	}
+}
+
+// work does the workers' work by hand: it runs claimed steps, highest
+// priority first, and commits each outcome, until none is claimed. It
+// returns how many it ran.
+func (b *testBundle) work() int {
+	e := b.e
+	n := 0
+	for {
+		e.mu.Lock()
+		if e.claimed.Len() == 0 {
+			e.mu.Unlock()
+			return n
+		}
+		if commit := e.runClaimedLocked(); commit != nil {
+			commit()
+		}
+		n++
+	}
+}
+
+// advance moves the clock by d and fires the timers that became due.
+func (b *testBundle) advance(d time.Duration) {
+	b.clock.Advance(d)
+	b.e.fireTimers()
+}
+
+// fnNode is a node whose Execute (and, if set, CanStart) are functions.
+type fnNode struct {
+	name     string
+	exec     func(ctx context.Context) (*executor.NodeResult, error)
+	canStart func() bool
+}
+
+func (n *fnNode) GetName() string { return n.name }
+
+func (n *fnNode) Execute(ctx context.Context, _ map[string]any, _ map[string]any) (*executor.NodeResult, error) {
+	return n.exec(ctx)
+}
+
+// gatedNode is a node that can refuse to start: CanStart returns what
+// allow says.
+type gatedNode struct {
+	name  string
+	allow *atomic.Bool
+}
+
+func (n *gatedNode) GetName() string { return n.name }
+
+func (n *gatedNode) CanStart(map[string]any) bool { return n.allow.Load() }
+
+func (n *gatedNode) Execute(map[string]any) (*executor.NodeResult, error) { return nil, nil }

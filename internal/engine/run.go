@@ -15,7 +15,8 @@ import (
 	"github.com/eleven-am/graft/internal/wf"
 )
 
-// workLoop runs claimed steps, highest priority first.
+// workLoop runs claimed steps, highest priority first. Steps are node
+// code, so workers run in the nodeCode group.
 func (e *Engine) workLoop() {
 	for {
 		e.mu.Lock()
@@ -27,16 +28,16 @@ func (e *Engine) workLoop() {
 			return
 		}
 		if commit := e.runClaimedLocked(); commit != nil {
-			e.goFunc(commit)
+			e.goAdded(commit)
 		}
 	}
 }
 
 // runClaimedLocked takes the first claimed task and runs its step. It is
 // called with e.mu held and a claimed task queued, and returns with e.mu
-// released. It returns the function that commits the step's outcome (the
-// work loop runs it on its own goroutine), or nil when there is nothing to
-// commit.
+// released. It returns the function that commits the step's outcome,
+// already counted in e.wg (the work loop runs it on a goroutine of its
+// own), or nil when there is nothing to commit.
 func (e *Engine) runClaimedLocked() (commit func()) {
 	it := heap.Pop(&e.claimed).(*item)
 	r := e.runs[it]
@@ -49,41 +50,43 @@ func (e *Engine) runClaimedLocked() (commit func()) {
 		if w != nil {
 			delete(w.running, r.execID)
 		}
+		e.requeueLocked(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
 		e.mu.Unlock()
-		e.requeueAsync(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
 		return nil
 	}
 	ctx, cancel := context.WithCancelCause(e.stepCtx)
 	r.cancel = cancel
-	e.steps.Add(1)
+	e.stepping++
 	e.mu.Unlock()
 
 	cmd := e.execute(ctx, r)
 	cancel(nil)
-	if cmd != nil {
-		// Counted before the step is, so Stop's drain sees it.
-		e.commits.Add(1)
-	}
-	e.steps.Done()
 
-	// The execution stays in w.running until its outcome is committed,
-	// so the sweep never mistakes a slow commit for an orphan.
-	forget := func() {
-		e.mu.Lock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stepping--
+	if cmd == nil || e.closing {
 		delete(w.running, r.execID)
-		e.mu.Unlock()
-	}
-	if cmd == nil {
-		forget()
+		if e.stopping {
+			e.noteIdleLocked()
+		}
 		return nil
 	}
-	e.mu.Lock()
+	// The execution stays in w.running until its outcome is committed, so
+	// the sweep never mistakes a slow commit for an orphan. The commit is
+	// counted before the step stops counting, so Stop's drain sees it.
 	r.committing = true
-	e.mu.Unlock()
+	e.committing++
+	e.wg.Add(1)
 	return func() {
-		defer e.commits.Done()
 		e.commit(it.shard, cmd)
-		forget()
+		e.mu.Lock()
+		delete(w.running, r.execID)
+		e.committing--
+		if e.stopping {
+			e.noteIdleLocked()
+		}
+		e.mu.Unlock()
 	}
 }
 
