@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -263,6 +264,7 @@ func (b *testBundle) work() int {
 		}
 		if commit := e.runClaimedLocked(); commit != nil {
 			commit()
+			e.wg.Done() // as goAdded does
 		}
 		n++
 	}
@@ -299,3 +301,218 @@ func (n *gatedNode) GetName() string { return n.name }
 func (n *gatedNode) CanStart(map[string]any) bool { return n.allow.Load() }
 
 func (n *gatedNode) Execute(map[string]any) (*executor.NodeResult, error) { return nil, nil }
+
+// propose does the proposers' work by hand: it proposes every queued
+// proposal, including those queued meanwhile, and returns how many.
+func (b *testBundle) propose() int {
+	e := b.e
+	n := 0
+	for {
+		e.mu.Lock()
+		p, ok := e.nextProposalLocked()
+		e.mu.Unlock()
+		if !ok {
+			return n
+		}
+		e.propose(p)
+		n++
+	}
+}
+
+// recorder is a node that records, in order, the "tag" of each config it
+// runs with and the attempt it was, and changes nothing.
+type recorder struct {
+	name string
+	mu   sync.Mutex
+	tags []string
+}
+
+func (r *recorder) GetName() string { return r.name }
+
+func (r *recorder) Execute(ctx context.Context, _ map[string]any, cfg map[string]any) (*executor.NodeResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tag, _ := cfg["tag"].(string)
+	r.tags = append(r.tags, tag)
+	return nil, nil
+}
+
+func (r *recorder) ran() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.tags)
+}
+
+// task returns a pending task of node with a tag in its config.
+func task(node, tag string, priority int) wf.NewTask {
+	return wf.NewTask{Node: node, Priority: priority, Config: json.RawMessage(`{"tag":"` + tag + `"}`)}
+}
+
+// Ready tasks run highest priority first and, within a priority, in the
+// order they arrived, across workflows, whatever the claim-ahead window.
+func TestReadyTasksRunByPriorityThenArrival(t *testing.T) {
+	t.Parallel()
+	for _, claimAhead := range []int{1, 2, 64} {
+		t.Run(fmt.Sprintf("claim-ahead %d", claimAhead), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, func(c *Config) { c.ClaimAhead = claimAhead })
+			rec := &recorder{name: "Rec"}
+			b.register(t, rec)
+			b.lead(t)
+			b.start(t, "w1", task("Rec", "a0", 0), task("Rec", "b5", 5), task("Rec", "c0", 0))
+			b.start(t, "w2", task("Rec", "d5", 5), task("Rec", "e9", 9), task("Rec", "f-1", -1), task("Rec", "g0", 0))
+			for b.dispatch()+b.work() > 0 {
+			}
+			require.Equal(t, []string{"e9", "b5", "d5", "a0", "c0", "g0", "f-1"}, rec.ran())
+			require.Equal(t, wf.StatusCompleted, b.store.status(t, "w1").View.Status)
+			require.Equal(t, wf.StatusCompleted, b.store.status(t, "w2").View.Status)
+		})
+	}
+}
+
+// A delayed task waits in the timer queue until its not-before time, while
+// tasks without a delay run at once.
+func TestDelayedTaskWaitsUntilNotBefore(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rec := &recorder{name: "Rec"}
+	b.register(t, rec)
+	b.lead(t)
+	later := task("Rec", "later", 9)
+	later.NotBefore = b.clock.Now().Add(10 * time.Second).UnixNano()
+	b.start(t, "w", later, task("Rec", "now", 0))
+
+	require.Equal(t, 1, b.dispatch())
+	require.Equal(t, 1, b.work())
+	require.Equal(t, []string{"now"}, rec.ran())
+	require.Equal(t, 10*time.Second, b.e.fireTimers(), "the timer loop would sleep until the delayed task is due")
+
+	b.advance(10*time.Second - time.Nanosecond)
+	require.Zero(t, b.dispatch(), "a task ran before its not-before time")
+	b.advance(time.Nanosecond)
+	require.Equal(t, 1, b.dispatch())
+	require.Equal(t, 1, b.work())
+	require.Equal(t, []string{"now", "later"}, rec.ran())
+	require.Equal(t, wf.StatusCompleted, b.store.status(t, "w").View.Status)
+	require.Equal(t, time.Duration(-1), b.e.fireTimers(), "a timer is left")
+}
+
+// An execution whose claim nobody holds any more goes back to the pending
+// tasks, and this member runs it: another member's once its lease lapses
+// (or at once when that member is not alive), and one of an earlier run of
+// this member at once.
+func TestAbandonedExecutionsAreRequeued(t *testing.T) {
+	t.Parallel()
+	const lease = time.Minute
+	tests := []struct {
+		name       string
+		member     string
+		inc        string
+		alive      bool
+		leadFirst  bool          // lead before the claim, so only the sweep finds it
+		requeuedAt time.Duration // after the claim
+	}{
+		{name: "lease lapses", member: "n2", inc: "run-9", alive: true, requeuedAt: lease},
+		{name: "lease lapses, found by the sweep", member: "n2", inc: "run-9", alive: true, leadFirst: true, requeuedAt: lease},
+		{name: "member not alive", member: "n2", inc: "run-9", alive: false},
+		{name: "an earlier run of this member", member: "n1", inc: "run-0", alive: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, func(c *Config) { c.Alive = func(string) bool { return tt.alive } })
+			rec := &recorder{name: "Rec"}
+			b.register(t, rec)
+			if tt.leadFirst {
+				b.lead(t)
+			}
+			// Claimed in the start command by tt.member.
+			res, err := b.store.Apply(context.Background(), 1, &wf.Command{Op: wf.OpStart, WF: "w",
+				Now: b.clock.Now().UnixNano(), State: json.RawMessage(`{}`),
+				Tasks: []wf.NewTask{{Node: "Rec", Claim: true}}, Member: tt.member, Incarnation: tt.inc,
+				LeaseUntil: b.clock.Now().Add(lease).UnixNano()})
+			require.NoError(t, err)
+			require.Len(t, res.Claimed, 1)
+			if !tt.leadFirst {
+				b.lead(t)
+			}
+			step := func(d time.Duration) {
+				b.advance(d)
+				if tt.leadFirst {
+					b.e.sweep()
+				}
+				b.propose()
+			}
+
+			if tt.requeuedAt > 0 {
+				step(tt.requeuedAt - time.Nanosecond)
+				require.Empty(t, b.store.commands(wf.OpRequeue), "re-queued before its lease lapsed")
+				require.Len(t, b.store.status(t, "w").View.Executing, 1)
+			}
+			step(time.Nanosecond)
+			require.Len(t, b.store.commands(wf.OpRequeue), 1)
+			v := b.store.status(t, "w").View
+			require.Empty(t, v.Executing)
+			require.Len(t, v.Pending, 1)
+
+			require.Equal(t, 1, b.dispatch())
+			require.Equal(t, 1, b.work())
+			require.Len(t, rec.ran(), 1)
+			require.Equal(t, wf.StatusCompleted, b.store.status(t, "w").View.Status)
+		})
+	}
+}
+
+// A workflow whose every pending node CanStart refuses, with nothing
+// running, is marked blocked; it fails once it has been blocked for
+// BlockedTimeout, unless a node accepts meanwhile (then it runs on).
+func TestBlockedWorkflowFailsAfterBlockedTimeout(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		acceptAt  time.Duration // 0: never
+		want      wf.Status
+		wantError string
+	}{
+		{name: "never accepted", want: wf.StatusFailed,
+			wantError: "blocked: CanStart refused every pending node [Gated] for 5m0s with nothing running"},
+		{name: "accepted before the timeout", acceptAt: 3 * time.Minute, want: wf.StatusCompleted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			allow := new(atomic.Bool)
+			b.register(t, &gatedNode{name: "Gated", allow: allow})
+			b.lead(t)
+			b.start(t, "w", wf.NewTask{Node: "Gated"})
+			blockedAt := b.clock.Now()
+
+			require.Equal(t, 1, b.dispatch(), "the claim was not attempted")
+			require.Equal(t, 1, b.propose(), "the block was not proposed")
+			require.Equal(t, blockedAt.UnixNano(), b.store.status(t, "w").View.BlockedSince)
+
+			// Refused nodes are re-evaluated every BlockedRecheck.
+			timeout := b.e.cfg.BlockedTimeout
+			for elapsed := time.Duration(0); elapsed < timeout-time.Second; elapsed += time.Second {
+				if tt.acceptAt != 0 && elapsed == tt.acceptAt {
+					allow.Store(true)
+				}
+				b.advance(time.Second)
+				b.dispatch()
+				b.work()
+				b.propose()
+			}
+			if tt.acceptAt == 0 {
+				require.Equal(t, wf.StatusRunning, b.store.status(t, "w").View.Status, "failed before BlockedTimeout")
+				require.Empty(t, b.store.commands(wf.OpFail))
+			}
+			b.advance(time.Second)
+			b.propose()
+
+			v := b.store.status(t, "w").View
+			require.Equal(t, tt.want, v.Status)
+			require.Equal(t, tt.wantError, v.LastError)
+		})
+	}
+}
