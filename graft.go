@@ -404,8 +404,9 @@ func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
 // Stop stops the member gracefully: no new steps start, running steps get
 // up to Engine.DrainTimeout to finish (then their contexts are cancelled and
 // they re-run after restart), results are committed, storage is closed and
-// every goroutine ends. Safe to call more than once; later calls return the
-// first call's result.
+// every goroutine ends, except those of steps that ignore the cancellation
+// (see EngineConfig.DrainTimeout). Safe to call more than once; later calls
+// return the first call's result.
 func (m *Manager) Stop() error {
 	m.stopOnce.Do(func() {
 		m.mu.Lock()

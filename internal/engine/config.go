@@ -29,6 +29,7 @@ type Store interface {
 // Publisher receives node events (pointers to events package types). It must
 // not block.
 type Publisher interface {
+	// Publish hands ev to the subscribers without blocking.
 	Publish(ev any)
 }
 
