@@ -8,9 +8,9 @@ import (
 // proposers is how many goroutines propose the engine's own corrections
 // (re-queues, blocks, failures of blocked workflows). Many can fall due at
 // once, say when a member fails and every lease it held lapses; they wait
-// in a queue instead of each starting a goroutine. Eight keep enough
+// in a queue instead of each starting a goroutine. 32 keep enough
 // proposals in flight for the shards' group commit to batch them.
-const proposers = 8
+const proposers = 32
 
 // proposalKind says what a proposal proposes.
 type proposalKind uint8

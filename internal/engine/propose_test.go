@@ -18,7 +18,7 @@ import (
 // proposals wait on a slow store, and every proposal still commits once
 // the store answers.
 func TestManyProposalsKeepGoroutinesBounded(t *testing.T) {
-	const n = 256
+	const n = 512
 	const bound = 2 * proposers // extra goroutines allowed while n proposals wait
 	tests := []struct {
 		name string
