@@ -20,6 +20,7 @@ import (
 	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/backoff"
+	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rebalance"
 	"github.com/eleven-am/graft/internal/rpc"
@@ -537,7 +538,7 @@ const remoteStepTimeout = 5 * time.Minute
 // remote runs steps on the members that registered their node types.
 type remote struct{ m *Manager }
 
-var _ executor.Remote = remote{}
+var _ engine.Remote = remote{}
 
 // Has reports whether another alive member registered node.
 func (r remote) Has(node string) bool { return r.member(node) != "" }

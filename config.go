@@ -142,7 +142,9 @@ type EngineConfig struct {
 	// purged. Default 1m; zero means the default.
 	PurgeInterval time.Duration
 	// DrainTimeout is how long Stop waits for running steps before it
-	// cancels them. Default 30s; zero means the default.
+	// cancels them. Default 30s; zero means the default. A step that
+	// ignores the cancellation is abandoned 5s later: Stop returns without
+	// it, its outcome is discarded, and it runs again after a restart.
 	DrainTimeout time.Duration
 	// MaxStateBytes limits a workflow's state (JSON bytes), at start and
 	// after every step. Default 1 MiB; zero means the default.
@@ -158,6 +160,17 @@ type EngineConfig struct {
 
 // NoRetries as EngineConfig.MaxRetries disables retries.
 const NoRetries = -1
+
+// Engine settings EngineConfig does not expose. They are defaults too, so
+// they live here with the others; graft.go hands them to the engine.
+const (
+	// engineLeaseDuration is how long a claim holds a task beyond
+	// EngineConfig.StepTimeout before another member re-runs it.
+	engineLeaseDuration = 5 * time.Minute
+	// engineBlockedRecheck is how often nodes refused by CanStart are
+	// re-evaluated while the workflow's state is unchanged.
+	engineBlockedRecheck = time.Second
+)
 
 // ExpertConfig holds rarely tuned storage knobs.
 type ExpertConfig struct {

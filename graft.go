@@ -19,6 +19,7 @@ import (
 	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/backoff"
+	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
@@ -46,7 +47,7 @@ type Manager struct {
 	mu        sync.Mutex
 	state     int
 	host      *shards.Host
-	engine    *executor.Engine
+	engine    *engine.Engine
 	logics    map[uint64]*wf.Logic
 	commands  map[string]CommandHandler
 	done      chan struct{}
@@ -213,7 +214,7 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 	if retries == NoRetries {
 		retries = 0
 	}
-	engine, err := executor.NewEngine(executor.EngineConfig{
+	eng, err := engine.New(engine.Config{
 		MemberID: m.cfg.NodeID, Incarnation: m.incarnate, Registry: m.registry,
 		Store: (*store)(m), Events: m.bus, Logger: m.log, Alive: m.memberAlive, Remote: remote{m},
 		WorkerCount: m.cfg.Engine.WorkerCount, ClaimAhead: m.cfg.Engine.QueueBufferSize,
@@ -221,12 +222,13 @@ func (m *Manager) start(ctx context.Context, grpcPort int) error {
 		StepTimeout: m.cfg.Engine.StepTimeout, BlockedTimeout: m.cfg.Engine.BlockedTimeout,
 		MaxStateBytes: m.cfg.Engine.MaxStateBytes, Retention: m.cfg.Engine.Retention,
 		PurgeInterval: m.cfg.Engine.PurgeInterval, DrainTimeout: m.cfg.Engine.DrainTimeout,
+		LeaseDuration: engineLeaseDuration, BlockedRecheck: engineBlockedRecheck, Clock: engine.SystemClock{},
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	m.mu.Lock()
-	m.engine = engine
+	m.engine = eng
 	m.mu.Unlock()
 
 	host, err := shards.NewHost(shards.Config{
@@ -435,8 +437,9 @@ func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
 // Stop stops the member gracefully: no new steps start, running steps get
 // up to Engine.DrainTimeout to finish (then their contexts are cancelled and
 // they re-run after restart), results are committed, storage is closed and
-// every goroutine ends. Safe to call more than once; later calls return the
-// first call's result.
+// every goroutine ends, except those of steps that ignore the cancellation
+// (see EngineConfig.DrainTimeout). Safe to call more than once; later calls
+// return the first call's result.
 func (m *Manager) Stop() error {
 	m.stopOnce.Do(func() {
 		m.mu.Lock()

@@ -7,15 +7,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
 )
 
-// store adapts the Manager's shards to the executor's Store.
+// store adapts the Manager's shards to the engine's Store.
 type store Manager
 
-var _ executor.Store = (*store)(nil)
+var _ engine.Store = (*store)(nil)
 
 // Apply proposes c and decodes its result. Below the disk guard's hard
 // floor it refuses with ErrStorageFull instead; the executor retries.

@@ -25,6 +25,17 @@ var ErrNodeNotFound = errors.New("graft: node not found")
 // an empty NodeName. Such errors are also marked Permanent.
 var ErrInvalidResult = errors.New("graft: invalid node result")
 
+// ErrStopping is the cause (see context.Cause) attached to a step's context
+// when it is cancelled because the member is shutting down. The step's
+// outcome is not recorded: it runs again after the member restarts (or on
+// the shard's next leader).
+var ErrStopping = errors.New("graft: member stopping")
+
+// ErrWorkflowStopped is the cause attached to a step's context when it is
+// cancelled because its workflow ended meanwhile: stopped, or failed on
+// another branch. The step's outcome is discarded.
+var ErrWorkflowStopped = errors.New("graft: workflow stopped")
+
 // Permanent marks err as non-retryable: the step failed and running it again
 // would fail the same way. Errors not marked Permanent are retried.
 // Permanent(nil) returns nil. The returned error has the same text as err and

@@ -1,13 +1,12 @@
-package executor
+package engine
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/stretchr/testify/require"
 )
@@ -44,10 +43,9 @@ func (s *recordingStore) ops() []wf.Op {
 // would give it back while its owner runs it.
 func TestAdoptTakesOnlyOwnClaims(t *testing.T) {
 	store := &recordingStore{}
-	e, err := NewEngine(EngineConfig{
-		MemberID: "n1", Incarnation: "run-2", Registry: NewRegistry(), Store: store,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	cfg := testConfig(store, executor.NewRegistry(), SystemClock{})
+	cfg.Incarnation = "run-2"
+	e, err := New(cfg)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, e.Stop(context.Background())) }()
 	res := &wf.Result{Code: wf.OK, Claimed: []wf.Claimed{{Task: wf.Task{ID: 1, Node: "A"}, ExecID: "x1"}}}

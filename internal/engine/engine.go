@@ -1,10 +1,9 @@
-package executor
+package engine
 
 import (
 	"container/heap"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -12,17 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 )
-
-// ErrStopping is the cause attached to step contexts cancelled because the
-// member is shutting down; such steps re-run after restart.
-var ErrStopping = errors.New("graft: member stopping")
-
-// ErrWorkflowStopped is the cause attached to step contexts cancelled
-// because their workflow was stopped (or failed on another branch).
-var ErrWorkflowStopped = errors.New("graft: workflow stopped")
 
 // wfKey identifies a workflow on a shard.
 type wfKey struct {
@@ -84,10 +76,10 @@ func newRun(it *item, c wf.Claimed, res *wf.Result) *run {
 // Engine runs the steps of the workflows on the shards this member leads:
 // it keeps their pending tasks in a priority queue and a timer queue, claims
 // ready tasks through the store, runs them on a bounded worker pool and
-// commits their results. Create it with NewEngine, drive it with SetLeader,
+// commits their results. Create it with New, drive it with SetLeader,
 // OnChanges and NodesChanged, and stop it with Stop.
 type Engine struct {
-	cfg EngineConfig
+	cfg Config
 	log *slog.Logger
 
 	stepCtx    context.Context // parent of every step context; cancelled after the drain timeout
@@ -96,9 +88,9 @@ type Engine struct {
 	cancelStor context.CancelFunc
 	stopCh     chan struct{}
 	stopOnce   sync.Once
-	wg         sync.WaitGroup // dispatcher, scheduler, workers, purger, claim and commit goroutines
-	steps      sync.WaitGroup // steps whose node code is running
-	commits    sync.WaitGroup // step outcomes being committed
+	stopped    chan struct{}  // closed when the first Stop returns
+	wg         sync.WaitGroup // the engine's own goroutines: loops, proposers, commits
+	nodeCode   *group         // goroutines that may be in node code: workers, claims (CanStart)
 
 	mu           sync.Mutex
 	dispatchCond *sync.Cond
@@ -114,14 +106,25 @@ type Engine struct {
 	seq          uint64
 	timerWake    chan struct{}
 
+	proposeCond *sync.Cond
+	proposals   []proposal      // FIFO, drained by the proposers
+	queuedExecs map[string]bool // executions with a re-queue in proposals
+	closing     bool            // proposals are cancelled: no new proposal or commit runs
+
+	stepping        int           // steps whose node code is running
+	committing      int           // step outcomes being committed
+	stepsIdle       chan struct{} // closed once stopping and no step runs
+	quiet           chan struct{} // closed once stopping, no step runs and nothing is being committed
+	stepsIdleClosed bool
+	quietClosed     bool
+
 	nonces atomic.Uint64
 }
 
-// NewEngine validates cfg and returns an engine with its goroutines running.
-func NewEngine(cfg EngineConfig) (*Engine, error) {
-	cfg = cfg.withDefaults()
+// New validates cfg and returns an engine with its goroutines running.
+func New(cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("executor: %w", err)
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	e := &Engine{
 		cfg:       cfg,
@@ -134,23 +137,48 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		claimed:   itemHeap{less: byPriority},
 		runs:      map[*item]*run{},
 		timerWake: make(chan struct{}, 1),
+		stopped:   make(chan struct{}),
+		nodeCode:  newGroup(),
+
+		queuedExecs: map[string]bool{},
+		stepsIdle:   make(chan struct{}),
+		quiet:       make(chan struct{}),
 	}
 	e.stepCtx, e.cancelStep = context.WithCancelCause(context.Background())
 	e.storeCtx, e.cancelStor = context.WithCancel(context.Background())
 	e.dispatchCond = sync.NewCond(&e.mu)
 	e.workCond = sync.NewCond(&e.mu)
-	e.goFunc(e.dispatchLoop)
-	e.goFunc(e.timerLoop)
-	e.goFunc(e.purgeLoop)
-	e.goFunc(e.sweepLoop)
-	for range cfg.WorkerCount {
-		e.goFunc(e.workLoop)
+	e.proposeCond = sync.NewCond(&e.mu)
+	if !cfg.skipStartup {
+		e.start()
 	}
 	return e, nil
 }
 
+// start starts the engine's goroutines: the dispatcher, the timer, purge
+// and sweep loops, the proposers and the workers.
+func (e *Engine) start() {
+	e.goFunc(e.dispatchLoop)
+	e.goFunc(e.timerLoop)
+	e.goFunc(e.purgeLoop)
+	e.goFunc(e.sweepLoop)
+	for range proposers {
+		e.goFunc(e.proposeLoop)
+	}
+	for range e.cfg.WorkerCount {
+		e.nodeCode.Go(e.workLoop)
+	}
+}
+
+// goFunc runs f on a new goroutine that Stop waits for.
 func (e *Engine) goFunc(f func()) {
 	e.wg.Add(1)
+	e.goAdded(f)
+}
+
+// goAdded runs f on a new goroutine that its caller already counted in
+// e.wg, under e.mu while !e.closing, so that Stop's wait cannot miss it.
+func (e *Engine) goAdded(f func()) {
 	go func() {
 		defer e.wg.Done()
 		f()
@@ -225,7 +253,7 @@ func (e *Engine) syncLocked(shard uint64, v *wf.View, gained bool) {
 	}
 	if v.Status.Terminal() {
 		if w != nil {
-			cause := ErrWorkflowStopped
+			cause := executor.ErrWorkflowStopped
 			for _, r := range w.running {
 				if r.cancel != nil {
 					r.cancel(cause)
@@ -305,7 +333,7 @@ func (e *Engine) recoverExecutionsLocked(w *wfState, v *wf.View) {
 			continue
 		}
 		if x.Member == e.cfg.MemberID || x.LeaseUntil <= now || !e.alive(x.Member) {
-			e.requeueAsync(w.key, x.ID, x.ExecID, false)
+			e.requeueLocked(w.key, x.ID, x.ExecID, false)
 			continue
 		}
 		e.seq++
@@ -373,24 +401,39 @@ func (e *Engine) forgetLocked(w *wfState) {
 	delete(e.wfs, w.key)
 }
 
-// dispatchLoop hands ready tasks to claim goroutines, at most ClaimAhead at once.
+// dispatchLoop hands ready tasks to claim goroutines, at most ClaimAhead at
+// once. Claims evaluate CanStart, which is node code, so they run in the
+// nodeCode group; ClaimAhead bounds them.
 func (e *Engine) dispatchLoop() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for {
-		for !e.stopping && (e.ready.Len() == 0 || e.inflight >= e.cfg.ClaimAhead) {
+		for !e.stopping && !e.dispatchableLocked() {
 			e.dispatchCond.Wait()
 		}
 		if e.stopping {
 			return
 		}
-		it := heap.Pop(&e.ready).(*item)
-		it.state = itemClaiming
-		e.inflight++
-		w := e.wfs[wfKey{it.shard, it.wf}]
-		snap := claimSnapshot{state: w.state, version: w.stateVersion, meta: w.meta, created: w.created}
-		e.goFunc(func() { e.claim(it, snap) })
+		it, snap := e.takeReadyLocked()
+		// Not after Stop began (checked above, under e.mu), so never
+		// after the group is closed.
+		e.nodeCode.Go(func() { e.claim(it, snap) })
 	}
+}
+
+// dispatchableLocked reports whether a ready task may be claimed now.
+func (e *Engine) dispatchableLocked() bool {
+	return e.ready.Len() > 0 && e.inflight < e.cfg.ClaimAhead
+}
+
+// takeReadyLocked takes the first ready task for claiming (see
+// dispatchableLocked) and copies what its claim needs of the workflow.
+func (e *Engine) takeReadyLocked() (*item, claimSnapshot) {
+	it := heap.Pop(&e.ready).(*item)
+	it.state = itemClaiming
+	e.inflight++
+	w := e.wfs[wfKey{it.shard, it.wf}]
+	return it, claimSnapshot{state: w.state, version: w.stateVersion, meta: w.meta, created: w.created}
 }
 
 // claimSnapshot is what a claim goroutine needs of the workflow, copied
@@ -411,7 +454,7 @@ func (e *Engine) claim(it *item, snap claimSnapshot) {
 	}
 	if ok && node.HasCanStart() {
 		wc := e.workflowContext(it, snap, e.now())
-		ok, err := node.CanStart(WithWorkflowContext(e.storeCtx, wc), snap.state, it.task.Config)
+		ok, err := node.CanStart(executor.WithWorkflowContext(e.storeCtx, wc), snap.state, it.task.Config)
 		if err != nil {
 			e.log.Warn("CanStart failed; treating as refused", logkeys.Workflow, it.wf,
 				logkeys.Step, it.task.Node, "error", err)
@@ -486,7 +529,7 @@ func (e *Engine) Adopt(shard uint64, c *wf.Command, res *wf.Result) {
 		// flight: give the claims back so the shard's leader runs them now,
 		// not when their lease lapses.
 		for _, c := range res.Claimed {
-			e.requeueAsync(wfKey{shard, wfID}, c.Task.ID, c.ExecID, true)
+			e.requeueLocked(wfKey{shard, wfID}, c.Task.ID, c.ExecID, true)
 		}
 		return
 	}
@@ -528,7 +571,7 @@ func (e *Engine) settleClaim(it *item, r *run, outcome claimOutcome) {
 			// (when stopping, the next leader or the restart re-runs it).
 			e.inflight--
 			if !e.stopping {
-				e.requeueAsync(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
+				e.requeueLocked(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
 			}
 			return
 		}
@@ -567,24 +610,7 @@ func (e *Engine) checkBlockedLocked(w *wfState) {
 		}
 	}
 	w.blockProposed = true
-	k, version := w.key, w.stateVersion
-	e.goFunc(func() {
-		now := e.now()
-		res, err := e.cfg.Store.Apply(e.storeCtx, k.shard, &wf.Command{Op: wf.OpBlock, WF: k.id, Now: now.UnixNano(), StateVersion: version})
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		w := e.wfs[k]
-		if w == nil {
-			return
-		}
-		if err != nil || res.Code != wf.OK {
-			w.blockProposed = false
-			return
-		}
-		if !w.timeoutQueued {
-			e.queueBlockTimeoutLocked(w, now.Add(e.cfg.BlockedTimeout))
-		}
-	})
+	e.proposeLocked(proposal{kind: proposeBlock, k: w.key, version: w.stateVersion})
 }
 
 func (e *Engine) queueBlockTimeoutLocked(w *wfState, at time.Time) {
@@ -595,7 +621,7 @@ func (e *Engine) queueBlockTimeoutLocked(w *wfState, at time.Time) {
 }
 
 // timerLoop moves due timer entries: tasks to the ready queue, checks to
-// goroutines that propose them.
+// the proposers.
 func (e *Engine) timerLoop() {
 	var t Timer
 	defer func() {
@@ -604,18 +630,7 @@ func (e *Engine) timerLoop() {
 		}
 	}()
 	for {
-		e.mu.Lock()
-		now := e.now().UnixNano()
-		for e.timers.Len() > 0 && e.timers.peek().due <= now {
-			it := heap.Pop(&e.timers).(*item)
-			e.fireLocked(it)
-		}
-		var wait time.Duration = -1
-		if next := e.timers.peek(); next != nil {
-			wait = time.Duration(next.due - now)
-		}
-		e.mu.Unlock()
-
+		wait := e.fireTimers()
 		var fire <-chan time.Time
 		if t != nil {
 			t.Stop()
@@ -634,6 +649,22 @@ func (e *Engine) timerLoop() {
 	}
 }
 
+// fireTimers fires the timer entries that are due and returns how long
+// until the next one is, or -1 when none is queued.
+func (e *Engine) fireTimers() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now().UnixNano()
+	for e.timers.Len() > 0 && e.timers.peek().due <= now {
+		it := heap.Pop(&e.timers).(*item)
+		e.fireLocked(it)
+	}
+	if next := e.timers.peek(); next != nil {
+		return time.Duration(next.due - now)
+	}
+	return -1
+}
+
 func (e *Engine) fireLocked(it *item) {
 	w := e.wfs[wfKey{it.shard, it.wf}]
 	if w == nil {
@@ -650,36 +681,17 @@ func (e *Engine) fireLocked(it *item) {
 		if w.blockedSince == 0 {
 			return
 		}
-		k, version := w.key, w.stateVersion
 		names := make([]string, 0, len(w.tasks))
 		for _, t := range w.tasks {
 			names = append(names, t.task.Node)
 		}
 		msg := fmt.Sprintf("blocked: CanStart refused every pending node %v for %s with nothing running", names, e.cfg.BlockedTimeout)
-		e.goFunc(func() {
-			_, err := e.cfg.Store.Apply(e.storeCtx, k.shard, &wf.Command{Op: wf.OpFail, WF: k.id,
-				Now: e.now().UnixNano(), StateVersion: version, Error: msg})
-			if err != nil {
-				e.log.Warn("failing blocked workflow", logkeys.Workflow, k.id, "error", err)
-			}
-		})
+		e.proposeLocked(proposal{kind: proposeFailBlocked, k: w.key, version: w.stateVersion, msg: msg})
 	case kindLeaseCheck:
 		if _, ok := w.running[it.execID]; !ok {
-			e.requeueAsync(w.key, it.task.ID, it.execID, false)
+			e.requeueLocked(w.key, it.task.ID, it.execID, false)
 		}
 	}
-}
-
-// requeueAsync gives an execution back to the pending tasks; unstarted
-// means it never ran, so it does not count as an attempt.
-func (e *Engine) requeueAsync(k wfKey, task uint64, execID string, unstarted bool) {
-	e.goFunc(func() {
-		_, err := e.cfg.Store.Apply(e.storeCtx, k.shard, &wf.Command{Op: wf.OpRequeue, WF: k.id,
-			Now: e.now().UnixNano(), TaskID: task, ExecID: execID, Unstarted: unstarted})
-		if err != nil {
-			e.log.Warn("re-queueing an abandoned execution", logkeys.Workflow, k.id, "error", err)
-		}
-	})
 }
 
 // purgeLoop purges terminal workflows older than the retention period on
@@ -740,11 +752,11 @@ func (e *Engine) sweep() {
 			}
 			switch {
 			case x.Member == e.cfg.MemberID && x.Incarnation != e.cfg.Incarnation:
-				e.requeueAsync(w.key, x.ID, x.ExecID, false)
+				e.requeueLocked(w.key, x.ID, x.ExecID, false)
 			case x.Member == e.cfg.MemberID && now.Sub(time.Unix(0, x.StartedAt)) > orphanGrace:
-				e.requeueAsync(w.key, x.ID, x.ExecID, true)
+				e.requeueLocked(w.key, x.ID, x.ExecID, true)
 			case x.Member != e.cfg.MemberID && (x.LeaseUntil <= now.UnixNano() || !e.alive(x.Member)):
-				e.requeueAsync(w.key, x.ID, x.ExecID, false)
+				e.requeueLocked(w.key, x.ID, x.ExecID, false)
 			}
 		}
 	}
@@ -758,7 +770,7 @@ func (e *Engine) runnable(node string) bool {
 	return e.cfg.Remote != nil && e.cfg.Remote.Has(node)
 }
 
-// alive reports whether member is alive according to EngineConfig.Alive
+// alive reports whether member is alive according to Config.Alive
 // (always, without one).
 func (e *Engine) alive(member string) bool {
 	return e.cfg.Alive == nil || e.cfg.Alive(member)
@@ -791,101 +803,4 @@ func (e *Engine) purgeNow() {
 			}
 		}
 	}
-}
-
-// releaseClaims gives back the executions this member claimed but did not
-// finish (claimed ahead and never started, or cancelled by Stop), so the
-// shard's next leader runs them at once instead of after their lease.
-func (e *Engine) releaseClaims() {
-	type claim struct {
-		k         wfKey
-		task      uint64
-		exec      string
-		unstarted bool
-	}
-	var claims []claim
-	e.mu.Lock()
-	for _, w := range e.wfs {
-		for id, r := range w.running {
-			if !r.committing {
-				claims = append(claims, claim{w.key, r.task.ID, id, r.cancel == nil})
-			}
-		}
-	}
-	e.mu.Unlock()
-	ctx, cancel := context.WithTimeout(e.storeCtx, 2*time.Second)
-	defer cancel()
-	for _, c := range claims {
-		_, err := e.cfg.Store.Apply(ctx, c.k.shard, &wf.Command{Op: wf.OpRequeue, WF: c.k.id,
-			Now: e.now().UnixNano(), TaskID: c.task, ExecID: c.exec, Unstarted: c.unstarted})
-		if err != nil {
-			e.log.Debug("releasing a claim at stop", logkeys.Workflow, c.k.id, "error", err)
-			return
-		}
-	}
-}
-
-// awaitCommits waits (at most 5s) for step outcomes being committed.
-func (e *Engine) awaitCommits() {
-	committed := make(chan struct{})
-	go func() {
-		e.commits.Wait()
-		close(committed)
-	}()
-	t := e.cfg.Clock.NewTimer(5 * time.Second)
-	defer t.Stop()
-	select {
-	case <-committed:
-	case <-t.C():
-		e.log.Warn("step outcomes still uncommitted at stop; those steps re-run after restart")
-	}
-}
-
-// Stop stops claiming, waits up to the drain timeout (or ctx) for running
-// steps, cancels those still running with ErrStopping, waits for their
-// results to commit, and ends every goroutine. Safe to call more than once.
-func (e *Engine) Stop(ctx context.Context) error {
-	first := false
-	e.stopOnce.Do(func() {
-		first = true
-		e.mu.Lock()
-		e.stopping = true
-		e.dispatchCond.Broadcast()
-		e.workCond.Broadcast()
-		e.mu.Unlock()
-		close(e.stopCh)
-	})
-	if !first {
-		e.wg.Wait()
-		return nil
-	}
-	drained := make(chan struct{})
-	go func() {
-		e.steps.Wait()
-		close(drained)
-	}()
-	drain := e.cfg.Clock.NewTimer(e.cfg.DrainTimeout)
-	select {
-	case <-drained:
-	case <-drain.C():
-		e.log.Warn("steps still running after the drain timeout; cancelling them", "timeout", e.cfg.DrainTimeout)
-	case <-ctx.Done():
-	}
-	drain.Stop()
-	e.cancelStep(ErrStopping)
-	grace := e.cfg.Clock.NewTimer(5 * time.Second)
-	select {
-	case <-drained:
-		// Every finished step counted its commit before it counted itself
-		// done, so this waits for all of them; they land before proposals
-		// are cancelled and do not re-run after restart.
-		e.awaitCommits()
-		e.releaseClaims()
-	case <-grace.C():
-		e.log.Error("steps ignored cancellation; abandoning them (they re-run after restart)")
-	}
-	grace.Stop()
-	e.cancelStor()
-	e.wg.Wait()
-	return nil
 }

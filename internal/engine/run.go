@@ -1,4 +1,4 @@
-package executor
+package engine
 
 import (
 	"container/heap"
@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 )
 
-// workLoop runs claimed steps, highest priority first.
+// workLoop runs claimed steps, highest priority first. Steps are node
+// code, so workers run in the nodeCode group.
 func (e *Engine) workLoop() {
 	for {
 		e.mu.Lock()
@@ -25,59 +27,72 @@ func (e *Engine) workLoop() {
 			e.mu.Unlock()
 			return
 		}
-		it := heap.Pop(&e.claimed).(*item)
-		r := e.runs[it]
-		delete(e.runs, it)
-		e.inflight--
-		e.dispatchCond.Signal()
-		w := r.w
-		if w == nil || e.wfs[w.key] != w || w.status != wf.StatusRunning {
-			// Paused (or gone) between claim and start: give the task back.
-			if w != nil {
-				delete(w.running, r.execID)
-			}
-			e.mu.Unlock()
-			e.requeueAsync(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
-			continue
+		if commit := e.runClaimedLocked(); commit != nil {
+			e.goAdded(commit)
 		}
-		ctx, cancel := context.WithCancelCause(e.stepCtx)
-		r.cancel = cancel
-		e.steps.Add(1)
-		e.mu.Unlock()
+	}
+}
 
-		cmd := e.execute(ctx, r)
-		cancel(nil)
-		if cmd != nil {
-			// Counted before the step is, so Stop's drain sees it.
-			e.commits.Add(1)
-		}
-		e.steps.Done()
-
-		// The execution stays in w.running until its outcome is committed,
-		// so the sweep never mistakes a slow commit for an orphan.
-		forget := func() {
-			e.mu.Lock()
+// runClaimedLocked takes the first claimed task and runs its step. It is
+// called with e.mu held and a claimed task queued, and returns with e.mu
+// released. It returns the function that commits the step's outcome,
+// already counted in e.wg (the work loop runs it on a goroutine of its
+// own), or nil when there is nothing to commit.
+func (e *Engine) runClaimedLocked() (commit func()) {
+	it := heap.Pop(&e.claimed).(*item)
+	r := e.runs[it]
+	delete(e.runs, it)
+	e.inflight--
+	e.dispatchCond.Signal()
+	w := r.w
+	if w == nil || e.wfs[w.key] != w || w.status != wf.StatusRunning {
+		// Paused (or gone) between claim and start: give the task back.
+		if w != nil {
 			delete(w.running, r.execID)
-			e.mu.Unlock()
 		}
-		if cmd == nil {
-			forget()
-			continue
-		}
-		e.mu.Lock()
-		r.committing = true
+		e.requeueLocked(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
 		e.mu.Unlock()
-		e.goFunc(func() {
-			defer e.commits.Done()
-			e.commit(it.shard, cmd)
-			forget()
-		})
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(e.stepCtx)
+	r.cancel = cancel
+	e.stepping++
+	e.mu.Unlock()
+
+	cmd := e.execute(ctx, r)
+	cancel(nil)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stepping--
+	if cmd == nil || e.closing {
+		delete(w.running, r.execID)
+		if e.stopping {
+			e.noteIdleLocked()
+		}
+		return nil
+	}
+	// The execution stays in w.running until its outcome is committed, so
+	// the sweep never mistakes a slow commit for an orphan. The commit is
+	// counted before the step stops counting, so Stop's drain sees it.
+	r.committing = true
+	e.committing++
+	e.wg.Add(1)
+	return func() {
+		e.commit(it.shard, cmd)
+		e.mu.Lock()
+		delete(w.running, r.execID)
+		e.committing--
+		if e.stopping {
+			e.noteIdleLocked()
+		}
+		e.mu.Unlock()
 	}
 }
 
 // workflowContext is the context CanStart sees: no execution yet.
-func (e *Engine) workflowContext(it *item, snap claimSnapshot, now time.Time) *WorkflowContext {
-	return &WorkflowContext{
+func (e *Engine) workflowContext(it *item, snap claimSnapshot, now time.Time) *executor.WorkflowContext {
+	return &executor.WorkflowContext{
 		WorkflowID: it.wf, NodeName: it.task.Node, MemberID: e.cfg.MemberID,
 		Attempt: it.task.Claims + 1, Metadata: snap.meta, StartedAt: time.Unix(0, snap.created),
 		StepStartedAt: now,
@@ -91,20 +106,20 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 	it, task := r.it, r.task
 	node, ok := e.cfg.Registry.Get(task.Node)
 	start := e.now()
-	wc := &WorkflowContext{
+	wc := &executor.WorkflowContext{
 		WorkflowID: it.wf, NodeName: task.Node, MemberID: e.cfg.MemberID, ExecutionID: r.execID,
 		Attempt: task.Claims, Metadata: r.meta, StartedAt: time.Unix(0, r.created), StepStartedAt: start,
 	}
 	e.publish(&events.NodeStartedEvent{WorkflowID: it.wf, NodeName: task.Node, ExecutionID: r.execID,
 		Attempt: task.Claims, StartedAt: start, Config: task.Config, NodeID: e.cfg.MemberID})
 
-	var out *Output
+	var out *executor.Output
 	var err error
 	remote := !ok && e.cfg.Remote != nil && e.cfg.Remote.Has(task.Node)
 	if !ok && !remote {
 		err = fmt.Errorf("node %q is registered on no member", task.Node)
 	} else {
-		stepCtx := WithWorkflowContext(ctx, wc)
+		stepCtx := executor.WithWorkflowContext(ctx, wc)
 		if e.cfg.StepTimeout > 0 {
 			var cancel context.CancelFunc
 			stepCtx, cancel = context.WithTimeoutCause(stepCtx, e.cfg.StepTimeout,
@@ -141,13 +156,13 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 		return base
 	}
 
-	var pe *PanicError
+	var pe *executor.PanicError
 	if errors.As(err, &pe) {
 		e.log.Error("node panicked", logkeys.Workflow, it.wf, logkeys.Step, task.Node,
 			"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 	}
 	failures := task.Failures + 1
-	retry := !IsPermanent(err) && failures <= e.cfg.MaxRetries
+	retry := !executor.IsPermanent(err) && failures <= e.cfg.MaxRetries
 	base.Op = wf.OpFail
 	base.Tasks, base.Patch = nil, nil
 	base.Error = err.Error()
@@ -169,21 +184,21 @@ func (e *Engine) execute(ctx context.Context, r *run) *wf.Command {
 // patch against what the node read, and the next tasks. An invalid output
 // (an unregistered next node, a state or config nested deeper than
 // wf.MaxDepth) is a permanent error.
-func (e *Engine) finishOutput(c *wf.Command, nodeName string, read json.RawMessage, out *Output) error {
+func (e *Engine) finishOutput(c *wf.Command, nodeName string, read json.RawMessage, out *executor.Output) error {
 	c.Op = wf.OpComplete
 	c.MaxStateBytes = e.cfg.MaxStateBytes
 	if out == nil {
 		return nil
 	}
 	if err := wf.CheckDepth(out.State); err != nil {
-		return Permanent(fmt.Errorf("node %q: its state is %w", nodeName, err))
+		return executor.Permanent(fmt.Errorf("node %q: its state is %w", nodeName, err))
 	}
 	for i, n := range out.Next {
 		if !e.runnable(n.Node) {
-			return Permanent(fmt.Errorf("node %q returned next node %q, which is not registered", nodeName, n.Node))
+			return executor.Permanent(fmt.Errorf("node %q returned next node %q, which is not registered", nodeName, n.Node))
 		}
 		if err := wf.CheckDepth(n.Config); err != nil {
-			return Permanent(fmt.Errorf("node %q: NextNodes[%d] (%q): its config is %w", nodeName, i, n.Node, err))
+			return executor.Permanent(fmt.Errorf("node %q: NextNodes[%d] (%q): its config is %w", nodeName, i, n.Node, err))
 		}
 		t := wf.NewTask{Node: n.Node, Config: n.Config, Priority: n.Priority, Key: n.IdempotencyKey, HasKey: n.HasKey}
 		if n.Delay > 0 {
@@ -198,7 +213,7 @@ func (e *Engine) finishOutput(c *wf.Command, nodeName string, read json.RawMessa
 		}
 		p, err := wf.Diff(base, out.State)
 		if err != nil {
-			return Permanent(fmt.Errorf("node %q: %w", nodeName, err))
+			return executor.Permanent(fmt.Errorf("node %q: %w", nodeName, err))
 		}
 		c.Patch = p
 	}
