@@ -77,6 +77,7 @@ func clusterConfig(t *testing.T, id, bindAddr string, gossipPort int, peers []gr
 // to start; they are stopped when the test ends.
 func startConfigs(t *testing.T, cfgs []*graft.Config, register func(*graft.Manager)) []*clusterMember {
 	t.Helper()
+	longScenario(t)
 	members := make([]*clusterMember, len(cfgs))
 	for i, cfg := range cfgs {
 		m := graft.NewWithConfig(cfg)
@@ -102,6 +103,15 @@ func startConfigs(t *testing.T, cfgs []*graft.Config, register func(*graft.Manag
 	}
 	require.NoError(t, errors.Join(failed...), "starting the members")
 	return members
+}
+
+// longScenario skips a multi-member scenario under -short (make
+// test-short); make test runs them all.
+func longScenario(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a multi-member scenario: runs without -short (make test)")
+	}
 }
 
 // stopAtEnd stops the members (those members holds when the test ends)
@@ -349,6 +359,7 @@ func (n *countingNode) Execute(ctx context.Context, s *seqState, c map[string]an
 
 // A member whose shard count differs from the others' refuses to join.
 func TestClusterRefusesDifferentShardCount(t *testing.T) {
+	longScenario(t)
 	raft := []int{portOf(t, freeAddr(t)), portOf(t, freeAddr(t))}
 	gossipPorts := []int{portOf(t, freeAddr(t)), portOf(t, freeAddr(t))}
 	peers := []graft.StaticPeer{

@@ -51,6 +51,8 @@ type Manager struct {
 	logics    map[uint64]*wf.Logic
 	commands  map[string]CommandHandler
 	done      chan struct{}
+	quit      chan struct{}  // closed when Stop begins: a Start in progress gives up
+	starting  sync.WaitGroup // a Start in progress, which Stop waits for
 	stopErr   error
 	stopOnce  sync.Once
 	leaderMu  sync.Mutex // serialises leadership hand-offs to the engine
@@ -98,6 +100,7 @@ func NewWithConfig(cfg *Config) *Manager {
 		logics:   map[uint64]*wf.Logic{},
 		commands: map[string]CommandHandler{},
 		done:     make(chan struct{}),
+		quit:     make(chan struct{}),
 	}
 }
 
@@ -158,16 +161,39 @@ func (m *Manager) Start(ctx context.Context, grpcPort int) error {
 	}
 	m.state = stateStarting
 	m.setReadiness(phaseStarting)
+	m.starting.Add(1)
 	m.mu.Unlock()
+	defer m.starting.Done()
 
+	// Stop ends a Start in progress (waiting for the cluster to form, say).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-m.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	err := m.start(ctx, grpcPort)
 	m.mu.Lock()
 	if err != nil {
-		m.state = stateNew
-		m.setReadiness(phaseStopped)
+		stopped := m.state == stateStopped
+		if !stopped {
+			m.state = stateNew
+			m.setReadiness(phaseStopped)
+		}
 		m.mu.Unlock()
 		m.teardown()
+		if stopped {
+			return fmt.Errorf("%w: stopped while starting: %w", ErrClosed, err)
+		}
 		return err
+	}
+	if m.state == stateStopped {
+		// Stop began as start finished: Stop tears down what started.
+		m.mu.Unlock()
+		return ErrClosed
 	}
 	m.state = stateRunning
 	m.setReadiness(phaseReady)
@@ -446,6 +472,8 @@ func (m *Manager) Stop() error {
 		m.state = stateStopped
 		m.ready.set(phaseStopped, true)
 		m.mu.Unlock()
+		close(m.quit)
+		m.starting.Wait()
 		m.subs.close()
 		m.stopErr = m.teardown()
 		close(m.done)

@@ -103,6 +103,7 @@ func settledMem(t *testing.T) memFigures {
 // every acknowledged workflow of the load completes as seen from every
 // member, and a workflow started afterwards completes.
 func TestHostileInputToEveryPort(t *testing.T) {
+	longScenario(t)
 	began := time.Now()
 	addrs := newMemberAddrs(t, "n1", "n2", "n3")
 	peers := staticPeers(addrs...)

@@ -13,6 +13,7 @@ import (
 // The gossip key rotates cluster-wide through any member, and the cluster
 // keeps running workflows throughout.
 func TestGossipKeyRotation(t *testing.T) {
+	longScenario(t)
 	oldKey, newKey := bytes.Repeat([]byte{3}, 32), bytes.Repeat([]byte{4}, 32)
 	addrs := newMemberAddrs(t, "n1", "n2", "n3")
 	var cfgs []*graft.Config

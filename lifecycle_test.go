@@ -361,3 +361,22 @@ func TestAPIWhileClusterMemberStarts(t *testing.T) {
 	require.Greater(t, calls, 1)
 	require.Len(t, m.ListNodes(), 1)
 }
+
+// Stop ends a Start that is still waiting for the cluster to form: Start
+// returns ErrClosed and nothing keeps running.
+func TestStopEndsAStartInProgress(t *testing.T) {
+	addrs := newMemberAddrs(t, "w1", "w2")
+	m := graft.NewWithConfig(memberConfig(t, addrs[0], 2, staticPeers(addrs...), nil))
+	started := make(chan error, 1)
+	go func() { started <- m.Start(context.Background(), 0) }()
+	require.Eventually(t, func() bool { return m.GetReadinessState() == graft.ReadinessJoining },
+		10*time.Second, 5*time.Millisecond, "the member never waited for its peer")
+	require.NoError(t, m.Stop())
+	select {
+	case err := <-started:
+		require.ErrorIs(t, err, graft.ErrClosed)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Start still waits for the cluster after Stop returned")
+	}
+	require.ErrorIs(t, m.Start(context.Background(), 0), graft.ErrClosed)
+}

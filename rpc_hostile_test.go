@@ -193,6 +193,7 @@ func requireRefusedDeletion(t *testing.T, err error, what string, args ...any) {
 // port of its own that the test knows, and returns the members and ports.
 func startOnRPCPorts(t *testing.T, cfgs []*graft.Config, register func(*graft.Manager)) ([]*clusterMember, []int) {
 	t.Helper()
+	longScenario(t)
 	members := make([]*clusterMember, len(cfgs))
 	ports := make([]int, len(cfgs))
 	errs := make([]error, len(cfgs))

@@ -55,6 +55,7 @@ func clientTLS(t *testing.T, f certs.Files) *tls.Config {
 // or with an expired one is refused on the Raft and the member RPC ports
 // and can neither start nor read a workflow.
 func TestTLSClusterRefusesStrangers(t *testing.T) {
+	longScenario(t)
 	ids := []string{"n1", "n2", "n3"}
 	files := tlsFiles(t, "n1", "n2", "n3", "n9")
 	addrs := newMemberAddrs(t, ids...)
@@ -177,6 +178,7 @@ func expiredFiles(t *testing.T, like certs.Files, id string) certs.Files {
 // call the member RPC, and a member's certificate cannot speak on the Raft
 // port for another member's address.
 func TestTLSCertificatesAreBoundToMembers(t *testing.T) {
+	longScenario(t)
 	ids := []string{"n1", "n2", "n3"}
 	files := tlsFiles(t, "n1", "n2", "n3", "n9")
 	addrs := newMemberAddrs(t, ids...)

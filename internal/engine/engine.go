@@ -158,22 +158,16 @@ func New(cfg Config) (*Engine, error) {
 // start starts the engine's goroutines: the dispatcher, the timer, purge
 // and sweep loops, the proposers and the workers.
 func (e *Engine) start() {
-	e.goFunc(e.dispatchLoop)
-	e.goFunc(e.timerLoop)
-	e.goFunc(e.purgeLoop)
-	e.goFunc(e.sweepLoop)
+	e.wg.Go(e.dispatchLoop)
+	e.wg.Go(e.timerLoop)
+	e.wg.Go(e.purgeLoop)
+	e.wg.Go(e.sweepLoop)
 	for range proposers {
-		e.goFunc(e.proposeLoop)
+		e.wg.Go(e.proposeLoop)
 	}
 	for range e.cfg.WorkerCount {
 		e.nodeCode.Go(e.workLoop)
 	}
-}
-
-// goFunc runs f on a new goroutine that Stop waits for.
-func (e *Engine) goFunc(f func()) {
-	e.wg.Add(1)
-	e.goAdded(f)
 }
 
 // goAdded runs f on a new goroutine that its caller already counted in

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/wf"
 )
@@ -235,11 +236,7 @@ func nextNames(ts []wf.NewTask) []string {
 // doubled per failure, capped at MaxRetryDelay, with equal jitter (half
 // fixed, half random) so that retries of many workflows spread out.
 func (e *Engine) backoff(n int) time.Duration {
-	d := e.cfg.RetryDelay
-	for i := 1; i < n && d < e.cfg.MaxRetryDelay; i++ {
-		d *= 2
-	}
-	d = min(d, e.cfg.MaxRetryDelay)
+	d := backoff.Delay(n, e.cfg.RetryDelay, e.cfg.MaxRetryDelay)
 	half := d / 2
 	if half <= 0 {
 		return d
@@ -250,7 +247,7 @@ func (e *Engine) backoff(n int) time.Duration {
 // commit proposes a step's outcome until it commits, is refused for good, or
 // the engine stops (then the execution re-runs after restart).
 func (e *Engine) commit(shard uint64, c *wf.Command) {
-	delay := 20 * time.Millisecond
+	bo := backoff.Backoff{Min: 20 * time.Millisecond, Max: time.Second}
 	for {
 		res, err := e.cfg.Store.Apply(e.storeCtx, shard, c)
 		if err == nil {
@@ -265,14 +262,13 @@ func (e *Engine) commit(shard uint64, c *wf.Command) {
 			return
 		}
 		e.log.Debug("recording step outcome; retrying", logkeys.Workflow, c.WF, "error", err)
-		t := e.cfg.Clock.NewTimer(delay)
+		t := e.cfg.Clock.NewTimer(bo.Next())
 		select {
 		case <-t.C():
 		case <-e.storeCtx.Done():
 			t.Stop()
 			return
 		}
-		delay = min(2*delay, time.Second)
 	}
 }
 
