@@ -117,8 +117,8 @@ func TestStoppedAndKilledMembersUnderLoad(t *testing.T) {
 		cfg.Cluster.FailureGrace = 2 * time.Second
 	})
 	requirePlaced(t, members, placeOn(t, 8, 3, "n1", "n2", "n3", "n4", "n5"), 30*time.Second)
-	stop := load(t, "churn", func() []*clusterMember { return members[:3] })
-	time.Sleep(500 * time.Millisecond)
+	l := load(t, "churn", func() []*clusterMember { return members[:3] })
+	l.waitAcked(10)
 
 	require.NoError(t, members[4].m.Stop())
 	requirePlaced(t, members[:4], placeOn(t, 8, 3, "n1", "n2", "n3", "n4"), 60*time.Second)
@@ -127,8 +127,8 @@ func TestStoppedAndKilledMembersUnderLoad(t *testing.T) {
 
 	net.Isolate("n4") // killed: no leave, no goodbye
 	requirePlaced(t, members[:3], placeOn(t, 8, 3, "n1", "n2", "n3"), 60*time.Second)
-	time.Sleep(time.Second)
-	acked, errs := stop()
+	l.waitAcked(20)
+	acked, errs := l.stop()
 	require.Empty(t, errs, "starting workflows on the surviving members")
 	require.NotEmpty(t, acked)
 	for _, id := range acked {

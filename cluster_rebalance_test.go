@@ -54,14 +54,10 @@ func requireRanOnce(t *testing.T, runs *sync.Map, ids []string) {
 // load starts A → B → C workflows from the members members() returns, one
 // after the other, until stop is called; stop returns the acknowledged IDs
 // and any start error.
-func load(t *testing.T, prefix string, members func() []*clusterMember) (stop func() ([]string, []error)) {
-	var (
-		mu    sync.Mutex
-		acked []string
-		errs  []error
-		done  = make(chan struct{})
-		wg    sync.WaitGroup
-	)
+func load(t *testing.T, prefix string, members func() []*clusterMember) *loader {
+	l := &loader{t: t, done: make(chan struct{})}
+	l.cond = sync.NewCond(&l.mu)
+	mu, done, wg := &l.mu, l.done, &l.wg
 	wg.Go(func() {
 		for i := 0; ; i++ {
 			select {
@@ -77,21 +73,60 @@ func load(t *testing.T, prefix string, members func() []*clusterMember) (stop fu
 			})
 			mu.Lock()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", id, err))
+				l.errs = append(l.errs, fmt.Errorf("%s: %w", id, err))
 			} else {
-				acked = append(acked, id)
+				l.acked = append(l.acked, id)
 			}
+			l.cond.Broadcast()
 			mu.Unlock()
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
-	return func() ([]string, []error) {
-		close(done)
-		wg.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(acked), slices.Clone(errs)
+	return l
+}
+
+// loader is a running load: a workflow started every 20ms, round robin
+// over the members.
+type loader struct {
+	t     *testing.T
+	mu    sync.Mutex
+	cond  *sync.Cond // signalled on every start's outcome
+	acked []string
+	errs  []error
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// waitAcked waits until n more starts than now were acknowledged (the
+// load is running through whatever happens to the cluster meanwhile).
+func (l *loader) waitAcked(n int) {
+	l.t.Helper()
+	timer := time.AfterFunc(30*time.Second, func() {
+		l.mu.Lock()
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	})
+	defer timer.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	want := len(l.acked) + n
+	for len(l.acked) < want {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("the load acknowledged %d of %d more starts in 30s; errors: %v", n-(want-len(l.acked)), n, l.errs)
+		}
+		l.cond.Wait()
 	}
+}
+
+// stop ends the load and returns the acknowledged workflows and the
+// failed starts.
+func (l *loader) stop() ([]string, []error) {
+	close(l.done)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.acked), slices.Clone(l.errs)
 }
 
 // hostedBy returns each member's hosted shards.
@@ -257,8 +292,8 @@ func TestFourthMemberJoinsUnderLoad(t *testing.T) {
 		defer mu.Unlock()
 		return slices.Clone(members)
 	}
-	stop := load(t, "join", current)
-	time.Sleep(500 * time.Millisecond)
+	l := load(t, "join", current)
+	l.waitAcked(10)
 
 	// n4 knows everyone; the others learn of it through gossip.
 	obs := observeShards(t, members)
@@ -330,8 +365,8 @@ func TestFourthMemberJoinsUnderLoad(t *testing.T) {
 		return fmt.Sprintf("observed leaders %v, leaders %v", obs.leaders, leadersNow())
 	})
 
-	time.Sleep(time.Second) // keep loading the rebalanced cluster
-	acked, errs := stop()
+	l.waitAcked(20) // keep loading the rebalanced cluster
+	acked, errs := l.stop()
 	require.Empty(t, errs, "starting workflows during the join")
 	require.NotEmpty(t, acked)
 	for _, id := range acked {

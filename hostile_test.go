@@ -119,7 +119,7 @@ func TestHostileInputToEveryPort(t *testing.T) {
 		waitDone(t, cm.m, "warm-up")
 	}
 
-	stop := load(t, "hostile", func() []*clusterMember { return members })
+	stop := load(t, "hostile", func() []*clusterMember { return members }).stop
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
