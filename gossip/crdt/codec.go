@@ -2,7 +2,6 @@ package crdt
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"unicode/utf8"
 )
@@ -20,7 +19,7 @@ import (
 // equal values always travel as equal bytes.
 
 // errTruncated reports input that ends inside a value.
-var errTruncated = errors.New("truncated input")
+var errTruncated = fmt.Errorf("truncated input: %w", ErrInvalid)
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
 
@@ -37,14 +36,19 @@ func appendBytes(b, p []byte) []byte {
 }
 
 // reader decodes from a byte slice; the first error sticks and every later
-// read returns zero values.
+// read returns zero values. Field names are only formatted into an error,
+// so that decoding valid input allocates nothing for them.
 type reader struct {
-	b   []byte
-	err error
+	b      []byte
+	err    error
+	member string // the member being decoded, if any, named in errors
 }
 
 func (r *reader) fail(err error) {
 	if r.err == nil {
+		if r.member != "" {
+			err = fmt.Errorf("member %s: %w", quoteShort(r.member), err)
+		}
 		r.err = err
 	}
 }
@@ -53,21 +57,24 @@ func (r *reader) failf(format string, args ...any) {
 	r.fail(fmt.Errorf(format, args...))
 }
 
-func (r *reader) uvarint(what string) uint64 {
+func (r *reader) uvarint(what string) uint64 { return r.uvarint2(what, "") }
+
+// uvarint2 reads a uvarint named what+suffix in errors.
+func (r *reader) uvarint2(what, suffix string) uint64 {
 	if r.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
 		if n == 0 {
-			r.failf("%s: %w", what, errTruncated)
+			r.failf("%s%s: %w", what, suffix, errTruncated)
 		} else {
-			r.failf("%s: varint overflows 64 bits", what)
+			r.failf("%s%s: varint overflows 64 bits: %w", what, suffix, ErrInvalid)
 		}
 		return 0
 	}
 	if n != uvarintLen(v) {
-		r.failf("%s: varint is not minimally encoded", what)
+		r.failf("%s%s: varint is not minimally encoded: %w", what, suffix, ErrInvalid)
 		return 0
 	}
 	r.b = r.b[n:]
@@ -83,12 +90,12 @@ func (r *reader) varint(what string) int64 {
 		if n == 0 {
 			r.failf("%s: %w", what, errTruncated)
 		} else {
-			r.failf("%s: varint overflows 64 bits", what)
+			r.failf("%s: varint overflows 64 bits: %w", what, ErrInvalid)
 		}
 		return 0
 	}
 	if n != len(binary.AppendVarint(nil, v)) {
-		r.failf("%s: varint is not minimally encoded", what)
+		r.failf("%s: varint is not minimally encoded: %w", what, ErrInvalid)
 		return 0
 	}
 	r.b = r.b[n:]
@@ -112,7 +119,7 @@ func (r *reader) byte(what string) byte {
 // so a count that cannot fit in the remaining input is refused before
 // anything is allocated; limit is the field's own bound.
 func (r *reader) count(what string, limit, minSize int) int {
-	n := r.uvarint(what + " count")
+	n := r.uvarint2(what, " count")
 	if r.err != nil {
 		return 0
 	}
@@ -130,7 +137,7 @@ func (r *reader) count(what string, limit, minSize int) int {
 // raw reads a length-prefixed byte string of at most limit bytes without
 // copying it.
 func (r *reader) raw(what string, limit int) []byte {
-	n := r.uvarint(what + " length")
+	n := r.uvarint2(what, " length")
 	if r.err != nil {
 		return nil
 	}

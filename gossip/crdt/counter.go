@@ -17,6 +17,9 @@ type GCounter struct {
 // Add adds delta to member's entry. An entry saturates at math.MaxUint64
 // rather than wrapping, so it never decreases.
 func (c *GCounter) Add(member string, delta uint64) {
+	if delta == 0 {
+		return
+	}
 	if c.n == nil {
 		c.n = make(map[string]uint64)
 	}
@@ -50,8 +53,12 @@ func (c *GCounter) Merge(other *GCounter) {
 // Clone returns a copy of c.
 func (c *GCounter) Clone() GCounter { return GCounter{n: maps.Clone(c.n)} }
 
-// Entries returns a copy of the per-member entries.
-func (c *GCounter) Entries() map[string]uint64 { return maps.Clone(c.n) }
+// Entries returns a copy of the non-zero per-member entries (never nil).
+func (c *GCounter) Entries() map[string]uint64 {
+	out := make(map[string]uint64, len(c.n))
+	maps.Copy(out, c.n)
+	return out
+}
 
 // PNCounter is a counter that can also decrease: two GCounters, one for
 // increments and one for decrements, each keyed by member. The zero value

@@ -69,7 +69,7 @@
 //     MaxStateSize bytes.
 //
 // Decode and DecodeDigest never panic, accept only canonical encodings and
-// allocate at most a small multiple of their input's length; every error
+// allocate at most 16 times their input's length plus a few KiB; every error
 // names what is wrong and wraps ErrInvalid or ErrTooLarge. Local updates
 // refuse out-of-bounds records with an error naming the field; Merge refuses
 // (changing nothing) a result beyond MaxMembers or MaxStateSize.

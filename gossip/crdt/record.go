@@ -281,7 +281,7 @@ func (r *reader) shardList(what string) []uint64 {
 	}
 	ids := make([]uint64, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
-		id := r.uvarint(what + " entry")
+		id := r.uvarint2(what, " entry")
 		if r.err == nil && i > 0 && id <= ids[i-1] {
 			r.failf("%s entry %d: not in strictly ascending order: %w", what, id, ErrInvalid)
 		}
