@@ -146,11 +146,84 @@ func TestDeltaForEqualsFullMerge(t *testing.T) {
 // writer of its own record and counters. Operations run in random order;
 // every local update's delta (Subset) is logged as the gossip broadcast it
 // would be.
+//
+// Alongside, each replica (and each delta) carries a reference model of
+// membership as a plain observed-remove set with explicit tags: an update at
+// incarnation i adds the tag i, a Leave removes every tag its replica has
+// observed, merges take unions. The specification the State must meet:
+// a member is present iff its highest added tag has not been removed (a
+// member's higher incarnation supersedes its lower ones, as in an OR-set
+// whose adds from one source replace each other).
 type cluster struct {
 	reps   []*State
 	inc    []uint64 // each member's persisted incarnation
-	deltas []*State
+	deltas []delta
 	now    time.Time
+	model  []knowledge // per replica
+}
+
+type delta struct {
+	state *State
+	model knowledge
+}
+
+// knowledge is a replica's reference model: per member, the tags added and
+// the tags removed.
+type knowledge map[string]*tags
+
+type tags struct{ added, removed map[uint64]bool }
+
+func (k knowledge) of(id string) *tags {
+	if k[id] == nil {
+		k[id] = &tags{added: map[uint64]bool{}, removed: map[uint64]bool{}}
+	}
+	return k[id]
+}
+
+// union adds o's knowledge of member only[0] (of all members if none) to k.
+func (k knowledge) union(o knowledge, only ...string) {
+	for id, ot := range o {
+		if len(only) > 0 && id != only[0] {
+			continue
+		}
+		kt := k.of(id)
+		for tag := range ot.added {
+			kt.added[tag] = true
+		}
+		for tag := range ot.removed {
+			kt.removed[tag] = true
+		}
+	}
+}
+
+func (k knowledge) snapshot(id string) knowledge {
+	out := knowledge{}
+	out.union(k, id)
+	return out
+}
+
+func (k knowledge) present(id string) bool {
+	kt := k[id]
+	if kt == nil || len(kt.added) == 0 {
+		return false
+	}
+	top := uint64(0)
+	for tag := range kt.added {
+		top = max(top, tag)
+	}
+	return !kt.removed[top]
+}
+
+// check compares every replica's membership with its reference model.
+func (c *cluster) check(t *rapid.T, step int) {
+	for r, s := range c.reps {
+		for m := range c.reps {
+			id := memberName(m)
+			if got, want := s.Present(id), c.model[r].present(id); got != want {
+				t.Fatalf("step %d: replica %d says %s present=%v, the OR-set model says %v (state %s, tombstone %v)", step, r, id, got, want, s.Version(id), s.m[id].obs)
+			}
+		}
+	}
 }
 
 func memberName(i int) string { return fmt.Sprint("m", i) }
@@ -168,10 +241,17 @@ func (c *cluster) local(t *rapid.T, i int, update func(s *State, id string, inc 
 	if err != nil {
 		t.Fatalf("local update of %s: %v", id, err)
 	}
-	c.deltas = append(c.deltas, c.reps[i].Subset(id))
+	c.model[i].of(id).added[c.inc[i]] = true
+	c.deltas = append(c.deltas, delta{c.reps[i].Subset(id), c.model[i].snapshot(id)})
 }
 
-func (c *cluster) merge(t *rapid.T, i int, d *State) {
+// merge merges d into replica i, whose model learns what k knows of the
+// members d carries (a member DeltaFor leaves out is one the receiver's
+// entry supersedes, so the model must do without it too).
+func (c *cluster) merge(t *rapid.T, i int, d *State, k knowledge) {
+	for _, id := range d.IDs() {
+		c.model[i].union(k, id)
+	}
 	before := c.reps[i].Clone()
 	if err := c.reps[i].Merge(d); err != nil {
 		t.Fatalf("merge into replica %d: %v", i, err)
@@ -183,19 +263,20 @@ func (c *cluster) merge(t *rapid.T, i int, d *State) {
 func (c *cluster) pushPull(t *rapid.T, i, j int, budget int) {
 	toJ := c.reps[i].DeltaFor(c.reps[j].Digest(), budget)
 	toI := c.reps[j].DeltaFor(c.reps[i].Digest(), budget)
-	c.merge(t, j, toJ)
-	c.merge(t, i, toI)
+	c.merge(t, j, toJ, c.model[i])
+	c.merge(t, i, toI, c.model[j])
 }
 
 func runCluster(t *rapid.T) *cluster {
 	n := rapid.IntRange(2, 5).Draw(t, "replicas")
-	c := &cluster{reps: make([]*State, n), inc: make([]uint64, n), now: testEpoch}
+	c := &cluster{reps: make([]*State, n), inc: make([]uint64, n), now: testEpoch, model: make([]knowledge, n)}
 	for i := range c.reps {
 		c.reps[i] = NewState()
+		c.model[i] = knowledge{}
 		c.inc[i] = rapid.Uint64Range(0, 3).Draw(t, "initial incarnation")
 	}
 	steps := rapid.IntRange(0, 60).Draw(t, "steps")
-	for range steps {
+	for step := range steps {
 		i := rapid.IntRange(0, n-1).Draw(t, "member")
 		c.now = c.now.Add(time.Second)
 		switch rapid.IntRange(0, 6).Draw(t, "op") {
@@ -216,22 +297,29 @@ func runCluster(t *rapid.T) *cluster {
 			c.inc[i]++
 		case 3: // replica i removes member j (itself: a graceful leave)
 			j := rapid.IntRange(0, n-1).Draw(t, "removed")
-			if _, err := c.reps[i].Leave(memberName(j), c.now); err == nil {
-				c.deltas = append(c.deltas, c.reps[i].Subset(memberName(j)))
+			id := memberName(j)
+			if _, err := c.reps[i].Leave(id, c.now); err == nil {
+				kt := c.model[i].of(id)
+				for tag := range kt.added {
+					kt.removed[tag] = true
+				}
+				c.deltas = append(c.deltas, delta{c.reps[i].Subset(id), c.model[i].snapshot(id)})
 			} else if !errors.Is(err, ErrUnknownMember) {
 				t.Fatalf("leave: %v", err)
 			}
 		case 4: // a broadcast reaches replica i
 			if len(c.deltas) > 0 {
-				c.merge(t, i, rapid.SampledFrom(c.deltas).Draw(t, "delta"))
+				d := rapid.SampledFrom(c.deltas).Draw(t, "delta")
+				c.merge(t, i, d.state, d.model)
 			}
 		case 5:
 			j := rapid.IntRange(0, n-1).Draw(t, "peer")
 			c.pushPull(t, i, j, rapid.IntRange(0, 400).Draw(t, "budget"))
 		case 6: // full state exchange one way
 			j := rapid.IntRange(0, n-1).Draw(t, "peer")
-			c.merge(t, i, c.reps[j])
+			c.merge(t, i, c.reps[j], c.model[j])
 		}
+		c.check(t, step)
 	}
 	return c
 }
@@ -247,7 +335,7 @@ func TestConvergenceByDeltas(t *testing.T) {
 			order := rapid.Permutation(c.deltas).Draw(t, fmt.Sprint("order ", k))
 			got := NewState()
 			for _, d := range order {
-				if err := got.Merge(d); err != nil {
+				if err := got.Merge(d.state); err != nil {
 					t.Fatalf("merge: %v", err)
 				}
 			}
@@ -269,6 +357,7 @@ func TestConvergenceByAntiEntropy(t *testing.T) {
 				c.pushPull(t, i, (i+1)%n, 0)
 			}
 		}
+		c.check(t, -1)
 		for i, r := range c.reps {
 			requireSameBytes(t, fmt.Sprint("replica ", i, " vs join"), r, want)
 		}
