@@ -21,15 +21,21 @@
 //     StepErrors); across a State they form NumCounters G-counters keyed by
 //     member, and State.Total sums one of them.
 //   - Tombstone: a member's leaving. Membership is an observed-remove set of
-//     member IDs whose add tags are (member, Version): a member's record
-//     adds its tag, and a remove records the tags it observed. One member's
-//     tags are totally ordered and a remover observes all of them up to the
-//     record it holds, so the set is stored compressed: per member the
-//     highest added tag (the record's Version) and the highest removed one
-//     (Tombstone.Observed). A tombstone removes every incarnation up to
-//     Observed.Incarnation: it wins over records of those incarnations, even
-//     ones that arrive later, and loses to a record of a higher incarnation,
-//     which brings the member back (a rejoin).
+//     member IDs whose add tags are (member, incarnation): any record of an
+//     incarnation adds its tag, and a remove (Leave) records the tags its
+//     replica has observed. A member's records are totally ordered and a
+//     replica holds the join of all it has seen, so the set is stored
+//     compressed: per member the highest added tag (the record's
+//     Version.Incarnation) and the highest removed one
+//     (Tombstone.Observed.Incarnation); a member is present iff its highest
+//     added tag was not removed. So a tombstone wins over every record of
+//     the incarnations it covers, including updates that arrive (or are
+//     made) after it by a member that does not yet know it was removed, and
+//     loses to a record of a higher incarnation, which brings the member
+//     back (a rejoin, or a live member refuting a removal, as in SWIM).
+//     The tags are incarnations rather than full versions so that a remove
+//     is not undone by a concurrent update of the same incarnation. The
+//     random cluster tests check this against an explicit-tag model.
 //   - State: member ID → (Record, Counters, Tombstone); the whole replicated
 //     state, with local updates (SetRecord, Add, Leave), Merge, anti-entropy
 //     (Digest, DeltaFor, Subset), collection (Collect) and the wire encoding

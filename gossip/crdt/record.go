@@ -3,6 +3,7 @@ package crdt
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -66,7 +67,8 @@ type MemberRecord struct {
 	// SoftwareVersion is the member's Graft version string.
 	SoftwareVersion string
 	// StartedAt is when the member started, as the caller's clock saw it.
-	// It is stored as Unix nanoseconds in UTC; the zero time stays zero.
+	// It is stored as Unix nanoseconds in UTC (so it must lie within the
+	// years 1678 to 2262); the zero time stays zero.
 	StartedAt time.Time
 	// DiskFull is set while the member refuses writes for lack of disk.
 	DiskFull bool
@@ -122,6 +124,11 @@ func quoteShort(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// inUnixNanoRange reports whether t is representable as Unix nanoseconds.
+func inUnixNanoRange(t time.Time) bool {
+	return !t.Before(time.Unix(0, math.MinInt64)) && !t.After(time.Unix(0, math.MaxInt64))
+}
+
 func sortedUnique[T interface{ ~string | ~uint64 }](in []T) []T {
 	out := slices.Clone(in)
 	slices.Sort(out)
@@ -170,6 +177,9 @@ func (r *MemberRecord) encode() ([]byte, error) {
 	}
 	started := int64(0)
 	if !r.StartedAt.IsZero() {
+		if !inUnixNanoRange(r.StartedAt) {
+			return nil, bad("StartedAt", "%s is outside the years 1678 to 2262", r.StartedAt)
+		}
 		started = r.StartedAt.UnixNano()
 	}
 

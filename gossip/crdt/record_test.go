@@ -55,6 +55,7 @@ func TestRecordBounds(t *testing.T) {
 		{name: "empty metadata key", rec: MemberRecord{Metadata: map[string]string{"": "x"}}, wantErr: ErrInvalid, field: "Metadata key"},
 		{name: "metadata value too long", rec: MemberRecord{Metadata: meta(1, 4, MaxMetadataValueLen+1)}, wantErr: ErrTooLarge, field: "Metadata value"},
 		{name: "metadata value not UTF-8", rec: MemberRecord{Metadata: map[string]string{"k": "\xff"}}, wantErr: ErrInvalid, field: "Metadata value"},
+		{name: "start time out of range", rec: MemberRecord{StartedAt: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}, wantErr: ErrInvalid, field: "StartedAt"},
 		{name: "whole record over 64 KiB", rec: MemberRecord{Metadata: meta(MaxMetadataKeys, MaxMetadataKeyLen, MaxMetadataValueLen)}, wantErr: ErrTooLarge, field: "record is"},
 	}
 	for _, tt := range tests {

@@ -41,7 +41,8 @@ type Record struct {
 // incarnation brings the member back (and drops the tombstone).
 type Tombstone struct {
 	// Observed is the member's record version the remover had seen: the
-	// OR-set tags it removes are every version up to it.
+	// OR-set tags it removes are the incarnations up to
+	// Observed.Incarnation.
 	Observed Version
 	// At is when the member was removed, by the remover's clock, with
 	// nanosecond precision in UTC. Collect uses it.
@@ -282,7 +283,8 @@ func (s *State) Add(member string, incarnation uint64, c Counter, delta uint64) 
 // caller's time at. The member itself calls it on a graceful leave; any
 // member may call it for a member that failed long ago (policy is the
 // caller's). Leaving a member that has already left returns the existing
-// tombstone. at must lie within the range of time.Time.UnixNano. A live member that finds itself tombstoned (Present false after
+// tombstone. at must lie within the years 1678 to 2262 (Unix nanoseconds).
+// A live member that finds itself tombstoned (Present false after
 // a merge) must restart its record at a higher incarnation to come back.
 func (s *State) Leave(member string, at time.Time) (Tombstone, error) {
 	e, ok := s.m[member]
@@ -292,6 +294,9 @@ func (s *State) Leave(member string, at time.Time) (Tombstone, error) {
 	if e.left {
 		t, _ := s.Left(member)
 		return t, nil
+	}
+	if !inUnixNanoRange(at) {
+		return Tombstone{}, fmt.Errorf("crdt: leave %s: time %s is outside the years 1678 to 2262: %w", quoteShort(member), at, ErrInvalid)
 	}
 	e.merge(&entry{ver: e.ver, rec: e.rec, left: true, obs: e.ver, at: at.UnixNano()})
 	s.put(member, e)

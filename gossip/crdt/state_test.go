@@ -71,6 +71,8 @@ func TestLeaveAndRejoin(t *testing.T) {
 	require.Equal(t, tomb, again, "leaving twice keeps the first tombstone")
 	_, err = a.Leave("nobody", leftAt)
 	require.ErrorIs(t, err, ErrUnknownMember)
+	_, err = stale.Clone().Leave("m1", time.Time{})
+	require.ErrorIs(t, err, ErrInvalid)
 
 	// A late update of the same incarnation stays covered.
 	_, err = stale.SetRecord("m1", 2, MemberRecord{NodeTypes: []string{"late"}})
