@@ -58,9 +58,9 @@ func (s *State) Encode() []byte {
 // allocates at most 16 times len(p) plus a few KiB (about 2 times for large
 // records, 10 times for 10,000 minimal members; TestDecodeAllocationBound):
 // every count and length is checked against the remaining input before
-// anything is allocated. It
-// accepts only canonical encodings, so Decode(p).Encode() equals p. The
-// error names what is wrong and wraps ErrInvalid or ErrTooLarge.
+// anything is allocated. It accepts only canonical encodings, so
+// Decode(p).Encode() equals p. The error names what is wrong and wraps
+// ErrInvalid or ErrTooLarge.
 func Decode(p []byte) (*State, error) {
 	if len(p) > MaxStateSize {
 		return nil, fmt.Errorf("crdt: decoding state: %d bytes, at most %d allowed: %w", len(p), MaxStateSize, ErrTooLarge)

@@ -16,7 +16,8 @@ const (
 	// holds: 100 times the 100-member fleet issue 10 measures, and well
 	// beyond what one Serf pool is run at.
 	MaxMembers = 10_000
-	// MaxStateSize bounds the encoded size of a State in bytes (64 MiB).
+	// MaxStateSize bounds a State's Size, and so its encoding, in bytes
+	// (64 MiB).
 	// Records are typically under 1 KiB, so 10,000 members take about
 	// 10 MiB; 1,000 members with records at the full 64 KiB would too,
 	// and are refused beyond this.
@@ -124,6 +125,11 @@ func (s *State) Clone() *State { return &State{m: maps.Clone(s.m), bytes: s.byte
 
 // Len returns the number of members s holds, tombstoned ones included.
 func (s *State) Len() int { return len(s.m) }
+
+// Size returns the size MaxStateSize bounds: per member its ID, its encoded
+// record and 128 bytes for the rest, an upper bound on len(Encode()) for a
+// state with at least one member.
+func (s *State) Size() int { return s.bytes }
 
 // IDs returns the IDs of every member s holds, tombstoned ones included,
 // sorted.

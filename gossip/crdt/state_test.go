@@ -151,7 +151,7 @@ func TestMergeBounds(t *testing.T) {
 
 	// The encoded state stays within MaxStateSize by the size accounting:
 	// the accounting bounds the encoding from above.
-	require.LessOrEqual(t, len(full.Encode()), full.bytes)
+	require.LessOrEqual(t, len(full.Encode()), full.Size())
 }
 
 func TestStateSizeBound(t *testing.T) {
