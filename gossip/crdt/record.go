@@ -81,8 +81,10 @@ type MemberRecord struct {
 // field that is out of bounds or malformed. Duplicate and unsorted list
 // entries are fine: encoding sorts them.
 func (r *MemberRecord) Validate() error {
-	_, err := r.encode()
-	return err
+	if _, err := r.encode(); err != nil {
+		return fmt.Errorf("crdt: %w", err)
+	}
+	return nil
 }
 
 // Clone returns a deep copy of r.
@@ -96,11 +98,11 @@ func (r *MemberRecord) Clone() MemberRecord {
 }
 
 func bad(field, format string, args ...any) error {
-	return fmt.Errorf("crdt: record %s: %s: %w", field, fmt.Sprintf(format, args...), ErrInvalid)
+	return fmt.Errorf("record %s: %s: %w", field, fmt.Sprintf(format, args...), ErrInvalid)
 }
 
 func tooLarge(field string, n, limit int, unit string) error {
-	return fmt.Errorf("crdt: record %s: %d %s, at most %d allowed: %w", field, n, unit, limit, ErrTooLarge)
+	return fmt.Errorf("record %s: %d %s, at most %d allowed: %w", field, n, unit, limit, ErrTooLarge)
 }
 
 func checkName(field, s string, limit int) error {
@@ -210,7 +212,7 @@ func (r *MemberRecord) encode() ([]byte, error) {
 		b = appendString(b, r.Metadata[k])
 	}
 	if len(b) > MaxRecordSize {
-		return nil, fmt.Errorf("crdt: record is %d bytes encoded, at most %d allowed: %w", len(b), MaxRecordSize, ErrTooLarge)
+		return nil, fmt.Errorf("record is %d bytes encoded, at most %d allowed: %w", len(b), MaxRecordSize, ErrTooLarge)
 	}
 	return b, nil
 }
@@ -220,7 +222,7 @@ func (r *MemberRecord) encode() ([]byte, error) {
 func decodeRecord(p []byte) (MemberRecord, error) {
 	var rec MemberRecord
 	if len(p) > MaxRecordSize {
-		return rec, fmt.Errorf("crdt: record is %d bytes, at most %d allowed: %w", len(p), MaxRecordSize, ErrTooLarge)
+		return rec, fmt.Errorf("record is %d bytes, at most %d allowed: %w", len(p), MaxRecordSize, ErrTooLarge)
 	}
 	r := &reader{b: p}
 	if f := r.byte("record format"); r.err == nil && f != recordFormat {
@@ -279,7 +281,7 @@ func decodeRecord(p []byte) (MemberRecord, error) {
 	}
 	r.end("record")
 	if r.err != nil {
-		return MemberRecord{}, fmt.Errorf("crdt: decoding record: %w", r.err)
+		return MemberRecord{}, fmt.Errorf("decoding record: %w", r.err)
 	}
 	return rec, nil
 }

@@ -185,7 +185,7 @@ func (s *State) Left(member string) (Tombstone, bool) {
 
 // Total returns the cluster's figure for counter c: the sum over every member
 // s holds, tombstoned ones included until Collect removes them. It saturates
-// at math.MaxUint64.
+// at math.MaxUint64, and is 0 for a Counter beyond NumCounters.
 func (s *State) Total(c Counter) uint64 {
 	var sum uint64
 	if int(c) >= NumCounters {
