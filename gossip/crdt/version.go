@@ -39,10 +39,3 @@ func (v Version) IsZero() bool { return v == Version{} }
 
 // String formats v as "incarnation.counter".
 func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Incarnation, v.Counter) }
-
-func maxVersion(v, w Version) Version {
-	if v.Less(w) {
-		return w
-	}
-	return v
-}
