@@ -200,18 +200,25 @@ func ringName(id string, unit int) string {
 func ringCandidates(shardCount int, load float64, members []Member) ([][]int, error) {
 	var units []consistent.Member
 	seen := map[uint64]string{}
+	var byHash []hashedUnit // every ring member by the hash of its name
 	for i, m := range members {
 		for u := range m.weight() {
 			rm := ringMember{name: ringName(m.ID, u), member: i}
-			// GetClosestN keys members by the hash of their name: a
-			// collision would make its order depend on map iteration.
+			// Candidates follow the hash of the members' names: a
+			// collision would make their order ambiguous.
 			h := hasher{}.Sum64([]byte(rm.name))
 			if other, ok := seen[h]; ok {
 				return nil, fmt.Errorf("%w: member names %q and %q collide on the ring", ErrInvalidConfig, other, rm.name)
 			}
 			seen[h] = rm.name
 			units = append(units, rm)
+			byHash = append(byHash, hashedUnit{h, rm})
 		}
+	}
+	slices.SortFunc(byHash, func(a, b hashedUnit) int { return cmp.Compare(a.hash, b.hash) })
+	pos := make(map[string]int, len(byHash)) // ring member name -> index in byHash
+	for j, u := range byHash {
+		pos[u.unit.name] = j
 	}
 	k := (len(units) + shardCount - 1) / shardCount
 	c := consistent.New(units, consistent.Config{
@@ -221,15 +228,18 @@ func ringCandidates(shardCount int, load float64, members []Member) ([][]int, er
 		Load:              load,
 	})
 	out := make([][]int, shardCount)
+	taken := make([]bool, len(members))
 	for s := range shardCount {
-		order, err := c.GetClosestNForPartition(s*k, len(units))
-		if err != nil {
-			return nil, fmt.Errorf("graft: ring: placing shard %d: %w", s+1, err)
-		}
+		// The library's GetClosestNForPartition order, computed once for
+		// all shards instead of hashing and sorting every name per shard:
+		// the partition's owner, then every other ring member in the order
+		// of the hashes of their names, from the owner's on, wrapping.
+		owner := c.GetPartitionOwner(s * k).(ringMember)
+		start := pos[owner.name]
 		cands := make([]int, 0, len(members))
-		taken := make([]bool, len(members))
-		for _, o := range order {
-			i := o.(ringMember).member
+		clear(taken)
+		for j := range byHash {
+			i := byHash[(start+j)%len(byHash)].unit.member
 			if !taken[i] {
 				taken[i] = true
 				cands = append(cands, i)
@@ -238,6 +248,12 @@ func ringCandidates(shardCount int, load float64, members []Member) ([][]int, er
 		out[s] = cands
 	}
 	return out, nil
+}
+
+// hashedUnit is a ring member with the hash of its name.
+type hashedUnit struct {
+	hash uint64
+	unit ringMember
 }
 
 // share returns ceil(x × w / total), a member's bounded share of x.

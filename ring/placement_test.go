@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -317,4 +318,41 @@ func BenchmarkPlace(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestPlaceAtFleetScale places 4,096 shards on 1,000 members, then adds
+// and removes one member: every member stays within the bounded-load
+// limit, and a join or a leave moves at most a small multiple of the
+// consistent-hash minimum (the new member's share, or the leaver's
+// replicas), plus bounded-load spillover.
+func TestPlaceAtFleetScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000-member placement: runs without -short")
+	}
+	t.Parallel()
+	const shards, n = 4096, 1000
+	cfg := Config{ShardCount: shards}
+	start := time.Now()
+	before := mustPlace(t, cfg, members(n))
+	took := time.Since(start)
+	requireWellFormed(t, before, shards, 3)
+	repMin, repMax, leadMin, leadMax := counts(before)
+	bound := int(math.Ceil(DefaultLoad * float64(shards*3) / float64(n)))
+	require.LessOrEqual(t, repMax, bound, "replicas per member over the bounded-load limit")
+	t.Logf("%d members: replicas per member %d..%d (limit %d), leaders %d..%d, placed in %v", n, repMin, repMax, bound, leadMin, leadMax, took)
+
+	joined := mustPlace(t, cfg, members(n+1))
+	_, repMax, _, _ = counts(joined)
+	require.LessOrEqual(t, repMax, int(math.Ceil(DefaultLoad*float64(shards*3)/float64(n+1))))
+	moved := movedSlots(before, joined)
+	ideal := shards * 3 / (n + 1)
+	t.Logf("join: moved %d replica slots of %d (minimum %d)", moved, shards*3, ideal)
+	require.LessOrEqual(t, moved, 4*ideal+shards/64, "a join moved %d replica slots; minimum %d", moved, ideal)
+
+	gone := members(n)[n/2].ID
+	left := mustPlace(t, cfg, without(members(n), gone))
+	moved = movedSlots(before, left)
+	held := len(before.ShardsOf(gone))
+	t.Logf("leave: moved %d replica slots; the leaver held %d", moved, held)
+	require.LessOrEqual(t, moved, 4*held+shards/64, "a leave moved %d replica slots; the leaver held %d", moved, held)
 }
