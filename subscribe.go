@@ -45,13 +45,13 @@ var errUnsubscribed = errors.New("unsubscribed")
 // gives an error that errors.Is ErrWorkflowNotFound; before Start or after
 // Stop the error is ErrNotStarted or ErrClosed.
 func (m *Manager) SubscribeToWorkflowState(workflowID string) (<-chan *WorkflowStatus, func(), error) {
-	if _, err := m.running(); err != nil {
+	if err := m.member.Running(); err != nil {
 		return nil, nil, fmt.Errorf("subscribing to workflow %q: %w", workflowID, err)
 	}
 	m.subs.hintOnce.Do(func() {
-		m.bus.SubscribeAll(func(ev any) {
+		m.member.Bus().SubscribeAll(func(ev any) {
 			if id := eventWorkflowID(ev); id != "" {
-				m.subs.poke(id)
+				m.subs.Poke(id)
 			}
 		})
 	})
@@ -100,7 +100,7 @@ func (m *Manager) watchStatus(sub *statusSub, last uint64) {
 			// Purged after its retention period: nothing more will come.
 			return
 		case err != nil:
-			m.log.Debug("reading workflow status for a subscription", logkeys.Workflow, sub.id, "error", err)
+			m.member.Logger().Debug("reading workflow status for a subscription", logkeys.Workflow, sub.id, "error", err)
 			continue
 		}
 		if fp := fingerprint(sub.seed, s); fp != last {
@@ -219,9 +219,13 @@ func (s *statusSubs) finish(sub *statusSub) {
 	})
 }
 
-// poke hints the subscriptions to workflow id that it may have changed.
-// It never blocks (it runs on the shards' apply goroutines).
-func (s *statusSubs) poke(id string) {
+// Watching reports whether any subscription is open (member.Watcher).
+func (s *statusSubs) Watching() bool { return s.count.Load() > 0 }
+
+// Poke hints the subscriptions to workflow id that it may have changed
+// (member.Watcher). It never blocks (it runs on the shards' apply
+// goroutines).
+func (s *statusSubs) Poke(id string) {
 	if s.count.Load() == 0 {
 		return
 	}

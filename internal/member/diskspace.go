@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/wf"
 )
 
@@ -121,7 +122,7 @@ func commandDiskBytes(op wf.Op, raw []byte) uint64 {
 // reserve charges n estimated bytes against class's floor at time now. It
 // returns a release function to call once the command is answered
 // (committed, refused or failed), or an error that errors.Is
-// ErrStorageFull when the estimate minus n would cross the floor. A failed
+// errs.ErrStorageFull when the estimate minus n would cross the floor. A failed
 // probe refuses nothing (the free space is unknown).
 func (g *diskGuard) reserve(now time.Time, n uint64, class diskClass) (release func(), err error) {
 	if g == nil || g.min == 0 || n == 0 {
@@ -145,7 +146,7 @@ func (g *diskGuard) reserve(now time.Time, n uint64, class diskClass) (release f
 			what = "below the hard floor for steps (half of Expert.MinFreeDiskBytes)"
 		}
 		return nil, fmt.Errorf("%w: %d bytes free under %s, %d of them promised to commands in flight or not yet on disk; "+
-			"%d more would leave %s, %s (%d)", ErrStorageFull, g.reading, g.dir, g.reading-est, n,
+			"%d more would leave %s, %s (%d)", errs.ErrStorageFull, g.reading, g.dir, g.reading-est, n,
 			sizeLeft(est, n), what, floor)
 	}
 	g.inflight += n
@@ -286,7 +287,7 @@ func (g *diskGuard) stopMonitor() {
 
 // diskGuard returns the member's disk guard; nil when the check is
 // disabled or before Start.
-func (m *Manager) diskGuard() *diskGuard {
+func (m *Member) diskGuard() *diskGuard {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.disk

@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
@@ -124,7 +125,7 @@ func (c *cluster) dropLocked(ctx context.Context, s uint64, why string) {
 	c.mu.Unlock()
 	c.m.log.Info("replica dropped", logkeys.Shard, s, "replica", rid, "reason", why)
 	c.m.bus.Publish(&events.ShardMovedEvent{ShardID: s, ReplicaID: rid, NodeID: c.m.cfg.NodeID, Move: events.ReplicaDropped,
-		Reason: why, ChangedAt: c.timing.now()})
+		Reason: why, ChangedAt: c.timing.Now()})
 }
 
 // serveReplica starts the replica a shard's leader has just added on this
@@ -187,7 +188,7 @@ func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
 		}
 		c.m.log.Info("joined shard", logkeys.Shard, req.Shard, "replica", req.Replica)
 		c.m.bus.Publish(&events.ShardMovedEvent{ShardID: req.Shard, ReplicaID: req.Replica, NodeID: c.m.cfg.NodeID,
-			Move: events.ReplicaJoined, Reason: "added by the shard's leader", ChangedAt: c.timing.now()})
+			Move: events.ReplicaJoined, Reason: "added by the shard's leader", ChangedAt: c.timing.Now()})
 	}
 	c.hostMu.Unlock()
 	if _, err := h.Read(ctx, req.Shard, wf.EncodeQuery(wf.Query{Op: wf.QueryCounters})); err != nil {
@@ -226,7 +227,7 @@ func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
 	body, _ := json.Marshal(replicaRequest{Shard: s, Applied: true})
-	errs := []error{fmt.Errorf("member %s cannot confirm that shard %d added replica %d here", c.m.cfg.NodeID, s, rid)}
+	failed := []error{fmt.Errorf("member %s cannot confirm that shard %d added replica %d here", c.m.cfg.NodeID, s, rid)}
 	answered := false
 	for _, id := range slices.Sorted(maps.Keys(v.members)) {
 		if id == c.m.cfg.NodeID || !v.alive(id) {
@@ -240,7 +241,7 @@ func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 			err = json.Unmarshal(out, &rep)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", id, fromRemote(err)))
+			failed = append(failed, fmt.Errorf("%s: %w", id, fromRemote(err)))
 			continue
 		}
 		answered = true
@@ -253,7 +254,7 @@ func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("shard %d does not name replica %d at member %s: not started",
 			s, rid, c.m.cfg.NodeID)}
 	}
-	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: errors.Join(errs...)}
+	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: errors.Join(failed...)}
 }
 
 // confirmRemoved returns nil if the committed membership of shard s lists
@@ -291,7 +292,7 @@ func (c *cluster) replicaRemoved(ctx context.Context, h *shards.Host, s, rid uin
 	if askErr == nil {
 		return slices.Contains(rep.Removed, rid), nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, c.timing.confirmTimeout/3)
+	lctx, cancel := context.WithTimeout(ctx, c.timing.ConfirmTimeout/3)
 	mem, err := h.Membership(lctx, s)
 	cancel()
 	if err != nil {
@@ -305,7 +306,7 @@ func (c *cluster) replicaRemoved(ctx context.Context, h *shards.Host, s, rid uin
 // for shard s's membership, and returns the first answer.
 func (c *cluster) askMembership(ctx context.Context, v *view, s uint64) (*membershipReply, error) {
 	body, _ := json.Marshal(replicaRequest{Shard: s})
-	var errs []error
+	var failed []error
 	for _, id := range slices.Sorted(maps.Keys(v.members)) {
 		if id == c.m.cfg.NodeID || !v.alive(id) {
 			continue
@@ -314,20 +315,20 @@ func (c *cluster) askMembership(ctx context.Context, v *view, s uint64) (*member
 		out, err := c.client.Call(cctx, v.rpcAddr(id), rpcMembership, body)
 		cancel()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", id, fromRemote(err)))
+			failed = append(failed, fmt.Errorf("%s: %w", id, fromRemote(err)))
 			continue
 		}
 		var rep membershipReply
 		if err := json.Unmarshal(out, &rep); err != nil {
-			errs = append(errs, fmt.Errorf("%s: decoding membership: %w", id, err))
+			failed = append(failed, fmt.Errorf("%s: decoding membership: %w", id, err))
 			continue
 		}
 		return &rep, nil
 	}
-	if len(errs) == 0 {
-		return nil, fmt.Errorf("%w: no other member to ask about shard %d", ErrNotReady, s)
+	if len(failed) == 0 {
+		return nil, fmt.Errorf("%w: no other member to ask about shard %d", errs.ErrNotReady, s)
 	}
-	return nil, errors.Join(errs...)
+	return nil, errors.Join(failed...)
 }
 
 // serveMembership answers with shard s's membership, if this member has a

@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"context"
@@ -68,17 +68,17 @@ type rpcHandler struct {
 	// (FuzzDecodeRPC).
 	decode func(payload []byte) (any, error)
 	// serve serves a decoded request.
-	serve func(ctx context.Context, m *Manager, at rpcServing, req any) ([]byte, error)
+	serve func(ctx context.Context, m *Member, at rpcServing, req any) ([]byte, error)
 }
 
 // handle returns the rpcHandler of typed decode and serve functions.
-func handle[R any](decode func([]byte) (R, error), serve func(context.Context, *Manager, rpcServing, R) ([]byte, error)) rpcHandler {
+func handle[R any](decode func([]byte) (R, error), serve func(context.Context, *Member, rpcServing, R) ([]byte, error)) rpcHandler {
 	return rpcHandler{
 		decode: func(payload []byte) (any, error) {
 			req, err := decode(payload)
 			return req, err
 		},
-		serve: func(ctx context.Context, m *Manager, at rpcServing, req any) ([]byte, error) {
+		serve: func(ctx context.Context, m *Member, at rpcServing, req any) ([]byte, error) {
 			return serve(ctx, m, at, req.(R))
 		},
 	}
@@ -100,7 +100,7 @@ type shardCall struct {
 // cluster may call guarded methods (checkCaller), and every request is
 // decoded (decodeRPC) before anything else; a call about a shard this
 // member does not host is refused before storage is touched.
-func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+func (m *Member) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	if spec, ok := rpcMethods[method]; !ok || spec.guarded {
 		c := m.currentCluster()
 		if c == nil || c.gossip == nil {
@@ -115,7 +115,7 @@ func (m *Manager) handleRPC(ctx context.Context, method string, payload []byte) 
 }
 
 // serveRPC decodes and serves a call handleRPC let through.
-func (m *Manager) serveRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
+func (m *Member) serveRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	req, err := decodeRPC(method, payload)
 	if err != nil {
 		return nil, &rpc.CodedError{Code: rpc.CodeInvalid, Err: err}
@@ -129,7 +129,7 @@ func (m *Manager) serveRPC(ctx context.Context, method string, payload []byte) (
 }
 
 // rpcNeeds checks that this member has what a method needs to serve req.
-func (m *Manager) rpcNeeds(needs rpcNeed, req any) (rpcServing, error) {
+func (m *Member) rpcNeeds(needs rpcNeed, req any) (rpcServing, error) {
 	unavailable := func(format string, args ...any) (rpcServing, error) {
 		return rpcServing{}, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf(format, args...)}
 	}
@@ -172,7 +172,7 @@ func (m *Manager) rpcNeeds(needs rpcNeed, req any) (rpcServing, error) {
 }
 
 // serveApply proposes a command forwarded by another member.
-func serveApply(ctx context.Context, m *Manager, at rpcServing, req shardCall) ([]byte, error) {
+func serveApply(ctx context.Context, m *Member, at rpcServing, req shardCall) ([]byte, error) {
 	// The caller charged the command against its own disk; this member's
 	// is protected by its hard floor (see diskGuard). (Purges are never
 	// forwarded: the shard's leader proposes them.)
@@ -186,7 +186,7 @@ func serveApply(ctx context.Context, m *Manager, at rpcServing, req shardCall) (
 }
 
 // serveRead answers a query forwarded by another member.
-func serveRead(ctx context.Context, _ *Manager, at rpcServing, req shardCall) ([]byte, error) {
+func serveRead(ctx context.Context, _ *Member, at rpcServing, req shardCall) ([]byte, error) {
 	out, err := at.h.Read(ctx, req.shard, req.body)
 	return out, shardError(err)
 }
@@ -207,15 +207,15 @@ func shardError(err error) error {
 }
 
 // serveExec runs a step for another member.
-func serveExec(ctx context.Context, m *Manager, _ rpcServing, req execRequest) ([]byte, error) {
+func serveExec(ctx context.Context, m *Member, _ rpcServing, req execRequest) ([]byte, error) {
 	return m.serveExec(ctx, req)
 }
 
 // serveEvents publishes lifecycle events forwarded by the shard's leader.
-func serveEvents(_ context.Context, m *Manager, _ rpcServing, evs []eventWire) ([]byte, error) {
+func serveEvents(_ context.Context, m *Member, _ rpcServing, evs []eventWire) ([]byte, error) {
 	for i := range evs {
 		ch := evs[i].change()
-		if ev := m.workflowEvent(&ch, evs[i].From); ev != nil {
+		if ev := workflowEvent(&ch, evs[i].From); ev != nil {
 			m.bus.Publish(ev)
 		}
 	}
@@ -223,21 +223,21 @@ func serveEvents(_ context.Context, m *Manager, _ rpcServing, evs []eventWire) (
 }
 
 // serveReplica starts (or confirms) a replica a shard's leader added here.
-func serveReplica(ctx context.Context, _ *Manager, at rpcServing, req replicaRequest) ([]byte, error) {
+func serveReplica(ctx context.Context, _ *Member, at rpcServing, req replicaRequest) ([]byte, error) {
 	return nil, at.c.serveReplica(ctx, req)
 }
 
 // serveDrop deletes a replica removed from its shard.
-func serveDrop(ctx context.Context, _ *Manager, at rpcServing, req replicaRequest) ([]byte, error) {
+func serveDrop(ctx context.Context, _ *Member, at rpcServing, req replicaRequest) ([]byte, error) {
 	return nil, at.c.serveDrop(ctx, req)
 }
 
 // serveMembership answers with a shard's membership.
-func serveMembership(ctx context.Context, _ *Manager, at rpcServing, req replicaRequest) ([]byte, error) {
+func serveMembership(ctx context.Context, _ *Member, at rpcServing, req replicaRequest) ([]byte, error) {
 	return at.c.serveMembership(ctx, req)
 }
 
 // serveAdmit answers whether this member admitted the asking one.
-func serveAdmit(_ context.Context, _ *Manager, at rpcServing, req admitRequest) ([]byte, error) {
+func serveAdmit(_ context.Context, _ *Member, at rpcServing, req admitRequest) ([]byte, error) {
 	return nil, at.c.serveAdmit(req)
 }

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd
 
-package graft
+package member
 
 import "syscall"
 

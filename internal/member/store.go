@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"context"
@@ -8,24 +8,25 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/internal/engine"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
 )
 
-// store adapts the Manager's shards to the engine's Store.
-type store Manager
+// store adapts the Member's shards to the engine's Store.
+type store Member
 
 var _ engine.Store = (*store)(nil)
 
 // Apply proposes c and decodes its result. Below the disk guard's hard
-// floor it refuses with ErrStorageFull instead; the executor retries.
+// floor it refuses with errs.ErrStorageFull instead; the executor retries.
 func (s *store) Apply(ctx context.Context, shard uint64, c *wf.Command) (wf.Result, error) {
-	return (*Manager)(s).apply(ctx, shard, c, diskStep)
+	return (*Member)(s).apply(ctx, shard, c, diskStep)
 }
 
 // Active reads the shard replica's active workflows from memory.
 func (s *store) Active(shard uint64) ([]wf.View, error) {
-	m := (*Manager)(s)
+	m := (*Member)(s)
 	m.mu.Lock()
 	l := m.logics[shard]
 	m.mu.Unlock()
@@ -38,12 +39,12 @@ func (s *store) Active(shard uint64) ([]wf.View, error) {
 // apply proposes c to shard (here or through the member that hosts it),
 // charging its estimated disk bytes against class's floor first (see
 // diskGuard.reserve), and decodes the result.
-func (m *Manager) apply(ctx context.Context, shard uint64, c *wf.Command, class diskClass) (wf.Result, error) {
+func (m *Member) apply(ctx context.Context, shard uint64, c *wf.Command, class diskClass) (wf.Result, error) {
 	m.mu.Lock()
 	h := m.host
 	m.mu.Unlock()
 	if h == nil {
-		return wf.Result{}, ErrClosed
+		return wf.Result{}, errs.ErrClosed
 	}
 	raw, err := wf.EncodeCommand(c)
 	if err != nil {
@@ -61,7 +62,7 @@ func (m *Manager) apply(ctx context.Context, shard uint64, c *wf.Command, class 
 	return wf.DecodeResult(out)
 }
 
-func (m *Manager) read(ctx context.Context, shard uint64, q wf.Query, v any) error {
+func (m *Member) read(ctx context.Context, shard uint64, q wf.Query, v any) error {
 	h, err := m.running()
 	if err != nil {
 		return err
@@ -82,13 +83,13 @@ func (m *Manager) read(ctx context.Context, shard uint64, q wf.Query, v any) err
 // local replica that knows no leader (an election, a partition, or a
 // replica removed while this member was away) first lets the other members
 // try, and a replica dropped during the call hands it over to them.
-func (m *Manager) route(ctx context.Context, h *shards.Host, shard uint64, method string, body []byte, local func() ([]byte, error)) ([]byte, error) {
+func (m *Member) route(ctx context.Context, h *shards.Host, shard uint64, method string, body []byte, local func() ([]byte, error)) ([]byte, error) {
 	if !m.hosts(shard) {
 		return m.forward(ctx, shard, method, body)
 	}
-	clustered := m.cfg.clustered()
+	clustered := m.cfg.Clustered
 	if _, ok := h.LeaderID(shard); !ok && clustered {
-		if out, err := m.forward(ctx, shard, method, body); err == nil || !IsRetryable(err) {
+		if out, err := m.forward(ctx, shard, method, body); err == nil || !errs.IsRetryable(err) {
 			return out, err
 		}
 	}
@@ -96,5 +97,38 @@ func (m *Manager) route(ctx context.Context, h *shards.Host, shard uint64, metho
 	if errors.Is(err, shards.ErrShardNotFound) && clustered {
 		return m.forward(ctx, shard, method, body)
 	}
-	return out, translate(err)
+	return out, errs.Translate(err)
 }
+
+// startAtLeader sends a start command to the member leading its shard,
+// when that is another member and this one knows it (it holds a replica):
+// the leader claims the first steps in the same command (see applyHere).
+// Any error means the caller proposes the command itself; the command's
+// nonce makes a start that committed anyway harmless.
+func (m *Member) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Command) (wf.Result, error) {
+	c := m.currentCluster()
+	addr := ""
+	if c != nil {
+		addr = c.leaderOf(shard)
+	}
+	if addr == "" || m.leads(shard) {
+		return wf.Result{}, errNoLeaderKnown
+	}
+	raw, err := wf.EncodeCommand(cmd)
+	if err != nil {
+		return wf.Result{}, err
+	}
+	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(cmd.Op, raw), diskIntake)
+	if err != nil {
+		return wf.Result{}, err
+	}
+	defer release()
+	out, err := c.client.Call(ctx, addr, rpcApply, shardPayload(shard, raw))
+	if err != nil {
+		return wf.Result{}, fromRemote(err)
+	}
+	return wf.DecodeResult(out)
+}
+
+// errNoLeaderKnown: no other member is known to lead the shard.
+var errNoLeaderKnown = errors.New("no other member known to lead the shard")

@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/shards"
 )
@@ -29,17 +30,17 @@ type errorKind struct {
 // RPC, most specific first. A member that is closing or not started is not
 // ready for the caller, who may try another.
 var errorKinds = []errorKind{
-	{"workflow-not-found", rpc.CodeNotFound, []error{ErrWorkflowNotFound}, []error{ErrWorkflowNotFound}},
-	{"workflow-exists", rpc.CodeExists, []error{ErrWorkflowExists}, []error{ErrWorkflowExists}},
-	{"invalid-workflow", rpc.CodeInvalid, []error{ErrInvalidWorkflow}, []error{ErrInvalidWorkflow}},
-	{"invalid-transition", rpc.CodeConflict, []error{ErrInvalidTransition}, []error{ErrInvalidTransition}},
-	{"storage-full", rpc.CodeStorageFull, []error{ErrStorageFull}, []error{ErrStorageFull}},
-	{"node-not-found", rpc.CodeNotFound, []error{ErrNodeNotFound}, []error{ErrNodeNotFound}},
-	{"invalid-command", rpc.CodeInvalid, []error{ErrInvalidCommand}, []error{ErrInvalidCommand}},
-	{"unknown-command", rpc.CodeNotFound, []error{ErrUnknownCommand}, []error{ErrUnknownCommand}},
-	{"shard-not-found", rpc.CodeUnavailable, []error{shards.ErrShardNotFound}, []error{ErrNotReady, shards.ErrShardNotFound}},
-	{"timeout", rpc.CodeTimeout, []error{ErrTimeout, shards.ErrTimeout}, []error{ErrTimeout}},
-	{"not-ready", rpc.CodeUnavailable, []error{ErrNotReady, shards.ErrNotReady, ErrClosed, shards.ErrClosed, ErrNotStarted}, []error{ErrNotReady}},
+	{"workflow-not-found", rpc.CodeNotFound, []error{errs.ErrWorkflowNotFound}, []error{errs.ErrWorkflowNotFound}},
+	{"workflow-exists", rpc.CodeExists, []error{errs.ErrWorkflowExists}, []error{errs.ErrWorkflowExists}},
+	{"invalid-workflow", rpc.CodeInvalid, []error{errs.ErrInvalidWorkflow}, []error{errs.ErrInvalidWorkflow}},
+	{"invalid-transition", rpc.CodeConflict, []error{errs.ErrInvalidTransition}, []error{errs.ErrInvalidTransition}},
+	{"storage-full", rpc.CodeStorageFull, []error{errs.ErrStorageFull}, []error{errs.ErrStorageFull}},
+	{"node-not-found", rpc.CodeNotFound, []error{executor.ErrNodeNotFound}, []error{executor.ErrNodeNotFound}},
+	{"invalid-command", rpc.CodeInvalid, []error{errs.ErrInvalidCommand}, []error{errs.ErrInvalidCommand}},
+	{"unknown-command", rpc.CodeNotFound, []error{errs.ErrUnknownCommand}, []error{errs.ErrUnknownCommand}},
+	{"shard-not-found", rpc.CodeUnavailable, []error{shards.ErrShardNotFound}, []error{errs.ErrNotReady, shards.ErrShardNotFound}},
+	{"timeout", rpc.CodeTimeout, []error{errs.ErrTimeout, shards.ErrTimeout}, []error{errs.ErrTimeout}},
+	{"not-ready", rpc.CodeUnavailable, []error{errs.ErrNotReady, shards.ErrNotReady, errs.ErrClosed, shards.ErrClosed, errs.ErrNotStarted}, []error{errs.ErrNotReady}},
 }
 
 // Kinds of a step's failure, for a step run for another member
@@ -108,8 +109,8 @@ func (e *remoteError) Unwrap() []error { return e.is }
 
 // fromRemote maps an RPC error to the package's sentinels: a remote error
 // of a kind in errorKinds wraps that kind's errors; one of no kind is
-// mapped by its code (retryable ones to ErrNotReady or ErrTimeout, a full
-// disk to ErrStorageFull); an unreachable member is ErrNotReady.
+// mapped by its code (retryable ones to errs.ErrNotReady or errs.ErrTimeout, a full
+// disk to errs.ErrStorageFull); an unreachable member is errs.ErrNotReady.
 func fromRemote(err error) error {
 	var re *rpc.RemoteError
 	if errors.As(err, &re) {
@@ -120,16 +121,16 @@ func fromRemote(err error) error {
 		}
 		switch re.Code {
 		case rpc.CodeUnavailable:
-			return fmt.Errorf("%w: %s", ErrNotReady, re.Message)
+			return fmt.Errorf("%w: %s", errs.ErrNotReady, re.Message)
 		case rpc.CodeTimeout:
-			return fmt.Errorf("%w: %s", ErrTimeout, re.Message)
+			return fmt.Errorf("%w: %s", errs.ErrTimeout, re.Message)
 		case rpc.CodeStorageFull:
-			return fmt.Errorf("%w: %s", ErrStorageFull, re.Message)
+			return fmt.Errorf("%w: %s", errs.ErrStorageFull, re.Message)
 		}
 		return errors.New(re.Message)
 	}
 	if errors.Is(err, rpc.ErrUnreachable) {
-		return fmt.Errorf("%w: %w", ErrNotReady, err)
+		return fmt.Errorf("%w: %w", errs.ErrNotReady, err)
 	}
 	return err
 }

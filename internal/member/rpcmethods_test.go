@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"maps"
@@ -40,7 +40,7 @@ func TestRPCMethodTable(t *testing.T) {
 // unavailable (the caller tries again or elsewhere).
 func TestHandleRPCBeforeTheClusterStarted(t *testing.T) {
 	t.Parallel()
-	m := &Manager{state: stateRunning}
+	m := &Member{state: stateRunning}
 	m.cfg.NodeID = "n1"
 	seeds := rpcSeeds(t)
 	for _, method := range append(slices.Sorted(maps.Keys(rpcMethods)), "nope") {

@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rebalance"
 	"github.com/eleven-am/graft/ring"
 )
@@ -36,9 +37,9 @@ func (v *view) rpcAddr(id string) string { return v.members[id].Tags[tagRPC] }
 func (c *cluster) view() (*view, error) {
 	lay := c.currentLayout()
 	if lay == nil {
-		return nil, fmt.Errorf("%w: this member has not joined the cluster yet", ErrNotReady)
+		return nil, fmt.Errorf("%w: this member has not joined the cluster yet", errs.ErrNotReady)
 	}
-	v := &view{at: c.timing.now(), members: map[string]gossip.Member{}, byRaft: map[string]string{}}
+	v := &view{at: c.timing.Now(), members: map[string]gossip.Member{}, byRaft: map[string]string{}}
 	var seen []rebalance.Member
 	shardsTag := strconv.FormatUint(c.shardCount, 10)
 	c.mu.Lock()
@@ -57,7 +58,7 @@ func (c *cluster) view() (*view, error) {
 		eligible = append(eligible, ring.Member{ID: id})
 	}
 	if len(eligible) == 0 {
-		return nil, fmt.Errorf("%w: gossip lists no member yet", ErrNotReady)
+		return nil, fmt.Errorf("%w: gossip lists no member yet", errs.ErrNotReady)
 	}
 	place, err := ring.Place(ring.Config{ShardCount: lay.Shards, ReplicationFactor: lay.RF}, eligible)
 	if err != nil {
@@ -93,7 +94,7 @@ func (c *cluster) recentView() (*view, error) {
 	c.mu.Lock()
 	v := c.cached
 	c.mu.Unlock()
-	if v != nil && c.timing.now().Sub(v.at) < c.timing.viewTTL {
+	if v != nil && c.timing.Now().Sub(v.at) < c.timing.ViewTTL {
 		return v, nil
 	}
 	return c.view()

@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/engine"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rebalance"
 	"github.com/eleven-am/graft/internal/rpc"
@@ -42,10 +43,10 @@ const (
 
 // execRequest asks a member to run one step of a node it registered.
 type execRequest struct {
-	Node    string          `json:"node"`
-	Context WorkflowContext `json:"ctx"`
-	State   json.RawMessage `json:"state,omitempty"`
-	Config  json.RawMessage `json:"config,omitempty"`
+	Node    string                   `json:"node"`
+	Context executor.WorkflowContext `json:"ctx"`
+	State   json.RawMessage          `json:"state,omitempty"`
+	Config  json.RawMessage          `json:"config,omitempty"`
 }
 
 // execReply is the outcome of a step that succeeded on another member; a
@@ -84,7 +85,7 @@ type layout struct {
 // cluster is what a clustered member runs besides its shards and executor:
 // gossip membership, the member RPC, and the bootstrap layout.
 type cluster struct {
-	m       *Manager
+	m       *Member
 	gossip  *gossip.Node
 	server  *rpc.Server
 	client  *rpc.Client
@@ -104,7 +105,7 @@ type cluster struct {
 
 	// timing is the rebalancing loop's clock and intervals; rebal applies
 	// the rebalancing decisions and keeps the leader's bookkeeping.
-	timing rebalanceTiming
+	timing RebalanceTiming
 	rebal  *rebalance.Reconciler
 
 	mu          sync.Mutex
@@ -130,9 +131,8 @@ type cluster struct {
 
 // startCluster starts the member RPC and gossip, bootstraps (or reloads)
 // the shard layout and starts this member's replicas.
-func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uint64) error {
-	host, portText, _ := net.SplitHostPort(m.cfg.BindAddr)
-	raftPort, _ := strconv.Atoi(portText)
+func (m *Member) startCluster(ctx context.Context, grpcPort int, shardCount uint64) error {
+	host, _, _ := net.SplitHostPort(m.cfg.BindAddr)
 	netw := m.cfg.Expert.Network
 	var dial func(context.Context, string) (net.Conn, error)
 	if netw != nil {
@@ -141,7 +141,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	rpcCfg := m.rpcConfig()
 	client, err := rpc.NewClient(dial, rpcCfg)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: %w", errs.ErrInvalidConfig, err)
 	}
 	c := &cluster{m: m, client: client, rpcCfg: rpcCfg, shardCount: shardCount, stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
 		seed: newSeed(), foreign: map[string]string{}, refused: map[string]bool{},
@@ -151,7 +151,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 	// The cluster's listener, RPC server and gossip node are in place
 	// before it is published to the API (m.cluster): from then on they
 	// are only read.
-	l, g, err := c.open(netw, host, raftPort, grpcPort)
+	l, g, err := c.open(netw, host, grpcPort)
 	if err != nil {
 		c.cancel()
 		_ = client.Close()
@@ -224,7 +224,7 @@ func (m *Manager) startCluster(ctx context.Context, grpcPort int, shardCount uin
 
 // open listens for the member RPC and creates the RPC server and the
 // gossip node (not started yet), filling in c's fields for them.
-func (c *cluster) open(netw Network, host string, raftPort, grpcPort int) (net.Listener, *gossip.Node, error) {
+func (c *cluster) open(netw Network, host string, grpcPort int) (net.Listener, *gossip.Node, error) {
 	m := c.m
 	var l net.Listener
 	var err error
@@ -236,52 +236,22 @@ func (c *cluster) open(netw Network, host string, raftPort, grpcPort int) (net.L
 	c.rpcAddr = l.Addr().String()
 	if c.server, err = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), c.rpcCfg, m.log.With(logkeys.Component, "rpc")); err != nil {
 		_ = l.Close()
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, nil, fmt.Errorf("%w: %w", errs.ErrInvalidConfig, err)
 	}
 
-	gossipPort := m.cfg.Cluster.GossipPort
-	if gossipPort == 0 {
-		gossipPort = raftPort + 1
-	}
 	ip := "0.0.0.0" // with Expert.Network, the transport decides the address
 	var transport memberlist.NodeAwareTransport
 	if netw != nil {
 		transport = netw.MemberlistTransport(host)
 	} else if ip, err = resolveIP(host); err != nil {
 		_ = l.Close()
-		return nil, nil, fmt.Errorf("%w: BindAddr host %q: %v", ErrInvalidConfig, host, err)
-	}
-	var disc []gossip.Discoverer
-	for _, d := range m.cfg.Discovery {
-		switch d.Type {
-		case DiscoveryStatic:
-			var addrs []string
-			for _, p := range d.Static {
-				port := p.GossipPort
-				if port == 0 {
-					port = p.Port + 1
-				}
-				addrs = append(addrs, net.JoinHostPort(p.Address, strconv.Itoa(port)))
-			}
-			disc = append(disc, gossip.Static(addrs...))
-		case DiscoveryDNS:
-			disc = append(disc, gossip.DNS(d.Service, gossipPort))
-		case DiscoveryMDNS:
-			disc = append(disc, gossip.MDNS(cmpOr(d.Service, "_graft._tcp")))
-		}
-	}
-	policy := gossip.Open
-	switch m.cfg.Cluster.Policy {
-	case ClusterPolicyRestricted:
-		policy = gossip.Restricted
-	case ClusterPolicyStrict:
-		policy = gossip.Strict
+		return nil, nil, fmt.Errorf("%w: BindAddr host %q: %v", errs.ErrInvalidConfig, host, err)
 	}
 	g, err := gossip.New(gossip.Config{
-		NodeID: m.cfg.NodeID, BindAddr: ip, BindPort: gossipPort,
+		NodeID: m.cfg.NodeID, BindAddr: ip, BindPort: m.cfg.Cluster.GossipPort,
 		Tags: c.tags(),
-		Key:  m.cfg.Cluster.Key, Policy: policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
-		Discovery: disc, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
+		Key:  m.cfg.Cluster.Key, Policy: m.cfg.Cluster.Policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
+		Discovery: m.cfg.Discovery, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
 		KeyringFile:      filepath.Join(m.cfg.DataDir, "serf.keyring"),
 		Admit:            c.admit,
 		MemberlistConfig: m.cfg.Expert.Memberlist,
@@ -290,7 +260,7 @@ func (c *cluster) open(netw Network, host string, raftPort, grpcPort int) (net.L
 	})
 	if err != nil {
 		_ = l.Close()
-		return nil, nil, fmt.Errorf("%w: gossip: %w", ErrInvalidConfig, err)
+		return nil, nil, fmt.Errorf("%w: gossip: %w", errs.ErrInvalidConfig, err)
 	}
 	c.gossip = g
 	return l, g, nil
@@ -302,7 +272,7 @@ func (c *cluster) open(netw Network, host string, raftPort, grpcPort int) (net.L
 // limit, and at least rpc.DefaultMaxMessageBytes; a server holds at most
 // sixteen such requests at once (rpc.Config.MaxInflightBytes). The other
 // limits are the package's defaults.
-func (m *Manager) rpcConfig() rpc.Config {
+func (m *Member) rpcConfig() rpc.Config {
 	msg := max(rpc.DefaultMaxMessageBytes, 4*m.cfg.Engine.MaxStateBytes)
 	cfg := rpc.Config{MaxMessageBytes: msg, MaxInflightBytes: max(rpc.DefaultMaxInflightBytes, 16*int64(msg))}
 	if a := m.auth; a != nil {
@@ -316,7 +286,7 @@ func (c *cluster) tags() map[string]string {
 	t := map[string]string{
 		tagRaft: c.m.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(c.shardCount, 10),
 		tagNodes: strings.Join(c.m.registry.Names(), ","),
-		tagSeed:  c.seed, tagRules: c.m.cfg.foundingRules().Fingerprint(),
+		tagSeed:  c.seed, tagRules: c.m.cfg.Founding.Fingerprint(),
 	}
 	c.mu.Lock()
 	if c.booted {
@@ -422,8 +392,17 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// Gossip returns the member's gossip node, nil on a lone member or before
+// Start.
+func (m *Member) Gossip() *gossip.Node {
+	if c := m.currentCluster(); c != nil {
+		return c.gossip
+	}
+	return nil
+}
+
 // replicaOf returns this member's replica ID in shard s and whether it hosts s.
-func (m *Manager) replicaOf(s uint64) (uint64, bool) {
+func (m *Member) replicaOf(s uint64) (uint64, bool) {
 	m.mu.Lock()
 	c := m.cluster
 	if c == nil {
@@ -440,7 +419,7 @@ func (m *Manager) replicaOf(s uint64) (uint64, bool) {
 }
 
 // hosts reports whether this member holds a replica of shard s.
-func (m *Manager) hosts(s uint64) bool {
+func (m *Member) hosts(s uint64) bool {
 	_, ok := m.replicaOf(s)
 	return ok
 }
@@ -474,16 +453,16 @@ func (c *cluster) rpcTargets(s uint64) []string {
 
 // forward sends a call about shard s to the members holding it, trying each
 // until one answers.
-func (m *Manager) forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
+func (m *Member) forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
 	m.mu.Lock()
 	c := m.cluster
 	ready := c != nil && c.layout != nil
 	m.mu.Unlock()
 	if !ready {
-		return nil, fmt.Errorf("%w: shard %d is not hosted here", ErrNotReady, s)
+		return nil, fmt.Errorf("%w: shard %d is not hosted here", errs.ErrNotReady, s)
 	}
 	payload := shardPayload(s, body)
-	var last error = fmt.Errorf("%w: no reachable member holds shard %d", ErrNotReady, s)
+	var last error = fmt.Errorf("%w: no reachable member holds shard %d", errs.ErrNotReady, s)
 	began := time.Now()
 	for attempt := 0; ctx.Err() == nil && (attempt < 3 || time.Since(began) < forwardPatience); attempt++ {
 		for _, addr := range c.rpcTargets(s) {
@@ -492,7 +471,7 @@ func (m *Manager) forward(ctx context.Context, s uint64, method string, body []b
 				return out, nil
 			}
 			last = fromRemote(err)
-			if !IsRetryable(last) {
+			if !errs.IsRetryable(last) {
 				return nil, last
 			}
 		}
@@ -516,7 +495,7 @@ func shardPayload(s uint64, body []byte) []byte {
 // serveExec runs a step for another member (the shard's leader) that does
 // not have its node type. A step's error is the call's error, of its kind
 // (see stepFailure).
-func (m *Manager) serveExec(ctx context.Context, req execRequest) ([]byte, error) {
+func (m *Member) serveExec(ctx context.Context, req execRequest) ([]byte, error) {
 	node, ok := m.registry.Get(req.Node)
 	if !ok {
 		return nil, stepFailure(fmt.Errorf("node %q is not registered on member %q", req.Node, m.cfg.NodeID))
@@ -536,7 +515,7 @@ func (m *Manager) serveExec(ctx context.Context, req execRequest) ([]byte, error
 const remoteStepTimeout = 5 * time.Minute
 
 // remote runs steps on the members that registered their node types.
-type remote struct{ m *Manager }
+type remote struct{ m *Member }
 
 var _ engine.Remote = remote{}
 
@@ -570,7 +549,7 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 	}
 	c := r.m.currentCluster()
 	if c == nil {
-		return nil, ErrClosed
+		return nil, errs.ErrClosed
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		// Without Engine.StepTimeout, a remote step may run as long as its
@@ -747,7 +726,7 @@ const handOffTimeout = 2 * time.Second
 func (c *cluster) close(h *shards.Host) error {
 	close(c.stop)
 	c.cancel()
-	var errs []error
+	var failed []error
 	if c.gossip != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_ = c.gossip.Leave(ctx)
@@ -755,14 +734,14 @@ func (c *cluster) close(h *shards.Host) error {
 		if h != nil {
 			c.handOff(h)
 		}
-		errs = append(errs, c.gossip.Stop())
+		failed = append(failed, c.gossip.Stop())
 	}
 	if c.server != nil {
 		c.server.Stop(2 * time.Second)
 	}
-	errs = append(errs, c.client.Close())
+	failed = append(failed, c.client.Close())
 	c.wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(failed...)
 }
 
 // handOff asks each shard this member leads to transfer leadership to a
@@ -808,27 +787,27 @@ func (c *cluster) handOff(h *shards.Host) {
 
 // onQuery runs a dev command sent with QueryCommand and answers with its
 // outcome.
-func (m *Manager) onQuery(name string, payload []byte, from string) ([]byte, error) {
+func (m *Member) onQuery(name string, payload []byte, from string) ([]byte, error) {
 	if name != commandEvent {
 		return nil, fmt.Errorf("unknown query %q", name)
 	}
 	if c := m.currentCluster(); c != nil && c.isForeign(from) {
 		return nil, fmt.Errorf("member %q belongs to another cluster", from)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
 	defer cancel()
 	return nil, m.runCommand(ctx, from, payload)
 }
 
 // onUserEvent runs a dev command broadcast by another member.
-func (m *Manager) onUserEvent(name string, payload []byte, from string) {
+func (m *Member) onUserEvent(name string, payload []byte, from string) {
 	if name != commandEvent || from == m.cfg.NodeID {
 		return // the sender ran its own handler already
 	}
 	if c := m.currentCluster(); c != nil && c.isForeign(from) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
 	defer cancel()
 	if err := m.runCommand(ctx, from, payload); err != nil {
 		m.log.Warn("dev command failed", "from", from, "error", err)
@@ -862,7 +841,7 @@ func (c *cluster) leaderOf(s uint64) string {
 // claims its first steps for this member in the same command, as a start
 // made here would, saving a round of Raft before they run; those claims are
 // this member's to run, so the answer leaves them out.
-func (m *Manager) applyHere(ctx context.Context, h *shards.Host, s uint64, raw []byte) ([]byte, error) {
+func (m *Member) applyHere(ctx context.Context, h *shards.Host, s uint64, raw []byte) ([]byte, error) {
 	m.mu.Lock()
 	e := m.engine
 	m.mu.Unlock()

@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"context"
@@ -12,20 +12,21 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/shards"
 	"github.com/stretchr/testify/require"
 )
 
 // serveErrors serves the member RPC on loopback with a handler that fails
-// method m with errs[m] as handleRPC returns errors (toRemote), and returns
+// method m with failures[m] as handleRPC returns errors (toRemote), and returns
 // a function calling it.
-func serveErrors(t *testing.T, errs map[string]error) func(method string) error {
+func serveErrors(t *testing.T, failures map[string]error) func(method string) error {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s, err := rpc.NewServer(rpc.HandlerFunc(func(_ context.Context, method string, _ []byte) ([]byte, error) {
-		return nil, toRemote(errs[method])
+		return nil, toRemote(failures[method])
 	}), rpc.Config{}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	s.Serve(l)
@@ -56,27 +57,27 @@ func TestErrorsKeepTheirKindAcrossTheMemberRPC(t *testing.T) {
 		retryable bool
 		text      string
 	}{
-		{"workflow not found", fmt.Errorf("%w: %q", ErrWorkflowNotFound, "wf-1"), []error{ErrWorkflowNotFound}, false, ""},
-		{"wrapped not found", fmt.Errorf("reading workflow %q: %w", "wf-1", fmt.Errorf("%w: %q", ErrWorkflowNotFound, "wf-1")), []error{ErrWorkflowNotFound}, false, ""},
-		{"workflow exists", fmt.Errorf("%w: %q", ErrWorkflowExists, "wf-1"), []error{ErrWorkflowExists}, false, ""},
-		{"invalid transition", fmt.Errorf("%w: cannot pause", ErrInvalidTransition), []error{ErrInvalidTransition}, false, ""},
-		{"storage full", &rpc.CodedError{Code: rpc.CodeStorageFull, Err: fmt.Errorf("%w: 1 byte free", ErrStorageFull)}, []error{ErrStorageFull}, false, ""},
+		{"workflow not found", fmt.Errorf("%w: %q", errs.ErrWorkflowNotFound, "wf-1"), []error{errs.ErrWorkflowNotFound}, false, ""},
+		{"wrapped not found", fmt.Errorf("reading workflow %q: %w", "wf-1", fmt.Errorf("%w: %q", errs.ErrWorkflowNotFound, "wf-1")), []error{errs.ErrWorkflowNotFound}, false, ""},
+		{"workflow exists", fmt.Errorf("%w: %q", errs.ErrWorkflowExists, "wf-1"), []error{errs.ErrWorkflowExists}, false, ""},
+		{"invalid transition", fmt.Errorf("%w: cannot pause", errs.ErrInvalidTransition), []error{errs.ErrInvalidTransition}, false, ""},
+		{"storage full", &rpc.CodedError{Code: rpc.CodeStorageFull, Err: fmt.Errorf("%w: 1 byte free", errs.ErrStorageFull)}, []error{errs.ErrStorageFull}, false, ""},
 		{"shard not found", shardError(fmt.Errorf("%w: 3 (replica dropped from this member)", shards.ErrShardNotFound)),
-			[]error{ErrNotReady, shards.ErrShardNotFound}, true, ""},
-		{"shard timeout", shardError(fmt.Errorf("%w: deadline", shards.ErrTimeout)), []error{ErrTimeout}, true, ""},
-		{"member closed", translate(shards.ErrClosed), []error{ErrNotReady}, true, ""},
-		{"not ready", fmt.Errorf("%w: storage is not open", ErrNotReady), []error{ErrNotReady}, true, ""},
-		{"node not found", fmt.Errorf("unregistering: %w", ErrNodeNotFound), []error{ErrNodeNotFound}, false, ""},
+			[]error{errs.ErrNotReady, shards.ErrShardNotFound}, true, ""},
+		{"shard timeout", shardError(fmt.Errorf("%w: deadline", shards.ErrTimeout)), []error{errs.ErrTimeout}, true, ""},
+		{"member closed", errs.Translate(shards.ErrClosed), []error{errs.ErrNotReady}, true, ""},
+		{"not ready", fmt.Errorf("%w: storage is not open", errs.ErrNotReady), []error{errs.ErrNotReady}, true, ""},
+		{"node not found", fmt.Errorf("unregistering: %w", executor.ErrNodeNotFound), []error{executor.ErrNodeNotFound}, false, ""},
 		// Errors of no kind keep the mapping by code they always had.
-		{"refusal", &rpc.CodedError{Code: rpc.CodeUnavailable, Err: errors.New("member n2 does not serve shard 2")}, []error{ErrNotReady}, true,
+		{"refusal", &rpc.CodedError{Code: rpc.CodeUnavailable, Err: errors.New("member n2 does not serve shard 2")}, []error{errs.ErrNotReady}, true,
 			"graft: not ready: member n2 does not serve shard 2"},
 		{"plain", errors.New("boom"), nil, false, ""},
 	}
-	errs := map[string]error{}
+	byName := map[string]error{}
 	for _, tc := range cases {
-		errs[tc.name] = tc.err
+		byName[tc.name] = tc.err
 	}
-	call := serveErrors(t, errs)
+	call := serveErrors(t, byName)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -84,12 +85,12 @@ func TestErrorsKeepTheirKindAcrossTheMemberRPC(t *testing.T) {
 			for _, target := range tc.is {
 				require.ErrorIs(t, err, target)
 			}
-			for _, other := range []error{ErrWorkflowNotFound, ErrWorkflowExists, ErrStorageFull, ErrTimeout, ErrNotReady, ErrInvalidTransition, ErrNodeNotFound} {
+			for _, other := range []error{errs.ErrWorkflowNotFound, errs.ErrWorkflowExists, errs.ErrStorageFull, errs.ErrTimeout, errs.ErrNotReady, errs.ErrInvalidTransition, executor.ErrNodeNotFound} {
 				if !slices.Contains(tc.is, other) {
 					require.NotErrorIs(t, err, other)
 				}
 			}
-			require.Equal(t, tc.retryable, IsRetryable(err))
+			require.Equal(t, tc.retryable, errs.IsRetryable(err))
 			require.Equal(t, cmpOr(tc.text, tc.err.Error()), err.Error())
 		})
 	}

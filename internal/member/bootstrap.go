@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/backoff"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/formation"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/ring"
@@ -24,50 +24,6 @@ import (
 // deciding the same before it bootstraps, so that a member that appeared at
 // the same moment with a lower node ID is seen first.
 const electSettle = time.Second
-
-// clustered reports whether the configuration asks for a cluster: any
-// discovery source, or ExpectedMembers above one.
-func (c *Config) clustered() bool { return len(c.Discovery) > 0 || c.Cluster.ExpectedMembers > 1 }
-
-// foundingRules says how this member founds a new cluster: ExpectedMembers
-// if set; otherwise the static list's members with this one (a peer listed
-// without ID counts by its address); otherwise an election among the members
-// mDNS or DNS finds.
-func (c *Config) foundingRules() formation.Rules {
-	if c.Cluster.ExpectedMembers > 0 {
-		return formation.Rules{Mode: formation.Count, Want: c.Cluster.ExpectedMembers}
-	}
-	ids := map[string]bool{c.NodeID: true}
-	anonymous := map[string]bool{}
-	static := false
-	for _, d := range c.Discovery {
-		if d.Type != DiscoveryStatic {
-			continue
-		}
-		for _, p := range d.Static {
-			static = true
-			addr := net.JoinHostPort(p.Address, strconv.Itoa(p.Port))
-			switch {
-			case p.ID != "":
-				ids[p.ID] = true
-			case addr != c.BindAddr:
-				anonymous[addr] = true
-			}
-		}
-	}
-	switch {
-	case !static:
-		return formation.Rules{Mode: formation.Elect}
-	case len(anonymous) > 0:
-		return formation.Rules{Mode: formation.Count, Want: len(ids) + len(anonymous)}
-	}
-	list := make([]string, 0, len(ids))
-	for id := range ids {
-		list = append(list, id)
-	}
-	slices.Sort(list)
-	return formation.Rules{Mode: formation.Listed, IDs: list}
-}
 
 // newSeed returns a random cluster ID, proposed in case this member founds
 // a cluster.
@@ -87,7 +43,7 @@ func newSeed() string {
 func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, error) {
 	m := c.m
 	m.setReadiness(phaseJoining)
-	rules := m.cfg.foundingRules()
+	rules := m.cfg.Founding
 	began := time.Now()
 	var (
 		refused   error
@@ -102,7 +58,7 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 		for _, p := range c.gossip.AllMembers() {
 			if n := p.Tags[tagShards]; c.ours(p) && n != "" && n != strconv.FormatUint(shardCount, 10) {
 				return nil, fmt.Errorf("%w: member %s has %s shards and this data directory %d; every member of a cluster needs the same Cluster.ShardCount",
-					ErrInvalidConfig, p.ID, n, shardCount)
+					errs.ErrInvalidConfig, p.ID, n, shardCount)
 			}
 		}
 		alive := map[string]gossip.Member{}
@@ -179,9 +135,9 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 		}
 		if err := backoff.Sleep(ctx, 50*time.Millisecond); err != nil {
 			if refused != nil {
-				return nil, fmt.Errorf("%w: %w (%w)", ErrNotAdmitted, refused, err)
+				return nil, fmt.Errorf("%w: %w (%w)", errs.ErrNotAdmitted, refused, err)
 			}
-			return nil, fmt.Errorf("%w: forming a cluster: %s: %w", ErrTimeout, reason, err)
+			return nil, fmt.Errorf("%w: forming a cluster: %s: %w", errs.ErrTimeout, reason, err)
 		}
 	}
 }
@@ -299,7 +255,7 @@ func (c *cluster) members() []gossip.Member {
 // every one of them when all is set, otherwise at least one. Members that
 // are this one count as admitting it.
 func (c *cluster) admittedBy(ctx context.Context, members []gossip.Member, all bool) error {
-	var errs []error
+	var failed []error
 	body, _ := json.Marshal(admitRequest{ID: c.m.cfg.NodeID})
 	for _, p := range members {
 		if p.ID == c.m.cfg.NodeID {
@@ -312,13 +268,13 @@ func (c *cluster) admittedBy(ctx context.Context, members []gossip.Member, all b
 			return nil
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p.ID, fromRemote(err)))
+			failed = append(failed, fmt.Errorf("%s: %w", p.ID, fromRemote(err)))
 		}
 	}
-	if len(errs) == 0 && !all && len(members) > 0 {
+	if len(failed) == 0 && !all && len(members) > 0 {
 		return errors.New("no member to ask")
 	}
-	return errors.Join(errs...)
+	return errors.Join(failed...)
 }
 
 // serveAdmit answers whether this member's gossip admitted the asking

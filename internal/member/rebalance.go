@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"context"
@@ -28,42 +28,42 @@ import (
 // others (orphan check) and deletes it. The services the loop calls on
 // other members are in replicas.go.
 
-// rebalanceTiming is the rebalancing loop's clock and intervals.
-type rebalanceTiming struct {
-	// now is the clock of every rebalancing decision.
-	now func() time.Time
-	// interval is how often a member reconciles the shards it leads.
-	interval time.Duration
-	// confirmTimeout bounds asking a member to start and catch up a replica.
-	confirmTimeout time.Duration
-	// confirmTTL is how long a confirmation holds: the leader asks again
+// RebalanceTiming is the rebalancing loop's clock and intervals.
+type RebalanceTiming struct {
+	// Now is the clock of every rebalancing decision.
+	Now func() time.Time
+	// Interval is how often a member reconciles the shards it leads.
+	Interval time.Duration
+	// ConfirmTimeout bounds asking a member to start and catch up a replica.
+	ConfirmTimeout time.Duration
+	// ConfirmTTL is how long a confirmation holds: the leader asks again
 	// after it, which finds replicas lost since.
-	confirmTTL time.Duration
-	// orphanAfter is how long a replica may see no leader before its
+	ConfirmTTL time.Duration
+	// OrphanAfter is how long a replica may see no leader before its
 	// member asks the others whether it was removed while it was away.
-	orphanAfter time.Duration
-	// viewTTL is how long forwarding reuses a computed view.
-	viewTTL time.Duration
+	OrphanAfter time.Duration
+	// ViewTTL is how long forwarding reuses a computed view.
+	ViewTTL time.Duration
 }
 
-// defaultRebalanceTiming is the timing members run with.
-func defaultRebalanceTiming() rebalanceTiming {
-	return rebalanceTiming{
-		now:            time.Now,
-		interval:       time.Second,
-		confirmTimeout: 3 * time.Second,
-		confirmTTL:     rebalance.DefaultConfirmTTL,
-		orphanAfter:    5 * time.Second,
-		viewTTL:        250 * time.Millisecond,
+// DefaultRebalanceTiming is the timing members run with.
+func DefaultRebalanceTiming() RebalanceTiming {
+	return RebalanceTiming{
+		Now:            time.Now,
+		Interval:       time.Second,
+		ConfirmTimeout: 3 * time.Second,
+		ConfirmTTL:     rebalance.DefaultConfirmTTL,
+		OrphanAfter:    5 * time.Second,
+		ViewTTL:        250 * time.Millisecond,
 	}
 }
 
 // rebalanceTiming returns the rebalancing timing this member runs with.
-func (m *Manager) rebalanceTiming() rebalanceTiming {
-	if m.rebalanceHook != nil {
-		return *m.rebalanceHook
+func (m *Member) rebalanceTiming() RebalanceTiming {
+	if m.cfg.Rebalance != nil {
+		return *m.cfg.Rebalance
 	}
-	return defaultRebalanceTiming()
+	return DefaultRebalanceTiming()
 }
 
 // newReconciler returns the reconciler of the shards this member leads on
@@ -71,14 +71,14 @@ func (m *Manager) rebalanceTiming() rebalanceTiming {
 func (c *cluster) newReconciler(host *shards.Host) *rebalance.Reconciler {
 	return rebalance.NewReconciler(rebalance.Config{
 		Self: c.m.cfg.NodeID, Shards: hostShards{host}, FailureGrace: c.m.cfg.Cluster.FailureGrace,
-		ConfirmTTL: c.timing.confirmTTL, Now: c.timing.now, Logger: c.m.log, Events: c.m.bus,
+		ConfirmTTL: c.timing.ConfirmTTL, Now: c.timing.Now, Logger: c.m.log, Events: c.m.bus,
 	})
 }
 
-// reconcileLoop runs reconcile every timing.interval until the cluster
+// reconcileLoop runs reconcile every timing.Interval until the cluster
 // stops.
 func (c *cluster) reconcileLoop() {
-	t := time.NewTicker(c.timing.interval)
+	t := time.NewTicker(c.timing.Interval)
 	defer t.Stop()
 	for {
 		select {
@@ -86,7 +86,7 @@ func (c *cluster) reconcileLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 4*c.timing.interval)
+		ctx, cancel := context.WithTimeout(context.Background(), 4*c.timing.Interval)
 		stop := context.AfterFunc(c.stopCtx, cancel)
 		c.reconcile(ctx)
 		stop()
@@ -177,7 +177,7 @@ func (p peers) Confirm(ctx context.Context, id string, s, rid uint64, isNew bool
 		return fmt.Errorf("member %q has no RPC address", id)
 	}
 	body, _ := json.Marshal(replicaRequest{Shard: s, Replica: rid, New: isNew})
-	ctx, cancel := context.WithTimeout(ctx, p.c.timing.confirmTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.c.timing.ConfirmTimeout)
 	defer cancel()
 	if _, err := p.c.client.Call(ctx, addr, rpcReplica, body); err != nil {
 		var re *rpc.RemoteError
@@ -209,7 +209,7 @@ func (p peers) TellRemoved(ctx context.Context, id string, s, rid uint64) {
 // which case no leader will ever contact it. It asks the alive members for
 // the shard's membership and drops the replica if it was removed.
 func (c *cluster) checkOrphan(ctx context.Context, h *shards.Host, v *view, s uint64) {
-	now := c.timing.now()
+	now := c.timing.Now()
 	c.mu.Lock()
 	if _, ok := h.LeaderID(s); ok {
 		delete(c.leaderless, s)
@@ -220,7 +220,7 @@ func (c *cluster) checkOrphan(ctx context.Context, h *shards.Host, v *view, s ui
 	if !ok {
 		c.leaderless[s] = now
 	}
-	due := ok && now.Sub(since) >= c.timing.orphanAfter
+	due := ok && now.Sub(since) >= c.timing.OrphanAfter
 	if due {
 		c.leaderless[s] = now // ask again only after another orphanAfter
 	}

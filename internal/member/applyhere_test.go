@@ -1,13 +1,13 @@
-package graft
+package member
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/stretchr/testify/require"
@@ -17,10 +17,10 @@ type oneStep struct{ ran chan string }
 
 func (n *oneStep) GetName() string { return "only" }
 
-func (n *oneStep) Execute(ctx context.Context, s map[string]any, _ map[string]any) (*NodeResult, error) {
-	wc, _ := GetWorkflowContext(ctx)
+func (n *oneStep) Execute(ctx context.Context, s map[string]any, _ map[string]any) (*executor.NodeResult, error) {
+	wc, _ := executor.GetWorkflowContext(ctx)
 	n.ran <- wc.MemberID
-	return &NodeResult{GlobalState: s}, nil
+	return &executor.NodeResult{GlobalState: s}, nil
 }
 
 // A start forwarded to the shard's leader is claimed by the leader, whatever
@@ -29,23 +29,17 @@ func (n *oneStep) Execute(ctx context.Context, s map[string]any, _ map[string]an
 // sender adopting the leader's claim would give it back while the leader
 // runs it, leaving the step pending with nobody to run it.
 func TestForwardedStartIsClaimedByTheLeader(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	cfg := DefaultConfig("n1", addr, t.TempDir())
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := testConfig(t)
 	cfg.Cluster.ShardCount = 1
-	m := NewWithConfig(cfg)
+	m := New(cfg, nil)
 	node := &oneStep{ran: make(chan string, 1)}
 	require.NoError(t, m.RegisterNode(node))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, m.Start(ctx, 0))
-	defer func() { require.NoError(t, m.Stop()) }()
+	defer func() { require.NoError(t, m.Stop(nil)) }()
 
-	cmd, err := m.startCommand(WorkflowTrigger{WorkflowID: "fwd", InitialNodes: []NodeConfig{{Name: "only"}}})
-	require.NoError(t, err)
+	cmd := startCommand("fwd")
 	cmd.Member, cmd.Incarnation, cmd.LeaseUntil = "elsewhere", "stale", time.Now().Add(time.Hour).UnixNano()
 	cmd.Tasks[0].Claim = true
 	raw, err := wf.EncodeCommand(cmd)
@@ -53,7 +47,7 @@ func TestForwardedStartIsClaimedByTheLeader(t *testing.T) {
 	h, err := m.running()
 	require.NoError(t, err)
 
-	out, err := m.applyHere(ctx, h, m.shardOf("fwd"), raw)
+	out, err := m.applyHere(ctx, h, m.ShardOf("fwd"), raw)
 	require.NoError(t, err)
 	res, err := wf.DecodeResult(out)
 	require.NoError(t, err)
@@ -67,51 +61,53 @@ func TestForwardedStartIsClaimedByTheLeader(t *testing.T) {
 		t.Fatal("the step never ran")
 	}
 	require.Eventually(t, func() bool {
-		s, err := m.GetWorkflowStatus("fwd")
-		return err == nil && s.Status == WorkflowStateCompleted
+		a, err := m.Status(ctx, "fwd")
+		return err == nil && a.Found && a.View.Status == wf.StatusCompleted
 	}, 10*time.Second, 5*time.Millisecond)
 }
 
 // A shard's leader whose disk is below its hard floor refuses a forwarded
-// write with CodeStorageFull (which the sender reports as ErrStorageFull)
+// write with CodeStorageFull (which the sender reports as errs.ErrStorageFull)
 // and stores nothing; once space returns it takes the write.
 func TestForwardedWriteRefusedOnAFullDisk(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	cfg := DefaultConfig("n1", addr, t.TempDir())
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := testConfig(t)
 	cfg.Cluster.ShardCount = 1
-	m := NewWithConfig(cfg)
+	m := New(cfg, nil)
 	require.NoError(t, m.RegisterNode(&oneStep{ran: make(chan string, 1)}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, m.Start(ctx, 0))
-	defer func() { require.NoError(t, m.Stop()) }()
+	defer func() { require.NoError(t, m.Stop(nil)) }()
 
 	disk := &fakeDisk{free: 1 << 20} // 1 MiB: below the 32 MiB hard floor
 	m.mu.Lock()
 	m.disk.stopMonitor() // the member's own guard, replaced by one over the fake disk
 	m.disk = newDiskGuard(cfg.DataDir, 64<<20, disk.read, nil, nil)
 	m.mu.Unlock()
-	cmd, err := m.startCommand(WorkflowTrigger{WorkflowID: "fwd-full", InitialNodes: []NodeConfig{{Name: "only"}}})
-	require.NoError(t, err)
+	cmd := startCommand("fwd-full")
 	raw, err := wf.EncodeCommand(cmd)
 	require.NoError(t, err)
-	payload := shardPayload(m.shardOf("fwd-full"), raw)
+	payload := shardPayload(m.ShardOf("fwd-full"), raw)
 
 	_, err = m.serveRPC(ctx, rpcApply, payload)
 	var ce *rpc.CodedError
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, rpc.CodeStorageFull, ce.Code)
-	require.ErrorIs(t, err, ErrStorageFull)
-	_, err = m.GetWorkflowStatus("fwd-full")
-	require.ErrorIs(t, err, ErrWorkflowNotFound, "a refused write stored nothing")
+	require.ErrorIs(t, err, errs.ErrStorageFull)
+	a, err := m.Status(ctx, "fwd-full")
+	require.NoError(t, err)
+	require.False(t, a.Found, "a refused write stored nothing")
 
 	disk.set(1<<40, nil)
 	require.Eventually(t, func() bool {
 		_, err := m.serveRPC(ctx, rpcApply, payload)
 		return err == nil
 	}, 5*time.Second, 50*time.Millisecond, "the write is taken once space returns")
+}
+
+// startCommand is the start command of a one-step workflow id, as
+// graft.Manager's StartWorkflow encodes it.
+func startCommand(id string) *wf.Command {
+	return &wf.Command{Op: wf.OpStart, WF: id, Now: time.Now().UnixNano(), Starter: "n1", Nonce: id,
+		State: json.RawMessage("{}"), Tasks: []wf.NewTask{{Node: "only"}}}
 }

@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/stretchr/testify/require"
 )
@@ -63,7 +64,7 @@ func TestDiskGuardBurstStopsAtFloor(t *testing.T) {
 		accepted++
 	}
 	require.Equal(t, 6, accepted, "1000 free - 6*100 = 400: the seventh would cross the floor")
-	require.ErrorIs(t, refusal, ErrStorageFull)
+	require.ErrorIs(t, refusal, errs.ErrStorageFull)
 	require.ErrorContains(t, refusal, "1000 bytes free under /data, 600 of them promised")
 	require.ErrorContains(t, refusal, "below Expert.MinFreeDiskBytes (400)")
 	require.Equal(t, 1, b.disk.probes, "a refusal at the same instant trusts the reading it has")
@@ -74,7 +75,7 @@ func TestDiskGuardBurstStopsAtFloor(t *testing.T) {
 		require.NoError(t, err)
 	}
 	_, err := b.g.reserve(b.now.Add(time.Second), 100, diskStep)
-	require.ErrorIs(t, err, ErrStorageFull)
+	require.ErrorIs(t, err, errs.ErrStorageFull)
 	require.ErrorContains(t, err, "hard floor for steps")
 	require.Equal(t, []bool{true}, b.fulls, "the estimate went below the intake floor")
 }
@@ -91,12 +92,12 @@ func TestDiskGuardChargesUntilRead(t *testing.T) {
 	rel1()
 	rel1() // twice is harmless
 	_, err = b.g.reserve(b.now, 3_001, diskIntake)
-	require.ErrorIs(t, err, ErrStorageFull, "the released 3000 landed but no reading shows it")
+	require.ErrorIs(t, err, errs.ErrStorageFull, "the released 3000 landed but no reading shows it")
 
 	b.disk.set(7_000, nil) // the first command's bytes show now
 	later := b.now.Add(diskProbeInterval)
 	_, err = b.g.reserve(later, 3_001, diskIntake)
-	require.ErrorIs(t, err, ErrStorageFull, "7000 - 3000 (still in flight) - 3001 < 1000")
+	require.ErrorIs(t, err, errs.ErrStorageFull, "7000 - 3000 (still in flight) - 3001 < 1000")
 	rel, err := b.g.reserve(later, 3_000, diskIntake)
 	require.NoError(t, err, "7000 - 3000 - 3000 = 1000: at the floor")
 	rel()
@@ -122,7 +123,7 @@ func TestDiskGuardRecovers(t *testing.T) {
 	t.Parallel()
 	b := setupDisk(t, 100, 500)
 	_, err := b.g.reserve(b.now, 1, diskIntake)
-	require.ErrorIs(t, err, ErrStorageFull)
+	require.ErrorIs(t, err, errs.ErrStorageFull)
 	require.Equal(t, []bool{true}, b.fulls)
 
 	b.disk.set(10_000, nil)
@@ -204,7 +205,7 @@ func TestDiskGuardRereadsBeforeRefusing(t *testing.T) {
 	t.Parallel()
 	b := setupDisk(t, 1_000, 900)
 	_, err := b.g.reserve(b.now, 200, diskIntake)
-	require.ErrorIs(t, err, ErrStorageFull)
+	require.ErrorIs(t, err, errs.ErrStorageFull)
 	b.disk.set(5_000, nil)
 	_, err = b.g.reserve(b.now.Add(diskForcedProbeSpacing), 200, diskIntake)
 	require.NoError(t, err)
@@ -218,19 +219,19 @@ func TestReadinessStorageFull(t *testing.T) {
 	var r readinessState
 	r.setFull(true)
 	p, _, changed := r.snapshot()
-	require.Equal(t, ReadinessStarting, p.String(), "not ready yet: starting wins")
+	require.Equal(t, Starting, p.String(), "not ready yet: starting wins")
 	r.set(phaseReady, false)
 	<-changed
 	p, _, changed = r.snapshot()
-	require.Equal(t, ReadinessStorageFull, p.String())
+	require.Equal(t, StorageFull, p.String())
 	r.setFull(false)
 	<-changed
 	p, _, changed = r.snapshot()
-	require.Equal(t, ReadinessReady, p.String())
+	require.Equal(t, Ready, p.String())
 	r.setFull(true)
 	<-changed
 	r.set(phaseStopped, true)
 	p, sealed, _ := r.snapshot()
 	require.True(t, sealed)
-	require.Equal(t, ReadinessStopped, p.String())
+	require.Equal(t, Stopped, p.String())
 }

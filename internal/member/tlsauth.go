@@ -1,4 +1,4 @@
-package graft
+package member
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/certs"
+	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/shards"
 )
@@ -23,25 +24,25 @@ const maxLoggedRefusals = 1024
 // CA is a member. Each refused peer is logged once with the reason.
 type peerAuth struct {
 	src     *certs.Source
-	m       *Manager
+	m       *Member
 	mu      sync.Mutex
 	refused map[string]bool // "node ID: reason" logged
 }
 
 // loadTLS reads the member's certificates, if TLS is configured, and
 // checks that the certificate names this member.
-func (m *Manager) loadTLS() (*peerAuth, error) {
+func (m *Member) loadTLS() (*peerAuth, error) {
 	t := m.cfg.TLS
 	if !t.enabled() {
 		return nil, nil
 	}
 	src, err := certs.Load(certs.Files{CA: t.CAFile, Cert: t.CertFile, Key: t.KeyFile}, t.RevokedSerials, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: TLS: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: TLS: %w", errs.ErrInvalidConfig, err)
 	}
 	if id := src.ID(); id != m.cfg.NodeID {
 		return nil, fmt.Errorf("%w: TLS.CertFile %s names node %q, but NodeID is %q (the URI SAN %s://NODE-ID or the common name must be the node ID)",
-			ErrInvalidConfig, t.CertFile, id, m.cfg.NodeID, certs.URIScheme)
+			errs.ErrInvalidConfig, t.CertFile, id, m.cfg.NodeID, certs.URIScheme)
 	}
 	a := &peerAuth{src: src, m: m, refused: map[string]bool{}}
 	src.OnRefuse(a.logRefusal)
@@ -52,7 +53,7 @@ func (m *Manager) loadTLS() (*peerAuth, error) {
 // whose certificate chains to the cluster CA.
 func (a *peerAuth) check(id string, _ *x509.Certificate) error {
 	cfg := a.m.cfg.Cluster
-	if cfg.Policy == ClusterPolicyStrict && !slices.Contains(cfg.AllowedNodes, id) {
+	if cfg.Policy == gossip.Strict && !slices.Contains(cfg.AllowedNodes, id) {
 		return fmt.Errorf("node %q is not in Cluster.AllowedNodes (policy strict)", id)
 	}
 	return nil
@@ -89,7 +90,7 @@ func (a *peerAuth) raft(bind func(peer, source string) error) *shards.TLS {
 // bindRaftPeer accepts Raft traffic from peer (the node ID its certificate
 // names) only for the Raft address that member advertises: an
 // authenticated member cannot speak for another.
-func (m *Manager) bindRaftPeer(peer, source string) error {
+func (m *Member) bindRaftPeer(peer, source string) error {
 	if peer == m.cfg.NodeID && source == m.cfg.BindAddr {
 		return nil
 	}
@@ -110,7 +111,7 @@ func (m *Manager) bindRaftPeer(peer, source string) error {
 
 // callerID returns the node ID the caller of a member RPC handler
 // presented in its certificate, and whether TLS is on.
-func (m *Manager) callerID(ctx context.Context) (string, bool) {
+func (m *Member) callerID(ctx context.Context) (string, bool) {
 	if m.auth == nil {
 		return "", false
 	}
