@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"sync"
 
 	"github.com/eleven-am/graft/internal/member"
+	"github.com/eleven-am/graft/internal/watch"
 )
 
 // Manager is one Graft member: it stores workflows in its shards, runs their
@@ -15,7 +17,10 @@ import (
 type Manager struct {
 	cfg    Config
 	member *member.Member
-	subs   statusSubs // SubscribeToWorkflowState's subscriptions
+	// SubscribeToWorkflowState's subscriptions, and the once that
+	// subscribes their hint handler to the event bus.
+	subs     watch.Set[*WorkflowStatus]
+	hintOnce sync.Once
 }
 
 // New returns a Manager for a lone member with default settings: nodeID
@@ -71,7 +76,7 @@ func (m *Manager) Start(ctx context.Context, grpcPort int) error {
 // every goroutine ends, except those of steps that ignore the cancellation
 // (see EngineConfig.DrainTimeout). Safe to call more than once; later calls
 // return the first call's result.
-func (m *Manager) Stop() error { return m.member.Stop(m.subs.close) }
+func (m *Manager) Stop() error { return m.member.Stop(m.subs.Close) }
 
 // Done is closed when Stop has finished.
 func (m *Manager) Done() <-chan struct{} { return m.member.Done() }
