@@ -285,37 +285,14 @@ func (c *Config) clustered() bool { return len(c.Discovery) > 0 || c.Cluster.Exp
 // without ID counts by its address); otherwise an election among the members
 // mDNS or DNS finds.
 func (c *Config) foundingRules() formation.Rules {
-	if c.Cluster.ExpectedMembers > 0 {
-		return formation.Rules{Mode: formation.Count, Want: c.Cluster.ExpectedMembers}
-	}
-	ids := map[string]bool{c.NodeID: true}
-	anonymous := map[string]bool{}
-	static := false
+	var static []formation.ListedPeer
 	for _, d := range c.Discovery {
 		if d.Type != DiscoveryStatic {
 			continue
 		}
 		for _, p := range d.Static {
-			static = true
-			addr := net.JoinHostPort(p.Address, strconv.Itoa(p.Port))
-			switch {
-			case p.ID != "":
-				ids[p.ID] = true
-			case addr != c.BindAddr:
-				anonymous[addr] = true
-			}
+			static = append(static, formation.ListedPeer{ID: p.ID, RaftAddr: net.JoinHostPort(p.Address, strconv.Itoa(p.Port))})
 		}
 	}
-	switch {
-	case !static:
-		return formation.Rules{Mode: formation.Elect}
-	case len(anonymous) > 0:
-		return formation.Rules{Mode: formation.Count, Want: len(ids) + len(anonymous)}
-	}
-	list := make([]string, 0, len(ids))
-	for id := range ids {
-		list = append(list, id)
-	}
-	slices.Sort(list)
-	return formation.Rules{Mode: formation.Listed, IDs: list}
+	return formation.RulesFor(c.NodeID, c.BindAddr, c.Cluster.ExpectedMembers, static)
 }

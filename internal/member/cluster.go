@@ -394,27 +394,22 @@ func cmpOr(a, b string) string {
 
 // Gossip returns the member's gossip node, nil on a lone member or before
 // Start.
-func (m *Member) Gossip() *gossip.Node {
-	if c := m.currentCluster(); c != nil {
-		return c.gossip
-	}
-	return nil
-}
+func (m *Member) Gossip() *gossip.Node { return m.net().gossipNode() }
 
 // replicaOf returns this member's replica ID in shard s and whether it hosts s.
 func (m *Member) replicaOf(s uint64) (uint64, bool) {
 	m.mu.Lock()
-	c := m.cluster
-	if c == nil {
-		m.mu.Unlock()
-		return 1, true
-	}
-	lay := c.layout
-	m.mu.Unlock()
-	if lay == nil {
+	defer m.mu.Unlock()
+	return m.netLocked().replicaOfLocked(s)
+}
+
+// replicaOfLocked returns this member's replica ID in shard s and whether
+// it hosts s, from its layout (guarded by the member's lock, held).
+func (c *cluster) replicaOfLocked(s uint64) (uint64, bool) {
+	if c.layout == nil {
 		return 0, false
 	}
-	id, ok := lay.Replicas[s]
+	id, ok := c.layout.Replicas[s]
 	return id, ok
 }
 
@@ -453,12 +448,8 @@ func (c *cluster) rpcTargets(s uint64) []string {
 
 // forward sends a call about shard s to the members holding it, trying each
 // until one answers.
-func (m *Member) forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
-	m.mu.Lock()
-	c := m.cluster
-	ready := c != nil && c.layout != nil
-	m.mu.Unlock()
-	if !ready {
+func (c *cluster) forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
+	if c.currentLayout() == nil {
 		return nil, fmt.Errorf("%w: shard %d is not hosted here", errs.ErrNotReady, s)
 	}
 	payload := shardPayload(s, body)
@@ -524,17 +515,49 @@ func (r remote) Has(node string) bool { return r.member(node) != "" }
 
 // member returns the RPC address of an alive member (not this one) that
 // registered node, or "".
-func (r remote) member(node string) string {
-	c := r.m.currentCluster()
-	if c == nil || c.gossip == nil {
-		return ""
-	}
+func (r remote) member(node string) string { return r.m.net().nodeMember(node) }
+
+// nodeMember returns the RPC address of an alive member (not this one)
+// that registered node, or "".
+func (c *cluster) nodeMember(node string) string {
 	for _, p := range c.members() {
-		if p.ID != r.m.cfg.NodeID && slices.Contains(strings.Split(p.Tags[tagNodes], ","), node) {
+		if p.ID != c.m.cfg.NodeID && slices.Contains(strings.Split(p.Tags[tagNodes], ","), node) {
 			return p.Tags[tagRPC]
 		}
 	}
 	return ""
+}
+
+// alive reports whether gossip sees member alive.
+func (c *cluster) alive(member string) bool {
+	for _, p := range c.members() {
+		if p.ID == member {
+			return true
+		}
+	}
+	return false
+}
+
+// call calls method on the member at RPC address addr.
+func (c *cluster) call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
+	return c.client.Call(ctx, addr, method, body)
+}
+
+// gossipNode returns the cluster's gossip node.
+func (c *cluster) gossipNode() *gossip.Node { return c.gossip }
+
+// describe fills in the other members, whether this one coordinates and
+// the cluster ID.
+func (c *cluster) describe(info *Info) {
+	for _, p := range c.members() {
+		if p.ID != c.m.cfg.NodeID {
+			info.Peers = append(info.Peers, p.ID)
+		}
+	}
+	c.mu.Lock()
+	info.IsLeader = c.coordinator == c.m.cfg.NodeID
+	info.ClusterID = c.clusterID
+	c.mu.Unlock()
 }
 
 // Run executes node on a member that registered it.
@@ -547,10 +570,7 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 	if err != nil {
 		return nil, executor.Permanent(err)
 	}
-	c := r.m.currentCluster()
-	if c == nil {
-		return nil, errs.ErrClosed
-	}
+	n := r.m.net()
 	if _, ok := ctx.Deadline(); !ok {
 		// Without Engine.StepTimeout, a remote step may run as long as its
 		// claim holds; the member RPC would otherwise cut it at its default
@@ -559,7 +579,7 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 		ctx, cancel = context.WithTimeout(ctx, remoteStepTimeout)
 		defer cancel()
 	}
-	out, err := c.client.Call(ctx, addr, rpcExec, b)
+	out, err := n.call(ctx, addr, rpcExec, b)
 	if stepErr, ok := remoteStepError(err); ok {
 		return nil, stepErr
 	}
@@ -791,7 +811,7 @@ func (m *Member) onQuery(name string, payload []byte, from string) ([]byte, erro
 	if name != commandEvent {
 		return nil, fmt.Errorf("unknown query %q", name)
 	}
-	if c := m.currentCluster(); c != nil && c.isForeign(from) {
+	if m.net().isForeign(from) {
 		return nil, fmt.Errorf("member %q belongs to another cluster", from)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
@@ -804,7 +824,7 @@ func (m *Member) onUserEvent(name string, payload []byte, from string) {
 	if name != commandEvent || from == m.cfg.NodeID {
 		return // the sender ran its own handler already
 	}
-	if c := m.currentCluster(); c != nil && c.isForeign(from) {
+	if m.net().isForeign(from) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)

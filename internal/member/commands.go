@@ -44,9 +44,8 @@ func (m *Member) Broadcast(ctx context.Context, name string, payload []byte) err
 	if err := checkCommand(name, payload); err != nil {
 		return err
 	}
-	c := m.currentCluster()
-	if c != nil && c.gossip != nil {
-		if err := c.gossip.Broadcast(commandEvent, payload); err != nil {
+	if g := m.net().gossipNode(); g != nil {
+		if err := g.Broadcast(commandEvent, payload); err != nil {
 			return fmt.Errorf("%w: %q: %v", errs.ErrInvalidCommand, name, err)
 		}
 	}
@@ -60,12 +59,12 @@ func (m *Member) Query(ctx context.Context, name string, payload []byte) (map[st
 		return nil, err
 	}
 	out := map[string]error{}
-	c := m.currentCluster()
-	if c == nil || c.gossip == nil {
+	g := m.net().gossipNode()
+	if g == nil {
 		out[m.cfg.NodeID] = m.runCommand(ctx, m.cfg.NodeID, payload)
 		return out, nil
 	}
-	replies, err := c.gossip.Query(ctx, commandEvent, payload)
+	replies, err := g.Query(ctx, commandEvent, payload)
 	for id, r := range replies {
 		out[id] = r.Err
 	}

@@ -71,7 +71,8 @@ type Member struct {
 	incarnate string
 	nshards   uint64
 	disk      *diskGuard
-	cluster   *cluster  // nil on a lone member
+	cluster   *cluster  // nil on a lone member, and before Start (see net)
+	alone     network   // lone{NodeID}, boxed once: net's answer without a cluster
 	auth      *peerAuth // nil without Config.TLS
 
 	ready readinessState // what Readiness reports
@@ -91,6 +92,7 @@ func New(cfg Config, watch Watcher) *Member {
 		commands: map[string]CommandHandler{},
 		done:     make(chan struct{}),
 		quit:     make(chan struct{}),
+		alone:    lone{cfg.NodeID},
 	}
 }
 
@@ -123,16 +125,14 @@ func (m *Member) RegisterNode(node any) error {
 // nodesChanged tells the engine and, in a cluster, the other members.
 func (m *Member) nodesChanged() {
 	m.mu.Lock()
-	e, c := m.engine, m.cluster
+	e, n := m.engine, m.netLocked()
 	m.mu.Unlock()
 	if e != nil {
 		e.NodesChanged()
 	}
-	if c != nil {
-		// Before gossip starts, Start publishes the tags itself.
-		if err := c.publishTags(); err != nil && !errors.Is(err, gossip.ErrNotStarted) {
-			m.log.Warn("publishing registered node types", "error", err)
-		}
+	// Before gossip starts, Start publishes the tags itself.
+	if err := n.publishTags(); err != nil && !errors.Is(err, gossip.ErrNotStarted) {
+		m.log.Warn("publishing registered node types", "error", err)
 	}
 }
 
@@ -376,16 +376,16 @@ func (m *Member) replicaMember(s, rid, mine uint64) string {
 		return m.cfg.NodeID
 	}
 	m.mu.Lock()
-	h, c := m.host, m.cluster
+	h, n := m.host, m.netLocked()
 	m.mu.Unlock()
-	if h == nil || c == nil {
+	if h == nil {
 		return ""
 	}
 	addr, ok := h.ReplicaAddress(s, rid)
 	if !ok {
 		return ""
 	}
-	return c.memberAt(addr)
+	return n.memberAt(addr)
 }
 
 func (m *Member) setLeader(shardID uint64, leader bool) error {
@@ -433,16 +433,14 @@ func (m *Member) onChanges(shardID uint64, changes []wf.Change) {
 	if !m.leads(shardID) {
 		return // the shard's leader publishes the lifecycle events
 	}
-	c := m.currentCluster()
+	n := m.net()
 	for i := range changes {
 		ev := workflowEvent(&changes[i], m.cfg.NodeID)
 		if ev == nil {
 			continue
 		}
 		m.bus.Publish(ev)
-		if c != nil {
-			c.sendEvent(&changes[i])
-		}
+		n.sendEvent(&changes[i])
 	}
 }
 
@@ -487,11 +485,9 @@ func (m *Member) teardown() error {
 	}
 	m.mu.Lock()
 	m.engine = nil
-	c := m.cluster
+	n := m.netLocked()
 	m.mu.Unlock()
-	if c != nil {
-		keep(c.close(h))
-	}
+	keep(n.close(h))
 	if h != nil {
 		keep(h.Close())
 	}
@@ -527,14 +523,6 @@ func (m *Member) running() (*shards.Host, error) {
 	default:
 		return nil, errs.ErrNotStarted
 	}
-}
-
-// currentCluster returns the member's cluster state, nil on a lone member
-// or before Start.
-func (m *Member) currentCluster() *cluster {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cluster
 }
 
 // Storage returns the member's shards while they are open (for tests
@@ -588,19 +576,9 @@ func (m *Member) Info() Info {
 	info := Info{IsLeader: true, Peers: []string{}}
 	m.mu.Lock()
 	logics := maps.Clone(m.logics)
-	h, c := m.host, m.cluster
+	h, n := m.host, m.netLocked()
 	m.mu.Unlock()
-	if c != nil && c.gossip != nil {
-		for _, p := range c.members() {
-			if p.ID != m.cfg.NodeID {
-				info.Peers = append(info.Peers, p.ID)
-			}
-		}
-		c.mu.Lock()
-		info.IsLeader = c.coordinator == m.cfg.NodeID
-		info.ClusterID = c.clusterID
-		c.mu.Unlock()
-	}
+	n.describe(&info)
 	info.Shards = int(m.shardCount())
 	for s, l := range logics {
 		info.HostedShards = append(info.HostedShards, s)
@@ -628,18 +606,7 @@ func (m *Member) Info() Info {
 
 // memberAlive reports whether gossip sees member alive (always true on a
 // lone member).
-func (m *Member) memberAlive(member string) bool {
-	c := m.currentCluster()
-	if c == nil || c.gossip == nil {
-		return true
-	}
-	for _, p := range c.members() {
-		if p.ID == member {
-			return true
-		}
-	}
-	return false
-}
+func (m *Member) memberAlive(member string) bool { return m.net().alive(member) }
 
 // endpoint is this member's name on Expert.Network: BindAddr's host.
 func (m *Member) endpoint() string {

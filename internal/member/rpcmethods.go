@@ -102,11 +102,7 @@ type shardCall struct {
 // member does not host is refused before storage is touched.
 func (m *Member) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	if spec, ok := rpcMethods[method]; !ok || spec.guarded {
-		c := m.currentCluster()
-		if c == nil || c.gossip == nil {
-			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not started its cluster yet", m.cfg.NodeID)}
-		}
-		if err := c.checkCaller(ctx); err != nil {
+		if err := m.net().checkCaller(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -135,17 +131,14 @@ func (m *Member) rpcNeeds(needs rpcNeed, req any) (rpcServing, error) {
 	}
 	switch needs {
 	case needGossip:
-		m.mu.Lock()
-		c := m.cluster
-		ready := c != nil && c.gossip != nil
-		m.mu.Unlock()
+		c, ready := m.net().(*cluster)
 		if !ready {
 			return unavailable("member %s cannot answer admission yet", m.cfg.NodeID)
 		}
 		return rpcServing{c: c}, nil
 	case needLayout:
-		c := m.currentCluster()
-		if c == nil || c.currentLayout() == nil {
+		c, ok := m.net().(*cluster)
+		if !ok || c.currentLayout() == nil {
 			return unavailable("member %s has not joined the cluster yet", m.cfg.NodeID)
 		}
 		return rpcServing{c: c}, nil

@@ -85,17 +85,17 @@ func (m *Member) read(ctx context.Context, shard uint64, q wf.Query, v any) erro
 // try, and a replica dropped during the call hands it over to them.
 func (m *Member) route(ctx context.Context, h *shards.Host, shard uint64, method string, body []byte, local func() ([]byte, error)) ([]byte, error) {
 	if !m.hosts(shard) {
-		return m.forward(ctx, shard, method, body)
+		return m.net().forward(ctx, shard, method, body)
 	}
 	clustered := m.cfg.Clustered
 	if _, ok := h.LeaderID(shard); !ok && clustered {
-		if out, err := m.forward(ctx, shard, method, body); err == nil || !errs.IsRetryable(err) {
+		if out, err := m.net().forward(ctx, shard, method, body); err == nil || !errs.IsRetryable(err) {
 			return out, err
 		}
 	}
 	out, err := local()
 	if errors.Is(err, shards.ErrShardNotFound) && clustered {
-		return m.forward(ctx, shard, method, body)
+		return m.net().forward(ctx, shard, method, body)
 	}
 	return out, errs.Translate(err)
 }
@@ -106,11 +106,8 @@ func (m *Member) route(ctx context.Context, h *shards.Host, shard uint64, method
 // Any error means the caller proposes the command itself; the command's
 // nonce makes a start that committed anyway harmless.
 func (m *Member) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Command) (wf.Result, error) {
-	c := m.currentCluster()
-	addr := ""
-	if c != nil {
-		addr = c.leaderOf(shard)
-	}
+	n := m.net()
+	addr := n.leaderOf(shard)
 	if addr == "" || m.leads(shard) {
 		return wf.Result{}, errNoLeaderKnown
 	}
@@ -123,7 +120,7 @@ func (m *Member) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Comman
 		return wf.Result{}, err
 	}
 	defer release()
-	out, err := c.client.Call(ctx, addr, rpcApply, shardPayload(shard, raw))
+	out, err := n.call(ctx, addr, rpcApply, shardPayload(shard, raw))
 	if err != nil {
 		return wf.Result{}, fromRemote(err)
 	}

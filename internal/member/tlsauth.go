@@ -94,10 +94,12 @@ func (m *Member) bindRaftPeer(peer, source string) error {
 	if peer == m.cfg.NodeID && source == m.cfg.BindAddr {
 		return nil
 	}
-	c := m.currentCluster()
-	if c == nil || c.gossip == nil {
-		return fmt.Errorf("member %s has no cluster: it takes no Raft traffic from %q", m.cfg.NodeID, peer)
-	}
+	return m.net().bindRaftPeer(peer, source)
+}
+
+// bindRaftPeer accepts Raft traffic from peer only for the Raft address
+// that member advertises in gossip.
+func (c *cluster) bindRaftPeer(peer, source string) error {
 	if c.isPeer(func(p gossip.Member) bool { return p.ID == peer && p.Tags[tagRaft] == source }) {
 		return nil
 	}
