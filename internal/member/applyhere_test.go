@@ -10,6 +10,7 @@ import (
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/internal/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -87,9 +88,9 @@ func TestForwardedWriteRefusedOnAFullDisk(t *testing.T) {
 	cmd := startCommand("fwd-full")
 	raw, err := wf.EncodeCommand(cmd)
 	require.NoError(t, err)
-	payload := shardPayload(m.ShardOf("fwd-full"), raw)
+	payload := wire.ShardPayload(m.ShardOf("fwd-full"), raw)
 
-	_, err = m.serveRPC(ctx, rpcApply, payload)
+	_, err = m.serveRPC(ctx, wire.MethodApply, payload)
 	var ce *rpc.CodedError
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, rpc.CodeStorageFull, ce.Code)
@@ -100,7 +101,7 @@ func TestForwardedWriteRefusedOnAFullDisk(t *testing.T) {
 
 	disk.set(1<<40, nil)
 	require.Eventually(t, func() bool {
-		_, err := m.serveRPC(ctx, rpcApply, payload)
+		_, err := m.serveRPC(ctx, wire.MethodApply, payload)
 		return err == nil
 	}, 5*time.Second, 50*time.Millisecond, "the write is taken once space returns")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/formation"
 	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/ring"
 )
 
@@ -256,19 +257,19 @@ func (c *cluster) members() []gossip.Member {
 // are this one count as admitting it.
 func (c *cluster) admittedBy(ctx context.Context, members []gossip.Member, all bool) error {
 	var failed []error
-	body, _ := json.Marshal(admitRequest{ID: c.m.cfg.NodeID})
+	body, _ := json.Marshal(wire.AdmitRequest{ID: c.m.cfg.NodeID})
 	for _, p := range members {
 		if p.ID == c.m.cfg.NodeID {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := c.client.Call(cctx, p.Tags[tagRPC], rpcAdmit, body)
+		_, err := c.client.Call(cctx, p.Tags[tagRPC], wire.MethodAdmit, body)
 		cancel()
 		if err == nil && !all {
 			return nil
 		}
 		if err != nil {
-			failed = append(failed, fmt.Errorf("%s: %w", p.ID, fromRemote(err)))
+			failed = append(failed, fmt.Errorf("%s: %w", p.ID, wire.FromRemote(err)))
 		}
 	}
 	if len(failed) == 0 && !all && len(members) > 0 {
@@ -280,16 +281,11 @@ func (c *cluster) admittedBy(ctx context.Context, members []gossip.Member, all b
 // serveAdmit answers whether this member's gossip admitted the asking
 // member: it lists it alive, in this cluster, only if the cluster policy let
 // it in.
-func (c *cluster) serveAdmit(req admitRequest) error {
+func (c *cluster) serveAdmit(req wire.AdmitRequest) error {
 	for _, p := range c.members() {
 		if p.ID == req.ID {
 			return nil
 		}
 	}
 	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not admitted %q (cluster policy, another cluster, or gossip has not reached it yet)", c.m.cfg.NodeID, req.ID)}
-}
-
-// admitRequest asks a member whether it admitted the member with ID.
-type admitRequest struct {
-	ID string `json:"id"`
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/eleven-am/graft/internal/rebalance"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 	"github.com/hashicorp/memberlist"
 )
@@ -40,28 +41,6 @@ const (
 	tagSeed    = "seed"    // the cluster ID it proposes should it found one
 	tagRules   = "found"   // fingerprint of its founding rules (formation.Rules)
 )
-
-// execRequest asks a member to run one step of a node it registered.
-type execRequest struct {
-	Node    string                   `json:"node"`
-	Context executor.WorkflowContext `json:"ctx"`
-	State   json.RawMessage          `json:"state,omitempty"`
-	Config  json.RawMessage          `json:"config,omitempty"`
-}
-
-// execReply is the outcome of a step that succeeded on another member; a
-// step's error is the call's error (see stepFailure).
-type execReply struct {
-	Output *executor.Output `json:"output,omitempty"`
-}
-
-// forwardedEvent carries a lifecycle change from a shard's leader to the
-// member that started the workflow.
-type forwardedEvent struct {
-	From string        `json:"from"`
-	Kind wf.ChangeKind `json:"kind"`
-	View wf.View       `json:"view"`
-}
 
 // layout is a cluster member's record of its replicas, kept in
 // DataDir/cluster.json so a restarted member starts the same replicas with
@@ -121,7 +100,7 @@ type cluster struct {
 
 	// outbox holds lifecycle events for the members that started their
 	// workflows; full means dropped (events are best effort).
-	outbox chan forwardedEvent
+	outbox chan wire.ForwardedEvent
 
 	wg      sync.WaitGroup
 	stop    chan struct{}
@@ -143,7 +122,7 @@ func (m *Member) startCluster(ctx context.Context, grpcPort int, shardCount uint
 	if err != nil {
 		return fmt.Errorf("%w: %w", errs.ErrInvalidConfig, err)
 	}
-	c := &cluster{m: m, client: client, rpcCfg: rpcCfg, shardCount: shardCount, stop: make(chan struct{}), outbox: make(chan forwardedEvent, 4*maxEventBatch),
+	c := &cluster{m: m, client: client, rpcCfg: rpcCfg, shardCount: shardCount, stop: make(chan struct{}), outbox: make(chan wire.ForwardedEvent, 4*wire.MaxEventBatch),
 		seed: newSeed(), foreign: map[string]string{}, refused: map[string]bool{},
 		leaderless: map[uint64]time.Time{}, leaderRPC: map[uint64]string{}, timing: m.rebalanceTiming()}
 	c.rebal = c.newReconciler(m.host)
@@ -328,7 +307,7 @@ const maxLayoutShards = 4096
 // replica IDs that are not zero.
 func parseLayout(b []byte) (*layout, error) {
 	var l layout
-	if err := strictJSON(b, &l); err != nil {
+	if err := wire.StrictJSON(b, &l); err != nil {
 		return nil, err
 	}
 	switch {
@@ -452,7 +431,7 @@ func (c *cluster) forward(ctx context.Context, s uint64, method string, body []b
 	if c.currentLayout() == nil {
 		return nil, fmt.Errorf("%w: shard %d is not hosted here", errs.ErrNotReady, s)
 	}
-	payload := shardPayload(s, body)
+	payload := wire.ShardPayload(s, body)
 	var last error = fmt.Errorf("%w: no reachable member holds shard %d", errs.ErrNotReady, s)
 	began := time.Now()
 	for attempt := 0; ctx.Err() == nil && (attempt < 3 || time.Since(began) < forwardPatience); attempt++ {
@@ -461,7 +440,7 @@ func (c *cluster) forward(ctx context.Context, s uint64, method string, body []b
 			if err == nil {
 				return out, nil
 			}
-			last = fromRemote(err)
+			last = wire.FromRemote(err)
 			if !errs.IsRetryable(last) {
 				return nil, last
 			}
@@ -478,26 +457,21 @@ func (c *cluster) forward(ctx context.Context, s uint64, method string, body []b
 // shard moving), within the call's context.
 const forwardPatience = 2 * time.Second
 
-// shardPayload prefixes an RPC body with the shard it is about.
-func shardPayload(s uint64, body []byte) []byte {
-	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(body)), s), body...)
-}
-
 // serveExec runs a step for another member (the shard's leader) that does
 // not have its node type. A step's error is the call's error, of its kind
-// (see stepFailure).
-func (m *Member) serveExec(ctx context.Context, req execRequest) ([]byte, error) {
+// (see wire.StepFailure).
+func (m *Member) serveExec(ctx context.Context, req wire.ExecRequest) ([]byte, error) {
 	node, ok := m.registry.Get(req.Node)
 	if !ok {
-		return nil, stepFailure(fmt.Errorf("node %q is not registered on member %q", req.Node, m.cfg.NodeID))
+		return nil, wire.StepFailure(fmt.Errorf("node %q is not registered on member %q", req.Node, m.cfg.NodeID))
 	}
 	wc := req.Context
 	wc.MemberID = m.cfg.NodeID
 	out, err := node.Execute(executor.WithWorkflowContext(ctx, &wc), req.State, req.Config)
 	if err != nil {
-		return nil, stepFailure(err)
+		return nil, wire.StepFailure(err)
 	}
-	return json.Marshal(execReply{Output: out})
+	return json.Marshal(wire.ExecReply{Output: out})
 }
 
 // remoteStepTimeout bounds a step run on another member when the engine
@@ -566,7 +540,7 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 	if addr == "" {
 		return nil, fmt.Errorf("no alive member has node %q", node)
 	}
-	b, err := json.Marshal(execRequest{Node: node, Context: *wc, State: state, Config: config})
+	b, err := json.Marshal(wire.ExecRequest{Node: node, Context: *wc, State: state, Config: config})
 	if err != nil {
 		return nil, executor.Permanent(err)
 	}
@@ -579,14 +553,14 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 		ctx, cancel = context.WithTimeout(ctx, remoteStepTimeout)
 		defer cancel()
 	}
-	out, err := n.call(ctx, addr, rpcExec, b)
-	if stepErr, ok := remoteStepError(err); ok {
+	out, err := n.call(ctx, addr, wire.MethodExec, b)
+	if stepErr, ok := wire.RemoteStepError(err); ok {
 		return nil, stepErr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("running node %q remotely: %w", node, fromRemote(err))
+		return nil, fmt.Errorf("running node %q remotely: %w", node, wire.FromRemote(err))
 	}
-	var rep execReply
+	var rep wire.ExecReply
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return nil, fmt.Errorf("decoding remote step outcome: %w", err)
 	}
@@ -600,7 +574,7 @@ func (c *cluster) sendEvent(ch *wf.Change) {
 		return
 	}
 	select {
-	case c.outbox <- forwardedEvent{From: c.m.cfg.NodeID, Kind: ch.Kind, View: ch.View}:
+	case c.outbox <- wire.ForwardedEvent{From: c.m.cfg.NodeID, Kind: ch.Kind, View: ch.View}:
 	default:
 		c.m.log.Warn("event for the starting member dropped: outbox full", logkeys.Workflow, ch.View.ID)
 	}
@@ -611,15 +585,15 @@ func (c *cluster) sendEvent(ch *wf.Change) {
 // Events waiting together go to each member in one call.
 func (c *cluster) forwardEvents() {
 	for {
-		var first forwardedEvent
+		var first wire.ForwardedEvent
 		select {
 		case <-c.stop:
 			return
 		case first = <-c.outbox:
 		}
-		batches := map[string][]forwardedEvent{first.View.Starter: {first}}
+		batches := map[string][]wire.ForwardedEvent{first.View.Starter: {first}}
 	drain:
-		for n := 1; n < maxEventBatch; n++ {
+		for n := 1; n < wire.MaxEventBatch; n++ {
 			select {
 			case fe := <-c.outbox:
 				batches[fe.View.Starter] = append(batches[fe.View.Starter], fe)
@@ -636,55 +610,19 @@ func (c *cluster) forwardEvents() {
 			if addr == "" {
 				continue
 			}
-			calls, dropped := encodeEventBatches(evs, c.rpcCfg.MaxMessageBytes-len(rpcEvent)-binary.MaxVarintLen64)
+			calls, dropped := wire.EncodeEventBatches(evs, c.rpcCfg.MaxMessageBytes-len(wire.MethodEvent)-binary.MaxVarintLen64)
 			if dropped > 0 {
 				c.m.log.Warn("events for the starting member dropped: each is over the member RPC message limit", "events", dropped, "to", starter)
 			}
 			for _, b := range calls {
 				ctx, cancel := context.WithTimeout(c.stopCtx, 2*time.Second)
-				if _, err := c.client.Call(ctx, addr, rpcEvent, b); err != nil {
+				if _, err := c.client.Call(ctx, addr, wire.MethodEvent, b); err != nil {
 					c.m.log.Debug("forwarding workflow events failed", "bytes", len(b), "to", starter, "error", err)
 				}
 				cancel()
 			}
 		}
 	}
-}
-
-// maxEventBatch is the most lifecycle events forwarded in one call.
-const maxEventBatch = 512
-
-// encodeEventBatches encodes evs as JSON arrays of at most limit bytes each
-// (and at most maxEventBatch events), in order. An event that alone is over
-// limit, or that cannot be encoded, is left out and counted in dropped.
-func encodeEventBatches(evs []forwardedEvent, limit int) (batches [][]byte, dropped int) {
-	var cur []byte
-	n := 0
-	flush := func() {
-		if n > 0 {
-			batches = append(batches, append(cur, ']'))
-		}
-		cur, n = nil, 0
-	}
-	for i := range evs {
-		b, err := json.Marshal(evs[i].wire())
-		if err != nil || len(b)+2 > limit {
-			dropped++
-			continue
-		}
-		if n == maxEventBatch || len(cur)+1+len(b)+1 > limit {
-			flush()
-		}
-		if n == 0 {
-			cur = append(make([]byte, 0, len(b)+2), '[')
-		} else {
-			cur = append(cur, ',')
-		}
-		cur = append(cur, b...)
-		n++
-	}
-	flush()
-	return batches, dropped
 }
 
 // watchMembership turns gossip membership changes into events and tracks

@@ -6,6 +6,7 @@ import (
 
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/internal/wire"
 )
 
 // MaxCommandBytes is the largest encoded dev command: Serf's user-event
@@ -85,36 +86,36 @@ type commandWire struct {
 // nested at most wf.MaxDepth deep (checked before decoding). Errors wrap
 // ErrInvalidCommand.
 func decodeCommand(payload []byte) (commandWire, error) {
-	var wire commandWire
+	var cw commandWire
 	if len(payload) > MaxCommandBytes {
-		return wire, fmt.Errorf("%w: %d bytes, over the limit of %d", errs.ErrInvalidCommand, len(payload), MaxCommandBytes)
+		return cw, fmt.Errorf("%w: %d bytes, over the limit of %d", errs.ErrInvalidCommand, len(payload), MaxCommandBytes)
 	}
 	if err := checkParamsDepth(payload); err != nil {
-		return wire, fmt.Errorf("%w: %w", errs.ErrInvalidCommand, err)
+		return cw, fmt.Errorf("%w: %w", errs.ErrInvalidCommand, err)
 	}
-	if err := strictJSON(payload, &wire); err != nil {
+	if err := wire.StrictJSON(payload, &cw); err != nil {
 		return commandWire{}, fmt.Errorf("%w: decoding: %v", errs.ErrInvalidCommand, err)
 	}
-	if wire.Command == "" {
+	if cw.Command == "" {
 		return commandWire{}, fmt.Errorf("%w: empty command name", errs.ErrInvalidCommand)
 	}
-	return wire, nil
+	return cw, nil
 }
 
 // runCommand decodes a command payload and runs its local handler.
 func (m *Member) runCommand(ctx context.Context, from string, payload []byte) error {
-	wire, err := decodeCommand(payload)
+	cw, err := decodeCommand(payload)
 	if err != nil {
 		return fmt.Errorf("received from %q: %w", from, err)
 	}
 	m.mu.Lock()
-	h := m.commands[wire.Command]
+	h := m.commands[cw.Command]
 	m.mu.Unlock()
 	if h == nil {
-		return fmt.Errorf("%w: %q", errs.ErrUnknownCommand, wire.Command)
+		return fmt.Errorf("%w: %q", errs.ErrUnknownCommand, cw.Command)
 	}
-	if err := safeRun(func() error { return h(ctx, from, wire.Params) }); err != nil {
-		return fmt.Errorf("command %q: %w", wire.Command, err)
+	if err := safeRun(func() error { return h(ctx, from, cw.Params) }); err != nil {
+		return fmt.Errorf("command %q: %w", cw.Command, err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rebalance"
 	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 )
 
@@ -176,15 +177,15 @@ func (p peers) Confirm(ctx context.Context, id string, s, rid uint64, isNew bool
 	if addr == "" {
 		return fmt.Errorf("member %q has no RPC address", id)
 	}
-	body, _ := json.Marshal(replicaRequest{Shard: s, Replica: rid, New: isNew})
+	body, _ := json.Marshal(wire.ReplicaRequest{Shard: s, Replica: rid, New: isNew})
 	ctx, cancel := context.WithTimeout(ctx, p.c.timing.ConfirmTimeout)
 	defer cancel()
-	if _, err := p.c.client.Call(ctx, addr, rpcReplica, body); err != nil {
+	if _, err := p.c.client.Call(ctx, addr, wire.MethodReplica, body); err != nil {
 		var re *rpc.RemoteError
 		if errors.As(err, &re) && re.Code == rpc.CodeNotFound {
 			return fmt.Errorf("%w: %s", rebalance.ErrNotHeld, re.Message)
 		}
-		return fromRemote(err)
+		return wire.FromRemote(err)
 	}
 	return nil
 }
@@ -196,10 +197,10 @@ func (p peers) TellRemoved(ctx context.Context, id string, s, rid uint64) {
 	if addr == "" || !p.v.alive(id) {
 		return
 	}
-	body, _ := json.Marshal(replicaRequest{Shard: s, Replica: rid})
+	body, _ := json.Marshal(wire.ReplicaRequest{Shard: s, Replica: rid})
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if _, err := p.c.client.Call(ctx, addr, rpcDrop, body); err != nil {
+	if _, err := p.c.client.Call(ctx, addr, wire.MethodDrop, body); err != nil {
 		p.c.m.log.Debug("telling a member its replica was removed failed", logkeys.Shard, s, "member", id, "error", err)
 	}
 }

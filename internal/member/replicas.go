@@ -14,6 +14,7 @@ import (
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 )
 
@@ -22,35 +23,6 @@ import (
 // replica was removed, asks it for a shard's membership), the checks that
 // a request matches the shard's committed membership, and the layout
 // writes that record which replicas this member holds.
-
-// RPC methods of rebalancing.
-const (
-	rpcReplica    = "replica"    // start (or confirm) a replica a shard's leader added here
-	rpcDrop       = "drop"       // a replica here was removed from its shard: delete it
-	rpcMembership = "membership" // a shard's current membership
-)
-
-// replicaRequest names one replica of a shard.
-type replicaRequest struct {
-	Shard   uint64 `json:"shard"`
-	Replica uint64 `json:"replica"`
-	// New is set when the asking leader has just added the replica: only
-	// then may the member start it. A member asked to confirm a replica it
-	// does not hold, without New, has lost it (its data directory was
-	// replaced, say) and answers so; the leader then replaces it.
-	New bool `json:"new,omitempty"`
-	// Applied asks a membership request for the membership the answering
-	// member's replica has applied, without a quorum read: a replica just
-	// added counts towards the quorum before it runs, so a linearizable
-	// read could wait on the very replica asking.
-	Applied bool `json:"applied,omitempty"`
-}
-
-// membershipReply is a shard's membership as one of its replicas sees it.
-type membershipReply struct {
-	Replicas map[uint64]string `json:"replicas"`
-	Removed  []uint64          `json:"removed"`
-}
 
 // hosted returns the shards this member holds a replica of, sorted.
 func (c *cluster) hosted() []uint64 {
@@ -132,7 +104,7 @@ func (c *cluster) dropLocked(ctx context.Context, s uint64, why string) {
 // member (join), replacing an older replica of the same shard that was
 // removed, and answers once it has caught up. Asked about a replica it does
 // not hold, without New, it answers CodeNotFound.
-func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
+func (c *cluster) serveReplica(ctx context.Context, req wire.ReplicaRequest) error {
 	h, err := c.m.storage()
 	if err != nil {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
@@ -201,7 +173,7 @@ func (c *cluster) serveReplica(ctx context.Context, req replicaRequest) error {
 // confirms it: a drop request alone proves nothing (anyone who reaches the
 // RPC port could send one), so the replica is deleted only when the
 // shard's committed membership lists it as removed.
-func (c *cluster) serveDrop(ctx context.Context, req replicaRequest) error {
+func (c *cluster) serveDrop(ctx context.Context, req wire.ReplicaRequest) error {
 	h, err := c.m.storage()
 	if err != nil {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
@@ -226,7 +198,7 @@ func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 	if err != nil {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
-	body, _ := json.Marshal(replicaRequest{Shard: s, Applied: true})
+	body, _ := json.Marshal(wire.ReplicaRequest{Shard: s, Applied: true})
 	failed := []error{fmt.Errorf("member %s cannot confirm that shard %d added replica %d here", c.m.cfg.NodeID, s, rid)}
 	answered := false
 	for _, id := range slices.Sorted(maps.Keys(v.members)) {
@@ -234,14 +206,14 @@ func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		out, err := c.client.Call(cctx, v.rpcAddr(id), rpcMembership, body)
+		out, err := c.client.Call(cctx, v.rpcAddr(id), wire.MethodMembership, body)
 		cancel()
-		var rep membershipReply
+		var rep wire.MembershipReply
 		if err == nil {
 			err = json.Unmarshal(out, &rep)
 		}
 		if err != nil {
-			failed = append(failed, fmt.Errorf("%s: %w", id, fromRemote(err)))
+			failed = append(failed, fmt.Errorf("%s: %w", id, wire.FromRemote(err)))
 			continue
 		}
 		answered = true
@@ -304,21 +276,21 @@ func (c *cluster) replicaRemoved(ctx context.Context, h *shards.Host, s, rid uin
 
 // askMembership asks the other alive members of the cluster, in ID order,
 // for shard s's membership, and returns the first answer.
-func (c *cluster) askMembership(ctx context.Context, v *view, s uint64) (*membershipReply, error) {
-	body, _ := json.Marshal(replicaRequest{Shard: s})
+func (c *cluster) askMembership(ctx context.Context, v *view, s uint64) (*wire.MembershipReply, error) {
+	body, _ := json.Marshal(wire.ReplicaRequest{Shard: s})
 	var failed []error
 	for _, id := range slices.Sorted(maps.Keys(v.members)) {
 		if id == c.m.cfg.NodeID || !v.alive(id) {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		out, err := c.client.Call(cctx, v.rpcAddr(id), rpcMembership, body)
+		out, err := c.client.Call(cctx, v.rpcAddr(id), wire.MethodMembership, body)
 		cancel()
 		if err != nil {
-			failed = append(failed, fmt.Errorf("%s: %w", id, fromRemote(err)))
+			failed = append(failed, fmt.Errorf("%s: %w", id, wire.FromRemote(err)))
 			continue
 		}
-		var rep membershipReply
+		var rep wire.MembershipReply
 		if err := json.Unmarshal(out, &rep); err != nil {
 			failed = append(failed, fmt.Errorf("%s: decoding membership: %w", id, err))
 			continue
@@ -333,7 +305,7 @@ func (c *cluster) askMembership(ctx context.Context, v *view, s uint64) (*member
 
 // serveMembership answers with shard s's membership, if this member has a
 // replica of it that knows a leader.
-func (c *cluster) serveMembership(ctx context.Context, req replicaRequest) ([]byte, error) {
+func (c *cluster) serveMembership(ctx context.Context, req wire.ReplicaRequest) ([]byte, error) {
 	h, err := c.m.storage()
 	if err != nil {
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
@@ -346,7 +318,7 @@ func (c *cluster) serveMembership(ctx context.Context, req replicaRequest) ([]by
 		if !ok {
 			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has no applied membership of shard %d", c.m.cfg.NodeID, req.Shard)}
 		}
-		return json.Marshal(membershipReply{Replicas: replicas})
+		return json.Marshal(wire.MembershipReply{Replicas: replicas})
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -358,5 +330,5 @@ func (c *cluster) serveMembership(ctx context.Context, req replicaRequest) ([]by
 		}
 		return nil, &rpc.CodedError{Code: code, Err: err}
 	}
-	return json.Marshal(membershipReply{Replicas: mem.Replicas, Removed: slices.Sorted(maps.Keys(mem.Removed))})
+	return json.Marshal(wire.MembershipReply{Replicas: mem.Replicas, Removed: slices.Sorted(maps.Keys(mem.Removed))})
 }

@@ -2,12 +2,12 @@ package member
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 )
 
@@ -15,27 +15,18 @@ import (
 // request is decoded, who may call it, what this member must have to serve
 // it, and its handler. handleRPC checks the caller, serveRPC decodes the
 // request and checks the need, then the handler runs; what it returns
-// travels with its kind (toRemote).
-
-// RPC methods between members (rebalance.go names its own three).
-const (
-	rpcApply = "apply" // propose a command to a shard this member hosts
-	rpcRead  = "read"  // linearizable read of a shard this member hosts
-	rpcEvent = "event" // a workflow lifecycle change, for the member that started it
-	rpcExec  = "exec"  // run a step of a node type this member registered
-	rpcAdmit = "admit" // does this member's gossip admit the asking member?
-)
+// travels with its kind (wire.ToRemote).
 
 // rpcMethods are the methods this member serves.
 var rpcMethods = map[string]rpcMethod{
-	rpcApply:      {guarded: true, needs: needShard, rpcHandler: handle(decodeShardCall, serveApply)},
-	rpcRead:       {guarded: true, needs: needShard, rpcHandler: handle(decodeShardCall, serveRead)},
-	rpcExec:       {guarded: true, needs: needNothing, rpcHandler: handle(decodeExecRequest, serveExec)},
-	rpcEvent:      {guarded: true, needs: needNothing, rpcHandler: handle(decodeEvents, serveEvents)},
-	rpcReplica:    {guarded: true, needs: needLayout, rpcHandler: handle(decodeReplicaRequest, serveReplica)},
-	rpcDrop:       {guarded: true, needs: needLayout, rpcHandler: handle(decodeReplicaRequest, serveDrop)},
-	rpcMembership: {guarded: true, needs: needLayout, rpcHandler: handle(decodeMembershipRequest, serveMembership)},
-	rpcAdmit:      {guarded: false, needs: needGossip, rpcHandler: handle(decodeAdmitRequest, serveAdmit)},
+	wire.MethodApply:      {guarded: true, needs: needShard, rpcHandler: handle(wire.DecodeShardCall, serveApply)},
+	wire.MethodRead:       {guarded: true, needs: needShard, rpcHandler: handle(wire.DecodeShardCall, serveRead)},
+	wire.MethodExec:       {guarded: true, needs: needNothing, rpcHandler: handle(wire.DecodeExecRequest, serveExec)},
+	wire.MethodEvent:      {guarded: true, needs: needNothing, rpcHandler: handle(wire.DecodeEvents, serveEvents)},
+	wire.MethodReplica:    {guarded: true, needs: needLayout, rpcHandler: handle(wire.DecodeReplicaRequest, serveReplica)},
+	wire.MethodDrop:       {guarded: true, needs: needLayout, rpcHandler: handle(wire.DecodeReplicaRequest, serveDrop)},
+	wire.MethodMembership: {guarded: true, needs: needLayout, rpcHandler: handle(wire.DecodeMembershipRequest, serveMembership)},
+	wire.MethodAdmit:      {guarded: false, needs: needGossip, rpcHandler: handle(wire.DecodeAdmitRequest, serveAdmit)},
 }
 
 // rpcMethod is one method of the member RPC.
@@ -58,7 +49,7 @@ const (
 	needNothing rpcNeed = iota
 	needGossip          // its gossip runs (admission)
 	needLayout          // it joined the cluster: it has a layout
-	needShard           // it runs and holds a replica of the request's shard (a shardCall) that knows a leader
+	needShard           // it runs and holds a replica of the request's shard (a wire.ShardCall) that knows a leader
 )
 
 // rpcHandler decodes and serves a method's requests.
@@ -90,12 +81,6 @@ type rpcServing struct {
 	h *shards.Host // needShard: this member's shards
 }
 
-// shardCall is an apply or read request: a command or query for a shard.
-type shardCall struct {
-	shard uint64
-	body  []byte // decoded by the shard
-}
-
 // handleRPC serves the calls of other members: only members of this
 // cluster may call guarded methods (checkCaller), and every request is
 // decoded (decodeRPC) before anything else; a call about a shard this
@@ -107,7 +92,7 @@ func (m *Member) handleRPC(ctx context.Context, method string, payload []byte) (
 		}
 	}
 	out, err := m.serveRPC(ctx, method, payload)
-	return out, toRemote(err)
+	return out, wire.ToRemote(err)
 }
 
 // serveRPC decodes and serves a call handleRPC let through.
@@ -143,21 +128,21 @@ func (m *Member) rpcNeeds(needs rpcNeed, req any) (rpcServing, error) {
 		}
 		return rpcServing{c: c}, nil
 	case needShard:
-		sc, ok := req.(shardCall)
+		sc, ok := req.(wire.ShardCall)
 		if !ok {
 			return rpcServing{}, fmt.Errorf("a %T names no shard", req) // a method table defect
 		}
 		// Refused before any storage call unless this member holds a
 		// replica of the shard.
 		h, err := m.running()
-		if err != nil || !m.hosts(sc.shard) {
-			return unavailable("member %s does not serve shard %d", m.cfg.NodeID, sc.shard)
+		if err != nil || !m.hosts(sc.Shard) {
+			return unavailable("member %s does not serve shard %d", m.cfg.NodeID, sc.Shard)
 		}
-		if _, ok := h.LeaderID(sc.shard); !ok {
+		if _, ok := h.LeaderID(sc.Shard); !ok {
 			// A replica without a leader (an election, a partition, or a
 			// replica removed while its member was away) would hold the
 			// call until its deadline; another member may do better.
-			return unavailable("member %s knows no leader of shard %d", m.cfg.NodeID, sc.shard)
+			return unavailable("member %s knows no leader of shard %d", m.cfg.NodeID, sc.Shard)
 		}
 		return rpcServing{h: h}, nil
 	}
@@ -165,49 +150,34 @@ func (m *Member) rpcNeeds(needs rpcNeed, req any) (rpcServing, error) {
 }
 
 // serveApply proposes a command forwarded by another member.
-func serveApply(ctx context.Context, m *Member, at rpcServing, req shardCall) ([]byte, error) {
+func serveApply(ctx context.Context, m *Member, at rpcServing, req wire.ShardCall) ([]byte, error) {
 	// The caller charged the command against its own disk; this member's
 	// is protected by its hard floor (see diskGuard). (Purges are never
 	// forwarded: the shard's leader proposes them.)
-	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(wf.OpStart, req.body), diskStep)
+	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(wf.OpStart, req.Body), diskStep)
 	if err != nil {
 		return nil, &rpc.CodedError{Code: rpc.CodeStorageFull, Err: err}
 	}
 	defer release()
-	out, err := m.applyHere(ctx, at.h, req.shard, req.body)
-	return out, shardError(err)
+	out, err := m.applyHere(ctx, at.h, req.Shard, req.Body)
+	return out, wire.ShardError(err)
 }
 
 // serveRead answers a query forwarded by another member.
-func serveRead(ctx context.Context, _ *Member, at rpcServing, req shardCall) ([]byte, error) {
-	out, err := at.h.Read(ctx, req.shard, req.body)
-	return out, shardError(err)
-}
-
-// shardError gives a shard's error the code the caller retries by.
-func shardError(err error) error {
-	if err == nil {
-		return nil
-	}
-	code := rpc.CodeUnknown
-	switch {
-	case shards.IsRetryable(err) && errors.Is(err, shards.ErrTimeout):
-		code = rpc.CodeTimeout
-	case shards.IsRetryable(err), errors.Is(err, shards.ErrClosed), errors.Is(err, shards.ErrShardNotFound):
-		code = rpc.CodeUnavailable
-	}
-	return &rpc.CodedError{Code: code, Err: err}
+func serveRead(ctx context.Context, _ *Member, at rpcServing, req wire.ShardCall) ([]byte, error) {
+	out, err := at.h.Read(ctx, req.Shard, req.Body)
+	return out, wire.ShardError(err)
 }
 
 // serveExec runs a step for another member.
-func serveExec(ctx context.Context, m *Member, _ rpcServing, req execRequest) ([]byte, error) {
+func serveExec(ctx context.Context, m *Member, _ rpcServing, req wire.ExecRequest) ([]byte, error) {
 	return m.serveExec(ctx, req)
 }
 
 // serveEvents publishes lifecycle events forwarded by the shard's leader.
-func serveEvents(_ context.Context, m *Member, _ rpcServing, evs []eventWire) ([]byte, error) {
+func serveEvents(_ context.Context, m *Member, _ rpcServing, evs []wire.Event) ([]byte, error) {
 	for i := range evs {
-		ch := evs[i].change()
+		ch := evs[i].Change()
 		if ev := workflowEvent(&ch, evs[i].From); ev != nil {
 			m.bus.Publish(ev)
 		}
@@ -216,21 +186,35 @@ func serveEvents(_ context.Context, m *Member, _ rpcServing, evs []eventWire) ([
 }
 
 // serveReplica starts (or confirms) a replica a shard's leader added here.
-func serveReplica(ctx context.Context, _ *Member, at rpcServing, req replicaRequest) ([]byte, error) {
+func serveReplica(ctx context.Context, _ *Member, at rpcServing, req wire.ReplicaRequest) ([]byte, error) {
 	return nil, at.c.serveReplica(ctx, req)
 }
 
 // serveDrop deletes a replica removed from its shard.
-func serveDrop(ctx context.Context, _ *Member, at rpcServing, req replicaRequest) ([]byte, error) {
+func serveDrop(ctx context.Context, _ *Member, at rpcServing, req wire.ReplicaRequest) ([]byte, error) {
 	return nil, at.c.serveDrop(ctx, req)
 }
 
 // serveMembership answers with a shard's membership.
-func serveMembership(ctx context.Context, _ *Member, at rpcServing, req replicaRequest) ([]byte, error) {
+func serveMembership(ctx context.Context, _ *Member, at rpcServing, req wire.ReplicaRequest) ([]byte, error) {
 	return at.c.serveMembership(ctx, req)
 }
 
 // serveAdmit answers whether this member admitted the asking one.
-func serveAdmit(_ context.Context, _ *Member, at rpcServing, req admitRequest) ([]byte, error) {
+func serveAdmit(_ context.Context, _ *Member, at rpcServing, req wire.AdmitRequest) ([]byte, error) {
 	return nil, at.c.serveAdmit(req)
+}
+
+// decodeRPC decodes the request of method with its rpcMethods decoder.
+// An unknown method or a malformed request is an error.
+func decodeRPC(method string, payload []byte) (any, error) {
+	spec, ok := rpcMethods[method]
+	if !ok {
+		return nil, fmt.Errorf("unknown method %q", method)
+	}
+	req, err := spec.decode(payload)
+	if err != nil {
+		return nil, fmt.Errorf("decoding %s request: %w", method, err)
+	}
+	return req, nil
 }

@@ -6,11 +6,12 @@ import (
 	"testing"
 
 	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/internal/wire"
 	"github.com/stretchr/testify/require"
 )
 
 // Every method has a decoder, a handler and fuzz seeds; the methods that
-// need a hosted shard decode to a shardCall; admission is the only method
+// need a hosted shard decode to a wire.ShardCall; admission is the only method
 // strangers may call.
 func TestRPCMethodTable(t *testing.T) {
 	t.Parallel()
@@ -23,7 +24,7 @@ func TestRPCMethodTable(t *testing.T) {
 		req, err := spec.decode(s[1])
 		require.NoError(t, err, name)
 		if spec.needs == needShard {
-			require.IsType(t, shardCall{}, req, name)
+			require.IsType(t, wire.ShardCall{}, req, name)
 		}
 	}
 	for _, method := range slices.Sorted(maps.Keys(rpcMethods)) {
@@ -31,7 +32,7 @@ func TestRPCMethodTable(t *testing.T) {
 		require.NotNil(t, spec.decode, method)
 		require.NotNil(t, spec.serve, method)
 		require.True(t, seeded[method], "no fuzz seed for method %q (rpcSeeds)", method)
-		require.Equal(t, method != rpcAdmit, spec.guarded, method)
+		require.Equal(t, method != wire.MethodAdmit, spec.guarded, method)
 	}
 }
 
@@ -45,19 +46,19 @@ func TestHandleRPCBeforeTheClusterStarted(t *testing.T) {
 	seeds := rpcSeeds(t)
 	for _, method := range append(slices.Sorted(maps.Keys(rpcMethods)), "nope") {
 		payload := []byte("not even JSON")
-		if method == rpcAdmit {
+		if method == wire.MethodAdmit {
 			payload = seeds["admit"][1]
 		}
 		_, err := m.handleRPC(t.Context(), method, payload)
 		var ce *rpc.CodedError
 		require.ErrorAs(t, err, &ce, method)
 		require.Equal(t, rpc.CodeUnavailable, ce.Code, method)
-		if method == rpcAdmit {
+		if method == wire.MethodAdmit {
 			require.ErrorContains(t, err, "cannot answer admission yet")
 		} else {
 			require.ErrorContains(t, err, "has not started its cluster yet", method)
 		}
 	}
-	_, err := m.handleRPC(t.Context(), rpcAdmit, []byte("{}"))
+	_, err := m.handleRPC(t.Context(), wire.MethodAdmit, []byte("{}"))
 	require.ErrorContains(t, err, "no node ID", "admission decodes its request first")
 }

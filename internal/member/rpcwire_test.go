@@ -14,6 +14,7 @@ import (
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/internal/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,7 +22,7 @@ var rewriteSeeds = flag.Bool("rewrite-seeds", false, "rewrite the fuzz seed corp
 
 // allocBound is the most bytes one decode of an n-byte input may allocate:
 // 16 bytes per input byte, plus 256 KiB for the fixed-size structures
-// (at most maxEventBatch events of an event batch, decoder buffers).
+// (at most wire.MaxEventBatch events of an event batch, decoder buffers).
 func allocBound(n int) uint64 { return 16*uint64(n) + 256<<10 }
 
 // requireAllocBounded runs decode and fails if it allocated more than
@@ -42,10 +43,10 @@ func rpcSeeds(t testing.TB) map[string][2][]byte {
 		Metadata: map[string]string{"k": "v"}, Tasks: []wf.NewTask{{Node: "a", Config: json.RawMessage(`{"x":1}`)}}, Starter: "n1"}
 	cmd, err := wf.EncodeCommand(&start)
 	require.NoError(t, err)
-	exec, err := json.Marshal(execRequest{Node: "a", Context: executor.WorkflowContext{WorkflowID: "wf-1", NodeName: "a", Attempt: 1,
+	exec, err := json.Marshal(wire.ExecRequest{Node: "a", Context: executor.WorkflowContext{WorkflowID: "wf-1", NodeName: "a", Attempt: 1,
 		Metadata: map[string]string{"k": "v"}}, State: json.RawMessage(`{"n":1}`), Config: json.RawMessage(`{"x":1}`)})
 	require.NoError(t, err)
-	evs, dropped := encodeEventBatches([]forwardedEvent{
+	evs, dropped := wire.EncodeEventBatches([]wire.ForwardedEvent{
 		{From: "n2", Kind: wf.ChangeStarted, View: wf.View{Record: wf.Record{ID: "wf-1", CreatedAt: 1, UpdatedAt: 2,
 			Metadata: map[string]string{"k": "v"}, InitialNodes: []string{"a"}, Starter: "n1"}}},
 		{From: "n2", Kind: wf.ChangeCompleted, View: wf.View{Record: wf.Record{ID: "wf-1", Status: wf.StatusCompleted, CreatedAt: 1,
@@ -55,20 +56,20 @@ func rpcSeeds(t testing.TB) map[string][2][]byte {
 	}, 1<<20)
 	require.Zero(t, dropped)
 	require.Len(t, evs, 1)
-	replica, _ := json.Marshal(replicaRequest{Shard: 3, Replica: 4, New: true})
-	drop, _ := json.Marshal(replicaRequest{Shard: 3, Replica: 4})
-	membership, _ := json.Marshal(replicaRequest{Shard: 3})
-	admit, _ := json.Marshal(admitRequest{ID: "n4"})
+	replica, _ := json.Marshal(wire.ReplicaRequest{Shard: 3, Replica: 4, New: true})
+	drop, _ := json.Marshal(wire.ReplicaRequest{Shard: 3, Replica: 4})
+	membership, _ := json.Marshal(wire.ReplicaRequest{Shard: 3})
+	admit, _ := json.Marshal(wire.AdmitRequest{ID: "n4"})
 	return map[string][2][]byte{
-		"apply":      {[]byte(rpcApply), shardPayload(3, cmd)},
-		"read":       {[]byte(rpcRead), shardPayload(3, wf.EncodeQuery(wf.Query{Op: wf.QueryStatus, WF: "wf-1"}))},
-		"counters":   {[]byte(rpcRead), shardPayload(1, wf.EncodeQuery(wf.Query{Op: wf.QueryCounters}))},
-		"exec":       {[]byte(rpcExec), exec},
-		"event":      {[]byte(rpcEvent), evs[0]},
-		"replica":    {[]byte(rpcReplica), replica},
-		"drop":       {[]byte(rpcDrop), drop},
-		"membership": {[]byte(rpcMembership), membership},
-		"admit":      {[]byte(rpcAdmit), admit},
+		"apply":      {[]byte(wire.MethodApply), wire.ShardPayload(3, cmd)},
+		"read":       {[]byte(wire.MethodRead), wire.ShardPayload(3, wf.EncodeQuery(wf.Query{Op: wf.QueryStatus, WF: "wf-1"}))},
+		"counters":   {[]byte(wire.MethodRead), wire.ShardPayload(1, wf.EncodeQuery(wf.Query{Op: wf.QueryCounters}))},
+		"exec":       {[]byte(wire.MethodExec), exec},
+		"event":      {[]byte(wire.MethodEvent), evs[0]},
+		"replica":    {[]byte(wire.MethodReplica), replica},
+		"drop":       {[]byte(wire.MethodDrop), drop},
+		"membership": {[]byte(wire.MethodMembership), membership},
+		"admit":      {[]byte(wire.MethodAdmit), admit},
 	}
 }
 
@@ -159,29 +160,29 @@ func TestDecodeRPC(t *testing.T) {
 		method, payload, want string
 	}{
 		{"nope", "", `unknown method "nope"`},
-		{rpcApply, "1234567", "short payload"},
-		{rpcRead, "\x00\x00\x00\x00\x00\x00\x00\x00", "shard 0"},
-		{rpcExec, `{"node":""}`, "no node"},
-		{rpcExec, `{"node":"a"} {}`, "data after"},
-		{rpcReplica, `{"shard":1}`, "replica 0"},
-		{rpcMembership, `{"shard":0}`, "shard 0"},
-		{rpcAdmit, `{}`, "no node ID"},
-		{rpcEvent, `{}`, "not a JSON array"},
-		{rpcEvent, `[{"view":{}}]`, "names no workflow"},
-		{rpcEvent, `[{"view":{"id":"a"}}`, "unterminated"},
+		{wire.MethodApply, "1234567", "short payload"},
+		{wire.MethodRead, "\x00\x00\x00\x00\x00\x00\x00\x00", "shard 0"},
+		{wire.MethodExec, `{"node":""}`, "no node"},
+		{wire.MethodExec, `{"node":"a"} {}`, "data after"},
+		{wire.MethodReplica, `{"shard":1}`, "replica 0"},
+		{wire.MethodMembership, `{"shard":0}`, "shard 0"},
+		{wire.MethodAdmit, `{}`, "no node ID"},
+		{wire.MethodEvent, `{}`, "not a JSON array"},
+		{wire.MethodEvent, `[{"view":{}}]`, "names no workflow"},
+		{wire.MethodEvent, `[{"view":{"id":"a"}}`, "unterminated"},
 	} {
 		_, err := decodeRPC(tc.method, []byte(tc.payload))
 		require.ErrorContains(t, err, tc.want, "%s %q", tc.method, tc.payload)
 	}
-	// A batch over maxEventBatch is refused as it is read.
+	// A batch over wire.MaxEventBatch is refused as it is read.
 	b := []byte("[")
-	for i := range maxEventBatch + 1 {
+	for i := range wire.MaxEventBatch + 1 {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"view":{"id":"a"}}`...)
 	}
-	_, err := decodeRPC(rpcEvent, append(b, ']'))
+	_, err := decodeRPC(wire.MethodEvent, append(b, ']'))
 	require.ErrorContains(t, err, "more than 512 events")
 }
 
@@ -189,15 +190,15 @@ func TestDecodeRPC(t *testing.T) {
 // those.
 func TestForwardedEventRoundTrip(t *testing.T) {
 	t.Parallel()
-	fe := forwardedEvent{From: "n2", Kind: wf.ChangeFailed, View: wf.View{Record: wf.Record{ID: "wf-1", Status: wf.StatusFailed,
+	fe := wire.ForwardedEvent{From: "n2", Kind: wf.ChangeFailed, View: wf.View{Record: wf.Record{ID: "wf-1", Status: wf.StatusFailed,
 		Metadata: map[string]string{"k": "v"}, CreatedAt: 1, UpdatedAt: 2, EndedAt: 3, LastError: "boom", FailedNode: "b",
 		FailedTry: 2, Starter: "n1", InitialNodes: []string{"a"}, Pending: []wf.Task{{ID: 9, Node: "c"}}, Steps: 4},
 		State: json.RawMessage(`{"n":1}`), Executed: []string{"a"}}}
-	batches, dropped := encodeEventBatches([]forwardedEvent{fe}, 1<<20)
+	batches, dropped := wire.EncodeEventBatches([]wire.ForwardedEvent{fe}, 1<<20)
 	require.Zero(t, dropped)
-	evs, err := decodeEvents(batches[0])
+	evs, err := wire.DecodeEvents(batches[0])
 	require.NoError(t, err)
-	got := evs[0].change()
+	got := evs[0].Change()
 	want := fe.View
 	want.Pending, want.Steps = nil, 0 // not forwarded
 	require.Equal(t, wf.Change{Kind: fe.Kind, View: want}, got)
@@ -206,18 +207,18 @@ func TestForwardedEventRoundTrip(t *testing.T) {
 
 func TestEncodeEventBatchesSplitsByBytes(t *testing.T) {
 	t.Parallel()
-	var evs []forwardedEvent
+	var evs []wire.ForwardedEvent
 	for i := range 1200 {
-		evs = append(evs, forwardedEvent{From: "n2", Kind: wf.ChangeCompleted,
+		evs = append(evs, wire.ForwardedEvent{From: "n2", Kind: wf.ChangeCompleted,
 			View: wf.View{Record: wf.Record{ID: fmt.Sprintf("wf-%d", i)}, State: json.RawMessage(`{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)}})
 	}
-	evs = append(evs, forwardedEvent{View: wf.View{Record: wf.Record{ID: "huge"}, State: json.RawMessage(fmt.Sprintf(`"%0*d"`, 9000, 0))}})
-	batches, dropped := encodeEventBatches(evs, 8<<10)
+	evs = append(evs, wire.ForwardedEvent{View: wf.View{Record: wf.Record{ID: "huge"}, State: json.RawMessage(fmt.Sprintf(`"%0*d"`, 9000, 0))}})
+	batches, dropped := wire.EncodeEventBatches(evs, 8<<10)
 	require.Equal(t, 1, dropped, "the event over the limit alone")
 	n := 0
 	for _, b := range batches {
 		require.LessOrEqual(t, len(b), 8<<10)
-		got, err := decodeEvents(b)
+		got, err := wire.DecodeEvents(b)
 		require.NoError(t, err)
 		for _, ev := range got {
 			require.Equal(t, fmt.Sprintf("wf-%d", n), ev.View.ID, "in order")
@@ -275,8 +276,8 @@ func TestHandleRPCRefusesUnhostedShardWithoutStorage(t *testing.T) {
 	m := &Member{state: stateRunning}
 	m.cfg.NodeID = "n1"
 	m.cluster = &cluster{m: m, layout: &layout{ClusterID: "c", Shards: 8, RF: 1, Replicas: map[uint64]uint64{1: 1}}}
-	for _, method := range []string{rpcApply, rpcRead} {
-		_, err := m.serveRPC(t.Context(), method, shardPayload(2, []byte("x")))
+	for _, method := range []string{wire.MethodApply, wire.MethodRead} {
+		_, err := m.serveRPC(t.Context(), method, wire.ShardPayload(2, []byte("x")))
 		var ce *rpc.CodedError
 		require.ErrorAs(t, err, &ce)
 		require.Equal(t, rpc.CodeUnavailable, ce.Code)
@@ -303,16 +304,16 @@ func FuzzDecodeRPC(f *testing.F) {
 				return
 			}
 			switch r := req.(type) {
-			case shardCall:
-				if method == rpcApply {
-					_, _ = wf.DecodeCommand(r.body)
+			case wire.ShardCall:
+				if method == wire.MethodApply {
+					_, _ = wf.DecodeCommand(r.Body)
 				} else {
 					var q wf.Query
-					_ = json.Unmarshal(r.body, &q)
+					_ = json.Unmarshal(r.Body, &q)
 				}
-			case []eventWire:
+			case []wire.Event:
 				for i := range r {
-					_ = r[i].change()
+					_ = r[i].Change()
 				}
 			}
 		})
@@ -320,10 +321,10 @@ func FuzzDecodeRPC(f *testing.F) {
 			return
 		}
 		switch r := req.(type) {
-		case shardCall:
-			require.NotZero(t, r.shard)
-		case []eventWire:
-			require.LessOrEqual(t, len(r), maxEventBatch)
+		case wire.ShardCall:
+			require.NotZero(t, r.Shard)
+		case []wire.Event:
+			require.LessOrEqual(t, len(r), wire.MaxEventBatch)
 		}
 	})
 }
@@ -376,18 +377,18 @@ func FuzzDecodeCommand(f *testing.F) {
 		return json.Unmarshal(b, &p)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var wire commandWire
+		var cw commandWire
 		var err, herr error
 		requireAllocBounded(t, len(b), func() {
-			if wire, err = decodeCommand(b); err == nil {
-				herr = typed(context.Background(), "n1", wire.Params)
+			if cw, err = decodeCommand(b); err == nil {
+				herr = typed(context.Background(), "n1", cw.Params)
 			}
 		})
 		if err != nil {
 			require.ErrorIs(t, err, errs.ErrInvalidCommand)
 			return
 		}
-		require.NotEmpty(t, wire.Command)
+		require.NotEmpty(t, cw.Command)
 		_ = herr // a mismatch of the params' type is the handler's error
 	})
 }
@@ -397,7 +398,7 @@ func FuzzDecodeCommand(f *testing.F) {
 // elsewhere: it is not IsRetryable).
 func TestRemoteStorageFullIsErrStorageFull(t *testing.T) {
 	t.Parallel()
-	err := fromRemote(&rpc.RemoteError{Code: rpc.CodeStorageFull, Message: "graft: storage full: 1 byte free"})
+	err := wire.FromRemote(&rpc.RemoteError{Code: rpc.CodeStorageFull, Message: "graft: storage full: 1 byte free"})
 	require.ErrorIs(t, err, errs.ErrStorageFull)
 	require.False(t, errs.IsRetryable(err))
 	require.ErrorContains(t, err, "1 byte free")

@@ -10,6 +10,7 @@ import (
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 )
 
@@ -55,7 +56,7 @@ func (m *Member) apply(ctx context.Context, shard uint64, c *wf.Command, class d
 		return wf.Result{}, err
 	}
 	defer release()
-	out, err := m.route(ctx, h, shard, rpcApply, raw, func() ([]byte, error) { return h.Propose(ctx, shard, raw) })
+	out, err := m.route(ctx, h, shard, wire.MethodApply, raw, func() ([]byte, error) { return h.Propose(ctx, shard, raw) })
 	if err != nil {
 		return wf.Result{}, err
 	}
@@ -68,7 +69,7 @@ func (m *Member) read(ctx context.Context, shard uint64, q wf.Query, v any) erro
 		return err
 	}
 	query := wf.EncodeQuery(q)
-	out, err := m.route(ctx, h, shard, rpcRead, query, func() ([]byte, error) { return h.Read(ctx, shard, query) })
+	out, err := m.route(ctx, h, shard, wire.MethodRead, query, func() ([]byte, error) { return h.Read(ctx, shard, query) })
 	if err != nil {
 		return err
 	}
@@ -120,9 +121,9 @@ func (m *Member) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Comman
 		return wf.Result{}, err
 	}
 	defer release()
-	out, err := n.call(ctx, addr, rpcApply, shardPayload(shard, raw))
+	out, err := n.call(ctx, addr, wire.MethodApply, wire.ShardPayload(shard, raw))
 	if err != nil {
-		return wf.Result{}, fromRemote(err)
+		return wf.Result{}, wire.FromRemote(err)
 	}
 	return wf.DecodeResult(out)
 }

@@ -1,6 +1,7 @@
-package member
+package wire
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,14 +20,14 @@ import (
 )
 
 // serveErrors serves the member RPC on loopback with a handler that fails
-// method m with failures[m] as handleRPC returns errors (toRemote), and returns
+// method m with failures[m] as handleRPC returns errors (ToRemote), and returns
 // a function calling it.
 func serveErrors(t *testing.T, failures map[string]error) func(method string) error {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s, err := rpc.NewServer(rpc.HandlerFunc(func(_ context.Context, method string, _ []byte) ([]byte, error) {
-		return nil, toRemote(failures[method])
+		return nil, ToRemote(failures[method])
 	}), rpc.Config{}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	s.Serve(l)
@@ -62,9 +63,9 @@ func TestErrorsKeepTheirKindAcrossTheMemberRPC(t *testing.T) {
 		{"workflow exists", fmt.Errorf("%w: %q", errs.ErrWorkflowExists, "wf-1"), []error{errs.ErrWorkflowExists}, false, ""},
 		{"invalid transition", fmt.Errorf("%w: cannot pause", errs.ErrInvalidTransition), []error{errs.ErrInvalidTransition}, false, ""},
 		{"storage full", &rpc.CodedError{Code: rpc.CodeStorageFull, Err: fmt.Errorf("%w: 1 byte free", errs.ErrStorageFull)}, []error{errs.ErrStorageFull}, false, ""},
-		{"shard not found", shardError(fmt.Errorf("%w: 3 (replica dropped from this member)", shards.ErrShardNotFound)),
+		{"shard not found", ShardError(fmt.Errorf("%w: 3 (replica dropped from this member)", shards.ErrShardNotFound)),
 			[]error{errs.ErrNotReady, shards.ErrShardNotFound}, true, ""},
-		{"shard timeout", shardError(fmt.Errorf("%w: deadline", shards.ErrTimeout)), []error{errs.ErrTimeout}, true, ""},
+		{"shard timeout", ShardError(fmt.Errorf("%w: deadline", shards.ErrTimeout)), []error{errs.ErrTimeout}, true, ""},
 		{"member closed", errs.Translate(shards.ErrClosed), []error{errs.ErrNotReady}, true, ""},
 		{"not ready", fmt.Errorf("%w: storage is not open", errs.ErrNotReady), []error{errs.ErrNotReady}, true, ""},
 		{"node not found", fmt.Errorf("unregistering: %w", executor.ErrNodeNotFound), []error{executor.ErrNodeNotFound}, false, ""},
@@ -81,7 +82,7 @@ func TestErrorsKeepTheirKindAcrossTheMemberRPC(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := fromRemote(call(tc.name))
+			err := FromRemote(call(tc.name))
 			for _, target := range tc.is {
 				require.ErrorIs(t, err, target)
 			}
@@ -91,7 +92,7 @@ func TestErrorsKeepTheirKindAcrossTheMemberRPC(t *testing.T) {
 				}
 			}
 			require.Equal(t, tc.retryable, errs.IsRetryable(err))
-			require.Equal(t, cmpOr(tc.text, tc.err.Error()), err.Error())
+			require.Equal(t, cmp.Or(tc.text, tc.err.Error()), err.Error())
 		})
 	}
 }
@@ -114,13 +115,13 @@ func TestStepErrorsKeepTheirKindAcrossTheMemberRPC(t *testing.T) {
 	}
 	failures := map[string]error{}
 	for name, err := range cases {
-		failures[name] = stepFailure(err)
+		failures[name] = StepFailure(err)
 	}
 	call := serveErrors(t, failures)
 	for name, want := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			got, ok := remoteStepError(call(name))
+			got, ok := RemoteStepError(call(name))
 			require.True(t, ok)
 			require.Equal(t, want.Error(), got.Error())
 			require.Equal(t, executor.IsPermanent(want), executor.IsPermanent(got))
@@ -147,27 +148,27 @@ func TestStepErrorsKeepTheirKindAcrossTheMemberRPC(t *testing.T) {
 	}
 	hugeFailures := map[string]error{}
 	for name, err := range huge {
-		hugeFailures[name] = stepFailure(err)
+		hugeFailures[name] = StepFailure(err)
 	}
 	callHuge := serveErrors(t, hugeFailures)
-	got, ok := remoteStepError(callHuge("huge decode"))
+	got, ok := RemoteStepError(callHuge("huge decode"))
 	require.True(t, ok)
 	require.True(t, executor.IsPermanent(got))
 	var de *executor.DecodeError
 	require.ErrorAs(t, got, &de)
 	require.Equal(t, [3]string{"Charge", "state", "n"}, [3]string{de.Node, de.Param, de.Field})
-	got, ok = remoteStepError(callHuge("huge panic"))
+	got, ok = RemoteStepError(callHuge("huge panic"))
 	require.True(t, ok)
 	require.False(t, executor.IsPermanent(got))
 	var pe *executor.PanicError
 	require.ErrorAs(t, got, &pe)
 	require.Equal(t, "Charge", pe.Node)
-	require.Equal(t, strings.Repeat("v", maxStepDetail), pe.Value)
-	require.Len(t, pe.Stack, maxStepStack)
+	require.Equal(t, strings.Repeat("v", MaxStepDetail), pe.Value)
+	require.Len(t, pe.Stack, MaxStepStack)
 
 	// Anything else is no step's error: remote.Run reports it as the call's.
-	_, ok = remoteStepError(fromRemote(&rpc.RemoteError{Code: rpc.CodeUnavailable, Message: "busy"}))
+	_, ok = RemoteStepError(FromRemote(&rpc.RemoteError{Code: rpc.CodeUnavailable, Message: "busy"}))
 	require.False(t, ok)
-	_, ok = remoteStepError(&rpc.RemoteError{Code: rpc.CodeNotFound, Kind: "workflow-not-found", Message: "x"})
+	_, ok = RemoteStepError(&rpc.RemoteError{Code: rpc.CodeNotFound, Kind: "workflow-not-found", Message: "x"})
 	require.False(t, ok)
 }

@@ -1,4 +1,4 @@
-package member
+package wire
 
 import (
 	"errors"
@@ -12,10 +12,10 @@ import (
 )
 
 // Errors across the member RPC. A member serving a call names the kind of
-// its error (toRemote): a sentinel of this package it wraps, or a step's
+// its error (ToRemote): a sentinel of this package it wraps, or a step's
 // outcome; the member RPC carries the kind in the call's status details
 // (internal/rpc), and the caller rebuilds an error of the same kind
-// (fromRemote, remoteStepError), so errors.Is and errors.As work as if the
+// (FromRemote, RemoteStepError), so errors.Is and errors.As work as if the
 // error had happened here. The text is the remote error's text.
 
 // errorKind is an error that keeps its identity across the member RPC.
@@ -52,10 +52,10 @@ const (
 
 	detailPermanent = "permanent"
 
-	// maxStepDetail and maxStepStack bound the details of a step's
+	// MaxStepDetail and MaxStepStack bound the details of a step's
 	// failure, in bytes, within the member RPC's 8 KiB of details.
-	maxStepDetail = 1 << 10
-	maxStepStack  = 4 << 10
+	MaxStepDetail = 1 << 10
+	MaxStepStack  = 4 << 10
 )
 
 // kindOf returns the kind of err, or nil.
@@ -70,11 +70,11 @@ func kindOf(err error) *errorKind {
 	return nil
 }
 
-// toRemote returns err as a member RPC handler returns it: a
+// ToRemote returns err as a member RPC handler returns it: a
 // *rpc.CodedError naming err's kind. A *rpc.CodedError in err's chain
 // keeps its Code (and its Kind if it has one); otherwise the kind's Code
 // applies. An error of no kind is returned as it is (CodeUnknown).
-func toRemote(err error) error {
+func ToRemote(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -107,11 +107,11 @@ func (e *remoteError) Error() string { return e.msg }
 // Unwrap returns the errors the remote error's kind names.
 func (e *remoteError) Unwrap() []error { return e.is }
 
-// fromRemote maps an RPC error to the package's sentinels: a remote error
+// FromRemote maps an RPC error to the package's sentinels: a remote error
 // of a kind in errorKinds wraps that kind's errors; one of no kind is
 // mapped by its code (retryable ones to errs.ErrNotReady or errs.ErrTimeout, a full
 // disk to errs.ErrStorageFull); an unreachable member is errs.ErrNotReady.
-func fromRemote(err error) error {
+func FromRemote(err error) error {
 	var re *rpc.RemoteError
 	if errors.As(err, &re) {
 		for i := range errorKinds {
@@ -135,25 +135,25 @@ func fromRemote(err error) error {
 	return err
 }
 
-// stepFailure returns the error a step run for another member failed with,
+// StepFailure returns the error a step run for another member failed with,
 // as serveExec answers it: its kind (a decode error, a panic, or any other
 // error), whether it is Permanent, and what the caller needs to rebuild
-// a decode error or a panic, each cut to maxStepDetail bytes (the stack to
-// maxStepStack).
-func stepFailure(err error) *rpc.CodedError {
+// a decode error or a panic, each cut to MaxStepDetail bytes (the stack to
+// MaxStepStack).
+func StepFailure(err error) *rpc.CodedError {
 	ce := &rpc.CodedError{Code: rpc.CodeUnknown, Kind: kindStep, Details: map[string]string{}, Err: err}
 	var de *executor.DecodeError
 	var pe *executor.PanicError
 	switch {
 	case errors.As(err, &pe):
 		ce.Kind = kindStepPanic
-		ce.Details["node"], ce.Details["value"] = clip(pe.Node, maxStepDetail), clip(fmt.Sprint(pe.Value), maxStepDetail)
-		ce.Details["stack"] = clip(string(pe.Stack), maxStepStack)
+		ce.Details["node"], ce.Details["value"] = clip(pe.Node, MaxStepDetail), clip(fmt.Sprint(pe.Value), MaxStepDetail)
+		ce.Details["stack"] = clip(string(pe.Stack), MaxStepStack)
 	case errors.As(err, &de):
 		ce.Kind = kindStepDecode
-		ce.Details["node"], ce.Details["param"], ce.Details["field"] = clip(de.Node, maxStepDetail), clip(de.Param, maxStepDetail), clip(de.Field, maxStepDetail)
+		ce.Details["node"], ce.Details["param"], ce.Details["field"] = clip(de.Node, MaxStepDetail), clip(de.Param, MaxStepDetail), clip(de.Field, MaxStepDetail)
 		if de.Err != nil {
-			ce.Details["cause"] = clip(de.Err.Error(), maxStepDetail)
+			ce.Details["cause"] = clip(de.Err.Error(), MaxStepDetail)
 		}
 	}
 	if executor.IsPermanent(err) {
@@ -173,11 +173,11 @@ func clip(s string, n int) string {
 	return s[:n]
 }
 
-// remoteStepError returns the error of a step another member ran, rebuilt
-// from its answer (see stepFailure), and whether err is one: an error with
+// RemoteStepError returns the error of a step another member ran, rebuilt
+// from its answer (see StepFailure), and whether err is one: an error with
 // the step error's text that is Permanent if the step's was, and wraps an
 // *executor.DecodeError or *executor.PanicError if the step's did.
-func remoteStepError(err error) (error, bool) {
+func RemoteStepError(err error) (error, bool) {
 	var re *rpc.RemoteError
 	if !errors.As(err, &re) {
 		return nil, false
@@ -201,4 +201,19 @@ func remoteStepError(err error) (error, bool) {
 		return executor.Permanent(rebuilt), true
 	}
 	return rebuilt, true
+}
+
+// ShardError gives a shard's error the code the caller retries by.
+func ShardError(err error) error {
+	if err == nil {
+		return nil
+	}
+	code := rpc.CodeUnknown
+	switch {
+	case shards.IsRetryable(err) && errors.Is(err, shards.ErrTimeout):
+		code = rpc.CodeTimeout
+	case shards.IsRetryable(err), errors.Is(err, shards.ErrClosed), errors.Is(err, shards.ErrShardNotFound):
+		code = rpc.CodeUnavailable
+	}
+	return &rpc.CodedError{Code: code, Err: err}
 }
