@@ -45,7 +45,7 @@ func (m *Member) Broadcast(ctx context.Context, name string, payload []byte) err
 	if err := checkCommand(name, payload); err != nil {
 		return err
 	}
-	if g := m.net().gossipNode(); g != nil {
+	if g := m.net().Gossip(); g != nil {
 		if err := g.Broadcast(commandEvent, payload); err != nil {
 			return fmt.Errorf("%w: %q: %v", errs.ErrInvalidCommand, name, err)
 		}
@@ -60,7 +60,7 @@ func (m *Member) Query(ctx context.Context, name string, payload []byte) (map[st
 		return nil, err
 	}
 	out := map[string]error{}
-	g := m.net().gossipNode()
+	g := m.net().Gossip()
 	if g == nil {
 		out[m.cfg.NodeID] = m.runCommand(ctx, m.cfg.NodeID, payload)
 		return out, nil

@@ -1,16 +1,14 @@
 package member
 
 import (
-	"context"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/formation"
 	"github.com/hashicorp/memberlist"
-	dbconfig "github.com/lni/dragonboat/v4/config"
 )
 
 // Config is a member's resolved configuration: graft.Config with every
@@ -47,8 +45,8 @@ type Config struct {
 	// Expert holds rarely tuned storage knobs and the network hook.
 	Expert ExpertConfig
 	// Rebalance, set by tests, replaces the rebalancing loop's clock and
-	// intervals; nil means DefaultRebalanceTiming.
-	Rebalance *RebalanceTiming
+	// intervals; nil means cluster.DefaultRebalanceTiming.
+	Rebalance *cluster.RebalanceTiming
 }
 
 // ClusterConfig is graft.ClusterConfig resolved.
@@ -91,14 +89,4 @@ type ExpertConfig struct {
 }
 
 // Network is graft.Network: a replacement for the member's links.
-// Implementations must be safe for concurrent use.
-type Network interface {
-	// MemberlistTransport is the gossip transport of endpoint name.
-	MemberlistTransport(name string) memberlist.NodeAwareTransport
-	// RaftTransportFactory is the Raft transport of endpoint name.
-	RaftTransportFactory(name string) dbconfig.TransportFactory
-	// Listen is the member RPC listener of endpoint name.
-	Listen(name string) net.Listener
-	// Dialer dials other endpoints' listeners from endpoint from.
-	Dialer(from string) func(ctx context.Context, addr string) (net.Conn, error)
-}
+type Network = cluster.Network

@@ -20,6 +20,7 @@ import (
 	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/backoff"
+	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/logkeys"
@@ -71,9 +72,9 @@ type Member struct {
 	incarnate string
 	nshards   uint64
 	disk      *diskGuard
-	cluster   *cluster  // nil on a lone member, and before Start (see net)
-	alone     network   // lone{NodeID}, boxed once: net's answer without a cluster
-	auth      *peerAuth // nil without Config.TLS
+	cluster   *cluster.Cluster // nil on a lone member, and before Start (see net)
+	alone     network          // lone{NodeID}, boxed once: net's answer without a cluster
+	auth      *peerAuth        // nil without Config.TLS
 
 	ready readinessState // what Readiness reports
 }
@@ -131,7 +132,7 @@ func (m *Member) nodesChanged() {
 		e.NodesChanged()
 	}
 	// Before gossip starts, Start publishes the tags itself.
-	if err := n.publishTags(); err != nil && !errors.Is(err, gossip.ErrNotStarted) {
+	if err := n.PublishTags(); err != nil && !errors.Is(err, gossip.ErrNotStarted) {
 		m.log.Warn("publishing registered node types", "error", err)
 	}
 }
@@ -289,7 +290,7 @@ func (m *Member) loadShardCount() (uint64, error) {
 	want := cmp.Or(m.cfg.Cluster.ShardCount, m.cfg.Cluster.DefaultShardCount)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		if err := writeFileSync(path, fmt.Appendf(nil, "%d\n", want)); err != nil {
+		if err := cluster.WriteFileSync(path, fmt.Appendf(nil, "%d\n", want)); err != nil {
 			return 0, fmt.Errorf("recording shard count: %w", err)
 		}
 		return want, nil
@@ -306,26 +307,6 @@ func (m *Member) loadShardCount() (uint64, error) {
 			errs.ErrInvalidConfig, want, have)
 	}
 	return have, nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // awaitLeader waits until shard s has a leader and, if it is this member,
@@ -385,7 +366,7 @@ func (m *Member) replicaMember(s, rid, mine uint64) string {
 	if !ok {
 		return ""
 	}
-	return n.memberAt(addr)
+	return n.MemberAt(addr)
 }
 
 func (m *Member) setLeader(shardID uint64, leader bool) error {
@@ -440,7 +421,7 @@ func (m *Member) onChanges(shardID uint64, changes []wf.Change) {
 			continue
 		}
 		m.bus.Publish(ev)
-		n.sendEvent(&changes[i])
+		n.SendEvent(&changes[i])
 	}
 }
 
@@ -487,7 +468,7 @@ func (m *Member) teardown() error {
 	m.engine = nil
 	n := m.netLocked()
 	m.mu.Unlock()
-	keep(n.close(h))
+	keep(n.Close(h))
 	if h != nil {
 		keep(h.Close())
 	}
@@ -573,12 +554,15 @@ type Info struct {
 // Info describes the cluster as this member sees it, with workflow metrics
 // summed over the shards this member holds.
 func (m *Member) Info() Info {
-	info := Info{IsLeader: true, Peers: []string{}}
+	var info Info
 	m.mu.Lock()
 	logics := maps.Clone(m.logics)
 	h, n := m.host, m.netLocked()
 	m.mu.Unlock()
-	n.describe(&info)
+	info.Peers, info.IsLeader, info.ClusterID = n.Describe()
+	if info.Peers == nil {
+		info.Peers = []string{}
+	}
 	info.Shards = int(m.shardCount())
 	for s, l := range logics {
 		info.HostedShards = append(info.HostedShards, s)
@@ -606,7 +590,7 @@ func (m *Member) Info() Info {
 
 // memberAlive reports whether gossip sees member alive (always true on a
 // lone member).
-func (m *Member) memberAlive(member string) bool { return m.net().alive(member) }
+func (m *Member) memberAlive(member string) bool { return m.net().Alive(member) }
 
 // endpoint is this member's name on Expert.Network: BindAddr's host.
 func (m *Member) endpoint() string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/internal/wire"
@@ -77,8 +78,8 @@ func handle[R any](decode func([]byte) (R, error), serve func(context.Context, *
 
 // rpcServing is what serveRPC found checking a method's need.
 type rpcServing struct {
-	c *cluster     // needGossip, needLayout: this member's cluster
-	h *shards.Host // needShard: this member's shards
+	c *cluster.Cluster // needGossip, needLayout: this member's cluster
+	h *shards.Host     // needShard: this member's shards
 }
 
 // handleRPC serves the calls of other members: only members of this
@@ -87,7 +88,7 @@ type rpcServing struct {
 // member does not host is refused before storage is touched.
 func (m *Member) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	if spec, ok := rpcMethods[method]; !ok || spec.guarded {
-		if err := m.net().checkCaller(ctx); err != nil {
+		if err := m.net().CheckCaller(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -116,14 +117,14 @@ func (m *Member) rpcNeeds(needs rpcNeed, req any) (rpcServing, error) {
 	}
 	switch needs {
 	case needGossip:
-		c, ready := m.net().(*cluster)
+		c, ready := m.net().(*cluster.Cluster)
 		if !ready {
 			return unavailable("member %s cannot answer admission yet", m.cfg.NodeID)
 		}
 		return rpcServing{c: c}, nil
 	case needLayout:
-		c, ok := m.net().(*cluster)
-		if !ok || c.currentLayout() == nil {
+		c, ok := m.net().(*cluster.Cluster)
+		if !ok || !c.Joined() {
 			return unavailable("member %s has not joined the cluster yet", m.cfg.NodeID)
 		}
 		return rpcServing{c: c}, nil
@@ -187,22 +188,22 @@ func serveEvents(_ context.Context, m *Member, _ rpcServing, evs []wire.Event) (
 
 // serveReplica starts (or confirms) a replica a shard's leader added here.
 func serveReplica(ctx context.Context, _ *Member, at rpcServing, req wire.ReplicaRequest) ([]byte, error) {
-	return nil, at.c.serveReplica(ctx, req)
+	return nil, at.c.ServeReplica(ctx, req)
 }
 
 // serveDrop deletes a replica removed from its shard.
 func serveDrop(ctx context.Context, _ *Member, at rpcServing, req wire.ReplicaRequest) ([]byte, error) {
-	return nil, at.c.serveDrop(ctx, req)
+	return nil, at.c.ServeDrop(ctx, req)
 }
 
 // serveMembership answers with a shard's membership.
 func serveMembership(ctx context.Context, _ *Member, at rpcServing, req wire.ReplicaRequest) ([]byte, error) {
-	return at.c.serveMembership(ctx, req)
+	return at.c.ServeMembership(ctx, req)
 }
 
 // serveAdmit answers whether this member admitted the asking one.
 func serveAdmit(_ context.Context, _ *Member, at rpcServing, req wire.AdmitRequest) ([]byte, error) {
-	return nil, at.c.serveAdmit(req)
+	return nil, at.c.ServeAdmit(req)
 }
 
 // decodeRPC decodes the request of method with its rpcMethods decoder.

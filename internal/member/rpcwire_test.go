@@ -73,21 +73,6 @@ func rpcSeeds(t testing.TB) map[string][2][]byte {
 	}
 }
 
-// layoutSeeds are layout files as saveLayout writes them.
-func layoutSeeds(t testing.TB) map[string][]byte {
-	out := map[string][]byte{}
-	for name, l := range map[string]*layout{
-		"founder": {ClusterID: "5f1c0a2b9d3e4f60", Members: []string{"n1", "n2", "n3"}, Shards: 8, RF: 3,
-			Replicas: map[uint64]uint64{1: 1, 2: 1, 4: 1, 5: 1, 7: 1}},
-		"joiner": {ClusterID: "5f1c0a2b9d3e4f60", Shards: 8, RF: 3, Replicas: map[uint64]uint64{}},
-	} {
-		b, err := json.MarshalIndent(l, "", "  ")
-		require.NoError(t, err)
-		out[name] = b
-	}
-	return out
-}
-
 // commandSeeds are dev commands as BroadcastCommand encodes them.
 func commandSeeds(t testing.TB) map[string][]byte {
 	// devCommand is graft.DevCommand, as BroadcastCommand encodes it.
@@ -129,17 +114,14 @@ func writeSeeds(t *testing.T, name string, seeds map[string][]any) {
 // TestWriteFuzzSeeds rewrites the committed seed corpora with
 // -rewrite-seeds; otherwise it checks they are there.
 func TestWriteFuzzSeeds(t *testing.T) {
-	rpcs, layouts, cmds := map[string][]any{}, map[string][]any{}, map[string][]any{}
+	rpcs, cmds := map[string][]any{}, map[string][]any{}
 	for k, v := range rpcSeeds(t) {
 		rpcs[k] = []any{string(v[0]), v[1]}
-	}
-	for k, v := range layoutSeeds(t) {
-		layouts[k] = []any{v}
 	}
 	for k, v := range commandSeeds(t) {
 		cmds[k] = []any{v}
 	}
-	all := map[string]map[string][]any{"FuzzDecodeRPC": rpcs, "FuzzParseLayout": layouts, "FuzzDecodeCommand": cmds}
+	all := map[string]map[string][]any{"FuzzDecodeRPC": rpcs, "FuzzDecodeCommand": cmds}
 	for name, seeds := range all {
 		if *rewriteSeeds {
 			writeSeeds(t, name, seeds)
@@ -228,34 +210,6 @@ func TestEncodeEventBatchesSplitsByBytes(t *testing.T) {
 	require.Equal(t, 1200, n)
 }
 
-func TestParseLayout(t *testing.T) {
-	t.Parallel()
-	for name, b := range layoutSeeds(t) {
-		l, err := parseLayout(b)
-		require.NoError(t, err, name)
-		require.NotNil(t, l.Replicas)
-	}
-	for _, tc := range []struct{ file, want string }{
-		{`{"shards":8,"rf":3}`, "no cluster_id"},
-		{`{"cluster_id":"c","shards":0,"rf":3}`, "shards is 0, want 1 to 4096"},
-		{`{"cluster_id":"c","shards":5000,"rf":3}`, "shards is 5000"},
-		{`{"cluster_id":"c","shards":8,"rf":0}`, "rf is 0"},
-		{`{"cluster_id":"c","shards":8,"rf":3,"members":["a",""]}`, "members[1] is empty"},
-		{`{"cluster_id":"c","shards":8,"rf":3,"replicas":{"9":1}}`, "shard 9, outside 1 to 8"},
-		{`{"cluster_id":"c","shards":8,"rf":3,"replicas":{"2":0}}`, "shard 2 replica ID 0"},
-		{`{"cluster_id":"c","shards":8,"rf":3}{}`, "data after"},
-		{`{"cluster_id":"c","shards":"8"}`, "cannot unmarshal"},
-	} {
-		_, err := parseLayout([]byte(tc.file))
-		require.ErrorContains(t, err, tc.want, tc.file)
-	}
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "cluster.json"), []byte(`{"cluster_id":"c","shards":8,"rf":3,"replicas":{"2":0}}`), 0o644))
-	_, err := loadLayout(dir)
-	require.ErrorContains(t, err, filepath.Join(dir, "cluster.json"))
-	require.ErrorContains(t, err, "replica ID 0")
-}
-
 func TestDecodeCommand(t *testing.T) {
 	t.Parallel()
 	for name, b := range commandSeeds(t) {
@@ -275,7 +229,7 @@ func TestHandleRPCRefusesUnhostedShardWithoutStorage(t *testing.T) {
 	t.Parallel()
 	m := &Member{state: stateRunning}
 	m.cfg.NodeID = "n1"
-	m.cluster = &cluster{m: m, layout: &layout{ClusterID: "c", Shards: 8, RF: 1, Replicas: map[uint64]uint64{1: 1}}}
+	m.alone = hostsOnly{lone{"n1"}, 1}
 	for _, method := range []string{wire.MethodApply, wire.MethodRead} {
 		_, err := m.serveRPC(t.Context(), method, wire.ShardPayload(2, []byte("x")))
 		var ce *rpc.CodedError
@@ -329,33 +283,6 @@ func FuzzDecodeRPC(f *testing.F) {
 	})
 }
 
-// FuzzParseLayout parses arbitrary layout files: no panic, allocations
-// bounded, and a layout that parses satisfies parseLayout's rules and
-// parses the same after saveLayout's encoding.
-func FuzzParseLayout(f *testing.F) {
-	for _, b := range layoutSeeds(f) {
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var l *layout
-		var err error
-		requireAllocBounded(t, len(b), func() { l, err = parseLayout(b) })
-		if err != nil {
-			return
-		}
-		require.NotEmpty(t, l.ClusterID)
-		require.True(t, l.Shards >= 1 && l.Shards <= maxLayoutShards && l.RF >= 1)
-		for s, r := range l.Replicas {
-			require.True(t, s >= 1 && s <= uint64(l.Shards) && r != 0)
-		}
-		again, err := json.MarshalIndent(l, "", "  ")
-		require.NoError(t, err)
-		l2, err := parseLayout(again)
-		require.NoError(t, err)
-		require.Equal(t, l, l2)
-	})
-}
-
 // FuzzDecodeCommand decodes arbitrary dev command payloads and their params
 // into a typed handler's params (as graft.WrapHandler does): no panic,
 // allocations bounded, and errors are errs.ErrInvalidCommand.
@@ -403,3 +330,11 @@ func TestRemoteStorageFullIsErrStorageFull(t *testing.T) {
 	require.False(t, errs.IsRetryable(err))
 	require.ErrorContains(t, err, "1 byte free")
 }
+
+// hostsOnly is a network on which this member hosts only shard s.
+type hostsOnly struct {
+	lone
+	s uint64
+}
+
+func (h hostsOnly) ReplicaOf(s uint64) (uint64, bool) { return 1, s == h.s }

@@ -86,17 +86,17 @@ func (m *Member) read(ctx context.Context, shard uint64, q wf.Query, v any) erro
 // try, and a replica dropped during the call hands it over to them.
 func (m *Member) route(ctx context.Context, h *shards.Host, shard uint64, method string, body []byte, local func() ([]byte, error)) ([]byte, error) {
 	if !m.hosts(shard) {
-		return m.net().forward(ctx, shard, method, body)
+		return m.net().Forward(ctx, shard, method, body)
 	}
 	clustered := m.cfg.Clustered
 	if _, ok := h.LeaderID(shard); !ok && clustered {
-		if out, err := m.net().forward(ctx, shard, method, body); err == nil || !errs.IsRetryable(err) {
+		if out, err := m.net().Forward(ctx, shard, method, body); err == nil || !errs.IsRetryable(err) {
 			return out, err
 		}
 	}
 	out, err := local()
 	if errors.Is(err, shards.ErrShardNotFound) && clustered {
-		return m.net().forward(ctx, shard, method, body)
+		return m.net().Forward(ctx, shard, method, body)
 	}
 	return out, errs.Translate(err)
 }
@@ -108,7 +108,7 @@ func (m *Member) route(ctx context.Context, h *shards.Host, shard uint64, method
 // nonce makes a start that committed anyway harmless.
 func (m *Member) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Command) (wf.Result, error) {
 	n := m.net()
-	addr := n.leaderOf(shard)
+	addr := n.LeaderOf(shard)
 	if addr == "" || m.leads(shard) {
 		return wf.Result{}, errNoLeaderKnown
 	}
@@ -121,7 +121,7 @@ func (m *Member) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Comman
 		return wf.Result{}, err
 	}
 	defer release()
-	out, err := n.call(ctx, addr, wire.MethodApply, wire.ShardPayload(shard, raw))
+	out, err := n.Call(ctx, addr, wire.MethodApply, wire.ShardPayload(shard, raw))
 	if err != nil {
 		return wf.Result{}, wire.FromRemote(err)
 	}

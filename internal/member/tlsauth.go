@@ -94,21 +94,7 @@ func (m *Member) bindRaftPeer(peer, source string) error {
 	if peer == m.cfg.NodeID && source == m.cfg.BindAddr {
 		return nil
 	}
-	return m.net().bindRaftPeer(peer, source)
-}
-
-// bindRaftPeer accepts Raft traffic from peer only for the Raft address
-// that member advertises in gossip.
-func (c *cluster) bindRaftPeer(peer, source string) error {
-	if c.isPeer(func(p gossip.Member) bool { return p.ID == peer && p.Tags[tagRaft] == source }) {
-		return nil
-	}
-	for _, p := range c.known() { // refused: say why
-		if p.ID == peer {
-			return fmt.Errorf("member %q's Raft address is %q", peer, p.Tags[tagRaft])
-		}
-	}
-	return fmt.Errorf("%q is not a member of this cluster (yet)", peer)
+	return m.net().BindRaftPeer(peer, source)
 }
 
 // callerID returns the node ID the caller of a member RPC handler

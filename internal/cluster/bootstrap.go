@@ -1,4 +1,4 @@
-package member
+package cluster
 
 import (
 	"context"
@@ -41,10 +41,9 @@ func newSeed() string {
 // and starts this member's replicas with their initial members. A member that
 // joins records an empty layout; the shards' leaders add replicas on it as
 // the placement asks (see reconcile).
-func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, error) {
-	m := c.m
-	m.setReadiness(phaseJoining)
-	rules := m.cfg.Founding
+func (c *Cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, error) {
+	c.local.Joining()
+	rules := c.cfg.Founding
 	began := time.Now()
 	var (
 		refused   error
@@ -72,10 +71,10 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 			seen = append(seen, formation.Peer{ID: p.ID, Cluster: p.Tags[tagCluster], Seed: p.Tags[tagSeed], Rules: p.Tags[tagRules]})
 		}
 		d := formation.Decide(formation.Input{
-			Self:   formation.Peer{ID: m.cfg.NodeID, Seed: c.seed, Rules: rules.Fingerprint()},
+			Self:   formation.Peer{ID: c.cfg.NodeID, Seed: c.seed, Rules: rules.Fingerprint()},
 			Rules:  rules,
 			Seen:   seen,
-			Waited: time.Since(began) >= m.cfg.Cluster.BootstrapWait,
+			Waited: time.Since(began) >= c.cfg.BootstrapWait,
 		})
 		if d.Action != formation.Bootstrap {
 			electedAt = time.Time{}
@@ -87,21 +86,21 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 		case formation.Join:
 			var booted []gossip.Member
 			for _, p := range alive {
-				if p.ID != m.cfg.NodeID && p.Tags[tagCluster] == d.Cluster {
+				if p.ID != c.cfg.NodeID && p.Tags[tagCluster] == d.Cluster {
 					booted = append(booted, p)
 				}
 			}
 			// A running cluster: join it once one of its members admits us.
 			if refused = c.admittedBy(ctx, booted, false); refused == nil {
 				if len(d.Others) > 0 {
-					m.log.Error("gossip shows members of several clusters; joining the one with the most members",
+					c.log.Error("gossip shows members of several clusters; joining the one with the most members",
 						"cluster_id", d.Cluster, "other_cluster_ids", d.Others)
 				}
-				lay := &layout{ClusterID: d.Cluster, Shards: int(shardCount), RF: m.cfg.Cluster.ReplicationFactor, Replicas: map[uint64]uint64{}}
+				lay := &layout{ClusterID: d.Cluster, Shards: int(shardCount), RF: c.cfg.ReplicationFactor, Replicas: map[uint64]uint64{}}
 				if err := c.adopt(lay); err != nil {
 					return nil, err
 				}
-				m.log.Info("joining a running cluster", "cluster_id", d.Cluster, "members", len(booted))
+				c.log.Info("joining a running cluster", "cluster_id", d.Cluster, "members", len(booted))
 				return lay, nil
 			}
 			reason = "waiting to be admitted"
@@ -129,10 +128,10 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 		}
 		if refused != nil && time.Since(logged) > 5*time.Second {
 			logged = time.Now()
-			m.log.Warn("not admitted to the cluster yet; check Cluster.Policy, Cluster.Key and Cluster.AllowedNodes on every member", "error", refused)
+			c.log.Warn("not admitted to the cluster yet; check Cluster.Policy, Cluster.Key and Cluster.AllowedNodes on every member", "error", refused)
 		} else if refused == nil && time.Since(logged) > 5*time.Second && time.Since(began) > time.Second {
 			logged = time.Now()
-			m.log.Info("forming a cluster", "state", reason, "members_seen", len(seen), "founding", rules.Fingerprint())
+			c.log.Info("forming a cluster", "state", reason, "members_seen", len(seen), "founding", rules.Fingerprint())
 		}
 		if err := backoff.Sleep(ctx, 50*time.Millisecond); err != nil {
 			if refused != nil {
@@ -145,9 +144,8 @@ func (c *cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 
 // found bootstraps cluster id with founders: places the shards on them,
 // records the layout and starts this member's replicas.
-func (c *cluster) found(id string, founders []gossip.Member, shardCount uint64) (*layout, error) {
-	m := c.m
-	lay := &layout{ClusterID: id, Shards: int(shardCount), RF: m.cfg.Cluster.ReplicationFactor, Replicas: map[uint64]uint64{}}
+func (c *Cluster) found(id string, founders []gossip.Member, shardCount uint64) (*layout, error) {
+	lay := &layout{ClusterID: id, Shards: int(shardCount), RF: c.cfg.ReplicationFactor, Replicas: map[uint64]uint64{}}
 	members := make([]ring.Member, len(founders))
 	raft := map[string]string{}
 	for i, p := range founders {
@@ -160,34 +158,32 @@ func (c *cluster) found(id string, founders []gossip.Member, shardCount uint64) 
 		return nil, fmt.Errorf("placing shards: %w", err)
 	}
 	replicaID := func(id string) uint64 { return uint64(slices.Index(lay.Members, id) + 1) }
-	for _, s := range place.ShardsOf(m.cfg.NodeID) {
-		lay.Replicas[s] = replicaID(m.cfg.NodeID)
+	for _, s := range place.ShardsOf(c.cfg.NodeID) {
+		lay.Replicas[s] = replicaID(c.cfg.NodeID)
 	}
 	if err := c.adopt(lay); err != nil {
 		return nil, err
 	}
-	for _, s := range place.ShardsOf(m.cfg.NodeID) {
+	for _, s := range place.ShardsOf(c.cfg.NodeID) {
 		initial := map[uint64]string{}
 		for _, r := range place.Replicas(s) {
 			initial[replicaID(r)] = raft[r]
 		}
-		if err := m.host.StartShard(s, lay.Replicas[s], initial, false); err != nil {
+		if err := c.host.StartShard(s, lay.Replicas[s], initial, false); err != nil {
 			return nil, fmt.Errorf("starting shard %d: %w", s, err)
 		}
 	}
-	m.log.Info("cluster bootstrapped", "cluster_id", id, "members", lay.Members, "shards", lay.Shards, "rf", lay.RF)
+	c.log.Info("cluster bootstrapped", "cluster_id", id, "members", lay.Members, "shards", lay.Shards, "rf", lay.RF)
 	return lay, nil
 }
 
 // adopt records lay as this member's layout and its cluster ID as this
 // member's.
-func (c *cluster) adopt(lay *layout) error {
-	if err := saveLayout(c.m.cfg.DataDir, lay); err != nil {
+func (c *Cluster) adopt(lay *layout) error {
+	if err := saveLayout(c.cfg.DataDir, lay); err != nil {
 		return err
 	}
-	c.m.mu.Lock()
-	c.layout = lay
-	c.m.mu.Unlock()
+	c.layout.Store(lay)
 	c.mu.Lock()
 	c.clusterID = lay.ClusterID
 	c.mu.Unlock()
@@ -199,7 +195,7 @@ func (c *cluster) adopt(lay *layout) error {
 // refused, logged and published once. Members not in a cluster yet, and
 // every member while this one is not, are admitted. It runs under
 // memberlist's locks: it must not call into gossip.
-func (c *cluster) admit(p gossip.Member) error {
+func (c *Cluster) admit(p gossip.Member) error {
 	theirs := p.Tags[tagCluster]
 	c.mu.Lock()
 	ours := c.clusterID
@@ -212,9 +208,9 @@ func (c *cluster) admit(p gossip.Member) error {
 	c.foreign[p.ID] = theirs
 	c.mu.Unlock()
 	if first {
-		c.m.log.Error("refusing a member of another cluster: clusters bootstrapped apart never merge",
+		c.log.Error("refusing a member of another cluster: clusters bootstrapped apart never merge",
 			"cluster_id", ours, "foreign_cluster_id", theirs, "foreign_node", p.ID, "addr", p.Address())
-		c.m.bus.Publish(&events.ForeignClusterEvent{ClusterID: ours, ForeignClusterID: theirs, NodeID: p.ID, Address: p.Address(), SeenAt: time.Now()})
+		c.bus.Publish(&events.ForeignClusterEvent{ClusterID: ours, ForeignClusterID: theirs, NodeID: p.ID, Address: p.Address(), SeenAt: time.Now()})
 	}
 	return fmt.Errorf("it belongs to cluster %s, this member to cluster %s", theirs, ours)
 }
@@ -222,14 +218,14 @@ func (c *cluster) admit(p gossip.Member) error {
 // ours reports whether p belongs to this member's cluster, or to none yet:
 // members of another cluster that gossip still lists (it listed them before
 // their cluster ID was known) are ignored everywhere.
-func (c *cluster) ours(p gossip.Member) bool {
+func (c *Cluster) ours(p gossip.Member) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.oursLocked(p)
 }
 
 // oursLocked is ours with c.mu held.
-func (c *cluster) oursLocked(p gossip.Member) bool {
+func (c *Cluster) oursLocked(p gossip.Member) bool {
 	if _, foreign := c.foreign[p.ID]; foreign {
 		return false
 	}
@@ -239,7 +235,7 @@ func (c *cluster) oursLocked(p gossip.Member) bool {
 
 // isForeign reports whether gossip refused member id as a member of
 // another cluster.
-func (c *cluster) isForeign(id string) bool {
+func (c *Cluster) IsForeign(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.foreign[id]
@@ -248,18 +244,18 @@ func (c *cluster) isForeign(id string) bool {
 
 // members returns the alive members of this member's cluster (and those in
 // none yet), itself included, sorted by node ID.
-func (c *cluster) members() []gossip.Member {
+func (c *Cluster) members() []gossip.Member {
 	return slices.DeleteFunc(c.gossip.Members(), func(p gossip.Member) bool { return !c.ours(p) })
 }
 
 // admittedBy asks members whether they admitted this one (see serveAdmit):
 // every one of them when all is set, otherwise at least one. Members that
 // are this one count as admitting it.
-func (c *cluster) admittedBy(ctx context.Context, members []gossip.Member, all bool) error {
+func (c *Cluster) admittedBy(ctx context.Context, members []gossip.Member, all bool) error {
 	var failed []error
-	body, _ := json.Marshal(wire.AdmitRequest{ID: c.m.cfg.NodeID})
+	body, _ := json.Marshal(wire.AdmitRequest{ID: c.cfg.NodeID})
 	for _, p := range members {
-		if p.ID == c.m.cfg.NodeID {
+		if p.ID == c.cfg.NodeID {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -281,11 +277,11 @@ func (c *cluster) admittedBy(ctx context.Context, members []gossip.Member, all b
 // serveAdmit answers whether this member's gossip admitted the asking
 // member: it lists it alive, in this cluster, only if the cluster policy let
 // it in.
-func (c *cluster) serveAdmit(req wire.AdmitRequest) error {
+func (c *Cluster) ServeAdmit(req wire.AdmitRequest) error {
 	for _, p := range c.members() {
 		if p.ID == req.ID {
 			return nil
 		}
 	}
-	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not admitted %q (cluster policy, another cluster, or gossip has not reached it yet)", c.m.cfg.NodeID, req.ID)}
+	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not admitted %q (cluster policy, another cluster, or gossip has not reached it yet)", c.cfg.NodeID, req.ID)}
 }

@@ -1,4 +1,4 @@
-package member
+package cluster
 
 import (
 	"context"
@@ -59,26 +59,18 @@ func DefaultRebalanceTiming() RebalanceTiming {
 	}
 }
 
-// rebalanceTiming returns the rebalancing timing this member runs with.
-func (m *Member) rebalanceTiming() RebalanceTiming {
-	if m.cfg.Rebalance != nil {
-		return *m.cfg.Rebalance
-	}
-	return DefaultRebalanceTiming()
-}
-
 // newReconciler returns the reconciler of the shards this member leads on
 // host.
-func (c *cluster) newReconciler(host *shards.Host) *rebalance.Reconciler {
+func (c *Cluster) newReconciler(host *shards.Host) *rebalance.Reconciler {
 	return rebalance.NewReconciler(rebalance.Config{
-		Self: c.m.cfg.NodeID, Shards: hostShards{host}, FailureGrace: c.m.cfg.Cluster.FailureGrace,
-		ConfirmTTL: c.timing.ConfirmTTL, Now: c.timing.Now, Logger: c.m.log, Events: c.m.bus,
+		Self: c.cfg.NodeID, Shards: hostShards{host}, FailureGrace: c.cfg.FailureGrace,
+		ConfirmTTL: c.timing.ConfirmTTL, Now: c.timing.Now, Logger: c.log, Events: c.bus,
 	})
 }
 
 // reconcileLoop runs reconcile every timing.Interval until the cluster
 // stops.
-func (c *cluster) reconcileLoop() {
+func (c *Cluster) reconcileLoop() {
 	t := time.NewTicker(c.timing.Interval)
 	defer t.Stop()
 	for {
@@ -98,14 +90,14 @@ func (c *cluster) reconcileLoop() {
 // reconcile brings each shard this member leads one step closer to the
 // placement, deletes replicas removed from their shards and keeps the
 // executor's idea of leadership in step with Raft's.
-func (c *cluster) reconcile(ctx context.Context) {
-	h, err := c.m.running()
+func (c *Cluster) reconcile(ctx context.Context) {
+	h, err := c.local.Running()
 	if err != nil {
 		return
 	}
 	v, err := c.view()
 	if err != nil {
-		c.m.log.Debug("rebalancing skipped", "error", err)
+		c.log.Debug("rebalancing skipped", "error", err)
 		return
 	}
 	c.refreshLeaders(h, v)
@@ -117,7 +109,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 			c.drop(ctx, s, "removed from the shard")
 			continue
 		}
-		c.m.syncLeader(s)
+		c.local.SyncLeader(s)
 		if !h.IsLeader(s) {
 			c.checkOrphan(ctx, h, v, s)
 			continue
@@ -127,7 +119,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 		c.mu.Unlock()
 		err := c.rebal.Reconcile(ctx, s, v.place.Replicas(s), v.seen, peers{c, v})
 		if err != nil && ctx.Err() == nil {
-			c.m.log.Debug("rebalancing step failed; retrying", logkeys.Shard, s, "error", err)
+			c.log.Debug("rebalancing step failed; retrying", logkeys.Shard, s, "error", err)
 		}
 	}
 }
@@ -163,7 +155,7 @@ func (hs hostShards) TransferLeader(shard, replica uint64) error {
 
 // peers reaches the members of view v over the member RPC, for one pass.
 type peers struct {
-	c *cluster
+	c *Cluster
 	v *view
 }
 
@@ -201,7 +193,7 @@ func (p peers) TellRemoved(ctx context.Context, id string, s, rid uint64) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if _, err := p.c.client.Call(ctx, addr, wire.MethodDrop, body); err != nil {
-		p.c.m.log.Debug("telling a member its replica was removed failed", logkeys.Shard, s, "member", id, "error", err)
+		p.c.log.Debug("telling a member its replica was removed failed", logkeys.Shard, s, "member", id, "error", err)
 	}
 }
 
@@ -209,7 +201,7 @@ func (p peers) TellRemoved(ctx context.Context, id string, s, rid uint64) {
 // may have been removed from its shard while this member was away, in
 // which case no leader will ever contact it. It asks the alive members for
 // the shard's membership and drops the replica if it was removed.
-func (c *cluster) checkOrphan(ctx context.Context, h *shards.Host, v *view, s uint64) {
+func (c *Cluster) checkOrphan(ctx context.Context, h *shards.Host, v *view, s uint64) {
 	now := c.timing.Now()
 	c.mu.Lock()
 	if _, ok := h.LeaderID(s); ok {

@@ -1,4 +1,4 @@
-package member
+package cluster
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"os"
@@ -14,14 +15,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eleven-am/graft/events"
-	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/backoff"
-	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/errs"
+	"github.com/eleven-am/graft/internal/formation"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rebalance"
 	"github.com/eleven-am/graft/internal/rpc"
@@ -29,6 +30,7 @@ import (
 	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 	"github.com/hashicorp/memberlist"
+	dbconfig "github.com/lni/dragonboat/v4/config"
 )
 
 // Gossip tags every member publishes.
@@ -61,16 +63,24 @@ type layout struct {
 	Replicas map[uint64]uint64 `json:"replicas"`
 }
 
-// cluster is what a clustered member runs besides its shards and executor:
-// gossip membership, the member RPC, and the bootstrap layout.
-type cluster struct {
-	m       *Member
+// Cluster is what a clustered member runs besides its shards and engine:
+// gossip membership, the member RPC, the bootstrap layout and the
+// rebalancing loop. Open creates it, Start joins or founds the cluster,
+// Close stops it. Its methods are safe for concurrent use.
+type Cluster struct {
+	cfg     Config
+	local   Local
+	host    *shards.Host
+	log     *slog.Logger
+	bus     *events.Bus
 	gossip  *gossip.Node
 	server  *rpc.Server
 	client  *rpc.Client
 	rpcCfg  rpc.Config
 	rpcAddr string
-	layout  *layout
+	// listener is the member RPC's, served from Start.
+	listener net.Listener
+	layout   atomic.Pointer[layout] // nil until the member joined or founded its cluster
 	// shardCount is this member's shard count, published as a tag.
 	shardCount uint64
 	// seed is the cluster ID this member proposes should it found one.
@@ -108,47 +118,160 @@ type cluster struct {
 	cancel  context.CancelFunc
 }
 
-// startCluster starts the member RPC and gossip, bootstraps (or reloads)
-// the shard layout and starts this member's replicas.
-func (m *Member) startCluster(ctx context.Context, grpcPort int, shardCount uint64) error {
-	host, _, _ := net.SplitHostPort(m.cfg.BindAddr)
-	netw := m.cfg.Expert.Network
+// Config configures a Cluster: the member's identity and its membership
+// and placement settings, resolved by graft's config.go, and what the
+// member serves to the others.
+type Config struct {
+	// NodeID, BindAddr (the Raft address) and DataDir are the member's.
+	NodeID, BindAddr, DataDir string
+	// Logger receives the cluster's logs; Bus its events.
+	Logger *slog.Logger
+	Bus    *events.Bus
+	// Policy, Key and AllowedNodes control who may join.
+	Policy       gossip.Policy
+	Key          []byte
+	AllowedNodes []string
+	// BootstrapWait, FailureGrace and ReplicationFactor are
+	// graft.ClusterConfig's.
+	BootstrapWait     time.Duration
+	FailureGrace      time.Duration
+	ReplicationFactor int
+	// GossipPort is the gossip listener's port.
+	GossipPort int
+	// ShardCount is the member's shard count (that of its data directory).
+	ShardCount uint64
+	// Founding says how this member founds a new cluster; Discovery finds
+	// the others.
+	Founding  formation.Rules
+	Discovery []gossip.Discoverer
+	// Memberlist tunes the gossip layer; Network, if set, carries the
+	// links instead of TCP/UDP.
+	Memberlist func(*memberlist.Config)
+	Network    Network
+	// RPC is the member RPC's limits and TLS.
+	RPC rpc.Config
+	// Timing is the rebalancing loop's clock and intervals.
+	Timing RebalanceTiming
+	// Handler serves the member RPC; OnUserEvent and OnQuery receive the
+	// dev commands gossip carries.
+	Handler     rpc.Handler
+	OnUserEvent func(name string, payload []byte, from string)
+	OnQuery     func(name string, payload []byte, from string) ([]byte, error)
+}
+
+// Local is the member a Cluster belongs to, as the cluster uses it. Its
+// methods must be safe for concurrent use.
+type Local interface {
+	// Storage returns the member's shards while they are open.
+	Storage() (*shards.Host, error)
+	// Running returns the member's shards while the member runs.
+	Running() (*shards.Host, error)
+	// NodeTypes lists the node types registered on the member.
+	NodeTypes() []string
+	// AwaitLeader waits until shard s has a leader and, if it is this
+	// member, its engine has taken the shard over.
+	AwaitLeader(ctx context.Context, s uint64) error
+	// SyncLeader tells the member's engine whether it leads shard s now.
+	SyncLeader(s uint64)
+	// LetGo makes the member's engine let go of shard s, whose replica
+	// here is being dropped; Forget drops the member's state of it.
+	LetGo(s uint64) error
+	Forget(s uint64)
+	// CallerID returns the node ID a member RPC caller's certificate
+	// names, and whether TLS is on.
+	CallerID(ctx context.Context) (string, bool)
+	// Joining tells the member it is forming or joining its cluster.
+	Joining()
+}
+
+// Open creates the cluster of a member whose shards (host) are open: the
+// member RPC client, the member RPC listener on grpcPort and the gossip
+// node, not started. From Open on, the cluster's listener, RPC server and
+// gossip node are in place and only read; Start starts them, Close stops
+// them.
+func Open(cfg Config, host *shards.Host, local Local, grpcPort int) (*Cluster, error) {
+	hostname, _, _ := net.SplitHostPort(cfg.BindAddr)
+	netw := cfg.Network
 	var dial func(context.Context, string) (net.Conn, error)
 	if netw != nil {
-		dial = netw.Dialer(host)
+		dial = netw.Dialer(hostname)
 	}
-	rpcCfg := m.rpcConfig()
-	client, err := rpc.NewClient(dial, rpcCfg)
+	client, err := rpc.NewClient(dial, cfg.RPC)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errs.ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %w", errs.ErrInvalidConfig, err)
 	}
-	c := &cluster{m: m, client: client, rpcCfg: rpcCfg, shardCount: shardCount, stop: make(chan struct{}), outbox: make(chan wire.ForwardedEvent, 4*wire.MaxEventBatch),
+	c := &Cluster{cfg: cfg, local: local, host: host, log: cfg.Logger, bus: cfg.Bus,
+		client: client, rpcCfg: cfg.RPC, shardCount: cfg.ShardCount, stop: make(chan struct{}), outbox: make(chan wire.ForwardedEvent, 4*wire.MaxEventBatch),
 		seed: newSeed(), foreign: map[string]string{}, refused: map[string]bool{},
-		leaderless: map[uint64]time.Time{}, leaderRPC: map[uint64]string{}, timing: m.rebalanceTiming()}
-	c.rebal = c.newReconciler(m.host)
+		leaderless: map[uint64]time.Time{}, leaderRPC: map[uint64]string{}, timing: cfg.Timing}
+	c.rebal = c.newReconciler(host)
 	c.stopCtx, c.cancel = context.WithCancel(context.Background())
-	// The cluster's listener, RPC server and gossip node are in place
-	// before it is published to the API (m.cluster): from then on they
-	// are only read.
-	l, g, err := c.open(netw, host, grpcPort)
-	if err != nil {
+	if err := c.open(netw, hostname, grpcPort); err != nil {
 		c.cancel()
 		_ = client.Close()
-		return err
+		return nil, err
 	}
-	m.mu.Lock()
-	m.cluster = c
-	m.mu.Unlock()
-	c.server.Serve(l)
-	g.OnUserEvent(m.onUserEvent)
-	g.OnQuery(m.onQuery)
+	return c, nil
+}
+
+// open listens for the member RPC and creates the RPC server and the
+// gossip node (not started yet), filling in c's fields for them.
+func (c *Cluster) open(netw Network, host string, grpcPort int) error {
+	var l net.Listener
+	var err error
+	if netw != nil {
+		l = netw.Listen(host)
+	} else if l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(grpcPort))); err != nil {
+		return fmt.Errorf("listening for member RPC on port %d: %w", grpcPort, err)
+	}
+	c.rpcAddr = l.Addr().String()
+	if c.server, err = rpc.NewServer(c.cfg.Handler, c.rpcCfg, c.log.With(logkeys.Component, "rpc")); err != nil {
+		_ = l.Close()
+		return fmt.Errorf("%w: %w", errs.ErrInvalidConfig, err)
+	}
+
+	ip := "0.0.0.0" // with Expert.Network, the transport decides the address
+	var transport memberlist.NodeAwareTransport
+	if netw != nil {
+		transport = netw.MemberlistTransport(host)
+	} else if ip, err = resolveIP(host); err != nil {
+		_ = l.Close()
+		return fmt.Errorf("%w: BindAddr host %q: %v", errs.ErrInvalidConfig, host, err)
+	}
+	g, err := gossip.New(gossip.Config{
+		NodeID: c.cfg.NodeID, BindAddr: ip, BindPort: c.cfg.GossipPort,
+		Tags: c.tags(),
+		Key:  c.cfg.Key, Policy: c.cfg.Policy, AllowedNodes: c.cfg.AllowedNodes,
+		Discovery: c.cfg.Discovery, SnapshotPath: filepath.Join(c.cfg.DataDir, "serf.snapshot"),
+		KeyringFile:      filepath.Join(c.cfg.DataDir, "serf.keyring"),
+		Admit:            c.admit,
+		MemberlistConfig: c.cfg.Memberlist,
+		Transport:        transport,
+		Logger:           c.log.With(logkeys.Component, "gossip"),
+	})
+	if err != nil {
+		_ = l.Close()
+		return fmt.Errorf("%w: gossip: %w", errs.ErrInvalidConfig, err)
+	}
+	c.gossip, c.listener = g, l
+	return nil
+}
+
+// Start serves the member RPC, starts gossip, bootstraps (or reloads) the
+// shard layout and starts this member's replicas, then the rebalancing
+// loop. On an error the caller closes the cluster.
+func (c *Cluster) Start(ctx context.Context) error {
+	g := c.gossip
+	c.server.Serve(c.listener)
+	g.OnUserEvent(c.cfg.OnUserEvent)
+	g.OnQuery(c.cfg.OnQuery)
 	if err := g.Start(ctx); err != nil {
 		return fmt.Errorf("starting gossip: %w", err)
 	}
 	c.wg.Go(c.watchMembership)
 	c.wg.Go(c.forwardEvents)
 
-	lay, err := loadLayout(m.cfg.DataDir)
+	lay, err := loadLayout(c.cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -156,15 +279,13 @@ func (m *Member) startCluster(ctx context.Context, grpcPort int, shardCount uint
 	case lay != nil:
 		// A restart: the same replicas with the same IDs. Replicas removed
 		// while this member was away are found and dropped by reconcile.
-		m.mu.Lock()
-		c.layout = lay
-		m.mu.Unlock()
+		c.layout.Store(lay)
 		c.mu.Lock()
 		c.clusterID = lay.ClusterID
 		c.mu.Unlock()
 		c.hostMu.Lock()
 		for _, s := range c.hosted() {
-			if err := m.host.StartShard(s, lay.Replicas[s], nil, false); err != nil {
+			if err := c.host.StartShard(s, lay.Replicas[s], nil, false); err != nil {
 				c.hostMu.Unlock()
 				return fmt.Errorf("restarting shard %d: %w", s, err)
 			}
@@ -175,17 +296,17 @@ func (m *Member) startCluster(ctx context.Context, grpcPort int, shardCount uint
 		// forwarded meanwhile.
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		for _, s := range c.hosted() {
-			if m.awaitLeader(wctx, s) != nil {
+			if c.local.AwaitLeader(wctx, s) != nil {
 				break
 			}
 		}
 		cancel()
 	default:
-		if lay, err = c.bootstrap(ctx, shardCount); err != nil {
+		if lay, err = c.bootstrap(ctx, c.shardCount); err != nil {
 			return err
 		}
 		for _, s := range c.hosted() {
-			if err := m.awaitLeader(ctx, s); err != nil {
+			if err := c.local.AwaitLeader(ctx, s); err != nil {
 				return err
 			}
 		}
@@ -193,79 +314,27 @@ func (m *Member) startCluster(ctx context.Context, grpcPort int, shardCount uint
 	c.mu.Lock()
 	c.booted = true
 	c.mu.Unlock()
-	if err := c.publishTags(); err != nil {
+	if err := c.PublishTags(); err != nil {
 		return fmt.Errorf("publishing gossip tags: %w", err)
 	}
 	c.wg.Go(c.reconcileLoop)
-	m.log.Info("cluster member started", "cluster_id", lay.ClusterID, "bootstrap_members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
+	c.log.Info("cluster member started", "cluster_id", lay.ClusterID, "bootstrap_members", lay.Members, "shards_hosted", len(lay.Replicas), "rpc_addr", c.rpcAddr)
 	return nil
 }
 
-// open listens for the member RPC and creates the RPC server and the
-// gossip node (not started yet), filling in c's fields for them.
-func (c *cluster) open(netw Network, host string, grpcPort int) (net.Listener, *gossip.Node, error) {
-	m := c.m
-	var l net.Listener
-	var err error
-	if netw != nil {
-		l = netw.Listen(host)
-	} else if l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(grpcPort))); err != nil {
-		return nil, nil, fmt.Errorf("listening for member RPC on port %d: %w", grpcPort, err)
-	}
-	c.rpcAddr = l.Addr().String()
-	if c.server, err = rpc.NewServer(rpc.HandlerFunc(m.handleRPC), c.rpcCfg, m.log.With(logkeys.Component, "rpc")); err != nil {
-		_ = l.Close()
-		return nil, nil, fmt.Errorf("%w: %w", errs.ErrInvalidConfig, err)
-	}
+// Joined reports whether this member joined or founded its cluster (it
+// has a layout).
+func (c *Cluster) Joined() bool { return c.layout.Load() != nil }
 
-	ip := "0.0.0.0" // with Expert.Network, the transport decides the address
-	var transport memberlist.NodeAwareTransport
-	if netw != nil {
-		transport = netw.MemberlistTransport(host)
-	} else if ip, err = resolveIP(host); err != nil {
-		_ = l.Close()
-		return nil, nil, fmt.Errorf("%w: BindAddr host %q: %v", errs.ErrInvalidConfig, host, err)
-	}
-	g, err := gossip.New(gossip.Config{
-		NodeID: m.cfg.NodeID, BindAddr: ip, BindPort: m.cfg.Cluster.GossipPort,
-		Tags: c.tags(),
-		Key:  m.cfg.Cluster.Key, Policy: m.cfg.Cluster.Policy, AllowedNodes: m.cfg.Cluster.AllowedNodes,
-		Discovery: m.cfg.Discovery, SnapshotPath: filepath.Join(m.cfg.DataDir, "serf.snapshot"),
-		KeyringFile:      filepath.Join(m.cfg.DataDir, "serf.keyring"),
-		Admit:            c.admit,
-		MemberlistConfig: m.cfg.Expert.Memberlist,
-		Transport:        transport,
-		Logger:           m.log.With(logkeys.Component, "gossip"),
-	})
-	if err != nil {
-		_ = l.Close()
-		return nil, nil, fmt.Errorf("%w: gossip: %w", errs.ErrInvalidConfig, err)
-	}
-	c.gossip = g
-	return l, g, nil
-}
-
-// rpcConfig is the member RPC's limits. The largest legitimate messages
-// carry one workflow's state (at most Engine.MaxStateBytes) in JSON with its
-// history, metadata or step config: a message may be four times the state
-// limit, and at least rpc.DefaultMaxMessageBytes; a server holds at most
-// sixteen such requests at once (rpc.Config.MaxInflightBytes). The other
-// limits are the package's defaults.
-func (m *Member) rpcConfig() rpc.Config {
-	msg := max(rpc.DefaultMaxMessageBytes, 4*m.cfg.Engine.MaxStateBytes)
-	cfg := rpc.Config{MaxMessageBytes: msg, MaxInflightBytes: max(rpc.DefaultMaxInflightBytes, 16*int64(msg))}
-	if a := m.auth; a != nil {
-		cfg.ServerTLS, cfg.ClientTLS = a.src.ServerConfig(a.check), a.src.ClientConfig(a.check)
-	}
-	return cfg
-}
+// RPCAddr is the member RPC's address.
+func (c *Cluster) RPCAddr() string { return c.rpcAddr }
 
 // tags are the gossip tags this member publishes.
-func (c *cluster) tags() map[string]string {
+func (c *Cluster) tags() map[string]string {
 	t := map[string]string{
-		tagRaft: c.m.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(c.shardCount, 10),
-		tagNodes: strings.Join(c.m.registry.Names(), ","),
-		tagSeed:  c.seed, tagRules: c.m.cfg.Founding.Fingerprint(),
+		tagRaft: c.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(c.shardCount, 10),
+		tagNodes: strings.Join(c.local.NodeTypes(), ","),
+		tagSeed:  c.seed, tagRules: c.cfg.Founding.Fingerprint(),
 	}
 	c.mu.Lock()
 	if c.booted {
@@ -276,7 +345,7 @@ func (c *cluster) tags() map[string]string {
 }
 
 // publishTags gossips this member's current tags.
-func (c *cluster) publishTags() error {
+func (c *Cluster) PublishTags() error {
 	c.tagsMu.Lock()
 	defer c.tagsMu.Unlock()
 	return c.gossip.SetTags(c.tags())
@@ -342,7 +411,7 @@ func saveLayout(dir string, l *layout) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(dir, "cluster.json"), b); err != nil {
+	if err := WriteFileSync(filepath.Join(dir, "cluster.json"), b); err != nil {
 		return fmt.Errorf("recording cluster layout: %w", err)
 	}
 	return nil
@@ -371,31 +440,15 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// Gossip returns the member's gossip node, nil on a lone member or before
-// Start.
-func (m *Member) Gossip() *gossip.Node { return m.net().gossipNode() }
-
-// replicaOf returns this member's replica ID in shard s and whether it hosts s.
-func (m *Member) replicaOf(s uint64) (uint64, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.netLocked().replicaOfLocked(s)
-}
-
-// replicaOfLocked returns this member's replica ID in shard s and whether
-// it hosts s, from its layout (guarded by the member's lock, held).
-func (c *cluster) replicaOfLocked(s uint64) (uint64, bool) {
-	if c.layout == nil {
+// ReplicaOf returns this member's replica ID in shard s and whether it
+// hosts s, from its layout.
+func (c *Cluster) ReplicaOf(s uint64) (uint64, bool) {
+	lay := c.layout.Load()
+	if lay == nil {
 		return 0, false
 	}
-	id, ok := c.layout.Replicas[s]
+	id, ok := lay.Replicas[s]
 	return id, ok
-}
-
-// hosts reports whether this member holds a replica of shard s.
-func (m *Member) hosts(s uint64) bool {
-	_, ok := m.replicaOf(s)
-	return ok
 }
 
 // rpcTargets lists the RPC addresses of the members that should hold
@@ -403,13 +456,13 @@ func (m *Member) hosts(s uint64) bool {
 // alive member: during a move a replica may still be where the placement
 // no longer puts it, and a member without one answers at once that it has
 // none.
-func (c *cluster) rpcTargets(s uint64) []string {
+func (c *Cluster) rpcTargets(s uint64) []string {
 	v, err := c.recentView()
 	if err != nil {
 		return nil
 	}
 	var out []string
-	seen := map[string]bool{c.m.cfg.NodeID: true}
+	seen := map[string]bool{c.cfg.NodeID: true}
 	add := func(id string) {
 		if !seen[id] && v.alive(id) && v.rpcAddr(id) != "" {
 			out = append(out, v.rpcAddr(id))
@@ -427,7 +480,7 @@ func (c *cluster) rpcTargets(s uint64) []string {
 
 // forward sends a call about shard s to the members holding it, trying each
 // until one answers.
-func (c *cluster) forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
+func (c *Cluster) Forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
 	if c.currentLayout() == nil {
 		return nil, fmt.Errorf("%w: shard %d is not hosted here", errs.ErrNotReady, s)
 	}
@@ -457,45 +510,11 @@ func (c *cluster) forward(ctx context.Context, s uint64, method string, body []b
 // shard moving), within the call's context.
 const forwardPatience = 2 * time.Second
 
-// serveExec runs a step for another member (the shard's leader) that does
-// not have its node type. A step's error is the call's error, of its kind
-// (see wire.StepFailure).
-func (m *Member) serveExec(ctx context.Context, req wire.ExecRequest) ([]byte, error) {
-	node, ok := m.registry.Get(req.Node)
-	if !ok {
-		return nil, wire.StepFailure(fmt.Errorf("node %q is not registered on member %q", req.Node, m.cfg.NodeID))
-	}
-	wc := req.Context
-	wc.MemberID = m.cfg.NodeID
-	out, err := node.Execute(executor.WithWorkflowContext(ctx, &wc), req.State, req.Config)
-	if err != nil {
-		return nil, wire.StepFailure(err)
-	}
-	return json.Marshal(wire.ExecReply{Output: out})
-}
-
-// remoteStepTimeout bounds a step run on another member when the engine
-// sets no step timeout: the executor's default claim lease, after which
-// another member re-runs the step anyway.
-const remoteStepTimeout = 5 * time.Minute
-
-// remote runs steps on the members that registered their node types.
-type remote struct{ m *Member }
-
-var _ engine.Remote = remote{}
-
-// Has reports whether another alive member registered node.
-func (r remote) Has(node string) bool { return r.member(node) != "" }
-
-// member returns the RPC address of an alive member (not this one) that
-// registered node, or "".
-func (r remote) member(node string) string { return r.m.net().nodeMember(node) }
-
 // nodeMember returns the RPC address of an alive member (not this one)
 // that registered node, or "".
-func (c *cluster) nodeMember(node string) string {
+func (c *Cluster) NodeMember(node string) string {
 	for _, p := range c.members() {
-		if p.ID != c.m.cfg.NodeID && slices.Contains(strings.Split(p.Tags[tagNodes], ","), node) {
+		if p.ID != c.cfg.NodeID && slices.Contains(strings.Split(p.Tags[tagNodes], ","), node) {
 			return p.Tags[tagRPC]
 		}
 	}
@@ -503,7 +522,7 @@ func (c *cluster) nodeMember(node string) string {
 }
 
 // alive reports whether gossip sees member alive.
-func (c *cluster) alive(member string) bool {
+func (c *Cluster) Alive(member string) bool {
 	for _, p := range c.members() {
 		if p.ID == member {
 			return true
@@ -513,77 +532,43 @@ func (c *cluster) alive(member string) bool {
 }
 
 // call calls method on the member at RPC address addr.
-func (c *cluster) call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
+func (c *Cluster) Call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
 	return c.client.Call(ctx, addr, method, body)
 }
 
 // gossipNode returns the cluster's gossip node.
-func (c *cluster) gossipNode() *gossip.Node { return c.gossip }
+func (c *Cluster) Gossip() *gossip.Node { return c.gossip }
 
 // describe fills in the other members, whether this one coordinates and
 // the cluster ID.
-func (c *cluster) describe(info *Info) {
+func (c *Cluster) Describe() (peers []string, coordinator bool, clusterID string) {
 	for _, p := range c.members() {
-		if p.ID != c.m.cfg.NodeID {
-			info.Peers = append(info.Peers, p.ID)
+		if p.ID != c.cfg.NodeID {
+			peers = append(peers, p.ID)
 		}
 	}
 	c.mu.Lock()
-	info.IsLeader = c.coordinator == c.m.cfg.NodeID
-	info.ClusterID = c.clusterID
-	c.mu.Unlock()
-}
-
-// Run executes node on a member that registered it.
-func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowContext, state, config json.RawMessage) (*executor.Output, error) {
-	addr := r.member(node)
-	if addr == "" {
-		return nil, fmt.Errorf("no alive member has node %q", node)
-	}
-	b, err := json.Marshal(wire.ExecRequest{Node: node, Context: *wc, State: state, Config: config})
-	if err != nil {
-		return nil, executor.Permanent(err)
-	}
-	n := r.m.net()
-	if _, ok := ctx.Deadline(); !ok {
-		// Without Engine.StepTimeout, a remote step may run as long as its
-		// claim holds; the member RPC would otherwise cut it at its default
-		// call timeout.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, remoteStepTimeout)
-		defer cancel()
-	}
-	out, err := n.call(ctx, addr, wire.MethodExec, b)
-	if stepErr, ok := wire.RemoteStepError(err); ok {
-		return nil, stepErr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("running node %q remotely: %w", node, wire.FromRemote(err))
-	}
-	var rep wire.ExecReply
-	if err := json.Unmarshal(out, &rep); err != nil {
-		return nil, fmt.Errorf("decoding remote step outcome: %w", err)
-	}
-	return rep.Output, nil
+	defer c.mu.Unlock()
+	return peers, c.coordinator == c.cfg.NodeID, c.clusterID
 }
 
 // sendEvent queues a lifecycle change for the member that started the
 // workflow, if that is another member.
-func (c *cluster) sendEvent(ch *wf.Change) {
-	if ch.View.Starter == "" || ch.View.Starter == c.m.cfg.NodeID {
+func (c *Cluster) SendEvent(ch *wf.Change) {
+	if ch.View.Starter == "" || ch.View.Starter == c.cfg.NodeID {
 		return
 	}
 	select {
-	case c.outbox <- wire.ForwardedEvent{From: c.m.cfg.NodeID, Kind: ch.Kind, View: ch.View}:
+	case c.outbox <- wire.ForwardedEvent{From: c.cfg.NodeID, Kind: ch.Kind, View: ch.View}:
 	default:
-		c.m.log.Warn("event for the starting member dropped: outbox full", logkeys.Workflow, ch.View.ID)
+		c.log.Warn("event for the starting member dropped: outbox full", logkeys.Workflow, ch.View.ID)
 	}
 }
 
 // forwardEvents delivers queued lifecycle events to the members that
 // started the workflows (best effort: an unreachable member misses them).
 // Events waiting together go to each member in one call.
-func (c *cluster) forwardEvents() {
+func (c *Cluster) forwardEvents() {
 	for {
 		var first wire.ForwardedEvent
 		select {
@@ -612,12 +597,12 @@ func (c *cluster) forwardEvents() {
 			}
 			calls, dropped := wire.EncodeEventBatches(evs, c.rpcCfg.MaxMessageBytes-len(wire.MethodEvent)-binary.MaxVarintLen64)
 			if dropped > 0 {
-				c.m.log.Warn("events for the starting member dropped: each is over the member RPC message limit", "events", dropped, "to", starter)
+				c.log.Warn("events for the starting member dropped: each is over the member RPC message limit", "events", dropped, "to", starter)
 			}
 			for _, b := range calls {
 				ctx, cancel := context.WithTimeout(c.stopCtx, 2*time.Second)
 				if _, err := c.client.Call(ctx, addr, wire.MethodEvent, b); err != nil {
-					c.m.log.Debug("forwarding workflow events failed", "bytes", len(b), "to", starter, "error", err)
+					c.log.Debug("forwarding workflow events failed", "bytes", len(b), "to", starter, "error", err)
 				}
 				cancel()
 			}
@@ -627,7 +612,7 @@ func (c *cluster) forwardEvents() {
 
 // watchMembership turns gossip membership changes into events and tracks
 // the coordinator.
-func (c *cluster) watchMembership() {
+func (c *Cluster) watchMembership() {
 	c.updateCoordinator()
 	for {
 		select {
@@ -644,10 +629,10 @@ func (c *cluster) watchMembership() {
 			addr := cmpOr(ev.Member.Tags[tagRaft], ev.Member.Address())
 			switch ev.Kind {
 			case gossip.EventJoin:
-				c.m.bus.Publish(&events.NodeJoinedEvent{NodeID: ev.Member.ID, Address: addr, JoinedAt: ev.At, Metadata: meta})
+				c.bus.Publish(&events.NodeJoinedEvent{NodeID: ev.Member.ID, Address: addr, JoinedAt: ev.At, Metadata: meta})
 			case gossip.EventLeave, gossip.EventFailed:
 				meta["reason"] = ev.Kind.String()
-				c.m.bus.Publish(&events.NodeLeftEvent{NodeID: ev.Member.ID, Address: addr, LeftAt: ev.At, Metadata: meta})
+				c.bus.Publish(&events.NodeLeftEvent{NodeID: ev.Member.ID, Address: addr, LeftAt: ev.At, Metadata: meta})
 			}
 			c.updateCoordinator()
 		}
@@ -657,7 +642,7 @@ func (c *cluster) watchMembership() {
 // updateCoordinator publishes LeaderChangedEvent when the coordinator (the
 // alive member with the lowest node ID: advisory, never used for safety)
 // changes.
-func (c *cluster) updateCoordinator() {
+func (c *Cluster) updateCoordinator() {
 	var co gossip.Member
 	if ms := c.members(); len(ms) > 0 {
 		co = ms[0]
@@ -668,7 +653,7 @@ func (c *cluster) updateCoordinator() {
 	c.coordinator = id
 	c.mu.Unlock()
 	if id != prev {
-		c.m.bus.Publish(&events.LeaderChangedEvent{NewLeaderID: id, NewLeaderAddr: cmpOr(co.Tags[tagRaft], co.Address()),
+		c.bus.Publish(&events.LeaderChangedEvent{NewLeaderID: id, NewLeaderAddr: cmpOr(co.Tags[tagRaft], co.Address()),
 			PreviousID: prev, ChangedAt: time.Now(), Metadata: map[string]interface{}{}})
 	}
 }
@@ -681,7 +666,7 @@ const handOffTimeout = 2 * time.Second
 // engine and closes storage (h, if open) afterwards. Between leaving gossip
 // and closing, leadership of the shards this member leads is handed to
 // other replicas, so the others need not wait out an election timeout.
-func (c *cluster) close(h *shards.Host) error {
+func (c *Cluster) Close(h *shards.Host) error {
 	close(c.stop)
 	c.cancel()
 	var failed []error
@@ -707,7 +692,7 @@ func (c *cluster) close(h *shards.Host) error {
 // until none of them is led here. Leaving gossip first keeps the others
 // from handing leadership back: a member that left is out of every
 // placement.
-func (c *cluster) handOff(h *shards.Host) {
+func (c *Cluster) handOff(h *shards.Host) {
 	alive := map[string]bool{} // Raft address -> alive
 	for _, p := range c.members() {
 		alive[p.Tags[tagRaft]] = p.Status == gossip.StatusAlive
@@ -735,49 +720,20 @@ func (c *cluster) handOff(h *shards.Host) {
 	for time.Now().Before(deadline) {
 		led = slices.DeleteFunc(led, func(s uint64) bool { return !h.IsLeader(s) })
 		if len(led) == 0 {
-			c.m.log.Debug("shard leadership handed off")
+			c.log.Debug("shard leadership handed off")
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	c.m.log.Info("shard leadership not handed off before stopping", "shards", led)
-}
-
-// onQuery runs a dev command sent with QueryCommand and answers with its
-// outcome.
-func (m *Member) onQuery(name string, payload []byte, from string) ([]byte, error) {
-	if name != commandEvent {
-		return nil, fmt.Errorf("unknown query %q", name)
-	}
-	if m.net().isForeign(from) {
-		return nil, fmt.Errorf("member %q belongs to another cluster", from)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
-	defer cancel()
-	return nil, m.runCommand(ctx, from, payload)
-}
-
-// onUserEvent runs a dev command broadcast by another member.
-func (m *Member) onUserEvent(name string, payload []byte, from string) {
-	if name != commandEvent || from == m.cfg.NodeID {
-		return // the sender ran its own handler already
-	}
-	if m.net().isForeign(from) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
-	defer cancel()
-	if err := m.runCommand(ctx, from, payload); err != nil {
-		m.log.Warn("dev command failed", "from", from, "error", err)
-	}
+	c.log.Info("shard leadership not handed off before stopping", "shards", led)
 }
 
 // refreshLeaders records which member leads each shard hosted here, so
 // that starts can go to it directly.
-func (c *cluster) refreshLeaders(h *shards.Host, v *view) {
+func (c *Cluster) refreshLeaders(h *shards.Host, v *view) {
 	next := map[uint64]string{}
 	for s, raft := range h.LeaderAddresses() {
-		if id := v.byRaft[raft]; id != c.m.cfg.NodeID && v.alive(id) {
+		if id := v.byRaft[raft]; id != c.cfg.NodeID && v.alive(id) {
 			next[s] = v.rpcAddr(id)
 		}
 	}
@@ -788,46 +744,44 @@ func (c *cluster) refreshLeaders(h *shards.Host, v *view) {
 
 // leaderOf returns the RPC address of the other member leading shard s, or
 // "" if this member leads it or does not know.
-func (c *cluster) leaderOf(s uint64) string {
+func (c *Cluster) LeaderOf(s uint64) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.leaderRPC[s]
 }
 
-// applyHere proposes a command forwarded by another member through this
-// member's replica of shard s. A workflow start reaching the shard's leader
-// claims its first steps for this member in the same command, as a start
-// made here would, saving a round of Raft before they run; those claims are
-// this member's to run, so the answer leaves them out.
-func (m *Member) applyHere(ctx context.Context, h *shards.Host, s uint64, raw []byte) ([]byte, error) {
-	m.mu.Lock()
-	e := m.engine
-	m.mu.Unlock()
-	if e == nil || !h.IsLeader(s) {
-		return h.Propose(ctx, s, raw)
-	}
-	cmd, err := wf.DecodeCommand(raw)
-	if err != nil || cmd.Op != wf.OpStart {
-		return h.Propose(ctx, s, raw)
-	}
-	// Whatever the sender claimed is replaced by this member's claims.
-	cmd.Member, cmd.Incarnation, cmd.LeaseUntil = "", "", 0
-	for i := range cmd.Tasks {
-		cmd.Tasks[i].Claim = false
-	}
-	e.ClaimFields(s, &cmd)
-	if raw, err = wf.EncodeCommand(&cmd); err != nil {
-		return nil, err
-	}
-	out, err := h.Propose(ctx, s, raw)
+// Network is graft.Network: a replacement for the member's links
+// (gossip, Raft and member RPC).
+// Implementations must be safe for concurrent use.
+type Network interface {
+	// MemberlistTransport is the gossip transport of endpoint name.
+	MemberlistTransport(name string) memberlist.NodeAwareTransport
+	// RaftTransportFactory is the Raft transport of endpoint name.
+	RaftTransportFactory(name string) dbconfig.TransportFactory
+	// Listen is the member RPC listener of endpoint name.
+	Listen(name string) net.Listener
+	// Dialer dials other endpoints' listeners from endpoint from.
+	Dialer(from string) func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// WriteFileSync writes b to path durably: to a temporary file, synced,
+// then renamed over path.
+func WriteFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res, err := wf.DecodeResult(out)
-	if err != nil || len(res.Claimed) == 0 {
-		return out, err
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
 	}
-	e.Adopt(s, &cmd, &res)
-	res.Claimed = nil
-	return wf.EncodeResult(res)
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

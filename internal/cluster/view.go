@@ -1,4 +1,4 @@
-package member
+package cluster
 
 import (
 	"fmt"
@@ -34,7 +34,7 @@ func (v *view) rpcAddr(id string) string { return v.members[id].Tags[tagRPC] }
 // (rebalance.Eligible: those alive, and those failed for less than
 // FailureGrace, so a short flap moves nothing; members that left are out at
 // once).
-func (c *cluster) view() (*view, error) {
+func (c *Cluster) view() (*view, error) {
 	lay := c.currentLayout()
 	if lay == nil {
 		return nil, fmt.Errorf("%w: this member has not joined the cluster yet", errs.ErrNotReady)
@@ -72,7 +72,7 @@ func (c *cluster) view() (*view, error) {
 	c.placed = ids
 	c.mu.Unlock()
 	if changed {
-		c.m.log.Info("placing shards on members", "members", ids)
+		c.log.Info("placing shards on members", "members", ids)
 	}
 	return v, nil
 }
@@ -90,7 +90,7 @@ func rebalanceStatus(s gossip.MemberStatus) rebalance.Status {
 }
 
 // recentView returns a view at most viewTTL old, for routing.
-func (c *cluster) recentView() (*view, error) {
+func (c *Cluster) recentView() (*view, error) {
 	c.mu.Lock()
 	v := c.cached
 	c.mu.Unlock()
@@ -102,7 +102,7 @@ func (c *cluster) recentView() (*view, error) {
 
 // memberAt returns the ID of the member of this cluster at Raft address
 // raftAddr, or "" if the recent view has none.
-func (c *cluster) memberAt(raftAddr string) string {
+func (c *Cluster) MemberAt(raftAddr string) string {
 	v, err := c.recentView()
 	if err != nil {
 		return ""

@@ -1,4 +1,4 @@
-package member
+package cluster
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 // writes that record which replicas this member holds.
 
 // hosted returns the shards this member holds a replica of, sorted.
-func (c *cluster) hosted() []uint64 {
+func (c *Cluster) hosted() []uint64 {
 	lay := c.currentLayout()
 	if lay == nil {
 		return nil
@@ -34,44 +34,38 @@ func (c *cluster) hosted() []uint64 {
 }
 
 // currentLayout returns the member's layout (never modified in place).
-func (c *cluster) currentLayout() *layout {
-	c.m.mu.Lock()
-	defer c.m.mu.Unlock()
-	return c.layout
+func (c *Cluster) currentLayout() *layout {
+	return c.layout.Load()
 }
 
 // setReplica records (rid != 0) or forgets (rid == 0) this member's replica
 // of shard s in a new layout, saved to disk before it is used.
-func (c *cluster) setReplica(s, rid uint64) error {
-	c.m.mu.Lock()
-	next := *c.layout
-	c.m.mu.Unlock()
+func (c *Cluster) setReplica(s, rid uint64) error {
+	next := *c.layout.Load()
 	next.Replicas = maps.Clone(next.Replicas)
 	if rid == 0 {
 		delete(next.Replicas, s)
 	} else {
 		next.Replicas[s] = rid
 	}
-	if err := saveLayout(c.m.cfg.DataDir, &next); err != nil {
+	if err := saveLayout(c.cfg.DataDir, &next); err != nil {
 		return err
 	}
-	c.m.mu.Lock()
-	c.layout = &next
-	c.m.mu.Unlock()
+	c.layout.Store(&next)
 	return nil
 }
 
 // drop deletes this member's replica of shard s, which was removed from the
 // shard: the executor lets go of it, the layout forgets it and its log and
 // state are deleted.
-func (c *cluster) drop(ctx context.Context, s uint64, why string) {
+func (c *Cluster) drop(ctx context.Context, s uint64, why string) {
 	c.hostMu.Lock()
 	defer c.hostMu.Unlock()
 	c.dropLocked(ctx, s, why)
 }
 
-func (c *cluster) dropLocked(ctx context.Context, s uint64, why string) {
-	h, err := c.m.storage()
+func (c *Cluster) dropLocked(ctx context.Context, s uint64, why string) {
+	h, err := c.local.Storage()
 	if err != nil {
 		return
 	}
@@ -79,24 +73,22 @@ func (c *cluster) dropLocked(ctx context.Context, s uint64, why string) {
 	if !ok {
 		return
 	}
-	if err := c.m.setLeader(s, false); err != nil {
-		c.m.log.Warn("letting go of a shard", logkeys.Shard, s, "error", err)
+	if err := c.local.LetGo(s); err != nil {
+		c.log.Warn("letting go of a shard", logkeys.Shard, s, "error", err)
 	}
 	if err := c.setReplica(s, 0); err != nil {
-		c.m.log.Error("dropping a removed replica", logkeys.Shard, s, "error", err)
+		c.log.Error("dropping a removed replica", logkeys.Shard, s, "error", err)
 		return
 	}
 	if err := h.DropShard(ctx, s); err != nil {
-		c.m.log.Error("deleting a removed replica's data", logkeys.Shard, s, "replica", rid, "error", err)
+		c.log.Error("deleting a removed replica's data", logkeys.Shard, s, "replica", rid, "error", err)
 	}
-	c.m.mu.Lock()
-	delete(c.m.logics, s)
-	c.m.mu.Unlock()
+	c.local.Forget(s)
 	c.mu.Lock()
 	delete(c.leaderless, s)
 	c.mu.Unlock()
-	c.m.log.Info("replica dropped", logkeys.Shard, s, "replica", rid, "reason", why)
-	c.m.bus.Publish(&events.ShardMovedEvent{ShardID: s, ReplicaID: rid, NodeID: c.m.cfg.NodeID, Move: events.ReplicaDropped,
+	c.log.Info("replica dropped", logkeys.Shard, s, "replica", rid, "reason", why)
+	c.bus.Publish(&events.ShardMovedEvent{ShardID: s, ReplicaID: rid, NodeID: c.cfg.NodeID, Move: events.ReplicaDropped,
 		Reason: why, ChangedAt: c.timing.Now()})
 }
 
@@ -104,8 +96,8 @@ func (c *cluster) dropLocked(ctx context.Context, s uint64, why string) {
 // member (join), replacing an older replica of the same shard that was
 // removed, and answers once it has caught up. Asked about a replica it does
 // not hold, without New, it answers CodeNotFound.
-func (c *cluster) serveReplica(ctx context.Context, req wire.ReplicaRequest) error {
-	h, err := c.m.storage()
+func (c *Cluster) ServeReplica(ctx context.Context, req wire.ReplicaRequest) error {
+	h, err := c.local.Storage()
 	if err != nil {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
@@ -134,14 +126,14 @@ func (c *cluster) serveReplica(ctx context.Context, req wire.ReplicaRequest) err
 		// Recorded but not started yet: this member is restarting.
 		c.hostMu.Unlock()
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s is still starting replica %d of shard %d",
-			c.m.cfg.NodeID, req.Replica, req.Shard)}
+			c.cfg.NodeID, req.Replica, req.Shard)}
 	}
 	switch {
 	case ok && cur == req.Replica:
 	case !req.New, ok && cur > req.Replica:
 		c.hostMu.Unlock()
 		return &rpc.CodedError{Code: rpc.CodeNotFound, Err: fmt.Errorf("member %s does not hold replica %d of shard %d",
-			c.m.cfg.NodeID, req.Replica, req.Shard)}
+			c.cfg.NodeID, req.Replica, req.Shard)}
 	case ok:
 		// The leader added this member anew, so the old replica is no
 		// longer part of the shard.
@@ -158,8 +150,8 @@ func (c *cluster) serveReplica(ctx context.Context, req wire.ReplicaRequest) err
 			c.hostMu.Unlock()
 			return fmt.Errorf("joining shard %d as replica %d: %w", req.Shard, req.Replica, err)
 		}
-		c.m.log.Info("joined shard", logkeys.Shard, req.Shard, "replica", req.Replica)
-		c.m.bus.Publish(&events.ShardMovedEvent{ShardID: req.Shard, ReplicaID: req.Replica, NodeID: c.m.cfg.NodeID,
+		c.log.Info("joined shard", logkeys.Shard, req.Shard, "replica", req.Replica)
+		c.bus.Publish(&events.ShardMovedEvent{ShardID: req.Shard, ReplicaID: req.Replica, NodeID: c.cfg.NodeID,
 			Move: events.ReplicaJoined, Reason: "added by the shard's leader", ChangedAt: c.timing.Now()})
 	}
 	c.hostMu.Unlock()
@@ -173,8 +165,8 @@ func (c *cluster) serveReplica(ctx context.Context, req wire.ReplicaRequest) err
 // confirms it: a drop request alone proves nothing (anyone who reaches the
 // RPC port could send one), so the replica is deleted only when the
 // shard's committed membership lists it as removed.
-func (c *cluster) serveDrop(ctx context.Context, req wire.ReplicaRequest) error {
-	h, err := c.m.storage()
+func (c *Cluster) ServeDrop(ctx context.Context, req wire.ReplicaRequest) error {
+	h, err := c.local.Storage()
 	if err != nil {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
@@ -193,16 +185,16 @@ func (c *cluster) serveDrop(ctx context.Context, req wire.ReplicaRequest) error 
 // this member's Raft address, as applied by some other member's replica
 // (an applied membership change was committed), and otherwise the error
 // to answer a request to start it with.
-func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
+func (c *Cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 	v, err := c.recentView()
 	if err != nil {
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
 	body, _ := json.Marshal(wire.ReplicaRequest{Shard: s, Applied: true})
-	failed := []error{fmt.Errorf("member %s cannot confirm that shard %d added replica %d here", c.m.cfg.NodeID, s, rid)}
+	failed := []error{fmt.Errorf("member %s cannot confirm that shard %d added replica %d here", c.cfg.NodeID, s, rid)}
 	answered := false
 	for _, id := range slices.Sorted(maps.Keys(v.members)) {
-		if id == c.m.cfg.NodeID || !v.alive(id) {
+		if id == c.cfg.NodeID || !v.alive(id) {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -217,14 +209,14 @@ func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 			continue
 		}
 		answered = true
-		if addr, listed := rep.Replicas[rid]; listed && addr == c.m.cfg.BindAddr {
+		if addr, listed := rep.Replicas[rid]; listed && addr == c.cfg.BindAddr {
 			return nil
 		}
 	}
 	if answered {
-		c.m.log.Warn("refused to start a replica its shard does not name at this member", logkeys.Shard, s, "replica", rid)
+		c.log.Warn("refused to start a replica its shard does not name at this member", logkeys.Shard, s, "replica", rid)
 		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("shard %d does not name replica %d at member %s: not started",
-			s, rid, c.m.cfg.NodeID)}
+			s, rid, c.cfg.NodeID)}
 	}
 	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: errors.Join(failed...)}
 }
@@ -232,16 +224,16 @@ func (c *cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 // confirmRemoved returns nil if the committed membership of shard s lists
 // this member's replica rid as removed, and otherwise the error to answer
 // a request to delete it with.
-func (c *cluster) confirmRemoved(ctx context.Context, h *shards.Host, s, rid uint64) error {
+func (c *Cluster) confirmRemoved(ctx context.Context, h *shards.Host, s, rid uint64) error {
 	removed, err := c.replicaRemoved(ctx, h, s, rid)
 	switch {
 	case err != nil:
 		return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s cannot confirm that replica %d of shard %d was removed: %w",
-			c.m.cfg.NodeID, rid, s, err)}
+			c.cfg.NodeID, rid, s, err)}
 	case !removed:
-		c.m.log.Warn("refused to delete a replica that is still a member of its shard", logkeys.Shard, s, "replica", rid)
+		c.log.Warn("refused to delete a replica that is still a member of its shard", logkeys.Shard, s, "replica", rid)
 		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("replica %d of shard %d on member %s is still a member of the shard: not deleted",
-			rid, s, c.m.cfg.NodeID)}
+			rid, s, c.cfg.NodeID)}
 	}
 	return nil
 }
@@ -252,7 +244,7 @@ func (c *cluster) confirmRemoved(ctx context.Context, h *shards.Host, s, rid uin
 // leader that removed the replica answers at once), and last this member's
 // own replica (a linearizable read, which succeeds only while the replica
 // is in contact with a leader).
-func (c *cluster) replicaRemoved(ctx context.Context, h *shards.Host, s, rid uint64) (bool, error) {
+func (c *Cluster) replicaRemoved(ctx context.Context, h *shards.Host, s, rid uint64) (bool, error) {
 	if h.Removed(s) {
 		return true, nil
 	}
@@ -276,11 +268,11 @@ func (c *cluster) replicaRemoved(ctx context.Context, h *shards.Host, s, rid uin
 
 // askMembership asks the other alive members of the cluster, in ID order,
 // for shard s's membership, and returns the first answer.
-func (c *cluster) askMembership(ctx context.Context, v *view, s uint64) (*wire.MembershipReply, error) {
+func (c *Cluster) askMembership(ctx context.Context, v *view, s uint64) (*wire.MembershipReply, error) {
 	body, _ := json.Marshal(wire.ReplicaRequest{Shard: s})
 	var failed []error
 	for _, id := range slices.Sorted(maps.Keys(v.members)) {
-		if id == c.m.cfg.NodeID || !v.alive(id) {
+		if id == c.cfg.NodeID || !v.alive(id) {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -305,18 +297,18 @@ func (c *cluster) askMembership(ctx context.Context, v *view, s uint64) (*wire.M
 
 // serveMembership answers with shard s's membership, if this member has a
 // replica of it that knows a leader.
-func (c *cluster) serveMembership(ctx context.Context, req wire.ReplicaRequest) ([]byte, error) {
-	h, err := c.m.storage()
+func (c *Cluster) ServeMembership(ctx context.Context, req wire.ReplicaRequest) ([]byte, error) {
+	h, err := c.local.Storage()
 	if err != nil {
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
 	}
 	if _, ok := h.LeaderID(req.Shard); !ok {
-		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s knows no leader of shard %d", c.m.cfg.NodeID, req.Shard)}
+		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s knows no leader of shard %d", c.cfg.NodeID, req.Shard)}
 	}
 	if req.Applied {
 		replicas, ok := h.AppliedMembership(req.Shard)
 		if !ok {
-			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has no applied membership of shard %d", c.m.cfg.NodeID, req.Shard)}
+			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has no applied membership of shard %d", c.cfg.NodeID, req.Shard)}
 		}
 		return json.Marshal(wire.MembershipReply{Replicas: replicas})
 	}

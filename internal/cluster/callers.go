@@ -1,4 +1,4 @@
-package member
+package cluster
 
 import (
 	"context"
@@ -23,8 +23,8 @@ import (
 // checkCaller refuses a call from anyone but a member of this cluster (or
 // of one not in any cluster yet: a joiner): with TLS, the member its
 // certificate names; without, a member advertising the caller's address.
-func (c *cluster) checkCaller(ctx context.Context) error {
-	if id, tls := c.m.callerID(ctx); tls {
+func (c *Cluster) CheckCaller(ctx context.Context) error {
+	if id, tls := c.local.CallerID(ctx); tls {
 		// The handshake verified the certificate (and, under the strict
 		// policy, that it names an allowed node): the caller is who it
 		// names, and must be a member of this cluster.
@@ -32,15 +32,15 @@ func (c *cluster) checkCaller(ctx context.Context) error {
 			return nil
 		}
 		c.refuseCaller("node " + strconv.Quote(id))
-		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from node %q: not a member of this cluster", c.m.cfg.NodeID, id)}
+		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from node %q: not a member of this cluster", c.cfg.NodeID, id)}
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
-		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call without a peer address", c.m.cfg.NodeID)}
+		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call without a peer address", c.cfg.NodeID)}
 	}
 	ip := hostIP(p.Addr.String())
 	if ip == nil {
-		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %q", c.m.cfg.NodeID, p.Addr)}
+		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %q", c.cfg.NodeID, p.Addr)}
 	}
 	if c.isPeer(func(mem gossip.Member) bool {
 		for _, addr := range []string{mem.Address(), mem.Tags[tagRaft], mem.Tags[tagRPC]} {
@@ -53,7 +53,7 @@ func (c *cluster) checkCaller(ctx context.Context) error {
 		return nil
 	}
 	c.refuseCaller(ip.String())
-	return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %s: not a member of this cluster", c.m.cfg.NodeID, ip)}
+	return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %s: not a member of this cluster", c.cfg.NodeID, ip)}
 }
 
 // maxRefusedCallers bounds the addresses refuseCaller remembers; past it,
@@ -61,7 +61,7 @@ func (c *cluster) checkCaller(ctx context.Context) error {
 const maxRefusedCallers = 1024
 
 // refuseCaller logs a refused caller's address once.
-func (c *cluster) refuseCaller(ip string) {
+func (c *Cluster) refuseCaller(ip string) {
 	c.mu.Lock()
 	first := !c.refused[ip] && len(c.refused) < maxRefusedCallers
 	if first {
@@ -69,7 +69,7 @@ func (c *cluster) refuseCaller(ip string) {
 	}
 	c.mu.Unlock()
 	if first {
-		c.m.log.Warn("refused a member RPC call from an address that is no member of this cluster", "addr", ip)
+		c.log.Warn("refused a member RPC call from an address that is no member of this cluster", "addr", ip)
 	}
 }
 
@@ -87,7 +87,7 @@ func hostIP(addr string) net.IP {
 // gossip lists alive or failed. It looks in the routing view first (kept
 // for viewTTL, so a call or Raft batch costs no copy of the member list)
 // and, on a miss, in gossip's current list (a member that just joined).
-func (c *cluster) isPeer(match func(gossip.Member) bool) bool {
+func (c *Cluster) isPeer(match func(gossip.Member) bool) bool {
 	if v, err := c.recentView(); err == nil {
 		for _, p := range v.members {
 			if (p.Status == gossip.StatusAlive || p.Status == gossip.StatusFailed) && match(p) {
@@ -102,8 +102,22 @@ func (c *cluster) isPeer(match func(gossip.Member) bool) bool {
 // lists alive or failed: a member this one still believes failed (a
 // partition that just healed) may already call again. Members that left
 // are out until they rejoin.
-func (c *cluster) known() []gossip.Member {
+func (c *Cluster) known() []gossip.Member {
 	return slices.DeleteFunc(c.gossip.AllMembers(), func(p gossip.Member) bool {
 		return (p.Status != gossip.StatusAlive && p.Status != gossip.StatusFailed) || !c.ours(p)
 	})
+}
+
+// bindRaftPeer accepts Raft traffic from peer only for the Raft address
+// that member advertises in gossip.
+func (c *Cluster) BindRaftPeer(peer, source string) error {
+	if c.isPeer(func(p gossip.Member) bool { return p.ID == peer && p.Tags[tagRaft] == source }) {
+		return nil
+	}
+	for _, p := range c.known() { // refused: say why
+		if p.ID == peer {
+			return fmt.Errorf("member %q's Raft address is %q", peer, p.Tags[tagRaft])
+		}
+	}
+	return fmt.Errorf("%q is not a member of this cluster (yet)", peer)
 }
