@@ -21,6 +21,7 @@ import (
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/cluster"
+	"github.com/eleven-am/graft/internal/disk"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/logkeys"
@@ -71,7 +72,7 @@ type Member struct {
 	leaderMu  sync.Mutex // serialises leadership hand-offs to the engine
 	incarnate string
 	nshards   uint64
-	disk      *diskGuard
+	disk      *disk.Guard
 	cluster   *cluster.Cluster // nil on a lone member, and before Start (see net)
 	alone     network          // lone{NodeID}, boxed once: net's answer without a cluster
 	auth      *peerAuth        // nil without Config.TLS
@@ -226,11 +227,11 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 	m.nshards = shardCount
 	m.mu.Unlock()
 	if floor := m.cfg.Expert.MinFreeDiskBytes; floor > 0 {
-		disk := newDiskGuard(m.cfg.DataDir, uint64(floor), freeBytes, m.ready.setFull, m.log)
+		g := disk.New(m.cfg.DataDir, uint64(floor), disk.FreeBytes, m.ready.setFull, m.log)
 		m.mu.Lock()
-		m.disk = disk
+		m.disk = g
 		m.mu.Unlock()
-		disk.startMonitor(diskMonitorInterval)
+		g.StartMonitor(disk.MonitorInterval)
 	}
 	inc := make([]byte, 8)
 	_, _ = rand.Read(inc)
@@ -475,10 +476,10 @@ func (m *Member) teardown() error {
 	m.mu.Lock()
 	m.host = nil
 	m.cluster = nil
-	disk := m.disk
+	guard := m.disk
 	stopped := m.state == stateStopped
 	m.mu.Unlock()
-	disk.stopMonitor()
+	guard.StopMonitor()
 	m.ready.setFull(false)
 	if stopped {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.DrainTimeout)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/internal/cluster"
+	"github.com/eleven-am/graft/internal/disk"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/internal/wire"
@@ -155,7 +156,7 @@ func serveApply(ctx context.Context, m *Member, at rpcServing, req wire.ShardCal
 	// The caller charged the command against its own disk; this member's
 	// is protected by its hard floor (see diskGuard). (Purges are never
 	// forwarded: the shard's leader proposes them.)
-	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(wf.OpStart, req.Body), diskStep)
+	release, err := m.diskGuard().Reserve(time.Now(), disk.CommandBytes(wf.OpStart, req.Body), disk.Step)
 	if err != nil {
 		return nil, &rpc.CodedError{Code: rpc.CodeStorageFull, Err: err}
 	}

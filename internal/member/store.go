@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eleven-am/graft/internal/disk"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/wf"
@@ -22,7 +23,7 @@ var _ engine.Store = (*store)(nil)
 // Apply proposes c and decodes its result. Below the disk guard's hard
 // floor it refuses with errs.ErrStorageFull instead; the executor retries.
 func (s *store) Apply(ctx context.Context, shard uint64, c *wf.Command) (wf.Result, error) {
-	return (*Member)(s).apply(ctx, shard, c, diskStep)
+	return (*Member)(s).apply(ctx, shard, c, disk.Step)
 }
 
 // Active reads the shard replica's active workflows from memory.
@@ -40,7 +41,7 @@ func (s *store) Active(shard uint64) ([]wf.View, error) {
 // apply proposes c to shard (here or through the member that hosts it),
 // charging its estimated disk bytes against class's floor first (see
 // diskGuard.reserve), and decodes the result.
-func (m *Member) apply(ctx context.Context, shard uint64, c *wf.Command, class diskClass) (wf.Result, error) {
+func (m *Member) apply(ctx context.Context, shard uint64, c *wf.Command, class disk.Class) (wf.Result, error) {
 	m.mu.Lock()
 	h := m.host
 	m.mu.Unlock()
@@ -51,7 +52,7 @@ func (m *Member) apply(ctx context.Context, shard uint64, c *wf.Command, class d
 	if err != nil {
 		return wf.Result{}, fmt.Errorf("encoding %s command: %w", c.Op, err)
 	}
-	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(c.Op, raw), class)
+	release, err := m.diskGuard().Reserve(time.Now(), disk.CommandBytes(c.Op, raw), class)
 	if err != nil {
 		return wf.Result{}, err
 	}
@@ -116,7 +117,7 @@ func (m *Member) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Comman
 	if err != nil {
 		return wf.Result{}, err
 	}
-	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(cmd.Op, raw), diskIntake)
+	release, err := m.diskGuard().Reserve(time.Now(), disk.CommandBytes(cmd.Op, raw), disk.Intake)
 	if err != nil {
 		return wf.Result{}, err
 	}
@@ -130,3 +131,11 @@ func (m *Member) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Comman
 
 // errNoLeaderKnown: no other member is known to lead the shard.
 var errNoLeaderKnown = errors.New("no other member known to lead the shard")
+
+// diskGuard returns the member's disk guard; nil when the check is
+// disabled or before Start.
+func (m *Member) diskGuard() *disk.Guard {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.disk
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/internal/disk"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/ring"
 )
@@ -44,7 +45,7 @@ func (m *Member) StartWorkflow(ctx context.Context, cmd *wf.Command) (wf.Result,
 		if e != nil {
 			e.ClaimFields(shard, cmd)
 		}
-		res, err = m.apply(ctx, shard, cmd, diskIntake)
+		res, err = m.apply(ctx, shard, cmd, disk.Intake)
 	}
 	if err == nil && res.Code == wf.OK && e != nil {
 		e.Adopt(shard, cmd, &res)
@@ -63,7 +64,7 @@ func (m *Member) Status(ctx context.Context, id string) (*wf.StatusAnswer, error
 
 // Control proposes a pause, resume or stop of workflow id.
 func (m *Member) Control(ctx context.Context, op wf.Op, id string) (wf.Result, error) {
-	return m.apply(ctx, m.ShardOf(id), &wf.Command{Op: op, WF: id, Now: time.Now().UnixNano()}, diskStep)
+	return m.apply(ctx, m.ShardOf(id), &wf.Command{Op: op, WF: id, Now: time.Now().UnixNano()}, disk.Step)
 }
 
 // workflowEvent maps a committed lifecycle change to its event, or nil.

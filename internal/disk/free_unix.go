@@ -1,11 +1,11 @@
 //go:build linux || darwin || freebsd
 
-package member
+package disk
 
 import "syscall"
 
-// freeBytes returns the bytes available to unprivileged users on dir's file system.
-func freeBytes(dir string) (uint64, error) {
+// FreeBytes returns the bytes available to unprivileged users on dir's file system.
+func FreeBytes(dir string) (uint64, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, err

@@ -1,4 +1,9 @@
-package member
+// Package disk is a member's free-space guard: it refuses new workflows
+// before the data directory's file system gets below
+// Expert.MinFreeDiskBytes and holds steps' writes above a hard floor,
+// estimating what accepted commands will write. It imports internal/errs
+// and internal/wf.
+package disk
 
 import (
 	"fmt"
@@ -31,25 +36,25 @@ const (
 	// command takes before it is refused; it spares the file system a
 	// statfs per refused call under a burst.
 	diskForcedProbeSpacing = 10 * time.Millisecond
-	// diskMonitorInterval is how often a member re-reads the free space
+	// MonitorInterval is how often a member re-reads the free space
 	// when no command does, so that readiness recovers by itself.
-	diskMonitorInterval = time.Second
+	MonitorInterval = time.Second
 )
 
-// diskClass is the kind of write a command is, which decides the floor it
+// Class is the kind of write a command is, which decides the floor it
 // may not cross.
-type diskClass int
+type Class int
 
 const (
-	// diskIntake: a new workflow. Refused below Expert.MinFreeDiskBytes.
-	diskIntake diskClass = iota
-	// diskStep: a step's claim or result of a workflow already accepted.
+	// Intake: a new workflow. Refused below Expert.MinFreeDiskBytes.
+	Intake Class = iota
+	// Step: a step's claim or result of a workflow already accepted.
 	// Refused (and retried by the executor) only below the hard floor,
 	// half of Expert.MinFreeDiskBytes.
-	diskStep
+	Step
 )
 
-// diskGuard refuses new workflows before the data directory's file system
+// Guard refuses new workflows before the data directory's file system
 // gets below Expert.MinFreeDiskBytes, and holds the writes of running
 // workflows' steps before it gets below half of that (the hard floor), so
 // that neither the Raft log nor Pebble ever fails a write for lack of space.
@@ -63,7 +68,7 @@ const (
 // estimate minus its own charge would cross its floor, after one fresh
 // reading. Readings are taken at most diskProbeInterval apart while
 // commands flow, at once when landed exceeds half the headroom above the
-// floor, and every diskMonitorInterval by the monitor.
+// floor, and every MonitorInterval by the monitor.
 //
 // What a reading cannot see in advance, Pebble's next WAL file (it
 // preallocates a memtable's worth, 4.4 MiB by default) and a memtable flush
@@ -71,9 +76,9 @@ const (
 // Expert.MinFreeDiskBytes should be well above that (the 64 MiB default
 // leaves a 32 MiB hard floor).
 //
-// All methods are safe for concurrent use; a nil *diskGuard accepts
+// All methods are safe for concurrent use; a nil *Guard accepts
 // everything.
-type diskGuard struct {
+type Guard struct {
 	dir    string
 	min    uint64 // intake floor: Expert.MinFreeDiskBytes
 	hard   uint64 // step floor: min / 2
@@ -91,40 +96,40 @@ type diskGuard struct {
 
 	life    sync.Mutex    // guards started and stopped
 	started bool          // the monitor was started
-	stopped bool          // stopMonitor was called
-	stop    chan struct{} // closed by stopMonitor
+	stopped bool          // StopMonitor was called
+	stop    chan struct{} // closed by StopMonitor
 	done    chan struct{} // closed when the monitor has returned
 }
 
-// newDiskGuard returns a guard of dir's file system with intake floor min
+// New returns a guard of dir's file system with intake floor min
 // (Expert.MinFreeDiskBytes) reading free space with free. onFull, if not
 // nil, is called (with the guard's lock held; it must not call back) each
 // time the estimate crosses min, with true when it went below.
-func newDiskGuard(dir string, min uint64, free func(string) (uint64, error), onFull func(bool), log *slog.Logger) *diskGuard {
+func New(dir string, min uint64, free func(string) (uint64, error), onFull func(bool), log *slog.Logger) *Guard {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &diskGuard{dir: dir, min: min, hard: min / 2, free: free, onFull: onFull, log: log,
+	return &Guard{dir: dir, min: min, hard: min / 2, free: free, onFull: onFull, log: log,
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// commandDiskBytes is the estimated bytes a command writes to this
+// CommandBytes is the estimated bytes a command writes to this
 // member's disk: its encoded size (raw) times diskWriteAmplification. A
 // purge deletes (and in time frees space), so it is charged nothing and
 // never refused.
-func commandDiskBytes(op wf.Op, raw []byte) uint64 {
+func CommandBytes(op wf.Op, raw []byte) uint64 {
 	if op == wf.OpPurge {
 		return 0
 	}
 	return uint64(len(raw)) * diskWriteAmplification
 }
 
-// reserve charges n estimated bytes against class's floor at time now. It
+// Reserve charges n estimated bytes against class's floor at time now. It
 // returns a release function to call once the command is answered
 // (committed, refused or failed), or an error that errors.Is
 // errs.ErrStorageFull when the estimate minus n would cross the floor. A failed
 // probe refuses nothing (the free space is unknown).
-func (g *diskGuard) reserve(now time.Time, n uint64, class diskClass) (release func(), err error) {
+func (g *Guard) Reserve(now time.Time, n uint64, class Class) (release func(), err error) {
 	if g == nil || g.min == 0 || n == 0 {
 		return func() {}, nil
 	}
@@ -134,7 +139,7 @@ func (g *diskGuard) reserve(now time.Time, n uint64, class diskClass) (release f
 		g.probeLocked(now)
 	}
 	floor := g.min
-	if class == diskStep {
+	if class == Step {
 		floor = g.hard
 	}
 	if g.known && g.estimateLocked() < floor+n && now.Sub(g.readAt) >= diskForcedProbeSpacing {
@@ -142,7 +147,7 @@ func (g *diskGuard) reserve(now time.Time, n uint64, class diskClass) (release f
 	}
 	if est := g.estimateLocked(); g.known && est < floor+n {
 		what := "below Expert.MinFreeDiskBytes"
-		if class == diskStep {
+		if class == Step {
 			what = "below the hard floor for steps (half of Expert.MinFreeDiskBytes)"
 		}
 		return nil, fmt.Errorf("%w: %d bytes free under %s, %d of them promised to commands in flight or not yet on disk; "+
@@ -172,7 +177,7 @@ func sizeLeft(est, n uint64) string {
 // stale reports whether the reading should be renewed at now: it is older
 // than diskProbeInterval, or (and it is older than diskForcedProbeSpacing)
 // what landed since uses up half the headroom above the intake floor.
-func (g *diskGuard) stale(now time.Time) bool {
+func (g *Guard) stale(now time.Time) bool {
 	if g.readAt.IsZero() || now.Sub(g.readAt) >= diskProbeInterval {
 		return true
 	}
@@ -182,7 +187,7 @@ func (g *diskGuard) stale(now time.Time) bool {
 
 // estimateLocked is the free space left once every charged command's
 // bytes are written: reading - inflight - landed, at least zero.
-func (g *diskGuard) estimateLocked() uint64 {
+func (g *Guard) estimateLocked() uint64 {
 	used := g.inflight + g.landed
 	if used >= g.reading {
 		return 0
@@ -192,7 +197,7 @@ func (g *diskGuard) estimateLocked() uint64 {
 
 // probeLocked takes a new reading at now and tells onFull when the
 // estimate crossed the intake floor.
-func (g *diskGuard) probeLocked(now time.Time) {
+func (g *Guard) probeLocked(now time.Time) {
 	g.readAt = now
 	free, err := g.free(g.dir)
 	if err != nil {
@@ -207,7 +212,7 @@ func (g *diskGuard) probeLocked(now time.Time) {
 	g.setFullLocked(g.estimateLocked() < g.min)
 }
 
-func (g *diskGuard) setFullLocked(full bool) {
+func (g *Guard) setFullLocked(full bool) {
 	if full == g.full {
 		return
 	}
@@ -223,9 +228,9 @@ func (g *diskGuard) setFullLocked(full bool) {
 	}
 }
 
-// poll takes a reading at now if the last one is older than
+// Poll takes a reading at now if the last one is older than
 // diskForcedProbeSpacing (the monitor's tick).
-func (g *diskGuard) poll(now time.Time) {
+func (g *Guard) Poll(now time.Time) {
 	if g == nil || g.min == 0 {
 		return
 	}
@@ -236,10 +241,10 @@ func (g *diskGuard) poll(now time.Time) {
 	}
 }
 
-// startMonitor starts the goroutine, owned by g and ended by stopMonitor,
+// StartMonitor starts the goroutine, owned by g and ended by StopMonitor,
 // that polls every interval so that a member whose disk filled notices by
 // itself when space returns. Later calls do nothing.
-func (g *diskGuard) startMonitor(interval time.Duration) {
+func (g *Guard) StartMonitor(interval time.Duration) {
 	if g == nil || g.min == 0 {
 		return
 	}
@@ -252,24 +257,24 @@ func (g *diskGuard) startMonitor(interval time.Duration) {
 	go g.monitor(interval)
 }
 
-func (g *diskGuard) monitor(interval time.Duration) {
+func (g *Guard) monitor(interval time.Duration) {
 	defer close(g.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	g.poll(time.Now())
+	g.Poll(time.Now())
 	for {
 		select {
 		case <-g.stop:
 			return
 		case now := <-t.C:
-			g.poll(now)
+			g.Poll(now)
 		}
 	}
 }
 
-// stopMonitor ends the monitor and waits for it; it may be called more
-// than once, and without startMonitor.
-func (g *diskGuard) stopMonitor() {
+// StopMonitor ends the monitor and waits for it; it may be called more
+// than once, and without StartMonitor.
+func (g *Guard) StopMonitor() {
 	if g == nil || g.min == 0 {
 		return
 	}
@@ -283,12 +288,4 @@ func (g *diskGuard) stopMonitor() {
 	if started {
 		<-g.done
 	}
-}
-
-// diskGuard returns the member's disk guard; nil when the check is
-// disabled or before Start.
-func (m *Member) diskGuard() *diskGuard {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.disk
 }

@@ -1,4 +1,4 @@
-package member
+package disk
 
 import (
 	"errors"
@@ -35,7 +35,7 @@ func (d *fakeDisk) set(free uint64, err error) {
 
 type diskBundle struct {
 	disk  *fakeDisk
-	g     *diskGuard
+	g     *Guard
 	fulls []bool // onFull calls
 	now   time.Time
 }
@@ -43,7 +43,7 @@ type diskBundle struct {
 func setupDisk(t *testing.T, free, min uint64) *diskBundle {
 	t.Helper()
 	b := &diskBundle{disk: &fakeDisk{free: free}, now: time.Unix(1000, 0)}
-	b.g = newDiskGuard("/data", min, b.disk.read, func(full bool) { b.fulls = append(b.fulls, full) }, nil)
+	b.g = New("/data", min, b.disk.read, func(full bool) { b.fulls = append(b.fulls, full) }, nil)
 	return b
 }
 
@@ -56,7 +56,7 @@ func TestDiskGuardBurstStopsAtFloor(t *testing.T) {
 	accepted := 0
 	var refusal error
 	for range 100 {
-		_, err := b.g.reserve(b.now, 100, diskIntake) // never released: still in flight
+		_, err := b.g.Reserve(b.now, 100, Intake) // never released: still in flight
 		if err != nil {
 			refusal = err
 			break
@@ -71,10 +71,10 @@ func TestDiskGuardBurstStopsAtFloor(t *testing.T) {
 
 	// Steps of accepted workflows go on down to the hard floor (200).
 	for range 2 {
-		_, err := b.g.reserve(b.now, 100, diskStep)
+		_, err := b.g.Reserve(b.now, 100, Step)
 		require.NoError(t, err)
 	}
-	_, err := b.g.reserve(b.now.Add(time.Second), 100, diskStep)
+	_, err := b.g.Reserve(b.now.Add(time.Second), 100, Step)
 	require.ErrorIs(t, err, errs.ErrStorageFull)
 	require.ErrorContains(t, err, "hard floor for steps")
 	require.Equal(t, []bool{true}, b.fulls, "the estimate went below the intake floor")
@@ -85,20 +85,20 @@ func TestDiskGuardBurstStopsAtFloor(t *testing.T) {
 func TestDiskGuardChargesUntilRead(t *testing.T) {
 	t.Parallel()
 	b := setupDisk(t, 10_000, 1_000)
-	rel1, err := b.g.reserve(b.now, 3_000, diskIntake)
+	rel1, err := b.g.Reserve(b.now, 3_000, Intake)
 	require.NoError(t, err)
-	rel2, err := b.g.reserve(b.now, 3_000, diskIntake)
+	rel2, err := b.g.Reserve(b.now, 3_000, Intake)
 	require.NoError(t, err)
 	rel1()
 	rel1() // twice is harmless
-	_, err = b.g.reserve(b.now, 3_001, diskIntake)
+	_, err = b.g.Reserve(b.now, 3_001, Intake)
 	require.ErrorIs(t, err, errs.ErrStorageFull, "the released 3000 landed but no reading shows it")
 
 	b.disk.set(7_000, nil) // the first command's bytes show now
 	later := b.now.Add(diskProbeInterval)
-	_, err = b.g.reserve(later, 3_001, diskIntake)
+	_, err = b.g.Reserve(later, 3_001, Intake)
 	require.ErrorIs(t, err, errs.ErrStorageFull, "7000 - 3000 (still in flight) - 3001 < 1000")
-	rel, err := b.g.reserve(later, 3_000, diskIntake)
+	rel, err := b.g.Reserve(later, 3_000, Intake)
 	require.NoError(t, err, "7000 - 3000 - 3000 = 1000: at the floor")
 	rel()
 	rel2()
@@ -110,11 +110,11 @@ func TestDiskGuardChargesUntilRead(t *testing.T) {
 func TestDiskGuardRereadsWhenEstimateRunsLow(t *testing.T) {
 	t.Parallel()
 	b := setupDisk(t, 2_000, 1_000)
-	rel, err := b.g.reserve(b.now, 500, diskIntake)
+	rel, err := b.g.Reserve(b.now, 500, Intake)
 	require.NoError(t, err)
 	rel()
 	require.Equal(t, 1, b.disk.probes)
-	_, err = b.g.reserve(b.now.Add(diskForcedProbeSpacing), 1, diskIntake)
+	_, err = b.g.Reserve(b.now.Add(diskForcedProbeSpacing), 1, Intake)
 	require.NoError(t, err)
 	require.Equal(t, 2, b.disk.probes, "500 landed of 1000 headroom: read again")
 }
@@ -122,16 +122,16 @@ func TestDiskGuardRereadsWhenEstimateRunsLow(t *testing.T) {
 func TestDiskGuardRecovers(t *testing.T) {
 	t.Parallel()
 	b := setupDisk(t, 100, 500)
-	_, err := b.g.reserve(b.now, 1, diskIntake)
+	_, err := b.g.Reserve(b.now, 1, Intake)
 	require.ErrorIs(t, err, errs.ErrStorageFull)
 	require.Equal(t, []bool{true}, b.fulls)
 
 	b.disk.set(10_000, nil)
-	b.g.poll(b.now.Add(time.Millisecond)) // too soon after the last reading
+	b.g.Poll(b.now.Add(time.Millisecond)) // too soon after the last reading
 	require.Equal(t, []bool{true}, b.fulls)
-	b.g.poll(b.now.Add(time.Second))
+	b.g.Poll(b.now.Add(time.Second))
 	require.Equal(t, []bool{true, false}, b.fulls, "space freed: intake resumes")
-	_, err = b.g.reserve(b.now.Add(time.Second), 1, diskIntake)
+	_, err = b.g.Reserve(b.now.Add(time.Second), 1, Intake)
 	require.NoError(t, err)
 }
 
@@ -139,7 +139,7 @@ func TestDiskGuardUnknownFreeSpace(t *testing.T) {
 	t.Parallel()
 	b := setupDisk(t, 0, 500)
 	b.disk.set(0, errors.New("statfs failed"))
-	_, err := b.g.reserve(b.now, 100, diskIntake)
+	_, err := b.g.Reserve(b.now, 100, Intake)
 	require.NoError(t, err, "a failed probe does not refuse work")
 	require.Empty(t, b.fulls)
 }
@@ -147,17 +147,17 @@ func TestDiskGuardUnknownFreeSpace(t *testing.T) {
 func TestDiskGuardOff(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1000, 0)
-	for name, g := range map[string]*diskGuard{
+	for name, g := range map[string]*Guard{
 		"nil":          nil,
-		"zero minimum": newDiskGuard("/data", 0, func(string) (uint64, error) { return 0, nil }, nil, nil),
+		"zero minimum": New("/data", 0, func(string) (uint64, error) { return 0, nil }, nil, nil),
 	} {
 		t.Run(name, func(t *testing.T) {
-			rel, err := g.reserve(now, 1<<40, diskIntake)
+			rel, err := g.Reserve(now, 1<<40, Intake)
 			require.NoError(t, err)
 			rel()
-			g.poll(now)
-			g.startMonitor(time.Millisecond)
-			g.stopMonitor()
+			g.Poll(now)
+			g.StartMonitor(time.Millisecond)
+			g.StopMonitor()
 		})
 	}
 }
@@ -167,8 +167,8 @@ func TestCommandDiskBytes(t *testing.T) {
 	start := &wf.Command{Op: wf.OpStart, WF: "w", State: []byte(`{"a":"` + string(make([]byte, 1000)) + `"}`)}
 	raw, err := wf.EncodeCommand(start)
 	require.NoError(t, err)
-	require.Equal(t, uint64(len(raw))*diskWriteAmplification, commandDiskBytes(start.Op, raw))
-	require.Zero(t, commandDiskBytes(wf.OpPurge, raw), "purges free space")
+	require.Equal(t, uint64(len(raw))*diskWriteAmplification, CommandBytes(start.Op, raw))
+	require.Zero(t, CommandBytes(wf.OpPurge, raw), "purges free space")
 }
 
 // The monitor reads on its own, so readiness recovers without traffic;
@@ -177,24 +177,24 @@ func TestDiskGuardMonitor(t *testing.T) {
 	t.Parallel()
 	fulls := make(chan bool, 4)
 	disk := &fakeDisk{free: 10}
-	g := newDiskGuard("/data", 100, disk.read, func(full bool) { fulls <- full }, nil)
-	g.startMonitor(time.Millisecond)
-	g.startMonitor(time.Millisecond)
+	g := New("/data", 100, disk.read, func(full bool) { fulls <- full }, nil)
+	g.StartMonitor(time.Millisecond)
+	g.StartMonitor(time.Millisecond)
 	require.True(t, <-fulls)
 	disk.set(1000, nil)
 	require.False(t, <-fulls)
-	g.stopMonitor()
-	g.stopMonitor()
+	g.StopMonitor()
+	g.StopMonitor()
 
-	idle := newDiskGuard("/data", 100, disk.read, nil, nil)
-	idle.stopMonitor()
-	idle.startMonitor(time.Millisecond) // after stop: never starts
-	idle.stopMonitor()
+	idle := New("/data", 100, disk.read, nil, nil)
+	idle.StopMonitor()
+	idle.StartMonitor(time.Millisecond) // after stop: never starts
+	idle.StopMonitor()
 }
 
 func TestFreeBytesOfTempDir(t *testing.T) {
 	t.Parallel()
-	n, err := freeBytes(t.TempDir())
+	n, err := FreeBytes(t.TempDir())
 	require.NoError(t, err)
 	require.Positive(t, n)
 }
@@ -204,34 +204,10 @@ func TestFreeBytesOfTempDir(t *testing.T) {
 func TestDiskGuardRereadsBeforeRefusing(t *testing.T) {
 	t.Parallel()
 	b := setupDisk(t, 1_000, 900)
-	_, err := b.g.reserve(b.now, 200, diskIntake)
+	_, err := b.g.Reserve(b.now, 200, Intake)
 	require.ErrorIs(t, err, errs.ErrStorageFull)
 	b.disk.set(5_000, nil)
-	_, err = b.g.reserve(b.now.Add(diskForcedProbeSpacing), 200, diskIntake)
+	_, err = b.g.Reserve(b.now.Add(diskForcedProbeSpacing), 200, Intake)
 	require.NoError(t, err)
 	require.Equal(t, 2, b.disk.probes)
-}
-
-// A full disk shows as "storage-full" only while the member is ready, and
-// every change wakes WaitUntilReady's waiters.
-func TestReadinessStorageFull(t *testing.T) {
-	t.Parallel()
-	var r readinessState
-	r.setFull(true)
-	p, _, changed := r.snapshot()
-	require.Equal(t, Starting, p.String(), "not ready yet: starting wins")
-	r.set(phaseReady, false)
-	<-changed
-	p, _, changed = r.snapshot()
-	require.Equal(t, StorageFull, p.String())
-	r.setFull(false)
-	<-changed
-	p, _, changed = r.snapshot()
-	require.Equal(t, Ready, p.String())
-	r.setFull(true)
-	<-changed
-	r.set(phaseStopped, true)
-	p, sealed, _ := r.snapshot()
-	require.True(t, sealed)
-	require.Equal(t, Stopped, p.String())
 }
