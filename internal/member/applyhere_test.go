@@ -49,7 +49,9 @@ func TestForwardedStartIsClaimedByTheLeader(t *testing.T) {
 	h, err := m.running()
 	require.NoError(t, err)
 
-	out, err := m.applyHere(ctx, h, m.ShardOf("fwd"), raw)
+	r := m.router()
+	r.Host = h
+	out, err := r.ApplyHere(ctx, m.ShardOf("fwd"), raw)
 	require.NoError(t, err)
 	res, err := wf.DecodeResult(out)
 	require.NoError(t, err)

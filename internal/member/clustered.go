@@ -11,7 +11,6 @@ import (
 	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/rpc"
-	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 )
@@ -205,44 +204,6 @@ func (m *Member) onUserEvent(name string, payload []byte, from string) {
 	if err := m.runCommand(ctx, from, payload); err != nil {
 		m.log.Warn("dev command failed", "from", from, "error", err)
 	}
-}
-
-// applyHere proposes a command forwarded by another member through this
-// member's replica of shard s. A workflow start reaching the shard's leader
-// claims its first steps for this member in the same command, as a start
-// made here would, saving a round of Raft before they run; those claims are
-// this member's to run, so the answer leaves them out.
-func (m *Member) applyHere(ctx context.Context, h *shards.Host, s uint64, raw []byte) ([]byte, error) {
-	m.mu.Lock()
-	e := m.engine
-	m.mu.Unlock()
-	if e == nil || !h.IsLeader(s) {
-		return h.Propose(ctx, s, raw)
-	}
-	cmd, err := wf.DecodeCommand(raw)
-	if err != nil || cmd.Op != wf.OpStart {
-		return h.Propose(ctx, s, raw)
-	}
-	// Whatever the sender claimed is replaced by this member's claims.
-	cmd.Member, cmd.Incarnation, cmd.LeaseUntil = "", "", 0
-	for i := range cmd.Tasks {
-		cmd.Tasks[i].Claim = false
-	}
-	e.ClaimFields(s, &cmd)
-	if raw, err = wf.EncodeCommand(&cmd); err != nil {
-		return nil, err
-	}
-	out, err := h.Propose(ctx, s, raw)
-	if err != nil {
-		return nil, err
-	}
-	res, err := wf.DecodeResult(out)
-	if err != nil || len(res.Claimed) == 0 {
-		return out, err
-	}
-	e.Adopt(s, &cmd, &res)
-	res.Claimed = nil
-	return wf.EncodeResult(res)
 }
 
 // rebalanceTiming returns the rebalancing timing this member runs with.

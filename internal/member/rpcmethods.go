@@ -154,14 +154,16 @@ func (m *Member) rpcNeeds(needs rpcNeed, req any) (rpcServing, error) {
 // serveApply proposes a command forwarded by another member.
 func serveApply(ctx context.Context, m *Member, at rpcServing, req wire.ShardCall) ([]byte, error) {
 	// The caller charged the command against its own disk; this member's
-	// is protected by its hard floor (see diskGuard). (Purges are never
+	// is protected by its hard floor (see disk.Guard). (Purges are never
 	// forwarded: the shard's leader proposes them.)
-	release, err := m.diskGuard().Reserve(time.Now(), disk.CommandBytes(wf.OpStart, req.Body), disk.Step)
+	r := m.router()
+	release, err := r.Disk.Reserve(time.Now(), disk.CommandBytes(wf.OpStart, req.Body), disk.Step)
 	if err != nil {
 		return nil, &rpc.CodedError{Code: rpc.CodeStorageFull, Err: err}
 	}
 	defer release()
-	out, err := m.applyHere(ctx, at.h, req.Shard, req.Body)
+	r.Host = at.h
+	out, err := r.ApplyHere(ctx, req.Shard, req.Body)
 	return out, wire.ShardError(err)
 }
 

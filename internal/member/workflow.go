@@ -32,25 +32,10 @@ func (m *Member) ShardOf(id string) uint64 {
 	return ring.ShardFor(id, m.shardCount())
 }
 
-// StartWorkflow proposes a start command and returns its result. The
-// shard's leader runs the first steps: started there, it claims them in
-// the start command itself (here, or at the leader this member knows of).
+// StartWorkflow proposes a start command and returns its result (see
+// route.Router.Start: start-at-leader and claim-in-start).
 func (m *Member) StartWorkflow(ctx context.Context, cmd *wf.Command) (wf.Result, error) {
-	shard := m.ShardOf(cmd.WF)
-	m.mu.Lock()
-	e := m.engine
-	m.mu.Unlock()
-	res, err := m.startAtLeader(ctx, shard, cmd)
-	if err != nil {
-		if e != nil {
-			e.ClaimFields(shard, cmd)
-		}
-		res, err = m.apply(ctx, shard, cmd, disk.Intake)
-	}
-	if err == nil && res.Code == wf.OK && e != nil {
-		e.Adopt(shard, cmd, &res)
-	}
-	return res, err
+	return m.router().Start(ctx, m.ShardOf(cmd.WF), cmd)
 }
 
 // Status reads workflow id's status, linearizably.
