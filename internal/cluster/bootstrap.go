@@ -233,7 +233,7 @@ func (c *Cluster) oursLocked(p gossip.Member) bool {
 	return theirs == "" || c.clusterID == "" || theirs == c.clusterID
 }
 
-// isForeign reports whether gossip refused member id as a member of
+// IsForeign reports whether gossip refused member id as a member of
 // another cluster.
 func (c *Cluster) IsForeign(id string) bool {
 	c.mu.Lock()
@@ -248,7 +248,7 @@ func (c *Cluster) members() []gossip.Member {
 	return slices.DeleteFunc(c.gossip.Members(), func(p gossip.Member) bool { return !c.ours(p) })
 }
 
-// admittedBy asks members whether they admitted this one (see serveAdmit):
+// admittedBy asks members whether they admitted this one (see ServeAdmit):
 // every one of them when all is set, otherwise at least one. Members that
 // are this one count as admitting it.
 func (c *Cluster) admittedBy(ctx context.Context, members []gossip.Member, all bool) error {
@@ -274,7 +274,7 @@ func (c *Cluster) admittedBy(ctx context.Context, members []gossip.Member, all b
 	return errors.Join(failed...)
 }
 
-// serveAdmit answers whether this member's gossip admitted the asking
+// ServeAdmit answers whether this member's gossip admitted the asking
 // member: it lists it alive, in this cluster, only if the cluster policy let
 // it in.
 func (c *Cluster) ServeAdmit(req wire.AdmitRequest) error {

@@ -17,10 +17,10 @@ import (
 // state, so it is served only to members of this cluster: the caller's
 // address must be one a member of this cluster advertises (its gossip,
 // Raft or RPC address), and destructive requests are checked against the
-// shard's committed state besides (see serveDrop). Without TLS this is
+// shard's committed state besides (see ServeDrop). Without TLS this is
 // all a member can check; with it, the caller's certificate names it.
 
-// checkCaller refuses a call from anyone but a member of this cluster (or
+// CheckCaller refuses a call from anyone but a member of this cluster (or
 // of one not in any cluster yet: a joiner): with TLS, the member its
 // certificate names; without, a member advertising the caller's address.
 func (c *Cluster) CheckCaller(ctx context.Context) error {
@@ -108,7 +108,7 @@ func (c *Cluster) known() []gossip.Member {
 	})
 }
 
-// bindRaftPeer accepts Raft traffic from peer only for the Raft address
+// BindRaftPeer accepts Raft traffic from peer only for the Raft address
 // that member advertises in gossip.
 func (c *Cluster) BindRaftPeer(peer, source string) error {
 	if c.isPeer(func(p gossip.Member) bool { return p.ID == peer && p.Tags[tagRaft] == source }) {

@@ -100,7 +100,7 @@ type Cluster struct {
 	mu          sync.Mutex
 	clusterID   string            // this member's cluster, once it joined or founded one
 	foreign     map[string]string // members of other clusters -> their cluster ID
-	refused     map[string]bool   // caller IPs refused by checkCaller (logged once)
+	refused     map[string]bool   // caller IPs refused by CheckCaller (logged once)
 	coordinator string
 	booted      bool                 // tagCluster is published
 	cached      *view                // last computed view, for routing
@@ -344,7 +344,7 @@ func (c *Cluster) tags() map[string]string {
 	return t
 }
 
-// publishTags gossips this member's current tags.
+// PublishTags gossips this member's current tags.
 func (c *Cluster) PublishTags() error {
 	c.tagsMu.Lock()
 	defer c.tagsMu.Unlock()
@@ -478,7 +478,7 @@ func (c *Cluster) rpcTargets(s uint64) []string {
 	return out
 }
 
-// forward sends a call about shard s to the members holding it, trying each
+// Forward sends a call about shard s to the members holding it, trying each
 // until one answers.
 func (c *Cluster) Forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
 	if c.currentLayout() == nil {
@@ -510,7 +510,7 @@ func (c *Cluster) Forward(ctx context.Context, s uint64, method string, body []b
 // shard moving), within the call's context.
 const forwardPatience = 2 * time.Second
 
-// nodeMember returns the RPC address of an alive member (not this one)
+// NodeMember returns the RPC address of an alive member (not this one)
 // that registered node, or "".
 func (c *Cluster) NodeMember(node string) string {
 	for _, p := range c.members() {
@@ -521,7 +521,7 @@ func (c *Cluster) NodeMember(node string) string {
 	return ""
 }
 
-// alive reports whether gossip sees member alive.
+// Alive reports whether gossip sees member alive.
 func (c *Cluster) Alive(member string) bool {
 	for _, p := range c.members() {
 		if p.ID == member {
@@ -531,15 +531,15 @@ func (c *Cluster) Alive(member string) bool {
 	return false
 }
 
-// call calls method on the member at RPC address addr.
+// Call calls method on the member at RPC address addr.
 func (c *Cluster) Call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
 	return c.client.Call(ctx, addr, method, body)
 }
 
-// gossipNode returns the cluster's gossip node.
+// Gossip returns the cluster's gossip node.
 func (c *Cluster) Gossip() *gossip.Node { return c.gossip }
 
-// describe fills in the other members, whether this one coordinates and
+// Describe fills in the other members, whether this one coordinates and
 // the cluster ID.
 func (c *Cluster) Describe() (peers []string, coordinator bool, clusterID string) {
 	for _, p := range c.members() {
@@ -552,7 +552,7 @@ func (c *Cluster) Describe() (peers []string, coordinator bool, clusterID string
 	return peers, c.coordinator == c.cfg.NodeID, c.clusterID
 }
 
-// sendEvent queues a lifecycle change for the member that started the
+// SendEvent queues a lifecycle change for the member that started the
 // workflow, if that is another member.
 func (c *Cluster) SendEvent(ch *wf.Change) {
 	if ch.View.Starter == "" || ch.View.Starter == c.cfg.NodeID {
@@ -662,7 +662,7 @@ func (c *Cluster) updateCoordinator() {
 // leads to elect the replicas it hands leadership to.
 const handOffTimeout = 2 * time.Second
 
-// close stops the cluster's gossip and RPC; the caller has stopped the
+// Close stops the cluster's gossip and RPC; the caller has stopped the
 // engine and closes storage (h, if open) afterwards. Between leaving gossip
 // and closing, leadership of the shards this member leads is handed to
 // other replicas, so the others need not wait out an election timeout.
@@ -742,7 +742,7 @@ func (c *Cluster) refreshLeaders(h *shards.Host, v *view) {
 	c.mu.Unlock()
 }
 
-// leaderOf returns the RPC address of the other member leading shard s, or
+// LeaderOf returns the RPC address of the other member leading shard s, or
 // "" if this member leads it or does not know.
 func (c *Cluster) LeaderOf(s uint64) string {
 	c.mu.Lock()

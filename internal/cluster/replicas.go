@@ -92,7 +92,7 @@ func (c *Cluster) dropLocked(ctx context.Context, s uint64, why string) {
 		Reason: why, ChangedAt: c.timing.Now()})
 }
 
-// serveReplica starts the replica a shard's leader has just added on this
+// ServeReplica starts the replica a shard's leader has just added on this
 // member (join), replacing an older replica of the same shard that was
 // removed, and answers once it has caught up. Asked about a replica it does
 // not hold, without New, it answers CodeNotFound.
@@ -161,7 +161,7 @@ func (c *Cluster) ServeReplica(ctx context.Context, req wire.ReplicaRequest) err
 	return nil
 }
 
-// serveDrop deletes a replica its shard's leader removed, once the shard
+// ServeDrop deletes a replica its shard's leader removed, once the shard
 // confirms it: a drop request alone proves nothing (anyone who reaches the
 // RPC port could send one), so the replica is deleted only when the
 // shard's committed membership lists it as removed.
@@ -295,7 +295,7 @@ func (c *Cluster) askMembership(ctx context.Context, v *view, s uint64) (*wire.M
 	return nil, errors.Join(failed...)
 }
 
-// serveMembership answers with shard s's membership, if this member has a
+// ServeMembership answers with shard s's membership, if this member has a
 // replica of it that knows a leader.
 func (c *Cluster) ServeMembership(ctx context.Context, req wire.ReplicaRequest) ([]byte, error) {
 	h, err := c.local.Storage()

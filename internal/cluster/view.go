@@ -100,7 +100,7 @@ func (c *Cluster) recentView() (*view, error) {
 	return c.view()
 }
 
-// memberAt returns the ID of the member of this cluster at Raft address
+// MemberAt returns the ID of the member of this cluster at Raft address
 // raftAddr, or "" if the recent view has none.
 func (c *Cluster) MemberAt(raftAddr string) string {
 	v, err := c.recentView()

@@ -34,7 +34,7 @@ var rpcMethods = map[string]rpcMethod{
 // rpcMethod is one method of the member RPC.
 type rpcMethod struct {
 	// guarded: the method changes or reveals state, so it is served only
-	// to members of this cluster (checkCaller), once this member started
+	// to members of this cluster (network.CheckCaller), once this member started
 	// its cluster. Admission is not: members not in the cluster yet ask it.
 	guarded bool
 	// needs is what this member must have to serve the method, checked
@@ -84,7 +84,7 @@ type rpcServing struct {
 }
 
 // handleRPC serves the calls of other members: only members of this
-// cluster may call guarded methods (checkCaller), and every request is
+// cluster may call guarded methods (network.CheckCaller), and every request is
 // decoded (decodeRPC) before anything else; a call about a shard this
 // member does not host is refused before storage is touched.
 func (m *Member) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {

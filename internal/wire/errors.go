@@ -12,7 +12,7 @@ import (
 )
 
 // Errors across the member RPC. A member serving a call names the kind of
-// its error (ToRemote): a sentinel of this package it wraps, or a step's
+// its error (ToRemote): a sentinel of internal/errs it wraps, or a step's
 // outcome; the member RPC carries the kind in the call's status details
 // (internal/rpc), and the caller rebuilds an error of the same kind
 // (FromRemote, RemoteStepError), so errors.Is and errors.As work as if the
@@ -43,8 +43,9 @@ var errorKinds = []errorKind{
 	{"not-ready", rpc.CodeUnavailable, []error{errs.ErrNotReady, shards.ErrNotReady, errs.ErrClosed, shards.ErrClosed, errs.ErrNotStarted}, []error{errs.ErrNotReady}},
 }
 
-// Kinds of a step's failure, for a step run for another member
-// (serveExec). detailPermanent is set when the error is Permanent.
+// Kinds of a step's failure, for a step run for another member (the
+// member's exec service). detailPermanent is set when the error is
+// Permanent.
 const (
 	kindStep       = "step"        // any other error the step returned
 	kindStepDecode = "step-decode" // an *executor.DecodeError
@@ -136,7 +137,7 @@ func FromRemote(err error) error {
 }
 
 // StepFailure returns the error a step run for another member failed with,
-// as serveExec answers it: its kind (a decode error, a panic, or any other
+// as the member's exec service answers it: its kind (a decode error, a panic, or any other
 // error), whether it is Permanent, and what the caller needs to rebuild
 // a decode error or a panic, each cut to MaxStepDetail bytes (the stack to
 // MaxStepStack).

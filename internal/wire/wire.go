@@ -177,7 +177,7 @@ type eventView struct {
 	Executed     []string          `json:"executed,omitempty"`
 }
 
-// wire returns fe as it travels.
+// Wire returns fe as it travels.
 func (fe *ForwardedEvent) Wire() Event {
 	v := &fe.View
 	return Event{From: fe.From, Kind: fe.Kind, View: eventView{
@@ -187,7 +187,7 @@ func (fe *ForwardedEvent) Wire() Event {
 	}}
 }
 
-// change returns the lifecycle change w carries.
+// Change returns the lifecycle change w carries.
 func (w *Event) Change() wf.Change {
 	v := &w.View
 	return wf.Change{Kind: w.Kind, View: wf.View{
