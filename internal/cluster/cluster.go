@@ -2,16 +2,10 @@ package cluster
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
-	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,13 +14,11 @@ import (
 
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/gossip"
-	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/formation"
 	"github.com/eleven-am/graft/internal/logkeys"
 	"github.com/eleven-am/graft/internal/rebalance"
 	"github.com/eleven-am/graft/internal/rpc"
-	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 	"github.com/hashicorp/memberlist"
@@ -43,25 +35,6 @@ const (
 	tagSeed    = "seed"    // the cluster ID it proposes should it found one
 	tagRules   = "found"   // fingerprint of its founding rules (formation.Rules)
 )
-
-// layout is a cluster member's record of its replicas, kept in
-// DataDir/cluster.json so a restarted member starts the same replicas with
-// the same IDs. It is replaced (never modified in place) as rebalancing adds
-// and drops replicas here.
-type layout struct {
-	// ClusterID identifies the cluster, created at its bootstrap: members
-	// of clusters with other IDs are never admitted.
-	ClusterID string `json:"cluster_id"`
-	// Members are the node IDs the cluster bootstrapped with, sorted (the
-	// bootstrap replica IDs are their index plus one); empty for a member
-	// that joined later. Informational.
-	Members []string `json:"members"`
-	// Shards and RF are the shard count and replication factor.
-	Shards int `json:"shards"`
-	RF     int `json:"rf"`
-	// Replicas maps each shard this member hosts to its replica ID.
-	Replicas map[uint64]uint64 `json:"replicas"`
-}
 
 // Cluster is what a clustered member runs besides its shards and engine:
 // gossip membership, the member RPC, the bootstrap layout and the
@@ -351,72 +324,6 @@ func (c *Cluster) PublishTags() error {
 	return c.gossip.SetTags(c.tags())
 }
 
-func loadLayout(dir string) (*layout, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading cluster layout: %w", err)
-	}
-	l, err := parseLayout(b)
-	if err != nil {
-		return nil, fmt.Errorf("cluster layout %s is corrupt: %w", filepath.Join(dir, "cluster.json"), err)
-	}
-	return l, nil
-}
-
-// maxLayoutShards is the most shards a layout may record: the largest
-// Cluster.ShardCount.
-const maxLayoutShards = 4096
-
-// parseLayout decodes and checks a layout file: a cluster ID, a shard count
-// between 1 and maxLayoutShards, a replication factor of at least 1, member
-// IDs that are not empty, and replicas only of shards 1 to Shards, with
-// replica IDs that are not zero.
-func parseLayout(b []byte) (*layout, error) {
-	var l layout
-	if err := wire.StrictJSON(b, &l); err != nil {
-		return nil, err
-	}
-	switch {
-	case l.ClusterID == "":
-		return nil, errors.New("no cluster_id")
-	case l.Shards < 1 || l.Shards > maxLayoutShards:
-		return nil, fmt.Errorf("shards is %d, want 1 to %d", l.Shards, maxLayoutShards)
-	case l.RF < 1:
-		return nil, fmt.Errorf("rf is %d, want at least 1", l.RF)
-	}
-	for i, id := range l.Members {
-		if id == "" {
-			return nil, fmt.Errorf("members[%d] is empty", i)
-		}
-	}
-	for _, s := range slices.Sorted(maps.Keys(l.Replicas)) {
-		if s < 1 || s > uint64(l.Shards) {
-			return nil, fmt.Errorf("replicas names shard %d, outside 1 to %d", s, l.Shards)
-		}
-		if l.Replicas[s] == 0 {
-			return nil, fmt.Errorf("replicas gives shard %d replica ID 0", s)
-		}
-	}
-	if l.Replicas == nil {
-		l.Replicas = map[uint64]uint64{}
-	}
-	return &l, nil
-}
-
-func saveLayout(dir string, l *layout) error {
-	b, err := json.MarshalIndent(l, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := WriteFileSync(filepath.Join(dir, "cluster.json"), b); err != nil {
-		return fmt.Errorf("recording cluster layout: %w", err)
-	}
-	return nil
-}
-
 func resolveIP(host string) (string, error) {
 	if ip := net.ParseIP(host); ip != nil {
 		return ip.String(), nil
@@ -440,316 +347,6 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// ReplicaOf returns this member's replica ID in shard s and whether it
-// hosts s, from its layout.
-func (c *Cluster) ReplicaOf(s uint64) (uint64, bool) {
-	lay := c.layout.Load()
-	if lay == nil {
-		return 0, false
-	}
-	id, ok := lay.Replicas[s]
-	return id, ok
-}
-
-// rpcTargets lists the RPC addresses of the members that should hold
-// shard s (placement order, preferred leader first), then of every other
-// alive member: during a move a replica may still be where the placement
-// no longer puts it, and a member without one answers at once that it has
-// none.
-func (c *Cluster) rpcTargets(s uint64) []string {
-	v, err := c.recentView()
-	if err != nil {
-		return nil
-	}
-	var out []string
-	seen := map[string]bool{c.cfg.NodeID: true}
-	add := func(id string) {
-		if !seen[id] && v.alive(id) && v.rpcAddr(id) != "" {
-			out = append(out, v.rpcAddr(id))
-		}
-		seen[id] = true
-	}
-	for _, id := range v.place.Replicas(s) {
-		add(id)
-	}
-	for _, id := range slices.Sorted(maps.Keys(v.members)) {
-		add(id)
-	}
-	return out
-}
-
-// Forward sends a call about shard s to the members holding it, trying each
-// until one answers.
-func (c *Cluster) Forward(ctx context.Context, s uint64, method string, body []byte) ([]byte, error) {
-	if c.currentLayout() == nil {
-		return nil, fmt.Errorf("%w: shard %d is not hosted here", errs.ErrNotReady, s)
-	}
-	payload := wire.ShardPayload(s, body)
-	var last error = fmt.Errorf("%w: no reachable member holds shard %d", errs.ErrNotReady, s)
-	began := time.Now()
-	for attempt := 0; ctx.Err() == nil && (attempt < 3 || time.Since(began) < forwardPatience); attempt++ {
-		for _, addr := range c.rpcTargets(s) {
-			out, err := c.client.Call(ctx, addr, method, payload)
-			if err == nil {
-				return out, nil
-			}
-			last = wire.FromRemote(err)
-			if !errs.IsRetryable(last) {
-				return nil, last
-			}
-		}
-		if err := backoff.Sleep(ctx, backoff.Delay(attempt+1, 50*time.Millisecond, 250*time.Millisecond)); err != nil {
-			break
-		}
-	}
-	return nil, last
-}
-
-// forwardPatience is how long forward keeps trying members whose answers
-// are retryable (no leader known: an election after a member failed, a
-// shard moving), within the call's context.
-const forwardPatience = 2 * time.Second
-
-// NodeMember returns the RPC address of an alive member (not this one)
-// that registered node, or "".
-func (c *Cluster) NodeMember(node string) string {
-	for _, p := range c.members() {
-		if p.ID != c.cfg.NodeID && slices.Contains(strings.Split(p.Tags[tagNodes], ","), node) {
-			return p.Tags[tagRPC]
-		}
-	}
-	return ""
-}
-
-// Alive reports whether gossip sees member alive.
-func (c *Cluster) Alive(member string) bool {
-	for _, p := range c.members() {
-		if p.ID == member {
-			return true
-		}
-	}
-	return false
-}
-
-// Call calls method on the member at RPC address addr.
-func (c *Cluster) Call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
-	return c.client.Call(ctx, addr, method, body)
-}
-
-// Gossip returns the cluster's gossip node.
-func (c *Cluster) Gossip() *gossip.Node { return c.gossip }
-
-// Describe fills in the other members, whether this one coordinates and
-// the cluster ID.
-func (c *Cluster) Describe() (peers []string, coordinator bool, clusterID string) {
-	for _, p := range c.members() {
-		if p.ID != c.cfg.NodeID {
-			peers = append(peers, p.ID)
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return peers, c.coordinator == c.cfg.NodeID, c.clusterID
-}
-
-// SendEvent queues a lifecycle change for the member that started the
-// workflow, if that is another member.
-func (c *Cluster) SendEvent(ch *wf.Change) {
-	if ch.View.Starter == "" || ch.View.Starter == c.cfg.NodeID {
-		return
-	}
-	select {
-	case c.outbox <- wire.ForwardedEvent{From: c.cfg.NodeID, Kind: ch.Kind, View: ch.View}:
-	default:
-		c.log.Warn("event for the starting member dropped: outbox full", logkeys.Workflow, ch.View.ID)
-	}
-}
-
-// forwardEvents delivers queued lifecycle events to the members that
-// started the workflows (best effort: an unreachable member misses them).
-// Events waiting together go to each member in one call.
-func (c *Cluster) forwardEvents() {
-	for {
-		var first wire.ForwardedEvent
-		select {
-		case <-c.stop:
-			return
-		case first = <-c.outbox:
-		}
-		batches := map[string][]wire.ForwardedEvent{first.View.Starter: {first}}
-	drain:
-		for n := 1; n < wire.MaxEventBatch; n++ {
-			select {
-			case fe := <-c.outbox:
-				batches[fe.View.Starter] = append(batches[fe.View.Starter], fe)
-			default:
-				break drain
-			}
-		}
-		addrs := map[string]string{}
-		for _, p := range c.members() {
-			addrs[p.ID] = p.Tags[tagRPC]
-		}
-		for starter, evs := range batches {
-			addr := addrs[starter]
-			if addr == "" {
-				continue
-			}
-			calls, dropped := wire.EncodeEventBatches(evs, c.rpcCfg.MaxMessageBytes-len(wire.MethodEvent)-binary.MaxVarintLen64)
-			if dropped > 0 {
-				c.log.Warn("events for the starting member dropped: each is over the member RPC message limit", "events", dropped, "to", starter)
-			}
-			for _, b := range calls {
-				ctx, cancel := context.WithTimeout(c.stopCtx, 2*time.Second)
-				if _, err := c.client.Call(ctx, addr, wire.MethodEvent, b); err != nil {
-					c.log.Debug("forwarding workflow events failed", "bytes", len(b), "to", starter, "error", err)
-				}
-				cancel()
-			}
-		}
-	}
-}
-
-// watchMembership turns gossip membership changes into events and tracks
-// the coordinator.
-func (c *Cluster) watchMembership() {
-	c.updateCoordinator()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case ev, ok := <-c.gossip.Events():
-			if !ok {
-				return
-			}
-			meta := make(map[string]interface{}, len(ev.Member.Tags))
-			for k, v := range ev.Member.Tags {
-				meta[k] = v
-			}
-			addr := cmpOr(ev.Member.Tags[tagRaft], ev.Member.Address())
-			switch ev.Kind {
-			case gossip.EventJoin:
-				c.bus.Publish(&events.NodeJoinedEvent{NodeID: ev.Member.ID, Address: addr, JoinedAt: ev.At, Metadata: meta})
-			case gossip.EventLeave, gossip.EventFailed:
-				meta["reason"] = ev.Kind.String()
-				c.bus.Publish(&events.NodeLeftEvent{NodeID: ev.Member.ID, Address: addr, LeftAt: ev.At, Metadata: meta})
-			}
-			c.updateCoordinator()
-		}
-	}
-}
-
-// updateCoordinator publishes LeaderChangedEvent when the coordinator (the
-// alive member with the lowest node ID: advisory, never used for safety)
-// changes.
-func (c *Cluster) updateCoordinator() {
-	var co gossip.Member
-	if ms := c.members(); len(ms) > 0 {
-		co = ms[0]
-	}
-	id := co.ID
-	c.mu.Lock()
-	prev := c.coordinator
-	c.coordinator = id
-	c.mu.Unlock()
-	if id != prev {
-		c.bus.Publish(&events.LeaderChangedEvent{NewLeaderID: id, NewLeaderAddr: cmpOr(co.Tags[tagRaft], co.Address()),
-			PreviousID: prev, ChangedAt: time.Now(), Metadata: map[string]interface{}{}})
-	}
-}
-
-// handOffTimeout bounds how long Stop waits for the shards this member
-// leads to elect the replicas it hands leadership to.
-const handOffTimeout = 2 * time.Second
-
-// Close stops the cluster's gossip and RPC; the caller has stopped the
-// engine and closes storage (h, if open) afterwards. Between leaving gossip
-// and closing, leadership of the shards this member leads is handed to
-// other replicas, so the others need not wait out an election timeout.
-func (c *Cluster) Close(h *shards.Host) error {
-	close(c.stop)
-	c.cancel()
-	var failed []error
-	if c.gossip != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_ = c.gossip.Leave(ctx)
-		cancel()
-		if h != nil {
-			c.handOff(h)
-		}
-		failed = append(failed, c.gossip.Stop())
-	}
-	if c.server != nil {
-		c.server.Stop(2 * time.Second)
-	}
-	failed = append(failed, c.client.Close())
-	c.wg.Wait()
-	return errors.Join(failed...)
-}
-
-// handOff asks each shard this member leads to transfer leadership to a
-// replica on a member gossip lists alive, and waits up to handOffTimeout
-// until none of them is led here. Leaving gossip first keeps the others
-// from handing leadership back: a member that left is out of every
-// placement.
-func (c *Cluster) handOff(h *shards.Host) {
-	alive := map[string]bool{} // Raft address -> alive
-	for _, p := range c.members() {
-		alive[p.Tags[tagRaft]] = p.Status == gossip.StatusAlive
-	}
-	var led []uint64
-	for _, s := range c.hosted() {
-		if !h.IsLeader(s) {
-			continue
-		}
-		own, _ := h.ReplicaID(s)
-		replicas, _ := h.AppliedMembership(s)
-		for _, rid := range slices.Sorted(maps.Keys(replicas)) {
-			if rid != own && alive[replicas[rid]] {
-				if err := h.TransferLeader(s, rid); err == nil {
-					led = append(led, s)
-				}
-				break
-			}
-		}
-	}
-	if len(led) == 0 {
-		return
-	}
-	deadline := time.Now().Add(handOffTimeout)
-	for time.Now().Before(deadline) {
-		led = slices.DeleteFunc(led, func(s uint64) bool { return !h.IsLeader(s) })
-		if len(led) == 0 {
-			c.log.Debug("shard leadership handed off")
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	c.log.Info("shard leadership not handed off before stopping", "shards", led)
-}
-
-// refreshLeaders records which member leads each shard hosted here, so
-// that starts can go to it directly.
-func (c *Cluster) refreshLeaders(h *shards.Host, v *view) {
-	next := map[uint64]string{}
-	for s, raft := range h.LeaderAddresses() {
-		if id := v.byRaft[raft]; id != c.cfg.NodeID && v.alive(id) {
-			next[s] = v.rpcAddr(id)
-		}
-	}
-	c.mu.Lock()
-	c.leaderRPC = next
-	c.mu.Unlock()
-}
-
-// LeaderOf returns the RPC address of the other member leading shard s, or
-// "" if this member leads it or does not know.
-func (c *Cluster) LeaderOf(s uint64) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.leaderRPC[s]
-}
-
 // Network is graft.Network: a replacement for the member's links
 // (gossip, Raft and member RPC).
 // Implementations must be safe for concurrent use.
@@ -762,26 +359,4 @@ type Network interface {
 	Listen(name string) net.Listener
 	// Dialer dials other endpoints' listeners from endpoint from.
 	Dialer(from string) func(ctx context.Context, addr string) (net.Conn, error)
-}
-
-// WriteFileSync writes b to path durably: to a temporary file, synced,
-// then renamed over path.
-func WriteFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
