@@ -19,12 +19,12 @@ type ReplicaState struct {
 // ReplicaStates returns the state of every replica m runs, or nil when its
 // storage is not open.
 func ReplicaStates(m *Manager) map[uint64]ReplicaState {
-	h, err := m.storage()
+	h, err := m.member.Storage()
 	if err != nil {
 		return nil
 	}
 	out := map[uint64]ReplicaState{}
-	for s := uint64(1); s <= m.shardCount(); s++ {
+	for s := uint64(1); s <= m.member.ShardCount(); s++ {
 		rid, ok := h.ReplicaID(s)
 		if !ok {
 			continue
@@ -41,6 +41,6 @@ func ReplicaStates(m *Manager) map[uint64]ReplicaState {
 
 // LeadsShard reports whether m's replica of shard s leads it.
 func LeadsShard(m *Manager, s uint64) bool {
-	h, err := m.storage()
+	h, err := m.member.Storage()
 	return err == nil && h.IsLeader(s)
 }

@@ -2,36 +2,12 @@ package graft
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"log/slog"
-	"maps"
-	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
-	"github.com/eleven-am/graft/events"
-	"github.com/eleven-am/graft/executor"
-	"github.com/eleven-am/graft/gossip"
-	"github.com/eleven-am/graft/internal/backoff"
-	"github.com/eleven-am/graft/internal/engine"
-	"github.com/eleven-am/graft/internal/logkeys"
-	"github.com/eleven-am/graft/internal/wf"
-	"github.com/eleven-am/graft/shards"
-	dbconfig "github.com/lni/dragonboat/v4/config"
-)
-
-// lifecycle states of a Manager.
-const (
-	stateNew = iota
-	stateStarting
-	stateRunning
-	stateStopped
+	"github.com/eleven-am/graft/internal/member"
+	"github.com/eleven-am/graft/internal/watch"
 )
 
 // Manager is one Graft member: it stores workflows in its shards, runs their
@@ -39,35 +15,12 @@ const (
 // register nodes and handlers, then Start it. All methods are safe for
 // concurrent use.
 type Manager struct {
-	cfg      Config
-	log      *slog.Logger
-	registry *executor.Registry
-	bus      *events.Bus
-
-	mu        sync.Mutex
-	state     int
-	host      *shards.Host
-	engine    *engine.Engine
-	logics    map[uint64]*wf.Logic
-	commands  map[string]CommandHandler
-	done      chan struct{}
-	quit      chan struct{}  // closed when Stop begins: a Start in progress gives up
-	starting  sync.WaitGroup // a Start in progress, which Stop waits for
-	stopErr   error
-	stopOnce  sync.Once
-	leaderMu  sync.Mutex // serialises leadership hand-offs to the engine
-	incarnate string
-	nshards   uint64
-	disk      *diskGuard
-	cluster   *cluster  // nil on a lone member
-	auth      *peerAuth // nil without Config.TLS
-
-	ready readinessState // what GetReadinessState reports
-	subs  statusSubs     // SubscribeToWorkflowState's subscriptions
-
-	// rebalanceHook, set by this package's tests before Start, replaces
-	// the rebalancing loop's clock and intervals; nil means the defaults.
-	rebalanceHook *rebalanceTiming
+	cfg    Config
+	member *member.Member
+	// SubscribeToWorkflowState's subscriptions, and the once that
+	// subscribes their hint handler to the event bus.
+	subs     watch.Set[*WorkflowStatus]
+	hintOnce sync.Once
 }
 
 // New returns a Manager for a lone member with default settings: nodeID
@@ -91,58 +44,22 @@ func NewWithConfig(cfg *Config) *Manager {
 		c.Discovery = slices.Clone(cfg.Discovery)
 	}
 	c = c.withDefaults()
-	log := c.Logger.With(logkeys.Member, c.NodeID)
-	return &Manager{
-		cfg:      c,
-		log:      log,
-		registry: executor.NewRegistry(),
-		bus:      events.NewBus(events.Options{Logger: log, BufferSize: c.Engine.EventBufferSize}),
-		logics:   map[uint64]*wf.Logic{},
-		commands: map[string]CommandHandler{},
-		done:     make(chan struct{}),
-		quit:     make(chan struct{}),
-	}
+	m := &Manager{cfg: c}
+	m.member = member.New(c.resolve(), &m.subs)
+	return m
 }
 
 // RegisterNode registers a node: any value with GetName() string and an
 // Execute method of one of the supported shapes (and optionally CanStart).
 // The error names the node and what is wrong with it.
-func (m *Manager) RegisterNode(node any) error {
-	if err := m.registry.Register(node); err != nil {
-		return err
-	}
-	m.nodesChanged()
-	return nil
-}
-
-// nodesChanged tells the engine and, in a cluster, the other members.
-func (m *Manager) nodesChanged() {
-	m.mu.Lock()
-	e, c := m.engine, m.cluster
-	m.mu.Unlock()
-	if e != nil {
-		e.NodesChanged()
-	}
-	if c != nil {
-		// Before gossip starts, Start publishes the tags itself.
-		if err := c.publishTags(); err != nil && !errors.Is(err, gossip.ErrNotStarted) {
-			m.log.Warn("publishing registered node types", "error", err)
-		}
-	}
-}
+func (m *Manager) RegisterNode(node any) error { return m.member.RegisterNode(node) }
 
 // UnregisterNode removes a node. Pending steps of that node wait until it is
 // registered again.
-func (m *Manager) UnregisterNode(name string) error {
-	if err := m.registry.Unregister(name); err != nil {
-		return err
-	}
-	m.nodesChanged()
-	return nil
-}
+func (m *Manager) UnregisterNode(name string) error { return m.member.UnregisterNode(name) }
 
 // ListNodes returns the names of the registered nodes, sorted.
-func (m *Manager) ListNodes() []string { return m.registry.Names() }
+func (m *Manager) ListNodes() []string { return m.member.Registry().Names() }
 
 // Start opens the member's storage under DataDir, starts its shards and its
 // executor, and returns once StartWorkflow can succeed. grpcPort is the port
@@ -150,314 +67,7 @@ func (m *Manager) ListNodes() []string { return m.registry.Names() }
 // listen on it). Workflows stored by an earlier run continue where they
 // were. ctx bounds the start-up.
 func (m *Manager) Start(ctx context.Context, grpcPort int) error {
-	m.mu.Lock()
-	switch m.state {
-	case stateStopped:
-		m.mu.Unlock()
-		return ErrClosed
-	case stateStarting, stateRunning:
-		m.mu.Unlock()
-		return ErrAlreadyStarted
-	}
-	m.state = stateStarting
-	m.setReadiness(phaseStarting)
-	m.starting.Add(1)
-	m.mu.Unlock()
-	defer m.starting.Done()
-
-	// Stop ends a Start in progress (waiting for the cluster to form, say).
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-m.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	err := m.start(ctx, grpcPort)
-	m.mu.Lock()
-	if err != nil {
-		stopped := m.state == stateStopped
-		if !stopped {
-			m.state = stateNew
-			m.setReadiness(phaseStopped)
-		}
-		m.mu.Unlock()
-		m.teardown()
-		if stopped {
-			return fmt.Errorf("%w: stopped while starting: %w", ErrClosed, err)
-		}
-		return err
-	}
-	if m.state == stateStopped {
-		// Stop began as start finished: Stop tears down what started.
-		m.mu.Unlock()
-		return ErrClosed
-	}
-	m.state = stateRunning
-	m.setReadiness(phaseReady)
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *Manager) start(ctx context.Context, grpcPort int) error {
-	if err := m.cfg.Validate(); err != nil {
-		return err
-	}
-	if grpcPort < 0 || grpcPort > 65535 {
-		return fmt.Errorf("%w: grpcPort %d is not between 0 and 65535", ErrInvalidConfig, grpcPort)
-	}
-	if err := os.MkdirAll(m.cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("creating DataDir: %w", err)
-	}
-	shardCount, err := m.loadShardCount()
-	if err != nil {
-		return err
-	}
-	auth, err := m.loadTLS()
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	m.auth = auth
-	m.mu.Unlock()
-	m.mu.Lock()
-	m.nshards = shardCount
-	m.mu.Unlock()
-	if floor := m.cfg.Expert.MinFreeDiskBytes; floor > 0 {
-		disk := newDiskGuard(m.cfg.DataDir, uint64(floor), freeBytes, m.ready.setFull, m.log)
-		m.mu.Lock()
-		m.disk = disk
-		m.mu.Unlock()
-		disk.startMonitor(diskMonitorInterval)
-	}
-	inc := make([]byte, 8)
-	_, _ = rand.Read(inc)
-	m.incarnate = hex.EncodeToString(inc)
-
-	retries := m.cfg.Engine.MaxRetries
-	if retries == NoRetries {
-		retries = 0
-	}
-	eng, err := engine.New(engine.Config{
-		MemberID: m.cfg.NodeID, Incarnation: m.incarnate, Registry: m.registry,
-		Store: (*store)(m), Events: m.bus, Logger: m.log, Alive: m.memberAlive, Remote: remote{m},
-		WorkerCount: m.cfg.Engine.WorkerCount, ClaimAhead: m.cfg.Engine.QueueBufferSize,
-		MaxRetries: retries, RetryDelay: m.cfg.Engine.RetryDelay, MaxRetryDelay: m.cfg.Engine.MaxRetryDelay,
-		StepTimeout: m.cfg.Engine.StepTimeout, BlockedTimeout: m.cfg.Engine.BlockedTimeout,
-		MaxStateBytes: m.cfg.Engine.MaxStateBytes, Retention: m.cfg.Engine.Retention,
-		PurgeInterval: m.cfg.Engine.PurgeInterval, DrainTimeout: m.cfg.Engine.DrainTimeout,
-		LeaseDuration: engineLeaseDuration, BlockedRecheck: engineBlockedRecheck, Clock: engine.SystemClock{},
-	})
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-	m.mu.Lock()
-	m.engine = eng
-	m.mu.Unlock()
-
-	host, err := shards.NewHost(shards.Config{
-		NodeID: m.cfg.NodeID, RaftAddress: m.cfg.BindAddr, DataDir: m.cfg.DataDir,
-		RTTMillisecond: m.cfg.Expert.RTTMillisecond, SnapshotEntries: m.cfg.Expert.SnapshotEntries,
-		CompactionOverhead: m.cfg.Expert.CompactionOverhead,
-		Logger:             m.cfg.Logger, // shards adds graft.node itself
-		NewLogic:           m.newLogic,
-		OnLeaderChange:     m.onLeaderChange,
-		TransportFactory:   m.raftTransport(),
-		TLS:                auth.raft(m.bindRaftPeer),
-	})
-	if err != nil {
-		return fmt.Errorf("opening storage: %w", err)
-	}
-	m.mu.Lock()
-	m.host = host
-	m.mu.Unlock()
-
-	if m.cfg.clustered() {
-		return m.startCluster(ctx, grpcPort, shardCount)
-	}
-	members := map[uint64]string{1: m.cfg.BindAddr}
-	for s := uint64(1); s <= shardCount; s++ {
-		if err := host.StartShard(s, 1, members, false); err != nil {
-			return fmt.Errorf("starting shard %d: %w", s, err)
-		}
-	}
-	for s := uint64(1); s <= shardCount; s++ {
-		if err := m.awaitLeader(ctx, s); err != nil {
-			return err
-		}
-	}
-	m.log.Info("graft member started", "data_dir", m.cfg.DataDir, "raft_addr", m.cfg.BindAddr, "shards", shardCount)
-	return nil
-}
-
-// loadShardCount returns the shard count recorded in DataDir, recording the
-// configured one on first start. A different configured count is an error:
-// workflow IDs would map to other shards.
-func (m *Manager) loadShardCount() (uint64, error) {
-	path := filepath.Join(m.cfg.DataDir, "shards")
-	want := uint64(m.cfg.Cluster.ShardCount)
-	if want == 0 {
-		want = DefaultShardCount
-	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := writeFileSync(path, fmt.Appendf(nil, "%d\n", want)); err != nil {
-			return 0, fmt.Errorf("recording shard count: %w", err)
-		}
-		return want, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading shard count: %w", err)
-	}
-	var have uint64
-	if _, err := fmt.Sscanf(string(b), "%d", &have); err != nil || have == 0 {
-		return 0, fmt.Errorf("%s is corrupt: %q", path, b)
-	}
-	if have != want && m.cfg.Cluster.ShardCount != 0 {
-		return 0, fmt.Errorf("%w: Cluster.ShardCount (%d) differs from the %d shards DataDir was created with",
-			ErrInvalidConfig, want, have)
-	}
-	return have, nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// awaitLeader waits until shard s has a leader and, if it is this member,
-// the executor has taken the shard over.
-func (m *Manager) awaitLeader(ctx context.Context, s uint64) error {
-	for {
-		if _, ok := m.host.LeaderID(s); ok {
-			if m.host.IsLeader(s) {
-				if err := m.setLeader(s, true); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		if err := backoff.Sleep(ctx, 5*time.Millisecond); err != nil {
-			return fmt.Errorf("%w: waiting for shard %d to elect a leader: %w", ErrTimeout, s, err)
-		}
-	}
-}
-
-func (m *Manager) newLogic(shardID uint64) shards.Logic {
-	l := wf.NewLogic(shardID, m.onChanges)
-	l.ListExecuted(func() bool { return m.leads(shardID) }) // completion events fire on the leader
-	m.mu.Lock()
-	m.logics[shardID] = l
-	m.mu.Unlock()
-	return l
-}
-
-// onLeaderChange hands a shard to the executor, or takes it away, as its
-// leader changes, and publishes the change.
-func (m *Manager) onLeaderChange(shardID, leaderReplicaID, term uint64) {
-	mine, _ := m.replicaOf(shardID)
-	if err := m.setLeader(shardID, leaderReplicaID != 0 && leaderReplicaID == mine); err != nil {
-		m.log.Error("taking over shard", logkeys.Shard, shardID, "error", err)
-	}
-	m.bus.Publish(&events.ShardLeaderChangedEvent{ShardID: shardID, LeaderNodeID: m.replicaMember(shardID, leaderReplicaID, mine),
-		LeaderReplicaID: leaderReplicaID, Term: term, ChangedAt: time.Now()})
-}
-
-// replicaMember returns the ID of the member holding replica rid of shard
-// s (mine is this member's), or "" if it is 0 or unknown here.
-func (m *Manager) replicaMember(s, rid, mine uint64) string {
-	if rid == 0 {
-		return ""
-	}
-	if rid == mine {
-		return m.cfg.NodeID
-	}
-	m.mu.Lock()
-	h, c := m.host, m.cluster
-	m.mu.Unlock()
-	if h == nil || c == nil {
-		return ""
-	}
-	addr, ok := h.ReplicaAddress(s, rid)
-	if !ok {
-		return ""
-	}
-	return c.memberAt(addr)
-}
-
-func (m *Manager) setLeader(shardID uint64, leader bool) error {
-	m.leaderMu.Lock()
-	defer m.leaderMu.Unlock()
-	m.mu.Lock()
-	e := m.engine
-	m.mu.Unlock()
-	if e == nil {
-		return nil
-	}
-	return e.SetLeader(shardID, leader)
-}
-
-// syncLeader tells the executor whether this member leads shard s now,
-// which heals a leader event that arrived before the replica was recorded
-// or was dropped.
-func (m *Manager) syncLeader(s uint64) {
-	m.leaderMu.Lock()
-	defer m.leaderMu.Unlock()
-	m.mu.Lock()
-	h, e := m.host, m.engine
-	m.mu.Unlock()
-	if h == nil || e == nil {
-		return
-	}
-	if err := e.SetLeader(s, h.IsLeader(s)); err != nil {
-		m.log.Error("taking over shard", logkeys.Shard, s, "error", err)
-	}
-}
-
-// onChanges receives each committed batch of workflow changes.
-func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
-	m.mu.Lock()
-	e := m.engine
-	m.mu.Unlock()
-	if e != nil {
-		e.OnChanges(shardID, changes)
-	}
-	if m.subs.count.Load() > 0 {
-		for i := range changes {
-			m.subs.poke(changes[i].View.ID)
-		}
-	}
-	if !m.leads(shardID) {
-		return // the shard's leader publishes the lifecycle events
-	}
-	c := m.currentCluster()
-	for i := range changes {
-		ev := m.workflowEvent(&changes[i], m.cfg.NodeID)
-		if ev == nil {
-			continue
-		}
-		m.bus.Publish(ev)
-		if c != nil {
-			c.sendEvent(&changes[i])
-		}
-	}
+	return m.member.Start(ctx, grpcPort)
 }
 
 // Stop stops the member gracefully: no new steps start, running steps get
@@ -466,192 +76,22 @@ func (m *Manager) onChanges(shardID uint64, changes []wf.Change) {
 // every goroutine ends, except those of steps that ignore the cancellation
 // (see EngineConfig.DrainTimeout). Safe to call more than once; later calls
 // return the first call's result.
-func (m *Manager) Stop() error {
-	m.stopOnce.Do(func() {
-		m.mu.Lock()
-		m.state = stateStopped
-		m.ready.set(phaseStopped, true)
-		m.mu.Unlock()
-		close(m.quit)
-		m.starting.Wait()
-		m.subs.close()
-		m.stopErr = m.teardown()
-		close(m.done)
-	})
-	<-m.done
-	return m.stopErr
-}
-
-// teardown stops the engine, the storage and the event bus, in that order,
-// keeping the first error.
-func (m *Manager) teardown() error {
-	m.mu.Lock()
-	e, h := m.engine, m.host
-	m.mu.Unlock()
-	var first error
-	keep := func(err error) {
-		if first == nil && err != nil {
-			first = err
-		}
-	}
-	// The engine drains with storage still open, so the results of steps
-	// that finish during the drain are committed.
-	if e != nil {
-		keep(e.Stop(context.Background()))
-	}
-	m.mu.Lock()
-	m.engine = nil
-	c := m.cluster
-	m.mu.Unlock()
-	if c != nil {
-		keep(c.close(h))
-	}
-	if h != nil {
-		keep(h.Close())
-	}
-	m.mu.Lock()
-	m.host = nil
-	m.cluster = nil
-	disk := m.disk
-	stopped := m.state == stateStopped
-	m.mu.Unlock()
-	disk.stopMonitor()
-	m.ready.setFull(false)
-	if stopped {
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.DrainTimeout)
-		keep(m.bus.Close(ctx))
-		cancel()
-	}
-	return first
-}
+func (m *Manager) Stop() error { return m.member.Stop(m.subs.Close) }
 
 // Done is closed when Stop has finished.
-func (m *Manager) Done() <-chan struct{} { return m.done }
-
-// running returns the storage and engine, or an error if the Manager is not
-// running.
-func (m *Manager) running() (*shards.Host, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch m.state {
-	case stateRunning:
-		return m.host, nil
-	case stateStopped:
-		return nil, ErrClosed
-	default:
-		return nil, ErrNotStarted
-	}
-}
-
-// currentCluster returns the member's cluster state, nil on a lone member
-// or before Start.
-func (m *Manager) currentCluster() *cluster {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cluster
-}
-
-// storage returns the member's shards while they are open, from Start
-// until Stop closes them: membership requests of other members are served
-// while this member is still starting.
-func (m *Manager) storage() (*shards.Host, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.host == nil {
-		return nil, fmt.Errorf("%w: storage is not open", ErrNotReady)
-	}
-	return m.host, nil
-}
+func (m *Manager) Done() <-chan struct{} { return m.member.Done() }
 
 // GetClusterInfo describes the cluster as this member sees it, with
 // workflow metrics summed over the shards this member holds. Its Status is
 // "running" once the member is ready, otherwise the readiness state
 // ("starting", "joining", "stopped"; see GetReadinessState).
 func (m *Manager) GetClusterInfo() ClusterInfo {
-	info := ClusterInfo{NodeID: m.cfg.NodeID, IsLeader: true, Peers: []string{}}
-	m.mu.Lock()
-	logics := maps.Clone(m.logics)
-	h, c := m.host, m.cluster
-	m.mu.Unlock()
-	if c != nil && c.gossip != nil {
-		for _, p := range c.members() {
-			if p.ID != m.cfg.NodeID {
-				info.Peers = append(info.Peers, p.ID)
-			}
-		}
-		c.mu.Lock()
-		info.IsLeader = c.coordinator == m.cfg.NodeID
-		info.ClusterID = c.clusterID
-		c.mu.Unlock()
-	}
-	info.Shards = int(m.shardCount())
-	for s, l := range logics {
-		info.HostedShards = append(info.HostedShards, s)
-		c := l.Counters()
-		info.Metrics.TotalWorkflows += int(c.Started)
-		info.Metrics.ActiveWorkflows += c.Active
-		info.Metrics.CompletedWorkflows += int(c.Completed)
-		info.Metrics.FailedWorkflows += int(c.Failed)
-		info.Metrics.StoppedWorkflows += int(c.Stopped)
-		info.Metrics.NodesExecuted += int(c.Steps + c.StepErrors)
-		info.Metrics.StepsExecuted += int(c.Steps)
-		info.Metrics.StepErrors += int(c.StepErrors)
-		info.Metrics.QueueDepth += c.Pending
-		info.Metrics.ExecutingSteps += c.Executing
-		info.Metrics.BlockedWorkflows += c.Blocked
-		if h != nil && h.IsLeader(s) {
-			info.LeadShards = append(info.LeadShards, s)
-		}
-	}
-	slices.Sort(info.HostedShards)
-	slices.Sort(info.LeadShards)
-	info.Metrics.DroppedEvents = int(m.bus.Dropped())
+	in := m.member.Info()
+	info := ClusterInfo{NodeID: m.cfg.NodeID, ClusterID: in.ClusterID, IsLeader: in.IsLeader, Peers: in.Peers,
+		Metrics: ClusterMetrics(in.Metrics), Shards: in.Shards, HostedShards: in.HostedShards, LeadShards: in.LeadShards}
 	info.Status = m.GetReadinessState()
 	if info.Status == ReadinessReady {
 		info.Status = "running"
 	}
 	return info
-}
-
-// memberAlive reports whether gossip sees member alive (always true on a
-// lone member).
-func (m *Manager) memberAlive(member string) bool {
-	c := m.currentCluster()
-	if c == nil || c.gossip == nil {
-		return true
-	}
-	for _, p := range c.members() {
-		if p.ID == member {
-			return true
-		}
-	}
-	return false
-}
-
-// endpoint is this member's name on Expert.Network: BindAddr's host.
-func (m *Manager) endpoint() string {
-	host, _, _ := net.SplitHostPort(m.cfg.BindAddr)
-	return host
-}
-
-// raftTransport is Expert.Network's Raft transport, or nil for TCP.
-func (m *Manager) raftTransport() dbconfig.TransportFactory {
-	if m.cfg.Expert.Network == nil {
-		return nil
-	}
-	return m.cfg.Expert.Network.RaftTransportFactory(m.endpoint())
-}
-
-// leads reports whether this member leads shard s.
-func (m *Manager) leads(s uint64) bool {
-	m.mu.Lock()
-	h := m.host
-	m.mu.Unlock()
-	return h != nil && h.IsLeader(s)
-}
-
-func (m *Manager) shardCount() uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return max(m.nshards, 1)
 }

@@ -1,11 +1,9 @@
 package graft
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/eleven-am/graft/events"
-	"github.com/eleven-am/graft/internal/wf"
 )
 
 // Event handlers. Each runs on its own goroutine, in the order events were
@@ -25,13 +23,10 @@ func subscribe[T any](m *Manager, what string, fn func(*T)) error {
 	if fn == nil {
 		return fmt.Errorf("%w: %s handler is nil", ErrInvalidHandler, what)
 	}
-	m.mu.Lock()
-	stopped := m.state == stateStopped
-	m.mu.Unlock()
-	if stopped {
+	if m.member.Stopped() {
 		return fmt.Errorf("registering %s handler: %w", what, ErrClosed)
 	}
-	events.Subscribe(m.bus, fn)
+	events.Subscribe(m.member.Bus(), fn)
 	return nil
 }
 
@@ -122,67 +117,6 @@ func (m *Manager) OnShardMoved(fn func(*ShardMovedEvent)) error {
 	return subscribe(m, "ShardMoved", fn)
 }
 
-// workflowEvent maps a committed lifecycle change to its event, or nil.
-// node is the member that applied it (NodeID of the event).
-func (m *Manager) workflowEvent(c *wf.Change, node string) any {
-	v := &c.View
-	started := unixTime(v.CreatedAt)
-	at := unixTime(v.UpdatedAt)
-	switch c.Kind {
-	case wf.ChangeStarted:
-		return &events.WorkflowStartedEvent{WorkflowID: v.ID, StartedAt: started, InitialNodes: v.InitialNodes,
-			Metadata: v.Metadata, NodeID: node}
-	case wf.ChangeCompleted:
-		state := stateJSON(v.State)
-		return &events.WorkflowCompletedEvent{WorkflowID: v.ID, StartedAt: started, CompletedAt: at,
-			Duration: at.Sub(started), FinalState: decodeJSON(state), FinalStateJSON: state,
-			ExecutedNodes: executedList(v), Metadata: v.Metadata, NodeID: node}
-	case wf.ChangeFailed:
-		state := stateJSON(v.State)
-		return &events.WorkflowErrorEvent{WorkflowID: v.ID, NodeName: v.FailedNode, FailedNode: v.FailedNode,
-			Error:   &WorkflowError{WorkflowID: v.ID, NodeName: v.FailedNode, Attempt: v.FailedTry, Message: v.LastError},
-			Attempt: v.FailedTry, StartedAt: started, FailedAt: at, Duration: at.Sub(started),
-			CurrentState: decodeJSON(state), CurrentStateJSON: state, Metadata: v.Metadata, NodeID: node}
-	case wf.ChangePaused:
-		return &events.WorkflowPausedEvent{WorkflowID: v.ID, PausedAt: at, Metadata: v.Metadata, NodeID: node}
-	case wf.ChangeResumed:
-		return &events.WorkflowResumedEvent{WorkflowID: v.ID, ResumedAt: at, Metadata: v.Metadata, NodeID: node}
-	case wf.ChangeStopped:
-		return &events.WorkflowStoppedEvent{WorkflowID: v.ID, StoppedAt: at, Duration: at.Sub(started),
-			Metadata: v.Metadata, NodeID: node}
-	}
-	return nil
-}
-
-// stateJSON is a view's state, {} when it has none.
-func stateJSON(b json.RawMessage) json.RawMessage {
-	if len(b) == 0 {
-		return json.RawMessage("{}")
-	}
-	return b
-}
-
-// executedList is the completed workflow's executed node names, never nil.
-func executedList(v *wf.View) []string {
-	if v.Executed == nil {
-		return []string{}
-	}
-	return v.Executed
-}
-
 // WorkflowError is the error a failed workflow reports in its
 // WorkflowErrorEvent: the failing node, its attempt and its error text.
-type WorkflowError struct {
-	WorkflowID string
-	NodeName   string
-	Attempt    int
-	Message    string
-}
-
-// Error describes the failure.
-func (e *WorkflowError) Error() string {
-	if e.NodeName == "" {
-		return "workflow " + e.WorkflowID + " failed: " + e.Message
-	}
-	return "workflow " + e.WorkflowID + " failed in node " + e.NodeName + ": " + e.Message
-}
+type WorkflowError = events.WorkflowError

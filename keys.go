@@ -46,12 +46,12 @@ func (m *Manager) ListGossipKeys() (map[string]int, error) {
 
 // keyOp runs op on this member's gossip, if it runs one.
 func (m *Manager) keyOp(op func(*gossip.Node) error) error {
-	if _, err := m.running(); err != nil {
+	if err := m.member.Running(); err != nil {
 		return err
 	}
-	c := m.currentCluster()
-	if c == nil || c.gossip == nil {
+	g := m.member.Gossip()
+	if g == nil {
 		return fmt.Errorf("%w: gossip keys: a lone member runs no gossip", ErrInvalidConfig)
 	}
-	return op(c.gossip)
+	return op(g)
 }

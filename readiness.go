@@ -2,124 +2,30 @@ package graft
 
 import (
 	"context"
-	"fmt"
-	"sync"
+
+	"github.com/eleven-am/graft/internal/member"
 )
 
 // Readiness states returned by GetReadinessState.
 const (
 	// ReadinessStarting: Start has not been called yet, or is opening
 	// storage and electing shard leaders.
-	ReadinessStarting = "starting"
+	ReadinessStarting = member.Starting
 	// ReadinessJoining: the member waits to bootstrap or join its cluster
 	// (set by the cluster's bootstrap wait).
-	ReadinessJoining = "joining"
+	ReadinessJoining = member.Joining
 	// ReadinessReady: Start succeeded; StartWorkflow can succeed.
-	ReadinessReady = "ready"
+	ReadinessReady = member.Ready
 	// ReadinessStopped: Stop was called, or Start failed (Start may be
 	// called again after a failure, not after Stop).
-	ReadinessStopped = "stopped"
+	ReadinessStopped = member.Stopped
 	// ReadinessStorageFull: the member is running but its data directory's
 	// disk is below Expert.MinFreeDiskBytes free, so StartWorkflow refuses
 	// new workflows with ErrStorageFull; running workflows go on. It
 	// returns to "ready" by itself, within about a second of space being
 	// freed.
-	ReadinessStorageFull = "storage-full"
+	ReadinessStorageFull = member.StorageFull
 )
-
-// readiness is the phase a member is in, as GetReadinessState names it.
-type readiness int32
-
-const (
-	phaseStarting readiness = iota
-	phaseJoining            // set with m.setReadiness while the member forms or joins its cluster (bootstrap.go)
-	phaseReady
-	phaseStopped
-	phaseStorageFull // reported, never set: phaseReady while the disk guard says full
-)
-
-// String returns the phase's name (one of the Readiness* constants).
-func (p readiness) String() string {
-	switch p {
-	case phaseStarting:
-		return ReadinessStarting
-	case phaseJoining:
-		return ReadinessJoining
-	case phaseReady:
-		return ReadinessReady
-	case phaseStopped:
-		return ReadinessStopped
-	case phaseStorageFull:
-		return ReadinessStorageFull
-	default:
-		return fmt.Sprintf("readiness(%d)", int32(p))
-	}
-}
-
-// readinessState holds a member's phase and wakes its waiters on every
-// change: changed is closed and replaced each time the phase (or the
-// storage-full flag) changes.
-type readinessState struct {
-	mu      sync.Mutex
-	phase   readiness
-	full    bool // the disk guard refuses new workflows; a ready member reports phaseStorageFull
-	sealed  bool // Stop was called: the phase stays phaseStopped
-	changed chan struct{}
-}
-
-// snapshot returns the phase as reported (phaseStorageFull for a ready
-// member whose disk is full), whether Stop sealed it, and a channel closed
-// at the next change.
-func (r *readinessState) snapshot() (readiness, bool, <-chan struct{}) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.changed == nil {
-		r.changed = make(chan struct{})
-	}
-	p := r.phase
-	if p == phaseReady && r.full {
-		p = phaseStorageFull
-	}
-	return p, r.sealed, r.changed
-}
-
-// setFull records whether the disk guard refuses new workflows and wakes
-// the waiters when that changed.
-func (r *readinessState) setFull(full bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.full == full {
-		return
-	}
-	r.full = full
-	r.wakeLocked()
-}
-
-// set moves to phase p and wakes the waiters; seal makes it final. A
-// sealed state ignores further changes.
-func (r *readinessState) set(p readiness, seal bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.sealed || (r.phase == p && !seal) {
-		return
-	}
-	r.phase = p
-	r.sealed = seal
-	r.wakeLocked()
-}
-
-// wakeLocked wakes the waiters of the current changed channel.
-func (r *readinessState) wakeLocked() {
-	if r.changed != nil {
-		close(r.changed)
-		r.changed = nil
-	}
-}
-
-// setReadiness moves the member to phase p (Start sets phaseStarting,
-// phaseReady or phaseStopped; the cluster's bootstrap wait sets
-// phaseJoining). After Stop it has no effect.
-func (m *Manager) setReadiness(p readiness) { m.ready.set(p, false) }
 
 // GetReadinessState names what the member is doing: "ready" once
 // StartWorkflow can succeed (Start returned nil), otherwise why not:
@@ -129,17 +35,11 @@ func (m *Manager) setReadiness(p readiness) { m.ready.set(p, false) }
 // ErrStorageFull; back to "ready" by itself once space is freed) or
 // "stopped" (after Stop, or after Start failed). The values are the
 // Readiness* constants.
-func (m *Manager) GetReadinessState() string {
-	p, _, _ := m.ready.snapshot()
-	return p.String()
-}
+func (m *Manager) GetReadinessState() string { return m.member.Readiness() }
 
 // IsReady reports whether StartWorkflow can succeed, i.e. whether
 // GetReadinessState is "ready" (false while "storage-full").
-func (m *Manager) IsReady() bool {
-	p, _, _ := m.ready.snapshot()
-	return p == phaseReady
-}
+func (m *Manager) IsReady() bool { return m.member.IsReady() }
 
 // WaitUntilReady blocks until the member is ready (returns nil; a
 // "storage-full" member is waited for until space is freed), ctx ends
@@ -147,21 +47,4 @@ func (m *Manager) IsReady() bool {
 // returns an error that errors.Is ErrClosed, and if Start fails one that
 // errors.Is ErrNotStarted. It may be called before Start. It wakes on each
 // change of the readiness state, without polling.
-func (m *Manager) WaitUntilReady(ctx context.Context) error {
-	for {
-		p, sealed, changed := m.ready.snapshot()
-		switch {
-		case p == phaseReady:
-			return nil
-		case sealed:
-			return fmt.Errorf("waiting until ready: %w", ErrClosed)
-		case p == phaseStopped:
-			return fmt.Errorf("waiting until ready: start failed: %w", ErrNotStarted)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
-}
+func (m *Manager) WaitUntilReady(ctx context.Context) error { return m.member.WaitUntilReady(ctx) }

@@ -5,22 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/internal/logkeys"
+	"github.com/eleven-am/graft/internal/watch"
 )
 
 // StatusPollInterval is how often a SubscribeToWorkflowState subscription
 // re-reads its workflow's status even without a hint of a change, so it
 // sees changes committed on shards this member holds no replica of.
 const StatusPollInterval = 250 * time.Millisecond
-
-// errUnsubscribed is the cause of a subscription's context when its
-// unsubscribe function was called.
-var errUnsubscribed = errors.New("unsubscribed")
 
 // SubscribeToWorkflowState delivers the status of a workflow each time it
 // changes, wherever the workflow runs. The first status is the current
@@ -45,67 +39,67 @@ var errUnsubscribed = errors.New("unsubscribed")
 // gives an error that errors.Is ErrWorkflowNotFound; before Start or after
 // Stop the error is ErrNotStarted or ErrClosed.
 func (m *Manager) SubscribeToWorkflowState(workflowID string) (<-chan *WorkflowStatus, func(), error) {
-	if _, err := m.running(); err != nil {
+	if err := m.member.Running(); err != nil {
 		return nil, nil, fmt.Errorf("subscribing to workflow %q: %w", workflowID, err)
 	}
-	m.subs.hintOnce.Do(func() {
-		m.bus.SubscribeAll(func(ev any) {
-			if id := eventWorkflowID(ev); id != "" {
-				m.subs.poke(id)
+	m.hintOnce.Do(func() {
+		m.member.Bus().SubscribeAll(func(ev any) {
+			if id := watch.WorkflowOf(ev); id != "" {
+				m.subs.Poke(id)
 			}
 		})
 	})
-	sub, err := m.subs.add(workflowID)
+	sub, err := m.subs.Add(workflowID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("subscribing to workflow %q: %w", workflowID, err)
 	}
-	rctx, cancel := context.WithTimeout(sub.ctx, m.cfg.Engine.RequestTimeout)
+	rctx, cancel := context.WithTimeout(sub.Ctx, m.cfg.Engine.RequestTimeout)
 	first, err := m.GetWorkflowStatusContext(rctx, workflowID)
 	cancel()
 	if err != nil {
-		m.subs.finish(sub)
+		m.subs.Finish(sub)
 		return nil, nil, err
 	}
-	sub.ch <- first
+	sub.C <- first
 	if first.Status.Terminal() {
-		m.subs.finish(sub)
-		return sub.ch, sub.unsubscribe, nil
+		m.subs.Finish(sub)
+		return sub.C, sub.Unsubscribe, nil
 	}
-	go m.watchStatus(sub, fingerprint(sub.seed, first))
-	return sub.ch, sub.unsubscribe, nil
+	go m.watchStatus(sub, fingerprint(sub.Seed, first))
+	return sub.C, sub.Unsubscribe, nil
 }
 
 // watchStatus re-reads a subscription's workflow on each hint and poll
 // tick and delivers the statuses that differ, until the workflow is
 // terminal, the subscription ends or the Manager stops. It runs on a
-// goroutine tracked by m.subs (added in statusSubs.add).
-func (m *Manager) watchStatus(sub *statusSub, last uint64) {
-	defer m.subs.finish(sub)
+// goroutine tracked by m.subs (added in Set.Add).
+func (m *Manager) watchStatus(sub *watch.Sub[*WorkflowStatus], last uint64) {
+	defer m.subs.Finish(sub)
 	tick := time.NewTicker(StatusPollInterval)
 	defer tick.Stop()
 	for {
 		select {
-		case <-sub.ctx.Done():
+		case <-sub.Ctx.Done():
 			return
-		case <-sub.hint:
+		case <-sub.Hint:
 		case <-tick.C:
 		}
-		rctx, cancel := context.WithTimeout(sub.ctx, m.cfg.Engine.RequestTimeout)
-		s, err := m.GetWorkflowStatusContext(rctx, sub.id)
+		rctx, cancel := context.WithTimeout(sub.Ctx, m.cfg.Engine.RequestTimeout)
+		s, err := m.GetWorkflowStatusContext(rctx, sub.ID)
 		cancel()
 		switch {
-		case sub.ctx.Err() != nil, errors.Is(err, ErrClosed):
+		case sub.Ctx.Err() != nil, errors.Is(err, ErrClosed):
 			return
 		case errors.Is(err, ErrWorkflowNotFound):
 			// Purged after its retention period: nothing more will come.
 			return
 		case err != nil:
-			m.log.Debug("reading workflow status for a subscription", logkeys.Workflow, sub.id, "error", err)
+			m.member.Logger().Debug("reading workflow status for a subscription", logkeys.Workflow, sub.ID, "error", err)
 			continue
 		}
-		if fp := fingerprint(sub.seed, s); fp != last {
+		if fp := fingerprint(sub.Seed, s); fp != last {
 			last = fp
-			sub.offer(s)
+			sub.Offer(s)
 		}
 		if s.Status.Terminal() {
 			return
@@ -122,150 +116,4 @@ func fingerprint(seed maphash.Seed, s *WorkflowStatus) uint64 {
 		len(s.PendingNodes), s.LastErrorText())
 	_, _ = h.Write(s.CurrentStateJSON)
 	return h.Sum64()
-}
-
-// eventWorkflowID is the workflow an event is about, "" for other events.
-func eventWorkflowID(ev any) string {
-	switch e := ev.(type) {
-	case *events.WorkflowStartedEvent:
-		return e.WorkflowID
-	case *events.WorkflowCompletedEvent:
-		return e.WorkflowID
-	case *events.WorkflowErrorEvent:
-		return e.WorkflowID
-	case *events.WorkflowPausedEvent:
-		return e.WorkflowID
-	case *events.WorkflowResumedEvent:
-		return e.WorkflowID
-	case *events.WorkflowStoppedEvent:
-		return e.WorkflowID
-	case *events.NodeStartedEvent:
-		return e.WorkflowID
-	case *events.NodeCompletedEvent:
-		return e.WorkflowID
-	case *events.NodeErrorEvent:
-		return e.WorkflowID
-	}
-	return ""
-}
-
-// statusSubs are a Manager's status subscriptions. Each has a goroutine
-// tracked by wg; close cancels them all and waits for them.
-type statusSubs struct {
-	hintOnce sync.Once // subscribes the hint handler to the event bus
-	count    atomic.Int64
-
-	mu     sync.Mutex
-	closed bool
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	byID   map[string]map[*statusSub]struct{}
-	seed   maphash.Seed
-	wg     sync.WaitGroup
-}
-
-// statusSub is one subscription.
-type statusSub struct {
-	id     string
-	ch     chan *WorkflowStatus
-	hint   chan struct{} // one pending hint of a change
-	seed   maphash.Seed
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	done   chan struct{} // closed by finish, after ch
-	once   sync.Once
-}
-
-// add registers a subscription to workflow id and counts its goroutine in
-// wg (finish marks it done, whether the goroutine ran or not).
-func (s *statusSubs) add(id string) (*statusSub, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancelCause(context.Background())
-		s.byID = map[string]map[*statusSub]struct{}{}
-		s.seed = maphash.MakeSeed()
-	}
-	sub := &statusSub{id: id, ch: make(chan *WorkflowStatus, 1), hint: make(chan struct{}, 1),
-		seed: s.seed, done: make(chan struct{})}
-	sub.ctx, sub.cancel = context.WithCancelCause(s.ctx)
-	if s.byID[id] == nil {
-		s.byID[id] = map[*statusSub]struct{}{}
-	}
-	s.byID[id][sub] = struct{}{}
-	s.count.Add(1)
-	s.wg.Add(1)
-	return sub, nil
-}
-
-// finish ends a subscription: it leaves the set, its channel is closed and
-// its goroutine counted done. Only the first call has an effect.
-func (s *statusSubs) finish(sub *statusSub) {
-	sub.once.Do(func() {
-		s.mu.Lock()
-		delete(s.byID[sub.id], sub)
-		if len(s.byID[sub.id]) == 0 {
-			delete(s.byID, sub.id)
-		}
-		s.mu.Unlock()
-		s.count.Add(-1)
-		sub.cancel(errUnsubscribed)
-		close(sub.ch)
-		close(sub.done)
-		s.wg.Done()
-	})
-}
-
-// poke hints the subscriptions to workflow id that it may have changed.
-// It never blocks (it runs on the shards' apply goroutines).
-func (s *statusSubs) poke(id string) {
-	if s.count.Load() == 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sub := range s.byID[id] {
-		select {
-		case sub.hint <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// close ends every subscription and waits for their goroutines; later
-// subscriptions are refused.
-func (s *statusSubs) close() {
-	s.mu.Lock()
-	s.closed = true
-	if s.cancel != nil {
-		s.cancel(ErrClosed)
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-// unsubscribe stops the subscription and waits until its channel is
-// closed.
-func (sub *statusSub) unsubscribe() {
-	sub.cancel(errUnsubscribed)
-	<-sub.done
-}
-
-// offer delivers st, replacing a status the reader has not taken yet. Only
-// the subscription's goroutine sends, so the loop ends at once.
-func (sub *statusSub) offer(st *WorkflowStatus) {
-	for {
-		select {
-		case sub.ch <- st:
-			return
-		default:
-		}
-		select {
-		case <-sub.ch:
-		default:
-		}
-	}
 }

@@ -5,14 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/eleven-am/graft/internal/wf"
-	"github.com/eleven-am/graft/ring"
 )
 
 // StartWorkflow starts a workflow and returns once it is durably stored.
@@ -29,34 +27,19 @@ func (m *Manager) StartWorkflow(trigger WorkflowTrigger) error {
 // been committed: retrying with the same WorkflowID is safe (it then reports
 // ErrWorkflowExists).
 func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrigger) error {
-	if _, err := m.running(); err != nil {
+	if err := m.member.Running(); err != nil {
 		return err
 	}
 	cmd, err := m.startCommand(trigger)
 	if err != nil {
 		return err
 	}
-	shard := m.shardOf(trigger.WorkflowID)
-	m.mu.Lock()
-	e := m.engine
-	m.mu.Unlock()
-	// The shard's leader runs the first steps: started there, it claims
-	// them in the start command itself.
-	res, err := m.startAtLeader(ctx, shard, cmd)
-	if err != nil {
-		if e != nil {
-			e.ClaimFields(shard, cmd)
-		}
-		res, err = m.apply(ctx, shard, cmd, diskIntake)
-	}
+	res, err := m.member.StartWorkflow(ctx, cmd)
 	if err != nil {
 		return fmt.Errorf("starting workflow %q: %w", trigger.WorkflowID, err)
 	}
 	switch res.Code {
 	case wf.OK:
-		if e != nil {
-			e.Adopt(shard, cmd, &res)
-		}
 		return nil
 	case wf.Exists:
 		return fmt.Errorf("%w: %q", ErrWorkflowExists, trigger.WorkflowID)
@@ -64,39 +47,6 @@ func (m *Manager) StartWorkflowContext(ctx context.Context, trigger WorkflowTrig
 		return fmt.Errorf("%w: %s", ErrInvalidWorkflow, res.Message)
 	}
 }
-
-// startAtLeader sends a start command to the member leading its shard,
-// when that is another member and this one knows it (it holds a replica):
-// the leader claims the first steps in the same command (see applyHere).
-// Any error means the caller proposes the command itself; the command's
-// nonce makes a start that committed anyway harmless.
-func (m *Manager) startAtLeader(ctx context.Context, shard uint64, cmd *wf.Command) (wf.Result, error) {
-	c := m.currentCluster()
-	addr := ""
-	if c != nil {
-		addr = c.leaderOf(shard)
-	}
-	if addr == "" || m.leads(shard) {
-		return wf.Result{}, errNoLeaderKnown
-	}
-	raw, err := wf.EncodeCommand(cmd)
-	if err != nil {
-		return wf.Result{}, err
-	}
-	release, err := m.diskGuard().reserve(time.Now(), commandDiskBytes(cmd.Op, raw), diskIntake)
-	if err != nil {
-		return wf.Result{}, err
-	}
-	defer release()
-	out, err := c.client.Call(ctx, addr, rpcApply, shardPayload(shard, raw))
-	if err != nil {
-		return wf.Result{}, fromRemote(err)
-	}
-	return wf.DecodeResult(out)
-}
-
-// errNoLeaderKnown: no other member is known to lead the shard.
-var errNoLeaderKnown = errors.New("no other member known to lead the shard")
 
 // startCommand validates a trigger and encodes it as a start command.
 func (m *Manager) startCommand(t WorkflowTrigger) (*wf.Command, error) {
@@ -114,7 +64,7 @@ func (m *Manager) startCommand(t WorkflowTrigger) (*wf.Command, error) {
 	c := &wf.Command{Op: wf.OpStart, WF: t.WorkflowID, Now: time.Now().UnixNano(), Metadata: t.Metadata,
 		Starter: m.cfg.NodeID, Nonce: hex.EncodeToString(nonce)}
 	for i, n := range t.InitialNodes {
-		if _, ok := m.registry.Get(n.Name); !ok && !(remote{m}).Has(n.Name) {
+		if !m.member.HasNode(n.Name) {
 			return nil, invalid("workflow %q: InitialNodes[%d]: node %q is not registered", t.WorkflowID, i, n.Name)
 		}
 		var cfg json.RawMessage
@@ -172,10 +122,6 @@ func validateWorkflowID(id string) error {
 	return nil
 }
 
-func (m *Manager) shardOf(id string) uint64 {
-	return ring.ShardFor(id, uint64(m.shardCount()))
-}
-
 // GetWorkflowStatus returns a linearizable snapshot of a workflow: its
 // status, state, executed, executing and pending nodes. An unknown ID gives
 // an error that errors.Is ErrWorkflowNotFound.
@@ -187,20 +133,20 @@ func (m *Manager) GetWorkflowStatus(workflowID string) (*WorkflowStatus, error) 
 
 // GetWorkflowStatusContext is GetWorkflowStatus bounded by ctx.
 func (m *Manager) GetWorkflowStatusContext(ctx context.Context, workflowID string) (*WorkflowStatus, error) {
-	if _, err := m.running(); err != nil {
+	if err := m.member.Running(); err != nil {
 		return nil, err
 	}
 	if err := validateWorkflowID(workflowID); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrWorkflowNotFound, err)
 	}
-	var a wf.StatusAnswer
-	if err := m.read(ctx, m.shardOf(workflowID), wf.Query{Op: wf.QueryStatus, WF: workflowID}, &a); err != nil {
+	a, err := m.member.Status(ctx, workflowID)
+	if err != nil {
 		return nil, fmt.Errorf("reading workflow %q: %w", workflowID, err)
 	}
 	if !a.Found {
 		return nil, fmt.Errorf("%w: %q", ErrWorkflowNotFound, workflowID)
 	}
-	return statusFromView(&a), nil
+	return statusFromView(a), nil
 }
 
 func statusFromView(a *wf.StatusAnswer) *WorkflowStatus {
@@ -289,13 +235,13 @@ func (m *Manager) StopWorkflow(ctx context.Context, workflowID string) error {
 }
 
 func (m *Manager) control(ctx context.Context, op wf.Op, id string) error {
-	if _, err := m.running(); err != nil {
+	if err := m.member.Running(); err != nil {
 		return err
 	}
 	if err := validateWorkflowID(id); err != nil {
 		return fmt.Errorf("%w: %v", ErrWorkflowNotFound, err)
 	}
-	res, err := m.apply(ctx, m.shardOf(id), &wf.Command{Op: op, WF: id, Now: time.Now().UnixNano()}, diskStep)
+	res, err := m.member.Control(ctx, op, id)
 	if err != nil {
 		return fmt.Errorf("%s workflow %q: %w", op, id, err)
 	}

@@ -240,3 +240,42 @@ func join(in Input) (Decision, bool) {
 	})
 	return Decision{Action: Join, Cluster: ids[0], Others: ids[1:]}, true
 }
+
+// ListedPeer is a peer of a static discovery list: its node ID (empty if
+// the list gives none) and its Raft address (host:port).
+type ListedPeer struct {
+	ID, RaftAddr string
+}
+
+// RulesFor returns the founding rules of member self (Raft address
+// bindAddr): Count of expected if that is above zero; otherwise, with a
+// static list, the listed members with self (a peer listed without ID
+// counts by its address, Count then); otherwise Elect among the members
+// mDNS or DNS finds.
+func RulesFor(self, bindAddr string, expected int, static []ListedPeer) Rules {
+	if expected > 0 {
+		return Rules{Mode: Count, Want: expected}
+	}
+	if len(static) == 0 {
+		return Rules{Mode: Elect}
+	}
+	ids := map[string]bool{self: true}
+	anonymous := map[string]bool{}
+	for _, p := range static {
+		switch {
+		case p.ID != "":
+			ids[p.ID] = true
+		case p.RaftAddr != bindAddr:
+			anonymous[p.RaftAddr] = true
+		}
+	}
+	if len(anonymous) > 0 {
+		return Rules{Mode: Count, Want: len(ids) + len(anonymous)}
+	}
+	list := make([]string, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	slices.Sort(list)
+	return Rules{Mode: Listed, IDs: list}
+}

@@ -1,0 +1,92 @@
+package member
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/internal/cluster"
+	"github.com/eleven-am/graft/internal/engine"
+	"github.com/eleven-am/graft/internal/formation"
+	"github.com/hashicorp/memberlist"
+)
+
+// Config is a member's resolved configuration: graft.Config with every
+// default filled in (graft's config.go is the only place defaults live),
+// converted to what the member's parts take. New copies it; the member
+// never modifies it.
+type Config struct {
+	// NodeID, BindAddr and DataDir are graft.Config's.
+	NodeID, BindAddr, DataDir string
+	// Logger receives the member's logs. Required.
+	Logger *slog.Logger
+	// Invalid is why graft.Config.Validate refused the configuration; Start
+	// reports it. Nil means valid.
+	Invalid error
+	// Clustered: the member runs gossip and the member RPC and forms or
+	// joins a cluster; otherwise it is a lone member.
+	Clustered bool
+	// Founding says how this member founds a new cluster.
+	Founding formation.Rules
+	// Discovery finds the other members.
+	Discovery []gossip.Discoverer
+	// Cluster configures membership and placement.
+	Cluster ClusterConfig
+	// TLS, when enabled, authenticates the member's Raft and RPC links.
+	TLS TLSConfig
+	// Engine holds the engine's tunables; the member fills in its
+	// collaborators (MemberID, Incarnation, Registry, Store, Events,
+	// Logger, Alive, Remote, Clock).
+	Engine engine.Config
+	// RequestTimeout bounds calls that take no context.
+	RequestTimeout time.Duration
+	// EventBufferSize is how far each event handler may fall behind.
+	EventBufferSize int
+	// Expert holds rarely tuned storage knobs and the network hook.
+	Expert ExpertConfig
+	// Rebalance, set by tests, replaces the rebalancing loop's clock and
+	// intervals; nil means cluster.DefaultRebalanceTiming.
+	Rebalance *cluster.RebalanceTiming
+}
+
+// ClusterConfig is graft.ClusterConfig resolved.
+type ClusterConfig struct {
+	// Policy, Key and AllowedNodes control who may join.
+	Policy       gossip.Policy
+	Key          []byte
+	AllowedNodes []string
+	// BootstrapWait, FailureGrace and ReplicationFactor are graft's.
+	BootstrapWait     time.Duration
+	FailureGrace      time.Duration
+	ReplicationFactor int
+	// GossipPort is the gossip listener's port.
+	GossipPort int
+	// ShardCount is the configured shard count; zero means the count
+	// recorded in DataDir, or DefaultShardCount for a new one.
+	ShardCount        uint64
+	DefaultShardCount uint64
+}
+
+// TLSConfig is graft.TLSConfig.
+type TLSConfig struct {
+	CAFile, CertFile, KeyFile string
+	RevokedSerials            []string
+}
+
+// enabled reports whether TLS is configured at all.
+func (t TLSConfig) enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// ExpertConfig is graft.ExpertConfig resolved.
+type ExpertConfig struct {
+	RTTMillisecond     uint64
+	SnapshotEntries    uint64
+	CompactionOverhead uint64
+	// MinFreeDiskBytes is the disk guard's intake floor; zero or less
+	// disables the guard.
+	MinFreeDiskBytes int64
+	Memberlist       func(*memberlist.Config)
+	Network          Network
+}
+
+// Network is graft.Network: a replacement for the member's links.
+type Network = cluster.Network

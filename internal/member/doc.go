@@ -1,0 +1,15 @@
+// Package member is one running Graft member. It wires storage
+// (shards.Host), the step engine (internal/engine), the cluster
+// (internal/cluster) and the event bus, starts them in order and stops
+// them in reverse, keeping the first error. A lone member and a cluster
+// member are two implementations of one network interface (lone and
+// *cluster.Cluster), so the member never tests whether it has a cluster.
+// Calls about a shard go through internal/route; the member RPC's method
+// table (rpcmethods.go) binds each method's decoder (internal/wire) to its
+// handler, whichever package serves it.
+//
+// The root package's Manager is its facade: it validates what users hand
+// in, resolves the configuration (Config) and converts answers to the
+// public types. member imports the packages below it (shards, gossip,
+// ring, events, executor and the other internal packages), never the root.
+package member

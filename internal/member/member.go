@@ -1,0 +1,628 @@
+package member
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/eleven-am/graft/events"
+	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/internal/backoff"
+	"github.com/eleven-am/graft/internal/cluster"
+	"github.com/eleven-am/graft/internal/disk"
+	"github.com/eleven-am/graft/internal/engine"
+	"github.com/eleven-am/graft/internal/errs"
+	"github.com/eleven-am/graft/internal/logkeys"
+	"github.com/eleven-am/graft/internal/wf"
+	"github.com/eleven-am/graft/shards"
+	dbconfig "github.com/lni/dragonboat/v4/config"
+)
+
+// lifecycle states of a Member.
+const (
+	stateNew = iota
+	stateStarting
+	stateRunning
+	stateStopped
+)
+
+// Watcher is told which workflows changed, for status subscriptions.
+// Watching is called on every committed batch and must be cheap; Poke must
+// never block (both run on the shards' apply goroutines).
+type Watcher interface {
+	// Watching reports whether any workflow is watched at all.
+	Watching() bool
+	// Poke hints the watchers of workflow id that it may have changed.
+	Poke(id string)
+}
+
+// Member is one Graft member: it stores workflows in its shards, runs their
+// steps, and delivers their events. graft.Manager is its facade. All
+// methods are safe for concurrent use.
+type Member struct {
+	cfg      Config
+	log      *slog.Logger
+	registry *executor.Registry
+	bus      *events.Bus
+	watch    Watcher
+
+	mu        sync.Mutex
+	state     int
+	host      *shards.Host
+	engine    *engine.Engine
+	logics    map[uint64]*wf.Logic
+	commands  map[string]CommandHandler
+	done      chan struct{}
+	quit      chan struct{}  // closed when Stop begins: a Start in progress gives up
+	starting  sync.WaitGroup // a Start in progress, which Stop waits for
+	stopErr   error
+	stopOnce  sync.Once
+	leaderMu  sync.Mutex // serialises leadership hand-offs to the engine
+	incarnate string
+	nshards   uint64
+	disk      *disk.Guard
+	cluster   *cluster.Cluster // nil on a lone member, and before Start (see net)
+	alone     network          // lone{NodeID}, boxed once: net's answer without a cluster
+	auth      *peerAuth        // nil without Config.TLS
+
+	ready readinessState // what Readiness reports
+}
+
+// New returns a member for cfg (copied), not started. watch, if not nil,
+// is told of committed workflow changes.
+func New(cfg Config, watch Watcher) *Member {
+	log := cfg.Logger.With(logkeys.Member, cfg.NodeID)
+	return &Member{
+		cfg:      cfg,
+		log:      log,
+		registry: executor.NewRegistry(),
+		bus:      events.NewBus(events.Options{Logger: log, BufferSize: cfg.EventBufferSize}),
+		watch:    watch,
+		logics:   map[uint64]*wf.Logic{},
+		commands: map[string]CommandHandler{},
+		done:     make(chan struct{}),
+		quit:     make(chan struct{}),
+		alone:    lone{cfg.NodeID},
+	}
+}
+
+// Bus is the member's event bus.
+func (m *Member) Bus() *events.Bus { return m.bus }
+
+// Registry holds the nodes this member runs.
+func (m *Member) Registry() *executor.Registry { return m.registry }
+
+// NodeID is the member's node ID.
+func (m *Member) NodeID() string { return m.cfg.NodeID }
+
+// Stopped reports whether Stop was called.
+func (m *Member) Stopped() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state == stateStopped
+}
+
+// RegisterNode registers a node (see graft.Manager.RegisterNode) and tells
+// the engine and the other members.
+func (m *Member) RegisterNode(node any) error {
+	if err := m.registry.Register(node); err != nil {
+		return err
+	}
+	m.nodesChanged()
+	return nil
+}
+
+// nodesChanged tells the engine and, in a cluster, the other members.
+func (m *Member) nodesChanged() {
+	m.mu.Lock()
+	e, n := m.engine, m.netLocked()
+	m.mu.Unlock()
+	if e != nil {
+		e.NodesChanged()
+	}
+	// Before gossip starts, Start publishes the tags itself.
+	if err := n.PublishTags(); err != nil && !errors.Is(err, gossip.ErrNotStarted) {
+		m.log.Warn("publishing registered node types", "error", err)
+	}
+}
+
+// UnregisterNode removes a node and tells the engine and the other members.
+func (m *Member) UnregisterNode(name string) error {
+	if err := m.registry.Unregister(name); err != nil {
+		return err
+	}
+	m.nodesChanged()
+	return nil
+}
+
+// Start opens the member's storage under DataDir, starts its shards, its
+// engine and, in a cluster, its gossip and member RPC on grpcPort, and
+// returns once a workflow can be started (see graft.Manager.Start).
+func (m *Member) Start(ctx context.Context, grpcPort int) error {
+	m.mu.Lock()
+	switch m.state {
+	case stateStopped:
+		m.mu.Unlock()
+		return errs.ErrClosed
+	case stateStarting, stateRunning:
+		m.mu.Unlock()
+		return errs.ErrAlreadyStarted
+	}
+	m.state = stateStarting
+	m.ready.set(phaseStarting, false)
+	m.starting.Add(1)
+	m.mu.Unlock()
+	defer m.starting.Done()
+
+	// Stop ends a Start in progress (waiting for the cluster to form, say).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-m.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := m.start(ctx, grpcPort)
+	m.mu.Lock()
+	if err != nil {
+		stopped := m.state == stateStopped
+		if !stopped {
+			m.state = stateNew
+			m.ready.set(phaseStopped, false)
+		}
+		m.mu.Unlock()
+		m.teardown()
+		if stopped {
+			return fmt.Errorf("%w: stopped while starting: %w", errs.ErrClosed, err)
+		}
+		return err
+	}
+	if m.state == stateStopped {
+		// Stop began as start finished: Stop tears down what started.
+		m.mu.Unlock()
+		return errs.ErrClosed
+	}
+	m.state = stateRunning
+	m.ready.set(phaseReady, false)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Member) start(ctx context.Context, grpcPort int) error {
+	if m.cfg.Invalid != nil {
+		return m.cfg.Invalid
+	}
+	if grpcPort < 0 || grpcPort > 65535 {
+		return fmt.Errorf("%w: grpcPort %d is not between 0 and 65535", errs.ErrInvalidConfig, grpcPort)
+	}
+	if err := os.MkdirAll(m.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("creating DataDir: %w", err)
+	}
+	shardCount, err := m.loadShardCount()
+	if err != nil {
+		return err
+	}
+	auth, err := m.loadTLS()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.auth = auth
+	m.mu.Unlock()
+	m.mu.Lock()
+	m.nshards = shardCount
+	m.mu.Unlock()
+	if floor := m.cfg.Expert.MinFreeDiskBytes; floor > 0 {
+		g := disk.New(m.cfg.DataDir, uint64(floor), disk.FreeBytes, m.ready.setFull, m.log)
+		m.mu.Lock()
+		m.disk = g
+		m.mu.Unlock()
+		g.StartMonitor(disk.MonitorInterval)
+	}
+	inc := make([]byte, 8)
+	_, _ = rand.Read(inc)
+	m.incarnate = hex.EncodeToString(inc)
+
+	ec := m.cfg.Engine
+	ec.MemberID, ec.Incarnation, ec.Registry = m.cfg.NodeID, m.incarnate, m.registry
+	ec.Store, ec.Events, ec.Logger, ec.Alive, ec.Remote, ec.Clock = (*store)(m), m.bus, m.log, m.memberAlive, remote{m}, engine.SystemClock{}
+	eng, err := engine.New(ec)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errs.ErrInvalidConfig, err)
+	}
+	m.mu.Lock()
+	m.engine = eng
+	m.mu.Unlock()
+
+	host, err := shards.NewHost(shards.Config{
+		NodeID: m.cfg.NodeID, RaftAddress: m.cfg.BindAddr, DataDir: m.cfg.DataDir,
+		RTTMillisecond: m.cfg.Expert.RTTMillisecond, SnapshotEntries: m.cfg.Expert.SnapshotEntries,
+		CompactionOverhead: m.cfg.Expert.CompactionOverhead,
+		Logger:             m.cfg.Logger, // shards adds graft.node itself
+		NewLogic:           m.newLogic,
+		OnLeaderChange:     m.onLeaderChange,
+		TransportFactory:   m.raftTransport(),
+		TLS:                auth.raft(m.bindRaftPeer),
+	})
+	if err != nil {
+		return fmt.Errorf("opening storage: %w", err)
+	}
+	m.mu.Lock()
+	m.host = host
+	m.mu.Unlock()
+
+	if m.cfg.Clustered {
+		return m.startCluster(ctx, grpcPort, shardCount)
+	}
+	members := map[uint64]string{1: m.cfg.BindAddr}
+	for s := uint64(1); s <= shardCount; s++ {
+		if err := host.StartShard(s, 1, members, false); err != nil {
+			return fmt.Errorf("starting shard %d: %w", s, err)
+		}
+	}
+	for s := uint64(1); s <= shardCount; s++ {
+		if err := m.awaitLeader(ctx, s); err != nil {
+			return err
+		}
+	}
+	m.log.Info("graft member started", "data_dir", m.cfg.DataDir, "raft_addr", m.cfg.BindAddr, "shards", shardCount)
+	return nil
+}
+
+// loadShardCount returns the shard count recorded in DataDir, recording the
+// configured one on first start. A different configured count is an error:
+// workflow IDs would map to other shards.
+func (m *Member) loadShardCount() (uint64, error) {
+	path := filepath.Join(m.cfg.DataDir, "shards")
+	want := cmp.Or(m.cfg.Cluster.ShardCount, m.cfg.Cluster.DefaultShardCount)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := cluster.WriteFileSync(path, fmt.Appendf(nil, "%d\n", want)); err != nil {
+			return 0, fmt.Errorf("recording shard count: %w", err)
+		}
+		return want, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading shard count: %w", err)
+	}
+	var have uint64
+	if _, err := fmt.Sscanf(string(b), "%d", &have); err != nil || have == 0 {
+		return 0, fmt.Errorf("%s is corrupt: %q", path, b)
+	}
+	if have != want && m.cfg.Cluster.ShardCount != 0 {
+		return 0, fmt.Errorf("%w: Cluster.ShardCount (%d) differs from the %d shards DataDir was created with",
+			errs.ErrInvalidConfig, want, have)
+	}
+	return have, nil
+}
+
+// awaitLeader waits until shard s has a leader and, if it is this member,
+// the executor has taken the shard over.
+func (m *Member) awaitLeader(ctx context.Context, s uint64) error {
+	for {
+		if _, ok := m.host.LeaderID(s); ok {
+			if m.host.IsLeader(s) {
+				if err := m.setLeader(s, true); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := backoff.Sleep(ctx, 5*time.Millisecond); err != nil {
+			return fmt.Errorf("%w: waiting for shard %d to elect a leader: %w", errs.ErrTimeout, s, err)
+		}
+	}
+}
+
+func (m *Member) newLogic(shardID uint64) shards.Logic {
+	l := wf.NewLogic(shardID, m.onChanges)
+	l.ListExecuted(func() bool { return m.leads(shardID) }) // completion events fire on the leader
+	m.mu.Lock()
+	m.logics[shardID] = l
+	m.mu.Unlock()
+	return l
+}
+
+// onLeaderChange hands a shard to the executor, or takes it away, as its
+// leader changes, and publishes the change.
+func (m *Member) onLeaderChange(shardID, leaderReplicaID, term uint64) {
+	mine, _ := m.replicaOf(shardID)
+	if err := m.setLeader(shardID, leaderReplicaID != 0 && leaderReplicaID == mine); err != nil {
+		m.log.Error("taking over shard", logkeys.Shard, shardID, "error", err)
+	}
+	m.bus.Publish(&events.ShardLeaderChangedEvent{ShardID: shardID, LeaderNodeID: m.replicaMember(shardID, leaderReplicaID, mine),
+		LeaderReplicaID: leaderReplicaID, Term: term, ChangedAt: time.Now()})
+}
+
+// replicaMember returns the ID of the member holding replica rid of shard
+// s (mine is this member's), or "" if it is 0 or unknown here.
+func (m *Member) replicaMember(s, rid, mine uint64) string {
+	if rid == 0 {
+		return ""
+	}
+	if rid == mine {
+		return m.cfg.NodeID
+	}
+	m.mu.Lock()
+	h, n := m.host, m.netLocked()
+	m.mu.Unlock()
+	if h == nil {
+		return ""
+	}
+	addr, ok := h.ReplicaAddress(s, rid)
+	if !ok {
+		return ""
+	}
+	return n.MemberAt(addr)
+}
+
+func (m *Member) setLeader(shardID uint64, leader bool) error {
+	m.leaderMu.Lock()
+	defer m.leaderMu.Unlock()
+	m.mu.Lock()
+	e := m.engine
+	m.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	return e.SetLeader(shardID, leader)
+}
+
+// syncLeader tells the executor whether this member leads shard s now,
+// which heals a leader event that arrived before the replica was recorded
+// or was dropped.
+func (m *Member) syncLeader(s uint64) {
+	m.leaderMu.Lock()
+	defer m.leaderMu.Unlock()
+	m.mu.Lock()
+	h, e := m.host, m.engine
+	m.mu.Unlock()
+	if h == nil || e == nil {
+		return
+	}
+	if err := e.SetLeader(s, h.IsLeader(s)); err != nil {
+		m.log.Error("taking over shard", logkeys.Shard, s, "error", err)
+	}
+}
+
+// onChanges receives each committed batch of workflow changes.
+func (m *Member) onChanges(shardID uint64, changes []wf.Change) {
+	m.mu.Lock()
+	e := m.engine
+	m.mu.Unlock()
+	if e != nil {
+		e.OnChanges(shardID, changes)
+	}
+	if m.watch != nil && m.watch.Watching() {
+		for i := range changes {
+			m.watch.Poke(changes[i].View.ID)
+		}
+	}
+	if !m.leads(shardID) {
+		return // the shard's leader publishes the lifecycle events
+	}
+	n := m.net()
+	for i := range changes {
+		ev := workflowEvent(&changes[i], m.cfg.NodeID)
+		if ev == nil {
+			continue
+		}
+		m.bus.Publish(ev)
+		n.SendEvent(&changes[i])
+	}
+}
+
+// Stop stops the member gracefully (see graft.Manager.Stop); stop, if not
+// nil, runs once Start has given up and before the member's parts stop
+// (the facade ends its subscriptions there). Safe to call more than once;
+// later calls return the first call's result.
+func (m *Member) Stop(stop func()) error {
+	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		m.state = stateStopped
+		m.ready.set(phaseStopped, true)
+		m.mu.Unlock()
+		close(m.quit)
+		m.starting.Wait()
+		if stop != nil {
+			stop()
+		}
+		m.stopErr = m.teardown()
+		close(m.done)
+	})
+	<-m.done
+	return m.stopErr
+}
+
+// teardown stops the engine, the storage and the event bus, in that order,
+// keeping the first error.
+func (m *Member) teardown() error {
+	m.mu.Lock()
+	e, h := m.engine, m.host
+	m.mu.Unlock()
+	var first error
+	keep := func(err error) {
+		if first == nil && err != nil {
+			first = err
+		}
+	}
+	// The engine drains with storage still open, so the results of steps
+	// that finish during the drain are committed.
+	if e != nil {
+		keep(e.Stop(context.Background()))
+	}
+	m.mu.Lock()
+	m.engine = nil
+	n := m.netLocked()
+	m.mu.Unlock()
+	keep(n.Close(h))
+	if h != nil {
+		keep(h.Close())
+	}
+	m.mu.Lock()
+	m.host = nil
+	m.cluster = nil
+	guard := m.disk
+	stopped := m.state == stateStopped
+	m.mu.Unlock()
+	guard.StopMonitor()
+	m.ready.setFull(false)
+	if stopped {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Engine.DrainTimeout)
+		keep(m.bus.Close(ctx))
+		cancel()
+	}
+	return first
+}
+
+// Done is closed when Stop has finished.
+func (m *Member) Done() <-chan struct{} { return m.done }
+
+// running returns the storage and engine, or an error if the Member is not
+// running.
+func (m *Member) running() (*shards.Host, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch m.state {
+	case stateRunning:
+		return m.host, nil
+	case stateStopped:
+		return nil, errs.ErrClosed
+	default:
+		return nil, errs.ErrNotStarted
+	}
+}
+
+// Storage returns the member's shards while they are open (for tests
+// comparing replicas).
+func (m *Member) Storage() (*shards.Host, error) { return m.storage() }
+
+// storage returns the member's shards while they are open, from Start
+// until Stop closes them: membership requests of other members are served
+// while this member is still starting.
+func (m *Member) storage() (*shards.Host, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.host == nil {
+		return nil, fmt.Errorf("%w: storage is not open", errs.ErrNotReady)
+	}
+	return m.host, nil
+}
+
+// Metrics are graft.ClusterMetrics, field for field (the facade converts
+// one to the other).
+type Metrics struct {
+	TotalWorkflows     int
+	ActiveWorkflows    int
+	CompletedWorkflows int
+	FailedWorkflows    int
+	StoppedWorkflows   int
+	NodesExecuted      int
+	StepsExecuted      int
+	StepErrors         int
+	QueueDepth         int
+	ExecutingSteps     int
+	BlockedWorkflows   int
+	DroppedEvents      int
+}
+
+// Info is the cluster as this member sees it (graft.ClusterInfo without
+// Status).
+type Info struct {
+	ClusterID    string
+	IsLeader     bool
+	Peers        []string
+	Metrics      Metrics
+	Shards       int
+	HostedShards []uint64
+	LeadShards   []uint64
+}
+
+// Info describes the cluster as this member sees it, with workflow metrics
+// summed over the shards this member holds.
+func (m *Member) Info() Info {
+	var info Info
+	m.mu.Lock()
+	logics := maps.Clone(m.logics)
+	h, n := m.host, m.netLocked()
+	m.mu.Unlock()
+	info.Peers, info.IsLeader, info.ClusterID = n.Describe()
+	if info.Peers == nil {
+		info.Peers = []string{}
+	}
+	info.Shards = int(m.shardCount())
+	for s, l := range logics {
+		info.HostedShards = append(info.HostedShards, s)
+		c := l.Counters()
+		info.Metrics.TotalWorkflows += int(c.Started)
+		info.Metrics.ActiveWorkflows += c.Active
+		info.Metrics.CompletedWorkflows += int(c.Completed)
+		info.Metrics.FailedWorkflows += int(c.Failed)
+		info.Metrics.StoppedWorkflows += int(c.Stopped)
+		info.Metrics.NodesExecuted += int(c.Steps + c.StepErrors)
+		info.Metrics.StepsExecuted += int(c.Steps)
+		info.Metrics.StepErrors += int(c.StepErrors)
+		info.Metrics.QueueDepth += c.Pending
+		info.Metrics.ExecutingSteps += c.Executing
+		info.Metrics.BlockedWorkflows += c.Blocked
+		if h != nil && h.IsLeader(s) {
+			info.LeadShards = append(info.LeadShards, s)
+		}
+	}
+	slices.Sort(info.HostedShards)
+	slices.Sort(info.LeadShards)
+	info.Metrics.DroppedEvents = int(m.bus.Dropped())
+	return info
+}
+
+// memberAlive reports whether gossip sees member alive (always true on a
+// lone member).
+func (m *Member) memberAlive(member string) bool { return m.net().Alive(member) }
+
+// endpoint is this member's name on Expert.Network: BindAddr's host.
+func (m *Member) endpoint() string {
+	host, _, _ := net.SplitHostPort(m.cfg.BindAddr)
+	return host
+}
+
+// raftTransport is Expert.Network's Raft transport, or nil for TCP.
+func (m *Member) raftTransport() dbconfig.TransportFactory {
+	if m.cfg.Expert.Network == nil {
+		return nil
+	}
+	return m.cfg.Expert.Network.RaftTransportFactory(m.endpoint())
+}
+
+// leads reports whether this member leads shard s.
+func (m *Member) leads(s uint64) bool {
+	m.mu.Lock()
+	h := m.host
+	m.mu.Unlock()
+	return h != nil && h.IsLeader(s)
+}
+
+// ShardCount is the member's shard count (1 before Start).
+func (m *Member) ShardCount() uint64 { return m.shardCount() }
+
+func (m *Member) shardCount() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(m.nshards, 1)
+}
+
+// Logger is the member's logger.
+func (m *Member) Logger() *slog.Logger { return m.log }
