@@ -4,15 +4,13 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
+	"github.com/eleven-am/graft/internal/script"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testdata/*.txt with the actual output")
@@ -50,49 +48,10 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testda
 // diff.
 func TestPlanScript(t *testing.T) {
 	t.Parallel()
-	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			t.Parallel()
-			runScript(t, file)
-		})
-	}
-}
-
-// runScript checks, or with -rewrite regenerates, one script file.
-func runScript(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	require.NoError(t, err)
-	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-	var out []string
-	s := newSim("n1")
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			out = append(out, line)
-			continue
-		}
-		at := i + 1
-		require.True(t, i+1 < len(lines) && lines[i+1] == "----", "%s:%d: command %q must be followed by ----", file, at, line)
-		i += 2
-		var want []string
-		for ; i < len(lines) && strings.TrimSpace(lines[i]) != ""; i++ {
-			want = append(want, lines[i])
-		}
-		i-- // the blank line, if any, is copied by the loop
-		got := run(s, line)
-		require.NotEmpty(t, got, "%s:%d: %q printed nothing", file, at, line)
-		require.NotContains(t, got, "\n\n")
-		out = append(out, line, "----", got)
-		if !*rewrite && got != strings.Join(want, "\n") {
-			t.Errorf("%s:%d: %s\nwant:\n%s\ngot:\n%s", file, at, line, strings.Join(want, "\n"), got)
-		}
-	}
-	if *rewrite {
-		require.NoError(t, os.WriteFile(file, []byte(strings.Join(out, "\n")+"\n"), 0o644))
-	}
+	script.RunDir(t, ".", *rewrite, func() func(string) string {
+		s := newSim("n1")
+		return func(line string) string { return run(s, line) }
+	})
 }
 
 // run executes one command line against s and returns its output.
