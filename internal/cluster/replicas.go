@@ -295,15 +295,16 @@ func (c *Cluster) askMembership(ctx context.Context, v *view, s uint64) (*wire.M
 	return nil, errors.Join(failed...)
 }
 
-// ServeMembership answers with shard s's membership, if this member has a
-// replica of it that knows a leader.
+// ServeMembership answers with shard s's membership: the one this
+// member's replica has applied (req.Applied), or the committed one if the
+// replica knows a leader. The applied membership needs no leader: a shard
+// that grew from one replica to two has none until the new replica starts,
+// and the new replica's member starts it only once it saw the membership
+// (confirmAdded).
 func (c *Cluster) ServeMembership(ctx context.Context, req wire.ReplicaRequest) ([]byte, error) {
 	h, err := c.local.Storage()
 	if err != nil {
 		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: err}
-	}
-	if _, ok := h.LeaderID(req.Shard); !ok {
-		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s knows no leader of shard %d", c.cfg.NodeID, req.Shard)}
 	}
 	if req.Applied {
 		replicas, ok := h.AppliedMembership(req.Shard)
@@ -311,6 +312,9 @@ func (c *Cluster) ServeMembership(ctx context.Context, req wire.ReplicaRequest) 
 			return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has no applied membership of shard %d", c.cfg.NodeID, req.Shard)}
 		}
 		return json.Marshal(wire.MembershipReply{Replicas: replicas})
+	}
+	if _, ok := h.LeaderID(req.Shard); !ok {
+		return nil, &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s knows no leader of shard %d", c.cfg.NodeID, req.Shard)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
