@@ -2,39 +2,17 @@ package disk
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/eleven-am/graft/internal/disk/disktest"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/stretchr/testify/require"
 )
 
-// fakeDisk is a file system whose free space the test sets; probes counts
-// the readings.
-type fakeDisk struct {
-	mu     sync.Mutex
-	free   uint64
-	err    error
-	probes int
-}
-
-func (d *fakeDisk) read(string) (uint64, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.probes++
-	return d.free, d.err
-}
-
-func (d *fakeDisk) set(free uint64, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.free, d.err = free, err
-}
-
 type diskBundle struct {
-	disk  *fakeDisk
+	disk  *disktest.Disk
 	g     *Guard
 	fulls []bool // onFull calls
 	now   time.Time
@@ -42,8 +20,8 @@ type diskBundle struct {
 
 func setupDisk(t *testing.T, free, min uint64) *diskBundle {
 	t.Helper()
-	b := &diskBundle{disk: &fakeDisk{free: free}, now: time.Unix(1000, 0)}
-	b.g = New("/data", min, b.disk.read, func(full bool) { b.fulls = append(b.fulls, full) }, nil)
+	b := &diskBundle{disk: disktest.New(free), now: time.Unix(1000, 0)}
+	b.g = New("/data", min, b.disk.Free, func(full bool) { b.fulls = append(b.fulls, full) }, nil)
 	return b
 }
 
@@ -67,7 +45,7 @@ func TestDiskGuardBurstStopsAtFloor(t *testing.T) {
 	require.ErrorIs(t, refusal, errs.ErrStorageFull)
 	require.ErrorContains(t, refusal, "1000 bytes free under /data, 600 of them promised")
 	require.ErrorContains(t, refusal, "below Expert.MinFreeDiskBytes (400)")
-	require.Equal(t, 1, b.disk.probes, "a refusal at the same instant trusts the reading it has")
+	require.Equal(t, 1, b.disk.Probes(), "a refusal at the same instant trusts the reading it has")
 
 	// Steps of accepted workflows go on down to the hard floor (200).
 	for range 2 {
@@ -94,7 +72,7 @@ func TestDiskGuardChargesUntilRead(t *testing.T) {
 	_, err = b.g.Reserve(b.now, 3_001, Intake)
 	require.ErrorIs(t, err, errs.ErrStorageFull, "the released 3000 landed but no reading shows it")
 
-	b.disk.set(7_000, nil) // the first command's bytes show now
+	b.disk.Set(7_000, nil) // the first command's bytes show now
 	later := b.now.Add(diskProbeInterval)
 	_, err = b.g.Reserve(later, 3_001, Intake)
 	require.ErrorIs(t, err, errs.ErrStorageFull, "7000 - 3000 (still in flight) - 3001 < 1000")
@@ -113,10 +91,10 @@ func TestDiskGuardRereadsWhenEstimateRunsLow(t *testing.T) {
 	rel, err := b.g.Reserve(b.now, 500, Intake)
 	require.NoError(t, err)
 	rel()
-	require.Equal(t, 1, b.disk.probes)
+	require.Equal(t, 1, b.disk.Probes())
 	_, err = b.g.Reserve(b.now.Add(diskForcedProbeSpacing), 1, Intake)
 	require.NoError(t, err)
-	require.Equal(t, 2, b.disk.probes, "500 landed of 1000 headroom: read again")
+	require.Equal(t, 2, b.disk.Probes(), "500 landed of 1000 headroom: read again")
 }
 
 func TestDiskGuardRecovers(t *testing.T) {
@@ -126,7 +104,7 @@ func TestDiskGuardRecovers(t *testing.T) {
 	require.ErrorIs(t, err, errs.ErrStorageFull)
 	require.Equal(t, []bool{true}, b.fulls)
 
-	b.disk.set(10_000, nil)
+	b.disk.Set(10_000, nil)
 	b.g.Poll(b.now.Add(time.Millisecond)) // too soon after the last reading
 	require.Equal(t, []bool{true}, b.fulls)
 	b.g.Poll(b.now.Add(time.Second))
@@ -138,7 +116,7 @@ func TestDiskGuardRecovers(t *testing.T) {
 func TestDiskGuardUnknownFreeSpace(t *testing.T) {
 	t.Parallel()
 	b := setupDisk(t, 0, 500)
-	b.disk.set(0, errors.New("statfs failed"))
+	b.disk.Set(0, errors.New("statfs failed"))
 	_, err := b.g.Reserve(b.now, 100, Intake)
 	require.NoError(t, err, "a failed probe does not refuse work")
 	require.Empty(t, b.fulls)
@@ -176,17 +154,17 @@ func TestCommandDiskBytes(t *testing.T) {
 func TestDiskGuardMonitor(t *testing.T) {
 	t.Parallel()
 	fulls := make(chan bool, 4)
-	disk := &fakeDisk{free: 10}
-	g := New("/data", 100, disk.read, func(full bool) { fulls <- full }, nil)
+	disk := disktest.New(10)
+	g := New("/data", 100, disk.Free, func(full bool) { fulls <- full }, nil)
 	g.StartMonitor(time.Millisecond)
 	g.StartMonitor(time.Millisecond)
 	require.True(t, <-fulls)
-	disk.set(1000, nil)
+	disk.Set(1000, nil)
 	require.False(t, <-fulls)
 	g.StopMonitor()
 	g.StopMonitor()
 
-	idle := New("/data", 100, disk.read, nil, nil)
+	idle := New("/data", 100, disk.Free, nil, nil)
 	idle.StopMonitor()
 	idle.StartMonitor(time.Millisecond) // after stop: never starts
 	idle.StopMonitor()
@@ -206,8 +184,8 @@ func TestDiskGuardRereadsBeforeRefusing(t *testing.T) {
 	b := setupDisk(t, 1_000, 900)
 	_, err := b.g.Reserve(b.now, 200, Intake)
 	require.ErrorIs(t, err, errs.ErrStorageFull)
-	b.disk.set(5_000, nil)
+	b.disk.Set(5_000, nil)
 	_, err = b.g.Reserve(b.now.Add(diskForcedProbeSpacing), 200, Intake)
 	require.NoError(t, err)
-	require.Equal(t, 2, b.disk.probes)
+	require.Equal(t, 2, b.disk.Probes())
 }

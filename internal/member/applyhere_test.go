@@ -8,6 +8,7 @@ import (
 
 	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/disk"
+	"github.com/eleven-am/graft/internal/disk/disktest"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
@@ -83,10 +84,10 @@ func TestForwardedWriteRefusedOnAFullDisk(t *testing.T) {
 	require.NoError(t, m.Start(ctx, 0))
 	defer func() { require.NoError(t, m.Stop(nil)) }()
 
-	fake := &fakeDisk{free: 1 << 20} // 1 MiB: below the 32 MiB hard floor
+	fake := disktest.New(1 << 20) // 1 MiB: below the 32 MiB hard floor
 	m.mu.Lock()
 	m.disk.StopMonitor() // the member's own guard, replaced by one over the fake disk
-	m.disk = disk.New(cfg.DataDir, 64<<20, fake.read, nil, nil)
+	m.disk = disk.New(cfg.DataDir, 64<<20, fake.Free, nil, nil)
 	m.mu.Unlock()
 	cmd := startCommand("fwd-full")
 	raw, err := wf.EncodeCommand(cmd)
@@ -102,7 +103,7 @@ func TestForwardedWriteRefusedOnAFullDisk(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, a.Found, "a refused write stored nothing")
 
-	fake.set(1<<40, nil)
+	fake.Set(1<<40, nil)
 	require.Eventually(t, func() bool {
 		_, err := m.serveRPC(ctx, wire.MethodApply, payload)
 		return err == nil

@@ -1,7 +1,6 @@
 package member
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,26 +28,4 @@ func TestReadinessStorageFull(t *testing.T) {
 	p, sealed, _ := r.snapshot()
 	require.True(t, sealed)
 	require.Equal(t, Stopped, p.String())
-}
-
-// fakeDisk is a file system whose free space the test sets; probes counts
-// the readings.
-type fakeDisk struct {
-	mu     sync.Mutex
-	free   uint64
-	err    error
-	probes int
-}
-
-func (d *fakeDisk) read(string) (uint64, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.probes++
-	return d.free, d.err
-}
-
-func (d *fakeDisk) set(free uint64, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.free, d.err = free, err
 }
