@@ -6,29 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
+	"github.com/eleven-am/graft/internal/alloctest"
 	"github.com/stretchr/testify/require"
 )
 
 var rewriteSeeds = flag.Bool("rewrite-seeds", false, "rewrite the fuzz seed corpora in testdata/fuzz from the encoders")
-
-// allocBound is the most bytes one decode of an n-byte input may allocate:
-// 16 bytes per input byte, plus 256 KiB for decoder buffers.
-func allocBound(n int) uint64 { return 16*uint64(n) + 256<<10 }
-
-// requireAllocBounded runs decode and fails if it allocated more than
-// allocBound(n).
-func requireAllocBounded(t *testing.T, n int, decode func()) {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	decode()
-	runtime.ReadMemStats(&after)
-	got := after.TotalAlloc - before.TotalAlloc
-	require.LessOrEqual(t, got, allocBound(n), "decoding %d bytes allocated %d bytes", n, got)
-}
 
 // TestWriteFuzzSeeds rewrites the committed seed corpus of FuzzParseLayout
 // with -rewrite-seeds; otherwise it checks it is there.
@@ -97,7 +81,7 @@ func FuzzParseLayout(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var l *layout
 		var err error
-		requireAllocBounded(t, len(b), func() { l, err = parseLayout(b) })
+		alloctest.RequireBounded(t, len(b), func() { l, err = parseLayout(b) })
 		if err != nil {
 			return
 		}

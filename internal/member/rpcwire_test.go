@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/alloctest"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
@@ -19,23 +19,6 @@ import (
 )
 
 var rewriteSeeds = flag.Bool("rewrite-seeds", false, "rewrite the fuzz seed corpora in testdata/fuzz from the encoders")
-
-// allocBound is the most bytes one decode of an n-byte input may allocate:
-// 16 bytes per input byte, plus 256 KiB for the fixed-size structures
-// (at most wire.MaxEventBatch events of an event batch, decoder buffers).
-func allocBound(n int) uint64 { return 16*uint64(n) + 256<<10 }
-
-// requireAllocBounded runs decode and fails if it allocated more than
-// allocBound(n).
-func requireAllocBounded(t *testing.T, n int, decode func()) {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	decode()
-	runtime.ReadMemStats(&after)
-	got := after.TotalAlloc - before.TotalAlloc
-	require.LessOrEqual(t, got, allocBound(n), "decoding %d bytes allocated %d bytes", n, got)
-}
 
 // rpcSeeds are real requests of every method, as the members encode them.
 func rpcSeeds(t testing.TB) map[string][2][]byte {
@@ -244,7 +227,7 @@ func TestHandleRPCRefusesUnhostedShardWithoutStorage(t *testing.T) {
 // FuzzDecodeRPC decodes arbitrary requests of every method, as handleRPC
 // does first, and the shard body as the shard would (a command for apply,
 // a query for read): no panic, and a decode allocates at most
-// allocBound(len).
+// alloctest.Bound(len).
 func FuzzDecodeRPC(f *testing.F) {
 	for _, s := range rpcSeeds(f) {
 		f.Add(string(s[0]), s[1])
@@ -252,7 +235,7 @@ func FuzzDecodeRPC(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method string, payload []byte) {
 		var req any
 		var err error
-		requireAllocBounded(t, len(payload), func() {
+		alloctest.RequireBounded(t, len(payload), func() {
 			req, err = decodeRPC(method, payload)
 			if err != nil {
 				return
@@ -306,7 +289,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var cw commandWire
 		var err, herr error
-		requireAllocBounded(t, len(b), func() {
+		alloctest.RequireBounded(t, len(b), func() {
 			if cw, err = decodeCommand(b); err == nil {
 				herr = typed(context.Background(), "n1", cw.Params)
 			}
