@@ -360,6 +360,25 @@ func (h *Host) LeaderID(shardID uint64) (leaderReplicaID uint64, ok bool) {
 	return id, true
 }
 
+// Leader returns the replica ID of shardID's leader as known by this member
+// (0 if none is known) together with the Raft term that knowledge is from,
+// both from one read, so a caller can order it against leader events;
+// ok is false when the shard is not started here.
+func (h *Host) Leader(shardID uint64) (leaderReplicaID, term uint64, ok bool) {
+	if _, err := h.enter(shardID); err != nil {
+		return 0, 0, false
+	}
+	defer h.ops.Done()
+	id, term, valid, err := h.nh.GetLeaderID(shardID)
+	if err != nil {
+		return 0, 0, false
+	}
+	if !valid {
+		id = 0
+	}
+	return id, term, true
+}
+
 // StateHash returns a hash of shardID's Logic keys and values on this member
 // together with the applied index they reflect, both read from one
 // consistent view. Replicas at the same applied index must have equal hashes.

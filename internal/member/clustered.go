@@ -63,13 +63,16 @@ func (l *local) AwaitLeader(ctx context.Context, s uint64) error {
 func (l *local) SyncLeader(s uint64) { (*Member)(l).syncLeader(s) }
 
 // LetGo makes the engine let go of shard s.
-func (l *local) LetGo(s uint64) error { return (*Member)(l).setLeader(s, false) }
+func (l *local) LetGo(s uint64) error { return (*Member)(l).letGo(s) }
 
 // Forget drops the member's logic of shard s.
 func (l *local) Forget(s uint64) {
 	l.mu.Lock()
 	delete(l.logics, s)
 	l.mu.Unlock()
+	l.leaderMu.Lock()
+	delete(l.leaders, s) // a replica added later starts from its own events
+	l.leaderMu.Unlock()
 }
 
 // CallerID returns the node ID a caller's certificate names.

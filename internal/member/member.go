@@ -69,7 +69,8 @@ type Member struct {
 	starting  sync.WaitGroup // a Start in progress, which Stop waits for
 	stopErr   error
 	stopOnce  sync.Once
-	leaderMu  sync.Mutex // serialises leadership hand-offs to the engine
+	leaderMu  sync.Mutex            // serialises leadership hand-offs to the engine
+	leaders   map[uint64]leaderView // under leaderMu: each shard's leader as last applied
 	incarnate string
 	nshards   uint64
 	disk      *disk.Guard
@@ -91,6 +92,7 @@ func New(cfg Config, watch Watcher) *Member {
 		bus:      events.NewBus(events.Options{Logger: log, BufferSize: cfg.EventBufferSize}),
 		watch:    watch,
 		logics:   map[uint64]*wf.Logic{},
+		leaders:  map[uint64]leaderView{},
 		commands: map[string]CommandHandler{},
 		done:     make(chan struct{}),
 		quit:     make(chan struct{}),
@@ -314,13 +316,9 @@ func (m *Member) loadShardCount() (uint64, error) {
 // the executor has taken the shard over.
 func (m *Member) awaitLeader(ctx context.Context, s uint64) error {
 	for {
-		if _, ok := m.host.LeaderID(s); ok {
-			if m.host.IsLeader(s) {
-				if err := m.setLeader(s, true); err != nil {
-					return err
-				}
-			}
-			return nil
+		if leader, term, ok := m.host.Leader(s); ok && leader != 0 {
+			_, err := m.observeLeader(s, fromRead, leader, term)
+			return err
 		}
 		if err := backoff.Sleep(ctx, 5*time.Millisecond); err != nil {
 			return fmt.Errorf("%w: waiting for shard %d to elect a leader: %w", errs.ErrTimeout, s, err)
@@ -338,12 +336,18 @@ func (m *Member) newLogic(shardID uint64) shards.Logic {
 }
 
 // onLeaderChange hands a shard to the executor, or takes it away, as its
-// leader changes, and publishes the change.
+// leader changes, and publishes the change. An event older than what the
+// member already applied (see leaderView) changes nothing.
 func (m *Member) onLeaderChange(shardID, leaderReplicaID, term uint64) {
-	mine, _ := m.replicaOf(shardID)
-	if err := m.setLeader(shardID, leaderReplicaID != 0 && leaderReplicaID == mine); err != nil {
+	current, err := m.observeLeader(shardID, fromEvent, leaderReplicaID, term)
+	if err != nil {
 		m.log.Error("taking over shard", logkeys.Shard, shardID, "error", err)
 	}
+	if !current {
+		m.log.Debug("ignoring a late leader event", logkeys.Shard, shardID, "leader", leaderReplicaID, "term", term)
+		return
+	}
+	mine, _ := m.replicaOf(shardID)
 	m.bus.Publish(&events.ShardLeaderChangedEvent{ShardID: shardID, LeaderNodeID: m.replicaMember(shardID, leaderReplicaID, mine),
 		LeaderReplicaID: leaderReplicaID, Term: term, ChangedAt: time.Now()})
 }
@@ -370,7 +374,9 @@ func (m *Member) replicaMember(s, rid, mine uint64) string {
 	return n.MemberAt(addr)
 }
 
-func (m *Member) setLeader(shardID uint64, leader bool) error {
+// letGo makes the engine let go of shard s, whose replica here is being
+// dropped.
+func (m *Member) letGo(s uint64) error {
 	m.leaderMu.Lock()
 	defer m.leaderMu.Unlock()
 	m.mu.Lock()
@@ -379,23 +385,45 @@ func (m *Member) setLeader(shardID uint64, leader bool) error {
 	if e == nil {
 		return nil
 	}
-	return e.SetLeader(shardID, leader)
+	return e.SetLeader(s, false)
+}
+
+// observeLeader applies one observation of shard's leader to the member's
+// view of it and, if the observation is current, tells the engine whether
+// this member leads the shard. It reports whether it was current, and the
+// engine's error taking the shard over.
+func (m *Member) observeLeader(shard uint64, src leaderSource, leader, term uint64) (bool, error) {
+	m.leaderMu.Lock()
+	defer m.leaderMu.Unlock()
+	v, current := m.leaders[shard].next(src, term, leader)
+	if !current {
+		return false, nil
+	}
+	m.leaders[shard] = v
+	m.mu.Lock()
+	e := m.engine
+	m.mu.Unlock()
+	if e == nil {
+		return true, nil
+	}
+	mine, _ := m.replicaOf(shard)
+	return true, e.SetLeader(shard, v.leader != 0 && v.leader == mine)
 }
 
 // syncLeader tells the executor whether this member leads shard s now,
 // which heals a leader event that arrived before the replica was recorded
 // or was dropped.
 func (m *Member) syncLeader(s uint64) {
-	m.leaderMu.Lock()
-	defer m.leaderMu.Unlock()
 	m.mu.Lock()
-	h, e := m.host, m.engine
+	h := m.host
 	m.mu.Unlock()
-	if h == nil || e == nil {
+	if h == nil {
 		return
 	}
-	if err := e.SetLeader(s, h.IsLeader(s)); err != nil {
-		m.log.Error("taking over shard", logkeys.Shard, s, "error", err)
+	if leader, term, ok := h.Leader(s); ok {
+		if _, err := m.observeLeader(s, fromRead, leader, term); err != nil {
+			m.log.Error("taking over shard", logkeys.Shard, s, "error", err)
+		}
 	}
 }
 
