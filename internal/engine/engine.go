@@ -102,6 +102,7 @@ type Engine struct {
 	timers       itemHeap
 	claimed      itemHeap
 	runs         map[*item]*run
+	live         map[string]*run // claimed executions of this member not yet done, by execution ID, whichever wfState holds them
 	inflight     int
 	seq          uint64
 	timerWake    chan struct{}
@@ -136,6 +137,7 @@ func New(cfg Config) (*Engine, error) {
 		timers:    itemHeap{less: byDue},
 		claimed:   itemHeap{less: byPriority},
 		runs:      map[*item]*run{},
+		live:      map[string]*run{},
 		timerWake: make(chan struct{}, 1),
 		stopped:   make(chan struct{}),
 		nodeCode:  newGroup(),
@@ -326,6 +328,13 @@ func (e *Engine) recoverExecutionsLocked(w *wfState, v *wf.View) {
 		if _, ok := w.running[x.ExecID]; ok {
 			continue
 		}
+		if r, ok := e.live[x.ExecID]; ok {
+			// Still running here, from before the shard was lost and
+			// regained: it commits its outcome as usual, and re-queueing
+			// it would run the step a second time meanwhile.
+			e.holdRunLocked(w, r)
+			continue
+		}
 		if x.Member == e.cfg.MemberID || x.LeaseUntil <= now || !e.alive(x.Member) {
 			e.requeueLocked(w.key, x.ID, x.ExecID, false)
 			continue
@@ -334,6 +343,27 @@ func (e *Engine) recoverExecutionsLocked(w *wfState, v *wf.View) {
 		it := &item{kind: kindLeaseCheck, shard: w.key.shard, wf: w.key.id, task: x.Task,
 			execID: x.ExecID, seq: e.seq, due: x.LeaseUntil, index: -1}
 		e.pushTimerLocked(it)
+	}
+}
+
+// holdRunLocked records r as held by w (the engine's state of r's
+// workflow, which a lost and regained shard replaces).
+func (e *Engine) holdRunLocked(w *wfState, r *run) {
+	if r.w != nil && r.w != w {
+		delete(r.w.running, r.execID)
+	}
+	r.w = w
+	w.running[r.execID] = r
+	e.live[r.execID] = r
+}
+
+// dropRunLocked forgets r: it is done, or was given back.
+func (e *Engine) dropRunLocked(r *run) {
+	if r.w != nil && r.w.running[r.execID] == r {
+		delete(r.w.running, r.execID)
+	}
+	if e.live[r.execID] == r {
+		delete(e.live, r.execID)
 	}
 }
 
@@ -531,8 +561,7 @@ func (e *Engine) Adopt(shard uint64, c *wf.Command, res *wf.Result) {
 		e.seq++
 		it := &item{kind: kindTask, shard: shard, wf: wfID, task: c.Task, seq: e.seq, index: -1, state: itemClaiming}
 		r := newRun(it, c, res)
-		r.w = w
-		w.running[r.execID] = r
+		e.holdRunLocked(w, r)
 		e.runs[it] = r
 		e.inflight++
 		heap.Push(&e.claimed, it)
@@ -557,8 +586,7 @@ func (e *Engine) settleClaim(it *item, r *run, outcome claimOutcome) {
 	if outcome == claimOK {
 		if w != nil {
 			delete(w.tasks, it.task.ID)
-			w.running[r.execID] = r
-			r.w = w
+			e.holdRunLocked(w, r)
 		}
 		if e.stopping || w == nil {
 			// Stopped, or no longer leading the shard: give the claim back

@@ -516,3 +516,48 @@ func TestBlockedWorkflowFailsAfterBlockedTimeout(t *testing.T) {
 		})
 	}
 }
+
+// A shard lost and regained while one of its steps runs here keeps that
+// step: the regained shard holds the running execution again instead of
+// re-queueing it, which would run the step a second time meanwhile (and
+// count an attempt that never failed). The step's outcome then commits.
+func TestRegainedShardKeepsItsRunningStep(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	started, release := make(chan struct{}, 2), make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the engine's Stop, which waits for the step
+	b.register(t, &fnNode{name: "Slow", exec: func(context.Context) (*executor.NodeResult, error) {
+		started <- struct{}{}
+		<-release
+		return &executor.NodeResult{}, nil
+	}})
+	b.lead(t)
+	b.start(t, "w", wf.NewTask{Node: "Slow"})
+	require.Equal(t, 1, b.dispatch())
+	worked := make(chan int)
+	go func() { worked <- b.work() }()
+	<-started
+
+	require.NoError(t, b.e.SetLeader(1, false))
+	require.NoError(t, b.e.SetLeader(1, true))
+	b.e.sweep()
+	b.propose()
+	require.Empty(t, b.store.commands(wf.OpRequeue), "the running step was given back")
+
+	unblock()
+	select {
+	case n := <-worked:
+		require.Equal(t, 1, n)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the step's outcome never committed")
+	}
+	s := b.store.status(t, "w")
+	require.Equal(t, wf.StatusCompleted, s.View.Status)
+	require.Len(t, s.History, 1)
+	require.Equal(t, 1, s.History[0].Attempt)
+	b.e.mu.Lock()
+	defer b.e.mu.Unlock()
+	require.Empty(t, b.e.live, "a finished run is forgotten")
+}

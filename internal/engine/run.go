@@ -48,9 +48,7 @@ func (e *Engine) runClaimedLocked() (commit func()) {
 	w := r.w
 	if w == nil || e.wfs[w.key] != w || w.status != wf.StatusRunning {
 		// Paused (or gone) between claim and start: give the task back.
-		if w != nil {
-			delete(w.running, r.execID)
-		}
+		e.dropRunLocked(r)
 		e.requeueLocked(wfKey{it.shard, it.wf}, it.task.ID, r.execID, true)
 		e.mu.Unlock()
 		return nil
@@ -67,7 +65,7 @@ func (e *Engine) runClaimedLocked() (commit func()) {
 	defer e.mu.Unlock()
 	e.stepping--
 	if cmd == nil || e.closing {
-		delete(w.running, r.execID)
+		e.dropRunLocked(r)
 		if e.stopping {
 			e.noteIdleLocked()
 		}
@@ -82,7 +80,7 @@ func (e *Engine) runClaimedLocked() (commit func()) {
 	return func() {
 		e.commit(it.shard, cmd)
 		e.mu.Lock()
-		delete(w.running, r.execID)
+		e.dropRunLocked(r) // r.w, not w: a regained shard may hold it now
 		e.committing--
 		if e.stopping {
 			e.noteIdleLocked()
