@@ -196,7 +196,11 @@ func TestReplicasRemovedWhileAwayAreDropped(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, net.Close()) })
 	var runs sync.Map
 	register := onceNodes(t, &runs)
-	grace := func(cfg *graft.Config) { cfg.Cluster.FailureGrace = 2 * time.Second }
+	grace := func(cfg *graft.Config) {
+		cfg.Cluster.FailureGrace = 2 * time.Second
+		// n3 asks about its leaderless replicas after 1s instead of 5s.
+		graft.SetRebalanceIntervals(cfg, 250*time.Millisecond, time.Second)
+	}
 	members := startChaosCluster(t, net, 3, register, grace)
 	requirePlaced(t, members, placeOn(t, 4, 3, "n1", "n2", "n3"), 30*time.Second)
 	startSeq(t, members[0].m, "before")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/formation"
 	"github.com/eleven-am/graft/internal/member"
@@ -58,6 +59,10 @@ type Config struct {
 	Engine EngineConfig
 	// Expert holds rarely tuned storage knobs.
 	Expert ExpertConfig
+
+	// rebalance, set only by this package's tests (export_test.go),
+	// replaces the rebalancing loop's intervals.
+	rebalance *cluster.RebalanceTiming
 }
 
 // DefaultShardCount is the shard count of a new data directory when
@@ -273,6 +278,7 @@ func (c *Config) resolve() member.Config {
 			CompactionOverhead: c.Expert.CompactionOverhead, MinFreeDiskBytes: c.Expert.MinFreeDiskBytes,
 			Memberlist: c.Expert.Memberlist, Network: c.Expert.Network,
 		},
+		Rebalance: c.rebalance,
 	}
 }
 

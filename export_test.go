@@ -3,6 +3,9 @@ package graft
 import (
 	"maps"
 	"slices"
+	"time"
+
+	"github.com/eleven-am/graft/internal/cluster"
 )
 
 // ReplicaState is one replica's state hash and the applied index it
@@ -43,4 +46,13 @@ func ReplicaStates(m *Manager) map[uint64]ReplicaState {
 func LeadsShard(m *Manager, s uint64) bool {
 	h, err := m.member.Storage()
 	return err == nil && h.IsLeader(s)
+}
+
+// SetRebalanceIntervals makes the member of cfg reconcile the shards it leads
+// every interval and ask about a replica that has seen no leader for
+// orphanAfter (defaults: 1s and 5s), so tests of rebalancing wait less.
+func SetRebalanceIntervals(cfg *Config, interval, orphanAfter time.Duration) {
+	t := cluster.DefaultRebalanceTiming()
+	t.Interval, t.OrphanAfter = interval, orphanAfter
+	cfg.rebalance = &t
 }
