@@ -530,6 +530,11 @@ func (e *Engine) ClaimFields(shard uint64, c *wf.Command) {
 	if claim {
 		c.Member, c.Incarnation = e.cfg.MemberID, e.cfg.Incarnation
 		c.LeaseUntil = time.Unix(0, c.Now).Add(e.cfg.LeaseDuration + e.cfg.StepTimeout).UnixNano()
+		if c.Nonce == "" {
+			// A retried complete finds its claims by it (a start has
+			// its own nonce, the same across retries).
+			c.Nonce = e.cfg.Incarnation + "." + strconv.FormatUint(e.nonces.Add(1), 36)
+		}
 	}
 }
 

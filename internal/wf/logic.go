@@ -241,7 +241,9 @@ func (a *applier) start() (Result, error) {
 	exists := Result{Code: Exists, Message: fmt.Sprintf("workflow %q already exists", c.WF)}
 	if e, ok := a.l.active[c.WF]; ok {
 		if c.Nonce != "" && e.rec.StartNonce == c.Nonce {
-			return Result{Code: OK, Status: e.rec.Status}, nil // a retry of this start
+			res := Result{Code: OK, Status: e.rec.Status} // a retry of this start
+			a.retriedClaims(e, &res)
+			return res, nil
 		}
 		return exists, nil
 	}
@@ -352,6 +354,28 @@ func (a *applier) claimTask(e *entry, taskID uint64) (Execution, bool) {
 	return x, true
 }
 
+// retriedClaims puts in res, for a retry of a start or complete command
+// whose first application committed but whose answer was lost, the
+// executions that first application claimed and that still run: those with
+// the command's nonce, member and incarnation. Without them the proposer
+// would never run those steps, and no other member would before their
+// lease lapsed.
+func (a *applier) retriedClaims(e *entry, res *Result) {
+	c := a.c
+	if c.Nonce == "" || c.Member == "" {
+		return
+	}
+	for _, x := range e.rec.Executing {
+		if x.ClaimNonce == c.Nonce && x.Member == c.Member && x.Incarnation == c.Incarnation {
+			res.Claimed = append(res.Claimed, Claimed{Task: x.Task, ExecID: x.ExecID})
+		}
+	}
+	if len(res.Claimed) > 0 {
+		res.State, res.Version = e.state, e.rec.StateVersion
+		res.Meta, res.Created = e.rec.Metadata, e.rec.CreatedAt
+	}
+}
+
 func (a *applier) claim(e *entry) (Result, error) {
 	c := a.c
 	rec := &e.rec
@@ -400,8 +424,10 @@ func (a *applier) complete(e *entry) (Result, error) {
 	rec := &e.rec
 	x, ok := a.takeExecution(e)
 	if !ok {
-		return Result{Code: Stale, Status: rec.Status,
-			Message: fmt.Sprintf("execution %s of task %d is not current in workflow %q", c.ExecID, c.TaskID, c.WF)}, nil
+		res := Result{Code: Stale, Status: rec.Status,
+			Message: fmt.Sprintf("execution %s of task %d is not current in workflow %q", c.ExecID, c.TaskID, c.WF)}
+		a.retriedClaims(e, &res)
+		return res, nil
 	}
 	entry := &HistoryEntry{TaskID: x.ID, Node: x.Node, ExecID: x.ExecID, Member: x.Member,
 		Attempt: x.Claims, StartedAt: c.StartedAt, Duration: c.Now - c.StartedAt}

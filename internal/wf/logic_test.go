@@ -385,3 +385,49 @@ func TestListExecuted(t *testing.T) {
 	require.Nil(t, completed(follower).View.Executed)
 	require.Equal(t, always.status(t, "wf"), follower.status(t, "wf"))
 }
+
+// A start or complete that claimed tasks, retried because its answer was
+// lost, answers with the claims its first application made, so the
+// proposer runs them; a retry from another member or incarnation, or
+// without the nonce, gets none.
+func TestRetriedCommandsAnswerWithTheirClaims(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := start("wf", "A")
+	c.Tasks[0].Claim = true
+	c.Nonce, c.Member, c.Incarnation, c.LeaseUntil = "s-1", "m1", "i1", 1000
+	first := b.do(t, c)
+	require.Len(t, first.Claimed, 1)
+	again := b.do(t, c)
+	require.Equal(t, OK, again.Code)
+	require.Equal(t, first.Claimed, again.Claimed, "the start retried")
+	require.JSONEq(t, string(first.State), string(again.State))
+
+	done := Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: first.Claimed[0].ExecID, Now: 120,
+		Member: "m1", Incarnation: "i1", LeaseUntil: 2000, Nonce: "c-1",
+		Patch: Patch{{Path: []string{"n"}, Value: json.RawMessage(`1`)}},
+		Tasks: []NewTask{{Node: "B", Claim: true}}}
+	r := b.do(t, done)
+	require.Equal(t, OK, r.Code)
+	require.Len(t, r.Claimed, 1)
+	retry := b.do(t, done)
+	require.Equal(t, Stale, retry.Code, "the step's outcome is recorded once")
+	require.Equal(t, r.Claimed, retry.Claimed, "the complete retried")
+	require.Equal(t, r.Version, retry.Version)
+	require.JSONEq(t, `{"n":1}`, string(retry.State))
+
+	for name, mutate := range map[string]func(*Command){
+		"another member":      func(c *Command) { c.Member = "m2" },
+		"another incarnation": func(c *Command) { c.Incarnation = "i2" },
+		"another nonce":       func(c *Command) { c.Nonce = "c-2" },
+		"no nonce":            func(c *Command) { c.Nonce = "" },
+	} {
+		other := done
+		mutate(&other)
+		res := b.do(t, other)
+		require.Equal(t, Stale, res.Code, name)
+		require.Empty(t, res.Claimed, name)
+	}
+	a := b.status(t, "wf")
+	require.Len(t, a.View.Executing, 1, "retries claim nothing new")
+}
