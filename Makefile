@@ -53,10 +53,10 @@ FLEETS ?= fleet-3 fleet-5 fleet-10
 COSTS ?= shard-cost-8 shard-cost-16 shard-cost-32 shard-cost-64
 sizing:
 	@$(GO) build -o $${TMPDIR:-/tmp}/graftbench-sizing ./internal/cmd/graftbench
-	@set -e; bin=$${TMPDIR:-/tmp}/graftbench-sizing; for r in $$(seq $(RUNS)); do \
-	  for s in $(FLEETS) $(COSTS); do $$bin -scenarios $$s; done; \
-	  for s in $(COSTS); do $$bin -scenarios $$s -cost-members 3; done; \
-	done
+	@bin=$${TMPDIR:-/tmp}/graftbench-sizing; failed=0; for r in $$(seq $(RUNS)); do \
+	  for s in $(FLEETS) $(COSTS); do $$bin -scenarios $$s || failed=1; done; \
+	  for s in $(COSTS); do $$bin -scenarios $$s -cost-members 3 || failed=1; done; \
+	done; exit $$failed
 
 # 100,000 one-step workflows with a 1s retention: data-dir size and RSS per second.
 soak:
