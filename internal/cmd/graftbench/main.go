@@ -1,5 +1,6 @@
 // Command graftbench measures the throughput and latency of a lone Graft
-// member and of its storage substrate.
+// member, of its storage substrate and of in-process clusters, and what
+// members and shards cost (formation time, RSS, idle CPU).
 //
 // It runs each selected scenario on a fresh member (fresh data directory,
 // free loopback port) and prints one JSON object per scenario on stdout:
