@@ -35,9 +35,9 @@ const (
 // each shard agree at the end (stopAtEnd).
 func TestTenMembersAtFleetScale(t *testing.T) {
 	if testing.Short() || raceDetector {
-		// About 40s here without the race detector; under it ten members
-		// on two cores starve their Raft and gossip timers: make test runs
-		// it without -race.
+		// 20 to 45s here without the race detector (2 shared cores); under
+		// it ten members starve their Raft and gossip timers: make test
+		// runs it without -race.
 		t.Skip("ten members in one process: runs without -short and -race (make test)")
 	}
 	seed := uint64(time.Now().UnixNano())
