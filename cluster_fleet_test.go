@@ -87,7 +87,10 @@ func TestTenMembersAtFleetScale(t *testing.T) {
 	deadline := time.Now().Add(90 * time.Second)
 	if err := forEach(fleetWorkflows, fleetStarters, func(i int) error {
 		cm := members[(from[i]+1+i%(fleetMembers-1))%fleetMembers]
-		return awaitTrail(cm, wfs[i], deadline)
+		if err := awaitTrail(cm, wfs[i], deadline); err != nil {
+			return fmt.Errorf("%w; its steps ran: %v", err, runs.of(wfs[i], []string{"A", "B", "C"}))
+		}
+		return nil
 	}); err != nil {
 		t.Fatalf("%v\nshards led (as each member reports): %s", err, shardLeaders(members))
 	}
@@ -138,6 +141,17 @@ func (r *stepRuns) notOnce(ids, nodes []string) []string {
 				out = append(out, fmt.Sprintf("%s/%s ran %d times: %v", id, n, len(runs), runs))
 			}
 		}
+	}
+	return out
+}
+
+// of describes the runs of the given nodes of workflow id.
+func (r *stepRuns) of(id string, nodes []string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, n := range nodes {
+		out = append(out, fmt.Sprintf("%s: %v", n, r.runs[id+"/"+n]))
 	}
 	return out
 }
