@@ -3,7 +3,7 @@
 #   make test   vet + every test with the race detector + every fuzz target briefly
 GO ?= go
 
-.PHONY: demo cluster-demo certs test fuzz-short test-short bench soak vet
+.PHONY: demo cluster-demo certs test fuzz-short test-short bench sizing soak vet
 
 demo:
 	$(GO) run ./examples/quickstart
@@ -19,7 +19,7 @@ certs:
 
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -run 'AtFleetScale' ./ring/
+	$(GO) test -count=1 -run 'AtFleetScale' . ./ring/
 	$(MAKE) fuzz-short
 
 # Every fuzz target in the module for FUZZTIME each (seed corpora in each
@@ -37,8 +37,26 @@ fuzz-short:
 test-short:
 	$(GO) test -short -count=1 ./...
 
+# The default scenarios (one JSON line each). Not in the default list, run
+# by name with -scenarios: fleet-N (N members in one process: formation
+# time, RSS per member) and shard-cost-N (a member with N shards: start
+# time, RSS, idle CPU; -cost-members for more members); make sizing runs
+# them, each in its own process so that RSS readings start clean.
 bench:
 	$(GO) run ./internal/cmd/graftbench
+
+# The README's sizing figures, each scenario in a fresh process, RUNS times
+# (the README gives medians): fleet-3/5/10, and shard-cost-8/16/32/64 on one
+# member and on three.
+RUNS ?= 3
+FLEETS ?= fleet-3 fleet-5 fleet-10
+COSTS ?= shard-cost-8 shard-cost-16 shard-cost-32 shard-cost-64
+sizing:
+	@$(GO) build -o $${TMPDIR:-/tmp}/graftbench-sizing ./internal/cmd/graftbench
+	@bin=$${TMPDIR:-/tmp}/graftbench-sizing; failed=0; for r in $$(seq $(RUNS)); do \
+	  for s in $(FLEETS) $(COSTS); do $$bin -scenarios $$s || failed=1; done; \
+	  for s in $(COSTS); do $$bin -scenarios $$s -cost-members 3 || failed=1; done; \
+	done; exit $$failed
 
 # 100,000 one-step workflows with a 1s retention: data-dir size and RSS per second.
 soak:

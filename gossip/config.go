@@ -185,6 +185,10 @@ type Config struct {
 	// (levels mapped from their [DEBUG]/[INFO]/[WARN]/[ERR] prefixes). Nil
 	// means slog.Default().
 	Logger *slog.Logger
+
+	// broadcastTimeout, if positive, replaces Serf's BroadcastTimeout
+	// (tests).
+	broadcastTimeout time.Duration
 }
 
 // withDefaults returns a copy of c with defaults filled in. Slices and maps

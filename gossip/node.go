@@ -248,6 +248,9 @@ func (n *Node) serfConfig() (_ *serf.Config, owned *guardTransport, _ error) {
 	sc.MinQueueDepth = 0
 	sc.EventBuffer = serfEventBuffer
 	sc.QueryBuffer = serfQueryBuffer
+	if c.broadcastTimeout > 0 {
+		sc.BroadcastTimeout = c.broadcastTimeout
+	}
 	if n.admission != nil {
 		sc.Merge = n.admission
 	}
@@ -376,9 +379,11 @@ func (n *Node) Coordinator() (Member, bool) {
 }
 
 // SetTags replaces this member's tags and gossips them; the others see an
-// EventUpdate. It blocks until the update is broadcast (Serf's
-// BroadcastTimeout, 5s). Concurrent calls apply one at a time (Serf's
-// SetTags is not safe for concurrent use).
+// EventUpdate. It blocks until the update is broadcast or Serf's
+// BroadcastTimeout (5s) passed; in the latter case the tags are applied
+// and their broadcast goes on, so it returns nil (and logs a warning).
+// Concurrent calls apply one at a time (Serf's SetTags is not safe for
+// concurrent use).
 func (n *Node) SetTags(tags map[string]string) error {
 	s, err := n.serf()
 	if err != nil {
@@ -391,6 +396,14 @@ func (n *Node) SetTags(tags map[string]string) error {
 		t = map[string]string{}
 	}
 	if err := s.SetTags(t); err != nil {
+		// Serf applies the tags before it waits for their broadcast: when
+		// the wait times out they are applied and still queued, and reach
+		// the others by gossip (or push-pull at the latest). Only tags
+		// refused (too large) are an error.
+		if maps.Equal(s.LocalMember().Tags, t) {
+			n.logger.Warn("tag update not broadcast yet; it goes on in the background", "error", err)
+			return nil
+		}
 		return fmt.Errorf("setting tags: %w", err)
 	}
 	return nil

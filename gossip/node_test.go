@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,31 @@ func TestClusterForms(t *testing.T) {
 		}
 		return false
 	}, waitFor, 10*time.Millisecond)
+}
+
+// A tag update still being broadcast when Serf's BroadcastTimeout passes
+// is applied and reaches the others, so SetTags reports success. (Ten
+// members starting at once on two loaded cores took longer than the 5s
+// default, and the member's Start failed.)
+func TestSetTagsOutlastingTheBroadcastTimeout(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, []string{"b1", "b2"}, func(c *Config) { c.broadcastTimeout = time.Nanosecond })
+	require.NoError(t, nodes[1].SetTags(map[string]string{"role": "gpu"}))
+	require.Eventually(t, func() bool {
+		for _, m := range nodes[0].Members() {
+			if m.ID == "b2" {
+				return m.Tags["role"] == "gpu"
+			}
+		}
+		return false
+	}, waitFor, 10*time.Millisecond)
+
+	// Tags Serf refuses are still an error, and the old ones stay.
+	err := nodes[1].SetTags(map[string]string{"role": strings.Repeat("x", 600)})
+	require.ErrorContains(t, err, "setting tags")
+	local, ok := nodes[1].LocalMember()
+	require.True(t, ok)
+	require.Equal(t, "gpu", local.Tags["role"])
 }
 
 func TestLeaveAndFailedEvents(t *testing.T) {

@@ -36,7 +36,7 @@ func fastGossip(c *memberlist.Config) {
 func runSeq3Cluster(ctx context.Context, o *options, dir string, _ map[string]*result) (*result, error) {
 	sh := seq3()
 	tr := newTracker(o.workflows)
-	members, err := startClusterMembers(ctx, o, dir, sh, tr)
+	members, err := startClusterMembers(ctx, o, dir, clusterSpec{n: clusterSize, shards: o.shards, fastGossip: true}, sh, tr)
 	if err != nil {
 		return nil, err
 	}
@@ -47,56 +47,10 @@ func runSeq3Cluster(ctx context.Context, o *options, dir string, _ map[string]*r
 		}
 	}()
 
-	var (
-		errOnce  sync.Once
-		startErr error
-		quit     = make(chan struct{})
-		quitOnce sync.Once
-		wg       sync.WaitGroup
-		next     atomic.Int64
-	)
-	stop := func() { quitOnce.Do(func() { close(quit) }) }
 	tr.base = time.Now()
-	for range o.clusterStarters {
-		wg.Go(func() {
-			for {
-				select {
-				case <-quit:
-					return
-				default:
-				}
-				i := int(next.Add(1) - 1)
-				if i >= o.workflows {
-					return
-				}
-				called := tr.since()
-				tr.called[i].Store(called)
-				tr.scheduled[i].Store(called)
-				err := members[i%len(members)].StartWorkflow(graft.WorkflowTrigger{
-					WorkflowID:   idPrefix + strconv.Itoa(i),
-					InitialNodes: []graft.NodeConfig{{Name: sh.nodes[0].name}},
-				})
-				tr.startDur[i].Store(tr.since() - called)
-				if err != nil {
-					errOnce.Do(func() { startErr = fmt.Errorf("on member n%d: %w", i%len(members)+1, err) })
-					stop()
-					return
-				}
-			}
-		})
+	if err := runClosedLoop(o, members, tr, sh, o.clusterStarters); err != nil {
+		return nil, err
 	}
-	startsDone := make(chan struct{})
-	go func() { wg.Wait(); close(startsDone) }()
-	err = waitAll(o, tr, quit)
-	stop()
-	<-startsDone
-	if startErr != nil {
-		return nil, fmt.Errorf("starting workflows: %w", startErr)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w%s", err, describeIncomplete(tr, members[0]))
-	}
-
 	res := tr.summarise(sh, false)
 	res.Members = len(members)
 	res.Concurrency = o.clusterStarters
@@ -116,12 +70,26 @@ func runSeq3Cluster(ctx context.Context, o *options, dir string, _ map[string]*r
 	return res, nil
 }
 
-// startClusterMembers starts clusterSize members on free loopback ports,
-// each with its data under dir, sh's nodes and tr's handlers, concurrently
-// (they bootstrap together once gossip sees all of them).
-func startClusterMembers(ctx context.Context, o *options, dir string, sh shape, tr *tracker) ([]*graft.Manager, error) {
+// clusterSpec describes the in-process cluster startClusterMembers starts.
+type clusterSpec struct {
+	// n is the number of members.
+	n int
+	// shards is Cluster.ShardCount (0: the Graft default).
+	shards int
+	// fastGossip shortens memberlist's timers (fastGossip); otherwise the
+	// members use Graft's default gossip timings.
+	fastGossip bool
+}
+
+// startClusterMembers starts spec.n members (RF 3, or spec.n if smaller)
+// on free loopback ports, each with its data under dir, sh's nodes and
+// tr's handlers, concurrently (they bootstrap together once gossip sees
+// all of them). Members are named n1, n2, ... (zero-padded from ten
+// members on, so that names sort by number).
+func startClusterMembers(ctx context.Context, o *options, dir string, spec clusterSpec, sh shape, tr *tracker) ([]*graft.Manager, error) {
+	n := spec.n
 	type ports struct{ raft, gossip int }
-	ps := make([]ports, clusterSize)
+	ps := make([]ports, n)
 	var peers []graft.StaticPeer
 	taken := map[int]bool{}
 	for i := range ps {
@@ -138,18 +106,20 @@ func startClusterMembers(ctx context.Context, o *options, dir string, sh shape, 
 				return nil, err
 			}
 		}
-		peers = append(peers, graft.StaticPeer{ID: fmt.Sprintf("n%d", i+1), Address: "127.0.0.1", Port: ps[i].raft, GossipPort: ps[i].gossip})
+		peers = append(peers, graft.StaticPeer{ID: memberName(i, n), Address: "127.0.0.1", Port: ps[i].raft, GossipPort: ps[i].gossip})
 	}
-	members := make([]*graft.Manager, clusterSize)
+	members := make([]*graft.Manager, n)
 	for i, p := range ps {
-		id := fmt.Sprintf("n%d", i+1)
+		id := memberName(i, n)
 		cfg := &graft.Config{NodeID: id, BindAddr: "127.0.0.1:" + strconv.Itoa(p.raft), DataDir: filepath.Join(dir, id), Logger: o.logger.With("member", id)}
-		cfg.Cluster.ReplicationFactor = clusterSize
-		cfg.Cluster.ShardCount = o.shards
+		cfg.Cluster.ReplicationFactor = min(n, 3)
+		cfg.Cluster.ShardCount = spec.shards
 		cfg.Cluster.GossipPort = p.gossip
 		cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: peers}}
 		cfg.Engine.WorkerCount = o.workers
-		cfg.Expert.Memberlist = fastGossip
+		if spec.fastGossip {
+			cfg.Expert.Memberlist = fastGossip
+		}
 		m := graft.NewWithConfig(cfg)
 		for _, n := range sh.nodes {
 			if err := m.RegisterNode(&step{name: n.name, next: slices.Clone(n.next)}); err != nil {
@@ -163,7 +133,7 @@ func startClusterMembers(ctx context.Context, o *options, dir string, sh shape, 
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, clusterSize)
+	errs := make([]error, n)
 	for i, m := range members {
 		wg.Go(func() { errs[i] = m.Start(sctx, 0) })
 	}
@@ -171,10 +141,71 @@ func startClusterMembers(ctx context.Context, o *options, dir string, sh shape, 
 	for i, err := range errs {
 		if err != nil {
 			stopAll(members)
-			return nil, fmt.Errorf("starting member n%d: %w", i+1, err)
+			return nil, fmt.Errorf("starting member %s: %w", memberName(i, n), err)
 		}
 	}
 	return members, nil
+}
+
+// memberName is the node ID of member i (from 0) of n: n1, n2, ..., or
+// n01, n02, ... from ten members on.
+func memberName(i, n int) string {
+	return fmt.Sprintf("n%0*d", len(strconv.Itoa(n)), i+1)
+}
+
+// runClosedLoop starts tr's workflows of shape sh closed-loop from
+// concurrency goroutines, workflow i on member i mod len(members), and
+// waits until all completed (waitAll). Set tr.base first.
+func runClosedLoop(o *options, members []*graft.Manager, tr *tracker, sh shape, concurrency int) error {
+	var (
+		errOnce  sync.Once
+		startErr error
+		quit     = make(chan struct{})
+		quitOnce sync.Once
+		wg       sync.WaitGroup
+		next     atomic.Int64
+	)
+	stop := func() { quitOnce.Do(func() { close(quit) }) }
+	for range concurrency {
+		wg.Go(func() {
+			for {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				i := int(next.Add(1) - 1)
+				if i >= tr.n {
+					return
+				}
+				called := tr.since()
+				tr.called[i].Store(called)
+				tr.scheduled[i].Store(called)
+				err := members[i%len(members)].StartWorkflow(graft.WorkflowTrigger{
+					WorkflowID:   idPrefix + strconv.Itoa(i),
+					InitialNodes: []graft.NodeConfig{{Name: sh.nodes[0].name}},
+				})
+				tr.startDur[i].Store(tr.since() - called)
+				if err != nil {
+					errOnce.Do(func() { startErr = fmt.Errorf("on member %s: %w", memberName(i%len(members), len(members)), err) })
+					stop()
+					return
+				}
+			}
+		})
+	}
+	startsDone := make(chan struct{})
+	go func() { wg.Wait(); close(startsDone) }()
+	err := waitAll(o, tr, quit)
+	stop()
+	<-startsDone
+	if startErr != nil {
+		return fmt.Errorf("starting workflows: %w", startErr)
+	}
+	if err != nil {
+		return fmt.Errorf("%w%s", err, describeIncomplete(tr, members[0]))
+	}
+	return nil
 }
 
 // stopAll stops every member and returns the first error.

@@ -1,5 +1,6 @@
 // Command graftbench measures the throughput and latency of a lone Graft
-// member and of its storage substrate.
+// member, of its storage substrate and of in-process clusters, and what
+// members and shards cost (formation time, RSS, idle CPU).
 //
 // It runs each selected scenario on a fresh member (fresh data directory,
 // free loopback port) and prints one JSON object per scenario on stdout:
@@ -21,6 +22,16 @@
 //     started closed-loop by -cluster-starters goroutines: a commit there
 //     waits for two fsyncs on two members (about 15 ms on this disk), so a
 //     throughput figure needs more workflows in flight than seq3.
+//   - fleet-N (not in the default list; e.g. fleet-3, fleet-10): N members
+//     in this process on loopback (RF 3, 2N shards unless -shards, default
+//     gossip timings) form, then run -fleet-workflows seq3 workflows from
+//     -starters goroutines; reports the formation time and the RSS per
+//     member. Run each size in its own process for RSS figures that do not
+//     inherit an earlier scenario's heap.
+//   - shard-cost-N (not in the default list; e.g. shard-cost-64):
+//     -cost-members members (default 1) with ShardCount N form and stay
+//     idle for -idle; reports the formation time, the RSS and the idle CPU,
+//     in total and per replica.
 //
 // It exits non-zero if any scenario fails.
 package main
@@ -46,11 +57,17 @@ type options struct {
 	starters  int
 	// clusterStarters is seq3-cluster's closed-loop concurrency.
 	clusterStarters int
-	shards          int
-	workers         int
-	rate            float64
-	timeout         time.Duration
-	logger          *slog.Logger
+	// fleetWorkflows is the number of workflows fleet-N runs.
+	fleetWorkflows int
+	// costMembers is the number of members shard-cost-N starts.
+	costMembers int
+	// idle is how long shard-cost-N leaves its members idle.
+	idle    time.Duration
+	shards  int
+	workers int
+	rate    float64
+	timeout time.Duration
+	logger  *slog.Logger
 }
 
 // scenarioFunc runs one scenario in dir and returns its result.
@@ -61,6 +78,9 @@ func main() {
 		workflows  = flag.Int("workflows", 20000, "workflows per workflow scenario")
 		starters   = flag.Int("starters", 16, "goroutines starting workflows")
 		cstarters  = flag.Int("cluster-starters", 256, "goroutines starting workflows in seq3-cluster")
+		fleetWfs   = flag.Int("fleet-workflows", 1000, "workflows per fleet-N scenario")
+		costN      = flag.Int("cost-members", 1, "members started by shard-cost-N")
+		idle       = flag.Duration("idle", 10*time.Second, "how long shard-cost-N measures idle CPU")
 		scenarios  = flag.String("scenarios", "seq3,fanout3,raw-propose,seq3-half,seq3-cluster", "comma-separated scenarios to run, in order")
 		dir        = flag.String("dir", "", "parent of the scenarios' data directories (default: a temporary directory, removed at the end)")
 		shardCount = flag.Int("shards", 0, "Cluster.ShardCount (0: the Graft default)")
@@ -73,6 +93,7 @@ func main() {
 	flag.Parse()
 	o := &options{
 		workflows: *workflows, starters: *starters, clusterStarters: *cstarters, shards: *shardCount, workers: *workers,
+		fleetWorkflows: *fleetWfs, costMembers: *costN, idle: *idle,
 		rate: *rate, timeout: *timeout,
 		logger: slog.New(quietDragonboat{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})}),
 	}
@@ -103,15 +124,24 @@ func run(o *options, list, dir, cpuprofile, tracefile string) error {
 			continue
 		}
 		if all[n] == nil {
-			return fmt.Errorf("unknown scenario %q (known: seq3, fanout3, seq3-half, raw-propose)", n)
+			fn := parameterised(n)
+			if fn == nil {
+				return fmt.Errorf("unknown scenario %q (known: seq3, fanout3, seq3-half, raw-propose, seq3-cluster, retention-soak, fleet-N for 1 to %d members, shard-cost-N for 1 to %d shards)",
+					n, maxFleet, maxShardCost)
+			}
+			all[n] = fn
 		}
 		names = append(names, n)
 	}
 	switch {
 	case len(names) == 0:
 		return errors.New("no scenarios selected")
-	case o.workflows < 1 || o.starters < 1 || o.clusterStarters < 1:
-		return errors.New("-workflows, -starters and -cluster-starters must be at least 1")
+	case o.workflows < 1 || o.starters < 1 || o.clusterStarters < 1 || o.fleetWorkflows < 1:
+		return errors.New("-workflows, -starters, -cluster-starters and -fleet-workflows must be at least 1")
+	case o.costMembers < 1 || o.costMembers > maxFleet:
+		return fmt.Errorf("-cost-members must be between 1 and %d", maxFleet)
+	case o.idle <= 0:
+		return errors.New("-idle must be positive")
 	case o.shards < 0 || o.workers < 0:
 		return errors.New("-shards and -workers must not be negative")
 	case o.rate <= 0:

@@ -62,6 +62,44 @@ type result struct {
 	DirMBFinal   float64   `json:"dir_mb_final,omitempty"`
 	// DroppedEvents is ClusterMetrics.DroppedEvents at the end.
 	DroppedEvents uint64 `json:"dropped_events"`
+
+	// The fleet-N and shard-cost-N figures. ReplicationFactor is the
+	// shards' RF and ReplicasPerMember the replicas each member holds on
+	// average. StartS is the time from the first member's Start to the
+	// last one's return; FormationS the time from the first Start until
+	// every member saw the others, hosted the replicas the ring places on
+	// it and every shard had a leader.
+	ReplicationFactor int     `json:"rf,omitempty"`
+	ReplicasPerMember float64 `json:"replicas_per_member,omitempty"`
+	StartS            float64 `json:"start_s,omitempty"`
+	FormationS        float64 `json:"formation_s,omitempty"`
+	// RSS readings in MiB, all but RSSLoadedMB after a forced garbage
+	// collection that returns freed memory to the OS: RSSBaseMB before the
+	// first member starts, RSSFormedMB once formed, RSSLoadedMB (without
+	// the collection) and RSSSettledMB after the workflows completed.
+	RSSBaseMB    float64 `json:"rss_base_mb,omitempty"`
+	RSSFormedMB  float64 `json:"rss_formed_mb,omitempty"`
+	RSSLoadedMB  float64 `json:"rss_loaded_mb,omitempty"`
+	RSSSettledMB float64 `json:"rss_settled_mb,omitempty"`
+	// RSSPerMemberMB is (RSSSettledMB - RSSBaseMB) / members,
+	// RSSFormedPerMemberMB the same once formed, and RSSPeakPerMemberMB
+	// (peak RSS during the scenario - RSSBaseMB) / members.
+	RSSPerMemberMB       float64 `json:"rss_per_member_mb,omitempty"`
+	RSSFormedPerMemberMB float64 `json:"rss_formed_per_member_mb,omitempty"`
+	RSSPeakPerMemberMB   float64 `json:"rss_peak_per_member_mb,omitempty"`
+	// HeapMB is the Go heap in use at the end (runtime.MemStats.HeapInuse).
+	HeapMB float64 `json:"heap_mb,omitempty"`
+	// IdleS is how long shard-cost-N left its members idle, IdleCPUS the
+	// CPU time the process used meanwhile and IdleCPUPct the same as a
+	// percentage of one core.
+	IdleS      float64 `json:"idle_s,omitempty"`
+	IdleCPUS   float64 `json:"idle_cpu_s,omitempty"`
+	IdleCPUPct float64 `json:"idle_cpu_pct,omitempty"`
+	// Per replica hosted in the process (shards × RF), fixed costs
+	// included: formation time, RSS once formed above the base, idle CPU.
+	FormationMsPerReplica float64 `json:"formation_ms_per_replica,omitempty"`
+	RSSMBPerReplica       float64 `json:"rss_mb_per_replica,omitempty"`
+	IdleCPUPctPerReplica  float64 `json:"idle_cpu_pct_per_replica,omitempty"`
 }
 
 // rounded returns a copy of r with floats rounded for printing.
@@ -69,7 +107,10 @@ func (r *result) rounded() *result {
 	c := *r
 	for _, f := range []*float64{&c.Seconds, &c.WorkflowsPerS, &c.StepsPerS, &c.P50Ms, &c.P99Ms, &c.RSSMB,
 		&c.RSSEndMB, &c.CPUSeconds, &c.MaxMs, &c.StartP50Ms, &c.StartP99Ms, &c.OfferedRate, &c.StartRate,
-		&c.SchedP50Ms, &c.SchedP99Ms, &c.MaxLagMs} {
+		&c.SchedP50Ms, &c.SchedP99Ms, &c.MaxLagMs, &c.ReplicasPerMember, &c.StartS, &c.FormationS, &c.RSSBaseMB,
+		&c.RSSFormedMB, &c.RSSLoadedMB, &c.RSSSettledMB, &c.RSSPerMemberMB, &c.RSSFormedPerMemberMB,
+		&c.RSSPeakPerMemberMB, &c.HeapMB, &c.IdleS, &c.IdleCPUS, &c.IdleCPUPct, &c.FormationMsPerReplica,
+		&c.RSSMBPerReplica, &c.IdleCPUPctPerReplica} {
 		*f = math.Round(*f*1000) / 1000
 	}
 	return &c
