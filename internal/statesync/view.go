@@ -1,0 +1,105 @@
+package statesync
+
+import (
+	"slices"
+	"time"
+
+	"github.com/eleven-am/graft/gossip/crdt"
+)
+
+// viewMaxAge is how long a decoded View may lag the state: rebuilding it
+// decodes every record, and counters change the state on every commit.
+const viewMaxAge = 100 * time.Millisecond
+
+// View is a decoded, read-only picture of the state: every present
+// member's record and counters, and the cluster's totals. Callers must
+// not modify it.
+type View struct {
+	// Members are the present (not tombstoned) members' records, sorted
+	// by ID.
+	Members []crdt.Record
+	// Counters are each present member's counters, by ID.
+	Counters map[string]crdt.Counters
+	// Totals are the cluster's totals of each counter (State.Total: over
+	// every member the state holds, tombstoned ones included until
+	// collected).
+	Totals crdt.Counters
+	// byType lists, per node type, the indexes in Members of the members
+	// that registered it.
+	byType map[string][]int
+}
+
+// newView decodes st.
+func newView(st *crdt.State) *View {
+	v := &View{Counters: map[string]crdt.Counters{}, byType: map[string][]int{}}
+	for _, id := range st.Members() {
+		rec, _ := st.Record(id)
+		v.Members = append(v.Members, rec)
+		v.Counters[id] = st.Counters(id)
+		for _, t := range rec.Data.NodeTypes {
+			v.byType[t] = append(v.byType[t], len(v.Members)-1)
+		}
+	}
+	for c := range v.Totals {
+		v.Totals[c] = st.Total(crdt.Counter(c))
+	}
+	return v
+}
+
+// View returns a decoded picture of the state, at most about 100 ms
+// older than the state.
+func (s *Syncer) View() *View {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	if s.view == nil || (s.viewGen != s.gen && now.Sub(s.viewBuilt) >= viewMaxAge) {
+		s.view, s.viewGen, s.viewBuilt = newView(s.state), s.gen, now
+	}
+	return s.view
+}
+
+// Pick returns the least-loaded member other than self that registered
+// node type node and that alive accepts: least (Executing+Queued) per unit
+// of WorkerCapacity, then lowest ID. ok is false if there is none.
+func (v *View) Pick(node, self string, alive func(string) bool) (string, bool) {
+	best, found := -1, false
+	for _, i := range v.byType[node] {
+		r := &v.Members[i]
+		if r.ID == self || (alive != nil && !alive(r.ID)) {
+			continue
+		}
+		if !found || lessLoaded(&r.Data, &v.Members[best].Data) {
+			best, found = i, true
+		}
+	}
+	if !found {
+		return "", false
+	}
+	return v.Members[best].ID, true
+}
+
+// lessLoaded reports whether a is less loaded than b (their members' IDs
+// break ties: Members is sorted, so the first found wins).
+func lessLoaded(a, b *crdt.MemberRecord) bool {
+	// a.load/a.cap < b.load/b.cap, compared without division.
+	la, lb := a.Executing+a.Queued, b.Executing+b.Queued
+	ca, cb := max(a.WorkerCapacity, 1), max(b.WorkerCapacity, 1)
+	return la*cb < lb*ca
+}
+
+// Has reports whether a member other than self that alive accepts
+// registered node type node.
+func (v *View) Has(node, self string, alive func(string) bool) bool {
+	_, ok := v.Pick(node, self, alive)
+	return ok
+}
+
+// NodeTypes returns every node type a present member registered, sorted.
+func (v *View) NodeTypes() []string {
+	out := make([]string, 0, len(v.byType))
+	for t := range v.byType {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
