@@ -11,6 +11,7 @@ import (
 	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/internal/statesync"
 	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 )
@@ -27,6 +28,7 @@ func (m *Member) startCluster(ctx context.Context, grpcPort int, shardCount uint
 		ShardCount: shardCount, Founding: m.cfg.Founding, Discovery: m.cfg.Discovery,
 		Memberlist: m.cfg.Expert.Memberlist, Network: m.cfg.Expert.Network, RPC: m.rpcConfig(), Timing: m.rebalanceTiming(),
 		Handler: rpc.HandlerFunc(m.handleRPC), OnUserEvent: m.onUserEvent, OnQuery: m.onQuery,
+		OnMemberGone: m.memberGone,
 	}, m.host, (*local)(m), grpcPort)
 	if err != nil {
 		return err
@@ -50,9 +52,6 @@ func (l *local) Storage() (*shards.Host, error) { return (*Member)(l).storage() 
 
 // Running returns the member's shards while it runs.
 func (l *local) Running() (*shards.Host, error) { return (*Member)(l).running() }
-
-// NodeTypes lists the registered node types.
-func (l *local) NodeTypes() []string { return l.registry.Names() }
 
 // AwaitLeader waits until shard s has a leader.
 func (l *local) AwaitLeader(ctx context.Context, s uint64) error {
@@ -138,11 +137,24 @@ type remote struct{ m *Member }
 var _ engine.Remote = remote{}
 
 // Has reports whether another alive member registered node.
-func (r remote) Has(node string) bool { return r.member(node) != "" }
+func (r remote) Has(node string) bool {
+	s := r.m.syncer()
+	return s != nil && s.View().Has(node, r.m.cfg.NodeID, r.m.memberAlive)
+}
 
-// member returns the RPC address of an alive member (not this one) that
-// registered node, or "".
-func (r remote) member(node string) string { return r.m.net().NodeMember(node) }
+// member returns the RPC address of the least-loaded alive member (not
+// this one) that registered node, from the cluster state, or "".
+func (r remote) member(node string) string {
+	s := r.m.syncer()
+	if s == nil {
+		return ""
+	}
+	id, ok := s.View().Pick(node, r.m.cfg.NodeID, r.m.memberAlive)
+	if !ok {
+		return ""
+	}
+	return r.m.net().RPCAddrOf(id)
+}
 
 // Run executes node on a member that registered it.
 func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowContext, state, config json.RawMessage) (*executor.Output, error) {
@@ -191,8 +203,13 @@ func (m *Member) onQuery(name string, payload []byte, from string) ([]byte, erro
 	return nil, m.runCommand(ctx, from, payload)
 }
 
-// onUserEvent runs a dev command broadcast by another member.
+// onUserEvent runs a dev command broadcast by another member, or passes
+// a cluster state delta to the Syncer.
 func (m *Member) onUserEvent(name string, payload []byte, from string) {
+	if name == statesync.EventName {
+		m.onStateEvent(name, payload, from)
+		return
+	}
 	if name != commandEvent || from == m.cfg.NodeID {
 		return // the sender ran its own handler already
 	}

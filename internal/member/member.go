@@ -8,23 +8,24 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
-	"github.com/eleven-am/graft/gossip"
+	"github.com/eleven-am/graft/gossip/crdt"
 	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/disk"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/logkeys"
+	"github.com/eleven-am/graft/internal/statesync"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
 	dbconfig "github.com/lni/dragonboat/v4/config"
@@ -78,6 +79,14 @@ type Member struct {
 	auth      *peerAuth        // nil without Config.TLS
 
 	ready readinessState // what Readiness reports
+
+	// sync keeps the member's replica of the cluster's CRDT state (nil
+	// before Start); startedAt is when Start began (under mu).
+	sync      *statesync.Syncer
+	startedAt time.Time
+	// stateMu guards saved, the persisted entry (DataDir/member.json).
+	stateMu sync.Mutex
+	saved   savedState
 }
 
 // New returns a member for cfg (copied), not started. watch, if not nil,
@@ -117,24 +126,42 @@ func (m *Member) Stopped() bool {
 // RegisterNode registers a node (see graft.Manager.RegisterNode) and tells
 // the engine and the other members.
 func (m *Member) RegisterNode(node any) error {
+	if n := len(m.registry.Names()); n >= crdt.MaxNodeTypes {
+		return fmt.Errorf("%w: %d node types are registered, at most %d allowed", executor.ErrInvalidNode, n, crdt.MaxNodeTypes)
+	}
+	before := m.registry.Names()
 	if err := m.registry.Register(node); err != nil {
 		return err
+	}
+	// The member's record carries the names (gossip/crdt bounds them).
+	for _, name := range m.registry.Names() {
+		if !slices.Contains(before, name) && (len(name) > crdt.MaxNodeTypeLen || !utf8.ValidString(name)) {
+			_ = m.registry.Unregister(name)
+			return fmt.Errorf("%w: node name %.40q... is %d bytes, at most %d allowed (valid UTF-8)", executor.ErrInvalidNode, name, len(name), crdt.MaxNodeTypeLen)
+		}
 	}
 	m.nodesChanged()
 	return nil
 }
 
-// nodesChanged tells the engine and, in a cluster, the other members.
+// nodesChanged tells the engine and, through the cluster state, the
+// other members.
 func (m *Member) nodesChanged() {
 	m.mu.Lock()
-	e, n := m.engine, m.netLocked()
+	e, s := m.engine, m.sync
 	m.mu.Unlock()
 	if e != nil {
 		e.NodesChanged()
 	}
-	// Before gossip starts, Start publishes the tags itself.
-	if err := n.PublishTags(); err != nil && !errors.Is(err, gossip.ErrNotStarted) {
-		m.log.Warn("publishing registered node types", "error", err)
+	if s != nil {
+		s.Refresh()
+	}
+}
+
+// memberGone tombstones a member gossip reports as left or reaped.
+func (m *Member) memberGone(id string) {
+	if s := m.syncer(); s != nil {
+		s.Left(id)
 	}
 }
 
@@ -233,6 +260,9 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 		m.mu.Unlock()
 		g.StartMonitor(disk.MonitorInterval)
 	}
+	if err := m.openState(); err != nil {
+		return err
+	}
 	inc := make([]byte, 8)
 	_, _ = rand.Read(inc)
 	m.incarnate = hex.EncodeToString(inc)
@@ -266,7 +296,11 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 	m.mu.Unlock()
 
 	if m.cfg.Clustered {
-		return m.startCluster(ctx, grpcPort, shardCount)
+		if err := m.startCluster(ctx, grpcPort, shardCount); err != nil {
+			return err
+		}
+		m.syncer().Start(context.Background())
+		return nil
 	}
 	members := map[uint64]string{1: m.cfg.BindAddr}
 	for s := uint64(1); s <= shardCount; s++ {
@@ -279,6 +313,7 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 			return err
 		}
 	}
+	m.syncer().Start(context.Background())
 	m.log.Info("graft member started", "data_dir", m.cfg.DataDir, "raft_addr", m.cfg.BindAddr, "shards", shardCount)
 	return nil
 }
@@ -407,6 +442,7 @@ func (m *Member) onChanges(shardID uint64, changes []wf.Change) {
 	if e != nil {
 		e.OnChanges(shardID, changes)
 	}
+	m.countChanges(changes)
 	if m.watch != nil && m.watch.Watching() {
 		for i := range changes {
 			m.watch.Poke(changes[i].View.ID)
@@ -467,8 +503,13 @@ func (m *Member) teardown() error {
 	}
 	m.mu.Lock()
 	m.engine = nil
-	n := m.netLocked()
+	n, s := m.netLocked(), m.sync
 	m.mu.Unlock()
+	// The Syncer stops after the engine (whose last commits it counts)
+	// and before the network it exchanges over; it persists a last time.
+	if s != nil {
+		s.Stop()
+	}
 	keep(n.Close(h))
 	if h != nil {
 		keep(h.Close())
@@ -521,72 +562,6 @@ func (m *Member) storage() (*shards.Host, error) {
 		return nil, fmt.Errorf("%w: storage is not open", errs.ErrNotReady)
 	}
 	return m.host, nil
-}
-
-// Metrics are graft.ClusterMetrics, field for field (the facade converts
-// one to the other).
-type Metrics struct {
-	TotalWorkflows     int
-	ActiveWorkflows    int
-	CompletedWorkflows int
-	FailedWorkflows    int
-	StoppedWorkflows   int
-	NodesExecuted      int
-	StepsExecuted      int
-	StepErrors         int
-	QueueDepth         int
-	ExecutingSteps     int
-	BlockedWorkflows   int
-	DroppedEvents      int
-}
-
-// Info is the cluster as this member sees it (graft.ClusterInfo without
-// Status).
-type Info struct {
-	ClusterID    string
-	IsLeader     bool
-	Peers        []string
-	Metrics      Metrics
-	Shards       int
-	HostedShards []uint64
-	LeadShards   []uint64
-}
-
-// Info describes the cluster as this member sees it, with workflow metrics
-// summed over the shards this member holds.
-func (m *Member) Info() Info {
-	var info Info
-	m.mu.Lock()
-	logics := maps.Clone(m.logics)
-	h, n := m.host, m.netLocked()
-	m.mu.Unlock()
-	info.Peers, info.IsLeader, info.ClusterID = n.Describe()
-	if info.Peers == nil {
-		info.Peers = []string{}
-	}
-	info.Shards = int(m.shardCount())
-	for s, l := range logics {
-		info.HostedShards = append(info.HostedShards, s)
-		c := l.Counters()
-		info.Metrics.TotalWorkflows += int(c.Started)
-		info.Metrics.ActiveWorkflows += c.Active
-		info.Metrics.CompletedWorkflows += int(c.Completed)
-		info.Metrics.FailedWorkflows += int(c.Failed)
-		info.Metrics.StoppedWorkflows += int(c.Stopped)
-		info.Metrics.NodesExecuted += int(c.Steps + c.StepErrors)
-		info.Metrics.StepsExecuted += int(c.Steps)
-		info.Metrics.StepErrors += int(c.StepErrors)
-		info.Metrics.QueueDepth += c.Pending
-		info.Metrics.ExecutingSteps += c.Executing
-		info.Metrics.BlockedWorkflows += c.Blocked
-		if h != nil && h.IsLeader(s) {
-			info.LeadShards = append(info.LeadShards, s)
-		}
-	}
-	slices.Sort(info.HostedShards)
-	slices.Sort(info.LeadShards)
-	info.Metrics.DroppedEvents = int(m.bus.Dropped())
-	return info
 }
 
 // memberAlive reports whether gossip sees member alive (always true on a

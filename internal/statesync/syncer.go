@@ -121,7 +121,8 @@ type Syncer struct {
 	persisted  persisted
 	logged     map[string]bool // peers whose bad payload was logged
 	stats      Stats
-	gen        uint64 // bumped on every change of the state
+	gen        uint64               // bumped on every change of the state
+	updated    map[string]time.Time // when each member's version last changed here
 	rnd        *rand.Rand
 	view       *View // decoded records, rebuilt when gen changed
 	viewGen    uint64
@@ -159,13 +160,14 @@ func New(cfg Config) (*Syncer, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Syncer{cfg: cfg, log: cfg.Logger, state: crdt.NewState(), inc: cfg.Incarnation,
-		logged: map[string]bool{}, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		logged: map[string]bool{}, updated: map[string]time.Time{}, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		nudge: make(chan struct{}, 1), persisted: persisted{inc: cfg.Incarnation, counters: cfg.Counters}}
 	rec := cfg.Local()
 	if _, err := s.state.SetRecord(cfg.Self, s.inc, rec); err != nil {
 		return nil, fmt.Errorf("statesync: %w", err)
 	}
 	s.lastRec = rec.Clone()
+	s.updated[cfg.Self] = cfg.Now()
 	for c, n := range cfg.Counters {
 		if n > 0 {
 			if _, err := s.state.Add(cfg.Self, s.inc, crdt.Counter(c), n); err != nil {
@@ -272,7 +274,13 @@ func (s *Syncer) addLocked(c crdt.Counter, n uint64) {
 			return
 		}
 	}
+	s.changedLocked(s.cfg.Self)
+}
+
+// changedLocked notes that member's entry changed.
+func (s *Syncer) changedLocked(member string) {
 	s.gen++
+	s.updated[member] = s.cfg.Now()
 }
 
 // markSyncedLocked ends the wait for the cluster's view of the member's
@@ -318,7 +326,7 @@ func (s *Syncer) refuteLocked() bool {
 	s.log.Info("this member's entry was tombstoned or overtaken; restarted at a higher incarnation",
 		"from", s.inc, "to", next)
 	s.inc = next
-	s.gen++
+	s.changedLocked(self)
 	return true
 }
 
@@ -342,7 +350,7 @@ func (s *Syncer) publish() {
 			}
 		}
 		s.lastRec = rec.Clone()
-		s.gen++
+		s.changedLocked(s.cfg.Self)
 	}
 	if !s.synced && now.Sub(s.started) >= s.cfg.SyncTimeout && !s.started.IsZero() {
 		s.log.Info("no peer answered with this member's entry; counting from the persisted counters")
@@ -488,12 +496,22 @@ func (s *Syncer) HandleEvent(name string, payload []byte, from string) {
 // accepted.
 func (s *Syncer) merge(peer string, delta *crdt.State, what string) bool {
 	s.mu.Lock()
+	ids := delta.IDs()
+	before := make([]crdt.Version, len(ids))
+	for i, id := range ids {
+		before[i] = s.state.Version(id)
+	}
 	if err := s.state.Merge(delta); err != nil {
 		s.mu.Unlock()
 		s.drop(peer, what, err)
 		return false
 	}
 	s.gen++
+	for i, id := range ids {
+		if s.state.Version(id) != before[i] {
+			s.updated[id] = s.cfg.Now()
+		}
+	}
 	if !s.state.Present(s.cfg.Self) || s.state.Version(s.cfg.Self).Incarnation > s.inc {
 		s.refuteLocked()
 	}
@@ -530,7 +548,7 @@ func (s *Syncer) Left(member string) {
 		s.log.Warn("tombstoning a member that left", "peer", member, "error", err)
 		return
 	}
-	s.gen++
+	s.changedLocked(member)
 }
 
 // collect removes tombstones older than the horizon.
@@ -539,6 +557,9 @@ func (s *Syncer) collect() {
 	defer s.mu.Unlock()
 	if gone := s.state.Collect(s.cfg.Now(), s.cfg.TombstoneHorizon); len(gone) > 0 {
 		s.gen++
+		for _, id := range gone {
+			delete(s.updated, id)
+		}
 		s.log.Debug("collected the tombstones of members that left", "members", gone)
 	}
 }
@@ -548,6 +569,19 @@ func (s *Syncer) Snapshot() *crdt.State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.state.Clone()
+}
+
+// Totals returns the cluster's totals of every counter as this member
+// sees them now (crdt.State.Total), this member's counts not yet merged
+// included.
+func (s *Syncer) Totals() crdt.Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var t crdt.Counters
+	for c := range t {
+		t[c] = s.state.Total(crdt.Counter(c)) + s.pending[c]
+	}
+	return t
 }
 
 // Stats returns the Syncer's counts.

@@ -490,7 +490,7 @@ func TestPickChoosesTheLeastLoadedAliveMember(t *testing.T) {
 		_, err := st.SetRecord(id, 1, r)
 		require.NoError(t, err)
 	}
-	v := newView(st)
+	v := newView(st, nil)
 	got, ok := v.Pick("x", "", nil)
 	require.True(t, ok)
 	require.Equal(t, "c", got)

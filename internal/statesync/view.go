@@ -24,18 +24,22 @@ type View struct {
 	// every member the state holds, tombstoned ones included until
 	// collected).
 	Totals crdt.Counters
+	// Updated is when this member last saw each present member's entry
+	// change (its own clock).
+	Updated map[string]time.Time
 	// byType lists, per node type, the indexes in Members of the members
 	// that registered it.
 	byType map[string][]int
 }
 
 // newView decodes st.
-func newView(st *crdt.State) *View {
-	v := &View{Counters: map[string]crdt.Counters{}, byType: map[string][]int{}}
+func newView(st *crdt.State, updated map[string]time.Time) *View {
+	v := &View{Counters: map[string]crdt.Counters{}, Updated: map[string]time.Time{}, byType: map[string][]int{}}
 	for _, id := range st.Members() {
 		rec, _ := st.Record(id)
 		v.Members = append(v.Members, rec)
 		v.Counters[id] = st.Counters(id)
+		v.Updated[id] = updated[id]
 		for _, t := range rec.Data.NodeTypes {
 			v.byType[t] = append(v.byType[t], len(v.Members)-1)
 		}
@@ -53,7 +57,7 @@ func (s *Syncer) View() *View {
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	if s.view == nil || (s.viewGen != s.gen && now.Sub(s.viewBuilt) >= viewMaxAge) {
-		s.view, s.viewGen, s.viewBuilt = newView(s.state), s.gen, now
+		s.view, s.viewGen, s.viewBuilt = newView(s.state, s.updated), s.gen, now
 	}
 	return s.view
 }

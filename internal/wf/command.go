@@ -107,6 +107,11 @@ type Command struct {
 	// Purge: terminal workflows that ended before Before, at most Limit of them.
 	Before int64 `json:"b,omitempty"`
 	Limit  int   `json:"l,omitempty"`
+
+	// Proposer is the member whose replica proposed the command; the
+	// changes it makes carry it (Change.Proposer), so that exactly one
+	// member counts them. It does not affect the state.
+	Proposer string `json:"pr,omitempty"`
 }
 
 // Code classifies a command's outcome.
