@@ -137,23 +137,34 @@ type remote struct{ m *Member }
 var _ engine.Remote = remote{}
 
 // Has reports whether another alive member registered node.
-func (r remote) Has(node string) bool {
+func (r remote) Has(node string) bool { return r.pick(node) != "" }
+
+// pick returns the least-loaded alive member (not this one) that
+// registered node, from the cluster state, or "".
+func (r remote) pick(node string) string {
 	s := r.m.syncer()
-	return s != nil && s.View().Has(node, r.m.cfg.NodeID, r.m.memberAlive)
+	if s == nil {
+		return ""
+	}
+	v := s.View()
+	if len(v.Members) < 2 {
+		return "" // only this member
+	}
+	alive := map[string]bool{}
+	for _, id := range r.m.net().AlivePeers() {
+		alive[id] = true
+	}
+	id, _ := v.Pick(node, r.m.cfg.NodeID, func(id string) bool { return alive[id] })
+	return id
 }
 
 // member returns the RPC address of the least-loaded alive member (not
 // this one) that registered node, from the cluster state, or "".
 func (r remote) member(node string) string {
-	s := r.m.syncer()
-	if s == nil {
-		return ""
+	if id := r.pick(node); id != "" {
+		return r.m.net().RPCAddrOf(id)
 	}
-	id, ok := s.View().Pick(node, r.m.cfg.NodeID, r.m.memberAlive)
-	if !ok {
-		return ""
-	}
-	return r.m.net().RPCAddrOf(id)
+	return ""
 }
 
 // Run executes node on a member that registered it.

@@ -110,7 +110,8 @@ func (m *Member) Info() Info {
 	mt.StepsExecuted = int(t[crdt.StepsExecuted])
 	mt.StepErrors = int(t[crdt.StepErrors])
 	mt.NodesExecuted = mt.StepsExecuted + mt.StepErrors
-	info.Members = m.members(s.View(), n.Peers(), s.Incarnation())
+	own, ver := s.Own()
+	info.Members = m.members(s.View(), n.Peers(), own, ver)
 	for _, mi := range info.Members {
 		mt.QueueDepth += mi.Queued
 		mt.ExecutingSteps += mi.Executing
@@ -120,7 +121,7 @@ func (m *Member) Info() Info {
 
 // members merges the cluster state's entries with gossip's view (peers),
 // this member's own entry taken fresh from its parts.
-func (m *Member) members(v *statesync.View, peers []cluster.Peer, inc uint64) []MemberInfo {
+func (m *Member) members(v *statesync.View, peers []cluster.Peer, own crdt.Counters, ver crdt.Version) []MemberInfo {
 	byID := map[string]*MemberInfo{}
 	for _, r := range v.Members {
 		d := &r.Data
@@ -151,7 +152,7 @@ func (m *Member) members(v *statesync.View, peers []cluster.Peer, inc uint64) []
 	self.WorkerCapacity, self.Executing, self.Queued = int(rec.WorkerCapacity), int(rec.Executing), int(rec.Queued)
 	self.ShardsHeld, self.ShardsLed = slices.Sorted(slices.Values(rec.ShardsHeld)), slices.Sorted(slices.Values(rec.ShardsLed))
 	self.SoftwareVersion, self.StartedAt, self.DiskFull, self.Metadata = rec.SoftwareVersion, rec.StartedAt, rec.DiskFull, rec.Metadata
-	self.Incarnation = inc
+	self.Counters, self.Incarnation, self.Version = countersOf(own), ver.Incarnation, ver.Counter
 	out := make([]MemberInfo, 0, len(byID))
 	for _, id := range slices.Sorted(maps.Keys(byID)) {
 		out = append(out, *byID[id])

@@ -84,6 +84,7 @@ type Member struct {
 	// before Start); startedAt is when Start began (under mu).
 	sync      *statesync.Syncer
 	startedAt time.Time
+	runInc    uint64 // the incarnation of this run (in proposer stamps)
 	// stateMu guards saved, the persisted entry (DataDir/member.json).
 	stateMu sync.Mutex
 	saved   savedState
@@ -442,7 +443,7 @@ func (m *Member) onChanges(shardID uint64, changes []wf.Change) {
 	if e != nil {
 		e.OnChanges(shardID, changes)
 	}
-	m.countChanges(changes)
+	m.countChanges(shardID, changes)
 	if m.watch != nil && m.watch.Watching() {
 		for i := range changes {
 			m.watch.Poke(changes[i].View.ID)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/eleven-am/graft/gossip"
@@ -29,11 +30,13 @@ import (
 //
 // Counting: each event is counted once in the cluster, by the member whose
 // replica proposed the command that recorded it. Every command proposed
-// through a member's replica carries the member's ID (wf.Command.Proposer,
-// stamped by internal/route: by the member itself, or by the shard member a
-// call was forwarded to, ApplyHere); every replica applies the command, and
-// only the proposer's counts the changes it made (countChanges, on the
-// apply goroutine, before the change is visible to reads and events):
+// through a member's replica carries the replica's stamp
+// (wf.Command.Proposer: member ID, replica ID and the member's
+// incarnation, stamped by internal/route: by the member itself, or by the
+// shard member a call was forwarded to, ApplyHere); every replica applies
+// the command, and only the one with that stamp counts the changes it made
+// (countChanges, on the apply goroutine, before the change is visible to
+// reads and events):
 //
 //   - WorkflowsStarted: the start, at the member that proposed it (the
 //     shard's leader for a start sent there, or the starting member); a
@@ -45,9 +48,10 @@ import (
 //     that moved the workflow to that status (a step's outcome, a blocked
 //     timeout, a stop), at the member that proposed the command.
 //
-// A replica applies each committed entry once (the state machine persists
-// its applied index with its data), so a change is counted once; only a
-// crash between applying a batch and counting it loses counts.
+// A replica that applies an entry again (after a restart) or for the first
+// time later (a new replica catching up from the log) has another stamp,
+// so a change is counted at most once; one the proposer's replica applied
+// only after its member restarted is not counted.
 
 // stateFile is the member's persisted entry: DataDir/member.json.
 const stateFile = "member.json"
@@ -129,13 +133,13 @@ func (m *Member) openState() error {
 	m.saved = saved
 	m.stateMu.Unlock()
 	m.mu.Lock()
-	m.startedAt = time.Now()
+	m.startedAt, m.runInc = time.Now(), saved.Incarnation
 	m.mu.Unlock()
 	sc := m.cfg.StateSync
 	s, err := statesync.New(statesync.Config{
 		Self: m.cfg.NodeID, Incarnation: saved.Incarnation, Counters: saved.counters(),
 		Local: m.localRecord, Broadcast: m.broadcastState, MaxBroadcast: gossip.MaxUserEventSize,
-		Exchange: m.exchangeState, Peers: m.statePeers, Persist: m.persistCounters,
+		Exchange: m.exchangeState, Peers: m.statePeers, Persist: m.persistCounters, OnNodeTypes: m.remoteNodesChanged,
 		PublishInterval: sc.PublishInterval, ExchangeInterval: sc.ExchangeInterval,
 		TombstoneHorizon: sc.TombstoneHorizon, MaxReplyBytes: m.rpcConfig().MaxMessageBytes / 2,
 		Seed:   uint64(time.Now().UnixNano()),
@@ -148,6 +152,17 @@ func (m *Member) openState() error {
 	m.sync = s
 	m.mu.Unlock()
 	return nil
+}
+
+// remoteNodesChanged tells the engine that the node types registered in
+// the cluster changed: tasks parked for lack of their node may run now.
+func (m *Member) remoteNodesChanged() {
+	m.mu.Lock()
+	e := m.engine
+	m.mu.Unlock()
+	if e != nil {
+		e.NodesChanged()
+	}
 }
 
 // syncer returns the member's Syncer, nil before Start.
@@ -324,19 +339,43 @@ func (m *Member) pushSender(req statesync.Request) string {
 	return ""
 }
 
-// countChanges counts the changes of a committed batch whose command this
-// member's replica proposed (see the comment at the top of this file).
-func (m *Member) countChanges(changes []wf.Change) {
-	s := m.syncer()
-	if s == nil {
+// proposerStamp is the wf.Command.Proposer of this member's replica of
+// shard s in this run: member ID, replica ID and incarnation. A replica
+// created later (replica IDs are never reused) or the same replica after a
+// restart (which may apply again what it had applied) has another stamp,
+// so it does not count the changes again.
+func (m *Member) proposerStamp(s uint64) string {
+	m.mu.Lock()
+	h, inc := m.host, m.runInc
+	m.mu.Unlock()
+	var rid uint64
+	if h != nil {
+		rid, _ = h.ReplicaID(s)
+	}
+	return m.cfg.NodeID + "/" + strconv.FormatUint(rid, 10) + "/" + strconv.FormatUint(inc, 10)
+}
+
+// countChanges counts the changes of a committed batch of shard s whose
+// command this replica proposed in this run (see the comment at the top of
+// this file).
+func (m *Member) countChanges(s uint64, changes []wf.Change) {
+	sy := m.syncer()
+	if sy == nil {
 		return
 	}
+	stamp := ""
 	for i := range changes {
-		if changes[i].Proposer != m.cfg.NodeID {
+		if changes[i].Proposer == "" {
+			continue
+		}
+		if stamp == "" {
+			stamp = m.proposerStamp(s)
+		}
+		if changes[i].Proposer != stamp {
 			continue
 		}
 		for _, c := range changeCounts(&changes[i]) {
-			s.Count(c, 1)
+			sy.Count(c, 1)
 		}
 	}
 }

@@ -50,17 +50,26 @@ type Claims interface {
 // Router routes one call. Host is the member's shards (nil once closed),
 // Net its network, Claims its engine (nil if it has none), Disk its disk
 // guard (nil accepts everything), Clustered whether it runs in a cluster.
-// Self is the member's ID: every command proposed through this member's
-// replica carries it as wf.Command.Proposer (a forwarded command is
-// re-stamped by the member that proposes it, ApplyHere), so that the
-// member whose replica proposed a command counts its changes.
+// Stamp, if set, returns this member's wf.Command.Proposer for shard s:
+// every command proposed through this member's replica carries it (a
+// forwarded command is re-stamped by the member that proposes it,
+// ApplyHere), so that the replica that proposed a command counts its
+// changes.
 type Router struct {
 	Host      *shards.Host
 	Net       Network
 	Claims    Claims
 	Disk      *disk.Guard
 	Clustered bool
-	Self      string
+	Stamp     func(s uint64) string
+}
+
+// stamp returns the Proposer of a command proposed here about shard s.
+func (r Router) stamp(s uint64) string {
+	if r.Stamp == nil {
+		return ""
+	}
+	return r.Stamp(s)
 }
 
 // Start proposes a start command and returns its result. The shard's
@@ -88,7 +97,7 @@ func (r Router) Apply(ctx context.Context, shard uint64, c *wf.Command, class di
 	if h == nil {
 		return wf.Result{}, errs.ErrClosed
 	}
-	c.Proposer = r.Self
+	c.Proposer = r.stamp(shard)
 	raw, err := wf.EncodeCommand(c)
 	if err != nil {
 		return wf.Result{}, fmt.Errorf("encoding %s command: %w", c.Op, err)
@@ -182,7 +191,7 @@ func (r Router) ApplyHere(ctx context.Context, s uint64, raw []byte) ([]byte, er
 	if err != nil {
 		return h.Propose(ctx, s, raw) // the state machine answers Invalid
 	}
-	cmd.Proposer = r.Self
+	cmd.Proposer = r.stamp(s)
 	if e == nil || !h.IsLeader(s) || cmd.Op != wf.OpStart {
 		if raw, err = wf.EncodeCommand(&cmd); err != nil {
 			return nil, err

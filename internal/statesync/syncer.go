@@ -66,6 +66,10 @@ type Config struct {
 	Exchange func(ctx context.Context, peer string, request []byte) ([]byte, error)
 	// Peers lists the other alive members. Nil means none.
 	Peers func() []string
+	// OnNodeTypes, if set, is called from the loop (at most once per
+	// publish or exchange tick) when the set of node types registered by
+	// the members changed (a member registered one, joined or left).
+	OnNodeTypes func()
 	// Persist saves the incarnation and counters (atomically); it is
 	// called from the loop when they changed, and from Stop. Nil means
 	// nothing is saved.
@@ -128,7 +132,8 @@ type Syncer struct {
 	viewGen    uint64
 	viewBuilt  time.Time
 	nudge      chan struct{}
-	persistErr bool // the last Persist failed (logged once)
+	nodeTypes  []string // View().NodeTypes() when the loop last looked
+	persistErr bool     // the last Persist failed (logged once)
 
 	startOnce, stopOnce sync.Once
 	cancel              context.CancelFunc
@@ -229,7 +234,22 @@ func (s *Syncer) run(ctx context.Context) {
 			s.exchange(ctx)
 			s.collect()
 		}
+		s.checkNodeTypes()
 	}
+}
+
+// checkNodeTypes calls OnNodeTypes if the members' node types changed
+// since the loop last looked.
+func (s *Syncer) checkNodeTypes() {
+	if s.cfg.OnNodeTypes == nil {
+		return
+	}
+	types := s.View().NodeTypes()
+	if slices.Equal(types, s.nodeTypes) { // nodeTypes is the loop's own
+		return
+	}
+	s.nodeTypes = types
+	s.cfg.OnNodeTypes()
 }
 
 // Refresh asks the loop to read the member's record and publish it soon
@@ -582,6 +602,18 @@ func (s *Syncer) Totals() crdt.Counters {
 		t[c] = s.state.Total(crdt.Counter(c)) + s.pending[c]
 	}
 	return t
+}
+
+// Own returns this member's counters (its counts not yet merged
+// included) and the version of its entry, as they are now.
+func (s *Syncer) Own() (crdt.Counters, crdt.Version) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.state.Counters(s.cfg.Self)
+	for i, n := range s.pending {
+		c[i] += n
+	}
+	return c, s.state.Version(s.cfg.Self)
 }
 
 // Stats returns the Syncer's counts.

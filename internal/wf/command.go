@@ -108,9 +108,10 @@ type Command struct {
 	Before int64 `json:"b,omitempty"`
 	Limit  int   `json:"l,omitempty"`
 
-	// Proposer is the member whose replica proposed the command; the
-	// changes it makes carry it (Change.Proposer), so that exactly one
-	// member counts them. It does not affect the state.
+	// Proposer identifies the replica, and the run of its member, that
+	// proposed the command; the changes it makes carry it
+	// (Change.Proposer), so that exactly one replica counts them, once.
+	// It does not affect the state.
 	Proposer string `json:"pr,omitempty"`
 }
 
