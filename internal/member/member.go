@@ -14,11 +14,9 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
-	"github.com/eleven-am/graft/gossip/crdt"
 	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/disk"
@@ -79,6 +77,7 @@ type Member struct {
 	auth      *peerAuth        // nil without Config.TLS
 
 	ready readinessState // what Readiness reports
+	regMu sync.Mutex     // serialises RegisterNode's check of the entry
 
 	// sync keeps the member's replica of the cluster's CRDT state (nil
 	// before Start); startedAt is when Start began (under mu).
@@ -127,19 +126,22 @@ func (m *Member) Stopped() bool {
 // RegisterNode registers a node (see graft.Manager.RegisterNode) and tells
 // the engine and the other members.
 func (m *Member) RegisterNode(node any) error {
-	if n := len(m.registry.Names()); n >= crdt.MaxNodeTypes {
-		return fmt.Errorf("%w: %d node types are registered, at most %d allowed", executor.ErrInvalidNode, n, crdt.MaxNodeTypes)
-	}
+	m.regMu.Lock()
+	defer m.regMu.Unlock()
 	before := m.registry.Names()
 	if err := m.registry.Register(node); err != nil {
 		return err
 	}
-	// The member's record carries the names (gossip/crdt bounds them).
-	for _, name := range m.registry.Names() {
-		if !slices.Contains(before, name) && (len(name) > crdt.MaxNodeTypeLen || !utf8.ValidString(name)) {
-			_ = m.registry.Unregister(name)
-			return fmt.Errorf("%w: node name %.40q... is %d bytes, at most %d allowed (valid UTF-8)", executor.ErrInvalidNode, name, len(name), crdt.MaxNodeTypeLen)
+	// The member's entry in the cluster state carries the names, and
+	// gossip/crdt bounds it (names, their count, 64 KiB in all).
+	rec := m.localRecord()
+	if err := rec.Validate(); err != nil {
+		for _, name := range m.registry.Names() {
+			if !slices.Contains(before, name) {
+				_ = m.registry.Unregister(name)
+			}
 		}
+		return fmt.Errorf("%w: the member's node types would not fit its entry in the cluster state: %w", executor.ErrInvalidNode, err)
 	}
 	m.nodesChanged()
 	return nil
