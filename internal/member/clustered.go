@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/eleven-am/graft/executor"
@@ -134,6 +135,32 @@ const remoteStepTimeout = 5 * time.Minute
 // remote runs steps on the members that registered their node types.
 type remote struct{ m *Member }
 
+// remoteLoad counts the steps this member is running on each other member:
+// their published load lags by up to the publish interval, so picking by
+// it alone would send every step of a burst to the same member.
+type remoteLoad struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (l *remoteLoad) get(id string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[id]
+}
+
+func (l *remoteLoad) add(id string, d int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n == nil {
+		l.n = map[string]uint64{}
+	}
+	l.n[id] = uint64(int(l.n[id]) + d)
+	if l.n[id] == 0 {
+		delete(l.n, id)
+	}
+}
+
 var _ engine.Remote = remote{}
 
 // Has reports whether another alive member registered node.
@@ -154,25 +181,22 @@ func (r remote) pick(node string) string {
 	for _, id := range r.m.net().AlivePeers() {
 		alive[id] = true
 	}
-	id, _ := v.Pick(node, r.m.cfg.NodeID, func(id string) bool { return alive[id] })
+	id, _ := v.Pick(node, r.m.cfg.NodeID, func(id string) bool { return alive[id] }, r.m.remoteLoad.get)
 	return id
-}
-
-// member returns the RPC address of the least-loaded alive member (not
-// this one) that registered node, from the cluster state, or "".
-func (r remote) member(node string) string {
-	if id := r.pick(node); id != "" {
-		return r.m.net().RPCAddrOf(id)
-	}
-	return ""
 }
 
 // Run executes node on a member that registered it.
 func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowContext, state, config json.RawMessage) (*executor.Output, error) {
-	addr := r.member(node)
+	id := r.pick(node)
+	addr := ""
+	if id != "" {
+		addr = r.m.net().RPCAddrOf(id)
+	}
 	if addr == "" {
 		return nil, fmt.Errorf("no alive member has node %q", node)
 	}
+	r.m.remoteLoad.add(id, 1)
+	defer r.m.remoteLoad.add(id, -1)
 	b, err := json.Marshal(wire.ExecRequest{Node: node, Context: *wc, State: state, Config: config})
 	if err != nil {
 		return nil, executor.Permanent(err)

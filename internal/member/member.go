@@ -79,6 +79,8 @@ type Member struct {
 	ready readinessState // what Readiness reports
 	regMu sync.Mutex     // serialises RegisterNode's check of the entry
 
+	remoteLoad remoteLoad // steps this member runs on others now
+
 	// sync keeps the member's replica of the cluster's CRDT state (nil
 	// before Start); startedAt is when Start began (under mu).
 	sync      *statesync.Syncer
@@ -508,14 +510,18 @@ func (m *Member) teardown() error {
 	m.engine = nil
 	n, s := m.netLocked(), m.sync
 	m.mu.Unlock()
-	// The Syncer stops after the engine (whose last commits it counts)
-	// and before the network it exchanges over; it persists a last time.
+	// The Syncer stops after the engine and before the member leaves
+	// gossip (it would otherwise refute its own tombstone); once storage
+	// is closed it saves the counts of the last changes applied meanwhile.
 	if s != nil {
 		s.Stop()
 	}
 	keep(n.Close(h))
 	if h != nil {
 		keep(h.Close())
+	}
+	if s != nil {
+		s.Save()
 	}
 	m.mu.Lock()
 	m.host = nil

@@ -134,6 +134,7 @@ type Syncer struct {
 	nudge      chan struct{}
 	nodeTypes  []string // View().NodeTypes() when the loop last looked
 	persistErr bool     // the last Persist failed (logged once)
+	stopped    bool     // Stop ran: nothing from peers is merged any more
 
 	startOnce, stopOnce sync.Once
 	cancel              context.CancelFunc
@@ -196,13 +197,15 @@ func (s *Syncer) Start(ctx context.Context) {
 	})
 }
 
-// Stop ends the loop, refreshes the record and persists the counters a
-// last time. Safe to call more than once, and without Start.
+// Stop ends the loop, stops merging what peers send (Serve still answers)
+// and persists the counters a last time; Count still counts (see Save).
+// Safe to call more than once, and without Start.
 func (s *Syncer) Stop() {
 	s.stopOnce.Do(func() {
 		s.startOnce.Do(func() {}) // a later Start does nothing
 		s.mu.Lock()
 		cancel := s.cancel
+		s.stopped = true // a leaving member must not refute its tombstone
 		s.mu.Unlock()
 		if cancel != nil {
 			cancel()
@@ -407,6 +410,10 @@ func shouldPublish(cur, published crdt.Version, now, last time.Time, interval ti
 	return cur != published && (last.IsZero() || now.Sub(last) >= interval)
 }
 
+// Save hands the incarnation and counters to Config.Persist now if they
+// changed since the last save: after Stop, for counts made since.
+func (s *Syncer) Save() { s.persist() }
+
 // persist hands the incarnation and counters to Config.Persist if they
 // changed since the last save.
 func (s *Syncer) persist() {
@@ -516,6 +523,10 @@ func (s *Syncer) HandleEvent(name string, payload []byte, from string) {
 // accepted.
 func (s *Syncer) merge(peer string, delta *crdt.State, what string) bool {
 	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return false
+	}
 	ids := delta.IDs()
 	before := make([]crdt.Version, len(ids))
 	for i, id := range ids {

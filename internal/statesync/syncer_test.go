@@ -262,7 +262,7 @@ func TestLargeRecordsTravelByAntiEntropy(t *testing.T) {
 	f.runUntilConverged(f.ids, 20)
 	require.NotZero(t, f.node("member-03").Stats().TooLarge, "the large entry was not broadcast")
 	v := f.node("member-00").View()
-	who, ok := v.Pick(big[59], "member-00", nil)
+	who, ok := v.Pick(big[59], "member-00", nil, nil)
 	require.True(t, ok)
 	require.Equal(t, "member-03", who)
 }
@@ -491,14 +491,22 @@ func TestPickChoosesTheLeastLoadedAliveMember(t *testing.T) {
 		require.NoError(t, err)
 	}
 	v := newView(st, nil)
-	got, ok := v.Pick("x", "", nil)
+	got, ok := v.Pick("x", "", nil, nil)
 	require.True(t, ok)
 	require.Equal(t, "c", got)
-	got, _ = v.Pick("x", "c", nil)
+	got, _ = v.Pick("x", "c", nil, nil)
 	require.Equal(t, "b", got)
-	got, _ = v.Pick("x", "", func(id string) bool { return id == "a" })
+	got, _ = v.Pick("x", "", func(id string) bool { return id == "a" }, nil)
 	require.Equal(t, "a", got)
-	_, ok = v.Pick("z", "", nil)
+	// Steps sent to c since it published its load count against it.
+	got, _ = v.Pick("x", "", nil, func(id string) uint64 {
+		if id == "c" {
+			return 5
+		}
+		return 0
+	})
+	require.Equal(t, "b", got)
+	_, ok = v.Pick("z", "", nil, nil)
 	require.False(t, ok)
 	require.Equal(t, []string{"x", "y"}, v.NodeTypes())
 }
@@ -554,4 +562,25 @@ func TestLoopsConvergeAndStopTwice(t *testing.T) {
 		s.Stop()
 		s.Start(context.Background()) // after Stop: does nothing
 	}
+}
+
+// A stopped Syncer (its member leaving) merges nothing more, so it never
+// refutes the tombstone the others give it; counts made after Stop are
+// saved by Save.
+func TestStoppedSyncerMergesNothingAndSaves(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 3)
+	f.runUntilConverged(f.ids, 20)
+	s := f.node("member-01")
+	s.Stop()
+	f.node("member-00").Left("member-01")
+	f.runUntilConverged([]string{"member-00", "member-02"}, 20)
+	require.Equal(t, uint64(1), s.Incarnation(), "no refutation after Stop")
+	_, left := f.node("member-02").Snapshot().Left("member-01")
+	require.True(t, left)
+	s.Count(crdt.WorkflowsFailed, 2)
+	s.Save()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Equal(t, persisted{inc: 1, counters: crdt.Counters{crdt.WorkflowsFailed: 2}}, f.saved["member-01"])
 }

@@ -63,17 +63,24 @@ func (s *Syncer) View() *View {
 }
 
 // Pick returns the least-loaded member other than self that registered
-// node type node and that alive accepts: least (Executing+Queued) per unit
-// of WorkerCapacity, then lowest ID. ok is false if there is none.
-func (v *View) Pick(node, self string, alive func(string) bool) (string, bool) {
+// node type node and that alive accepts: least (Executing + Queued +
+// extra) per unit of WorkerCapacity, then lowest ID. extra, if set, adds
+// what the caller knows the published load lacks (the steps it sent there
+// since). ok is false if there is none.
+func (v *View) Pick(node, self string, alive func(string) bool, extra func(string) uint64) (string, bool) {
 	best, found := -1, false
+	var bestLoad uint64
 	for _, i := range v.byType[node] {
 		r := &v.Members[i]
 		if r.ID == self || (alive != nil && !alive(r.ID)) {
 			continue
 		}
-		if !found || lessLoaded(&r.Data, &v.Members[best].Data) {
-			best, found = i, true
+		load := r.Data.Executing + r.Data.Queued
+		if extra != nil {
+			load += extra(r.ID)
+		}
+		if !found || lessLoaded(load, r.Data.WorkerCapacity, bestLoad, v.Members[best].Data.WorkerCapacity) {
+			best, found, bestLoad = i, true, load
 		}
 	}
 	if !found {
@@ -82,19 +89,19 @@ func (v *View) Pick(node, self string, alive func(string) bool) (string, bool) {
 	return v.Members[best].ID, true
 }
 
-// lessLoaded reports whether a is less loaded than b (their members' IDs
-// break ties: Members is sorted, so the first found wins).
-func lessLoaded(a, b *crdt.MemberRecord) bool {
-	// a.load/a.cap < b.load/b.cap, compared without division.
-	la, lb := a.Executing+a.Queued, b.Executing+b.Queued
-	ca, cb := max(a.WorkerCapacity, 1), max(b.WorkerCapacity, 1)
+// lessLoaded reports whether load la on capacity ca is less than lb on cb
+// (the members' IDs break ties: Members is sorted, so the first found
+// wins).
+func lessLoaded(la, ca, lb, cb uint64) bool {
+	// la/ca < lb/cb, compared without division.
+	ca, cb = max(ca, 1), max(cb, 1)
 	return la*cb < lb*ca
 }
 
 // Has reports whether a member other than self that alive accepts
 // registered node type node.
 func (v *View) Has(node, self string, alive func(string) bool) bool {
-	_, ok := v.Pick(node, self, alive)
+	_, ok := v.Pick(node, self, alive, nil)
 	return ok
 }
 
