@@ -60,8 +60,10 @@
 // counters lag the cluster's view (a crash between saves) continues from
 // the cluster's figure: per-member counters merge by maximum, so counting
 // on a lower base first would lose the difference. Counters and the
-// incarnation are handed to Config.Persist at most once per publish tick
-// when they changed, and at Stop. A member that finds itself tombstoned,
+// incarnation are handed to Config.Persist when they changed, at most once
+// per PersistInterval (default 10 s: each save is an fsync), at once when
+// the incarnation changed, and at Stop; a crash loses the counts since the
+// last save that no peer had merged (peers give back what they hold). A member that finds itself tombstoned,
 // or its entry at a higher incarnation than its own (a lost incarnation
 // file), restarts its record at a higher incarnation (SWIM's refutation)
 // and persists it.

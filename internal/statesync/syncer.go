@@ -29,6 +29,9 @@ const (
 	// DefaultTombstoneHorizon is how long a tombstone is kept before it is
 	// collected: Serf's TombstoneTimeout.
 	DefaultTombstoneHorizon = 24 * time.Hour
+	// DefaultPersistInterval is the least time between two saves of the
+	// counters (each an fsync) while the Syncer runs; Stop saves at once.
+	DefaultPersistInterval = 10 * time.Second
 	// DefaultSyncTimeout is how long counts wait for the cluster's view of
 	// the member's own entry before they are added anyway.
 	DefaultSyncTimeout = 10 * time.Second
@@ -74,10 +77,11 @@ type Config struct {
 	// called from the loop when they changed, and from Stop. Nil means
 	// nothing is saved.
 	Persist func(incarnation uint64, counters crdt.Counters) error
-	// PublishInterval, ExchangeInterval, TombstoneHorizon and SyncTimeout
-	// default to the Default* constants.
+	// PublishInterval, ExchangeInterval, PersistInterval,
+	// TombstoneHorizon and SyncTimeout default to the Default* constants.
 	PublishInterval  time.Duration
 	ExchangeInterval time.Duration
+	PersistInterval  time.Duration
 	TombstoneHorizon time.Duration
 	SyncTimeout      time.Duration
 	// MaxReplyBytes bounds the delta one reply carries
@@ -132,9 +136,10 @@ type Syncer struct {
 	viewGen    uint64
 	viewBuilt  time.Time
 	nudge      chan struct{}
-	nodeTypes  []string // View().NodeTypes() when the loop last looked
-	persistErr bool     // the last Persist failed (logged once)
-	stopped    bool     // Stop ran: nothing from peers is merged any more
+	nodeTypes  []string  // View().NodeTypes() when the loop last looked
+	lastSave   time.Time // when the loop last called persist (the loop's own)
+	persistErr bool      // the last Persist failed (logged once)
+	stopped    bool      // Stop ran: nothing from peers is merged any more
 
 	startOnce, stopOnce sync.Once
 	cancel              context.CancelFunc
@@ -155,6 +160,7 @@ func New(cfg Config) (*Syncer, error) {
 	}
 	cfg.PublishInterval = cmp.Or(cfg.PublishInterval, DefaultPublishInterval)
 	cfg.ExchangeInterval = cmp.Or(cfg.ExchangeInterval, DefaultExchangeInterval)
+	cfg.PersistInterval = cmp.Or(cfg.PersistInterval, DefaultPersistInterval)
 	cfg.TombstoneHorizon = cmp.Or(cfg.TombstoneHorizon, DefaultTombstoneHorizon)
 	cfg.SyncTimeout = cmp.Or(cfg.SyncTimeout, DefaultSyncTimeout)
 	cfg.MaxReplyBytes = cmp.Or(cfg.MaxReplyBytes, DefaultMaxReplyBytes)
@@ -230,7 +236,10 @@ func (s *Syncer) run(ctx context.Context) {
 			return
 		case <-pub.C:
 			s.publish()
-			s.persist()
+			if now := s.cfg.Now(); s.saveDue(now, s.lastSave) {
+				s.lastSave = now
+				s.persist()
+			}
 		case <-s.nudge:
 			s.publish()
 		case <-ex.C:
@@ -408,6 +417,15 @@ func (s *Syncer) publish() {
 // published) and at least interval has passed since then (last).
 func shouldPublish(cur, published crdt.Version, now, last time.Time, interval time.Duration) bool {
 	return cur != published && (last.IsZero() || now.Sub(last) >= interval)
+}
+
+// saveDue reports whether the loop saves now: PersistInterval passed
+// since the last save (last), or the incarnation changed since (a
+// refutation must never be lost, or a restart could reuse it).
+func (s *Syncer) saveDue(now, last time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return now.Sub(last) >= s.cfg.PersistInterval || s.inc != s.persisted.inc
 }
 
 // Save hands the incarnation and counters to Config.Persist now if they
