@@ -197,6 +197,10 @@ func TestRestartedMemberKeepsItsCounters(t *testing.T) {
 		}
 	}
 	awaitTotals(t, rest, 9, 27) // the leaver's counts stay
+	require.Eventually(t, func() bool {
+		mi, ok := memberEntry(members[other].m, id)
+		return ok && mi.Status == "left" && mi.Counters.StepsExecuted == before.Counters.StepsExecuted
+	}, 20*time.Second, 20*time.Millisecond, "%s does not list %s as left with its counters", members[other].cfg.NodeID, id)
 
 	m := graft.NewWithConfig(members[v].cfg)
 	register(m)

@@ -286,8 +286,10 @@ type ClusterInfo struct {
 	HostedShards []uint64
 	LeadShards   []uint64
 	// Members are the cluster's members as this member sees them, sorted
-	// by ID, itself included: every member in the cluster state or in
-	// gossip's view. A lone member lists itself.
+	// by ID, itself included: every member in the cluster state (those
+	// that left until their entries are collected, 24 hours later, so
+	// their counters add up to Metrics' totals) or in gossip's view. A
+	// lone member lists itself.
 	Members []MemberInfo
 }
 
@@ -301,8 +303,10 @@ type MemberInfo struct {
 	// address (Config.BindAddr) and RPCAddr its member RPC address; empty
 	// when gossip does not know them (a lone member has only RaftAddr).
 	GossipAddr, RaftAddr, RPCAddr string
-	// Status is its gossip status: "alive", "leaving", "left", "failed",
-	// or "unknown" for a member the state lists but gossip does not.
+	// Status is its gossip status: "alive", "leaving", "left", "failed";
+	// "left" too for a member the state holds as left that gossip no
+	// longer lists, and "unknown" for one the state lists but gossip does
+	// not.
 	Status string
 	// NodeTypes are the node types it registered, sorted.
 	NodeTypes []string

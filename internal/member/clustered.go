@@ -174,7 +174,7 @@ func (r remote) pick(node string) string {
 		return ""
 	}
 	v := s.View()
-	if len(v.Members) < 2 {
+	if v.Present() < 2 {
 		return "" // only this member
 	}
 	alive := map[string]bool{}

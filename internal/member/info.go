@@ -125,7 +125,11 @@ func (m *Member) members(v *statesync.View, peers []cluster.Peer, own crdt.Count
 	byID := map[string]*MemberInfo{}
 	for _, r := range v.Members {
 		d := &r.Data
-		byID[r.ID] = &MemberInfo{ID: r.ID, Status: "unknown", NodeTypes: d.NodeTypes, WorkerCapacity: int(d.WorkerCapacity),
+		status := "unknown"
+		if v.Left[r.ID] {
+			status = gossip.StatusLeft.String()
+		}
+		byID[r.ID] = &MemberInfo{ID: r.ID, Status: status, NodeTypes: d.NodeTypes, WorkerCapacity: int(d.WorkerCapacity),
 			Executing: int(d.Executing), Queued: int(d.Queued), Counters: countersOf(v.Counters[r.ID]),
 			ShardsHeld: d.ShardsHeld, ShardsLed: d.ShardsLed, SoftwareVersion: d.SoftwareVersion, StartedAt: d.StartedAt,
 			DiskFull: d.DiskFull, Metadata: d.Metadata, Incarnation: r.Version.Incarnation, Version: r.Version.Counter,

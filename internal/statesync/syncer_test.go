@@ -353,6 +353,11 @@ func TestLeftMembersAreCollectedAfterTheHorizon(t *testing.T) {
 	f.mu.Unlock()
 	f.runUntilConverged(live, 10)
 	require.Equal(t, 3, f.node("member-00").Snapshot().Len(), "tombstone kept")
+	v := f.node("member-01").View()
+	require.True(t, v.Left[gone])
+	require.Equal(t, 2, v.Present())
+	_, ok := v.Pick("only-"+gone, "", nil, nil)
+	require.False(t, ok, "a member that left runs nothing")
 	f.clock.Add(DefaultTombstoneHorizon + time.Minute)
 	for _, id := range live {
 		f.node(id).collect()

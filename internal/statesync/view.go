@@ -15,10 +15,13 @@ const viewMaxAge = 100 * time.Millisecond
 // member's record and counters, and the cluster's totals. Callers must
 // not modify it.
 type View struct {
-	// Members are the present (not tombstoned) members' records, sorted
-	// by ID.
+	// Members are the records of every member the state holds, sorted by
+	// ID: present ones and, until their tombstones are collected, those
+	// that left (Left).
 	Members []crdt.Record
-	// Counters are each present member's counters, by ID.
+	// Left holds the members that left (tombstoned).
+	Left map[string]bool
+	// Counters are each member's counters, by ID.
 	Counters map[string]crdt.Counters
 	// Totals are the cluster's totals of each counter (State.Total: over
 	// every member the state holds, tombstoned ones included until
@@ -27,19 +30,23 @@ type View struct {
 	// Updated is when this member last saw each present member's entry
 	// change (its own clock).
 	Updated map[string]time.Time
-	// byType lists, per node type, the indexes in Members of the members
-	// that registered it.
+	// byType lists, per node type, the indexes in Members of the present
+	// members that registered it.
 	byType map[string][]int
 }
 
 // newView decodes st.
 func newView(st *crdt.State, updated map[string]time.Time) *View {
-	v := &View{Counters: map[string]crdt.Counters{}, Updated: map[string]time.Time{}, byType: map[string][]int{}}
-	for _, id := range st.Members() {
+	v := &View{Left: map[string]bool{}, Counters: map[string]crdt.Counters{}, Updated: map[string]time.Time{}, byType: map[string][]int{}}
+	for _, id := range st.IDs() {
 		rec, _ := st.Record(id)
 		v.Members = append(v.Members, rec)
 		v.Counters[id] = st.Counters(id)
 		v.Updated[id] = updated[id]
+		if !st.Present(id) {
+			v.Left[id] = true
+			continue
+		}
 		for _, t := range rec.Data.NodeTypes {
 			v.byType[t] = append(v.byType[t], len(v.Members)-1)
 		}
@@ -104,6 +111,9 @@ func (v *View) Has(node, self string, alive func(string) bool) bool {
 	_, ok := v.Pick(node, self, alive, nil)
 	return ok
 }
+
+// Present returns the number of members that have not left.
+func (v *View) Present() int { return len(v.Members) - len(v.Left) }
 
 // NodeTypes returns every node type a present member registered, sorted.
 func (v *View) NodeTypes() []string {
