@@ -136,15 +136,19 @@ func (m *Member) openState() error {
 	m.startedAt, m.runInc = time.Now(), saved.Incarnation
 	m.mu.Unlock()
 	sc := m.cfg.StateSync
-	s, err := statesync.New(statesync.Config{
+	cfg := statesync.Config{
 		Self: m.cfg.NodeID, Incarnation: saved.Incarnation, Counters: saved.counters(),
-		Local: m.localRecord, Broadcast: m.broadcastState, MaxBroadcast: gossip.MaxUserEventSize,
-		Exchange: m.exchangeState, Peers: m.statePeers, Persist: m.persistCounters, OnNodeTypes: m.remoteNodesChanged,
+		Local: m.localRecord, MaxBroadcast: gossip.MaxUserEventSize,
+		Persist: m.persistCounters, OnNodeTypes: m.remoteNodesChanged,
 		PublishInterval: sc.PublishInterval, ExchangeInterval: sc.ExchangeInterval,
 		TombstoneHorizon: sc.TombstoneHorizon, MaxReplyBytes: m.rpcConfig().MaxMessageBytes / 2,
 		Seed:   uint64(time.Now().UnixNano()),
 		Logger: m.log.With(logkeys.Component, "statesync"),
-	})
+	}
+	if m.cfg.Clustered {
+		cfg.Broadcast, cfg.Exchange, cfg.Peers = m.broadcastState, m.exchangeState, m.statePeers
+	}
+	s, err := statesync.New(cfg)
 	if err != nil {
 		return fmt.Errorf("%w: member record: %w", errs.ErrInvalidConfig, err)
 	}

@@ -55,7 +55,8 @@
 // the caller's, persisted and incremented on every start; counters from
 // the previous run come in Config.Counters. Counts made before the Syncer
 // has merged the cluster's view of its own entry (the first successful
-// exchange, or at once when no peer is known, or after SyncTimeout) are
+// exchange, or after SyncTimeout, or at once without Exchange or Peers: a
+// lone member) are
 // held aside and added afterwards, so a restarted member whose persisted
 // counters lag the cluster's view (a crash between saves) continues from
 // the cluster's figure: per-member counters merge by maximum, so counting

@@ -469,8 +469,14 @@ func (s *Syncer) exchange(ctx context.Context) {
 		peers = slices.DeleteFunc(s.cfg.Peers(), func(p string) bool { return p == s.cfg.Self })
 	}
 	s.mu.Lock()
-	if len(peers) == 0 || s.cfg.Exchange == nil {
-		s.markSyncedLocked() // nobody to learn this member's entry from
+	if s.cfg.Exchange == nil || s.cfg.Peers == nil {
+		s.markSyncedLocked() // a lone member: nobody to learn its entry from
+		s.mu.Unlock()
+		return
+	}
+	if len(peers) == 0 {
+		// Peers may not be known yet: counts wait for a peer's view of
+		// this member's entry, at most SyncTimeout.
 		s.mu.Unlock()
 		return
 	}

@@ -589,3 +589,24 @@ func TestStoppedSyncerMergesNothingAndSaves(t *testing.T) {
 	defer f.mu.Unlock()
 	require.Equal(t, persisted{inc: 1, counters: crdt.Counters{crdt.WorkflowsFailed: 2}}, f.saved["member-01"])
 }
+
+// A cluster member that knows no peer yet holds its counts aside (they
+// show in Totals and Own) until a peer answers or SyncTimeout passes.
+func TestCountsWaitForAPeerOrTheSyncTimeout(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 1)
+	s := f.node("member-00")
+	s.mu.Lock()
+	s.started = f.clock.Now()
+	s.mu.Unlock()
+	s.exchange(context.Background()) // no peer
+	s.Count(crdt.StepsExecuted, 5)
+	require.Zero(t, s.Snapshot().Counters("member-00")[crdt.StepsExecuted], "held aside")
+	require.Equal(t, uint64(5), s.Totals()[crdt.StepsExecuted])
+	own, _ := s.Own()
+	require.Equal(t, uint64(5), own[crdt.StepsExecuted])
+	f.clock.Add(DefaultSyncTimeout)
+	s.publish()
+	require.Equal(t, uint64(5), s.Snapshot().Counters("member-00")[crdt.StepsExecuted], "added after SyncTimeout")
+	require.Equal(t, uint64(5), s.Totals()[crdt.StepsExecuted])
+}
