@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/cluster"
@@ -34,7 +35,8 @@ const (
 // fields; zero values take the documented defaults.
 type Config struct {
 	// NodeID names this member uniquely and must stay the same across
-	// restarts. Required.
+	// restarts. Required; at most 128 bytes (gossip.MaxNodeIDLen) of
+	// valid UTF-8.
 	NodeID string
 	// BindAddr is the host:port the member's Raft transport listens on.
 	// Required.
@@ -125,8 +127,14 @@ func (c Config) withDefaults() Config {
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.NodeID == "" {
+	switch {
+	case c.NodeID == "":
 		add("NodeID is required")
+	case len(c.NodeID) > gossip.MaxNodeIDLen:
+		// It names the member's entry in the cluster state, lone or not.
+		add("NodeID is %d bytes, at most %d allowed", len(c.NodeID), gossip.MaxNodeIDLen)
+	case !utf8.ValidString(c.NodeID):
+		add("NodeID %q is not valid UTF-8", c.NodeID)
 	}
 	if c.DataDir == "" {
 		add("DataDir is required")

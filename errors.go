@@ -47,6 +47,10 @@ var (
 	ErrUnknownCommand = errs.ErrUnknownCommand
 	// ErrInvalidHandler: an event handler was refused (a nil function).
 	ErrInvalidHandler = errs.ErrInvalidHandler
+	// ErrInvalidMetadata: SetMemberMetadata refused a key or value (the
+	// message names the bound: MaxMetadataKeys, MaxMetadataKeyLen,
+	// MaxMetadataValueLen, or the 64 KiB member record).
+	ErrInvalidMetadata = errs.ErrInvalidMetadata
 
 	// ErrInvalidNode: RegisterNode refused a node (see the message).
 	ErrInvalidNode = executor.ErrInvalidNode

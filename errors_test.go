@@ -156,6 +156,8 @@ func TestStartRefusesInvalidConfig(t *testing.T) {
 		want  string
 	}{
 		{"empty NodeID", func(c *graft.Config) { c.NodeID = "" }, 0, "NodeID"},
+		{"long NodeID", func(c *graft.Config) { c.NodeID = strings.Repeat("n", 129) }, 0, "NodeID is 129 bytes, at most 128 allowed"},
+		{"NodeID not UTF-8", func(c *graft.Config) { c.NodeID = "n\xff" }, 0, "not valid UTF-8"},
 		{"empty DataDir", func(c *graft.Config) { c.DataDir = "" }, 0, "DataDir"},
 		{"BindAddr without port", func(c *graft.Config) { c.BindAddr = "localhost" }, 0, "BindAddr"},
 		{"BindAddr without host", func(c *graft.Config) { c.BindAddr = ":7000" }, 0, "BindAddr"},

@@ -54,6 +54,17 @@ func NewWithConfig(cfg *Config) *Manager {
 // The error names the node and what is wrong with it.
 func (m *Manager) RegisterNode(node any) error { return m.member.RegisterNode(node) }
 
+// SetMemberMetadata sets key to value in this member's metadata (an empty
+// value removes key): labels such as zone, rack or build that every member
+// sees in ClusterInfo.Members, usually within a few seconds. The metadata
+// is persisted in DataDir and survives restarts. It is bounded: at most
+// 64 keys, keys non-empty of at most 256 bytes, values of at most 1024
+// bytes, valid UTF-8, and the member's whole record at most 64 KiB; a key
+// or value beyond a bound is refused with an error wrapping
+// ErrInvalidMetadata that names the bound, and nothing changes. The member
+// must be running (ErrNotStarted, ErrClosed otherwise).
+func (m *Manager) SetMemberMetadata(key, value string) error { return m.member.SetMetadata(key, value) }
+
 // UnregisterNode removes a node. Pending steps of that node wait until it is
 // registered again.
 func (m *Manager) UnregisterNode(name string) error { return m.member.UnregisterNode(name) }
@@ -81,14 +92,23 @@ func (m *Manager) Stop() error { return m.member.Stop(m.subs.Close) }
 // Done is closed when Stop has finished.
 func (m *Manager) Done() <-chan struct{} { return m.member.Done() }
 
-// GetClusterInfo describes the cluster as this member sees it, with
-// workflow metrics summed over the shards this member holds. Its Status is
+// GetClusterInfo describes the cluster as this member sees it: the
+// cluster's totals and every member's entry from the cluster's CRDT state
+// (see ClusterMetrics and MemberInfo), and this member's shards. Its Status is
 // "running" once the member is ready, otherwise the readiness state
 // ("starting", "joining", "stopped"; see GetReadinessState).
 func (m *Manager) GetClusterInfo() ClusterInfo {
 	in := m.member.Info()
 	info := ClusterInfo{NodeID: m.cfg.NodeID, ClusterID: in.ClusterID, IsLeader: in.IsLeader, Peers: in.Peers,
-		Metrics: ClusterMetrics(in.Metrics), Shards: in.Shards, HostedShards: in.HostedShards, LeadShards: in.LeadShards}
+		Metrics: ClusterMetrics(in.Metrics), Shards: in.Shards, HostedShards: in.HostedShards, LeadShards: in.LeadShards,
+		Members: make([]MemberInfo, len(in.Members))}
+	for i, mi := range in.Members {
+		info.Members[i] = MemberInfo{ID: mi.ID, GossipAddr: mi.GossipAddr, RaftAddr: mi.RaftAddr, RPCAddr: mi.RPCAddr,
+			Status: mi.Status, NodeTypes: mi.NodeTypes, WorkerCapacity: mi.WorkerCapacity, Executing: mi.Executing,
+			Queued: mi.Queued, Counters: MemberCounters(mi.Counters), ShardsHeld: mi.ShardsHeld, ShardsLed: mi.ShardsLed,
+			SoftwareVersion: mi.SoftwareVersion, StartedAt: mi.StartedAt, DiskFull: mi.DiskFull, Metadata: mi.Metadata,
+			Incarnation: mi.Incarnation, Version: mi.Version, UpdatedAt: mi.UpdatedAt}
+	}
 	info.Status = m.GetReadinessState()
 	if info.Status == ReadinessReady {
 		info.Status = "running"

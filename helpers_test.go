@@ -162,3 +162,17 @@ func describe(s *graft.WorkflowStatus) string {
 	return fmt.Sprintf("%s, pending %d, executing %d, executed %d, error %q, state %s",
 		s.Status, len(s.PendingNodes), len(s.ExecutingNodes), len(s.ExecutedNodes), s.LastErrorText(), s.CurrentStateJSON)
 }
+
+// awaitMetrics waits until m's ClusterInfo.Metrics satisfy ok and returns
+// them: a total is counted when its command's proposer sees it commit, a
+// moment after the workflow's status shows it, and reaches other members
+// by gossip.
+func awaitMetrics(t *testing.T, m *graft.Manager, ok func(graft.ClusterMetrics) bool) graft.ClusterMetrics {
+	t.Helper()
+	var last graft.ClusterMetrics
+	require.Eventually(t, func() bool {
+		last = m.GetClusterInfo().Metrics
+		return ok(last)
+	}, 20*time.Second, 5*time.Millisecond, "metrics of %s: %+v", m.GetClusterInfo().NodeID, &last)
+	return last
+}

@@ -115,7 +115,9 @@ func TestConcurrentStartWorkflow(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, graft.WorkflowStateCompleted, s.Status)
 	}
-	mt := b.m.GetClusterInfo().Metrics
+	mt := awaitMetrics(t, b.m, func(m graft.ClusterMetrics) bool {
+		return m.CompletedWorkflows == total && m.StepsExecuted == 2*total
+	})
 	require.Equal(t, total, mt.CompletedWorkflows)
 	require.Equal(t, 2*total, mt.StepsExecuted)
 	require.Zero(t, mt.ActiveWorkflows)
@@ -159,7 +161,9 @@ func TestClusterInfo(t *testing.T) {
 	waitStatus(t, b.m, "bad", graft.WorkflowStateFailed)
 	recv(t, started, "Wait to start")
 
-	m := b.m.GetClusterInfo().Metrics
+	m := awaitMetrics(t, b.m, func(m graft.ClusterMetrics) bool {
+		return m.CompletedWorkflows == 3 && m.FailedWorkflows == 1 && m.StepErrors == 1 && m.StepsExecuted == 6
+	})
 	require.Equal(t, 1, m.ActiveWorkflows)
 	require.Equal(t, 3, m.CompletedWorkflows)
 	require.Equal(t, 1, m.FailedWorkflows)
@@ -170,7 +174,7 @@ func TestClusterInfo(t *testing.T) {
 
 	require.NoError(t, b.m.StopWorkflow(context.Background(), "waiting"))
 	waitStatus(t, b.m, "waiting", graft.WorkflowStateStopped)
-	m = b.m.GetClusterInfo().Metrics
+	m = awaitMetrics(t, b.m, func(m graft.ClusterMetrics) bool { return m.StoppedWorkflows == 1 })
 	require.Zero(t, m.ActiveWorkflows)
 	require.Equal(t, 1, m.StoppedWorkflows)
 }
@@ -219,7 +223,7 @@ func TestStopCancelsAfterDrainAndRestartResumes(t *testing.T) {
 	s := waitStatus(t, m2, "survivor", graft.WorkflowStateCompleted)
 	require.JSONEq(t, `{"x":1,"long":"done"}`, string(s.CurrentStateJSON))
 	require.Equal(t, int32(2), runs.Load())
-	require.Equal(t, 1, m2.GetClusterInfo().Metrics.CompletedWorkflows)
+	awaitMetrics(t, m2, func(m graft.ClusterMetrics) bool { return m.CompletedWorkflows == 1 && m.TotalWorkflows == 1 })
 }
 
 // Calls racing Stop either succeed or report ErrClosed (or a retryable

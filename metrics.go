@@ -9,22 +9,24 @@ import (
 // returns. Every metric carries the constant label LabelNode.
 const (
 	// MetricWorkflowsActive is a gauge: running or paused workflows in the
-	// shards this member holds.
+	// cluster, ClusterMetrics.ActiveWorkflows.
 	MetricWorkflowsActive = metrics.MetricWorkflowsActive
-	// MetricStepsQueued is a gauge: pending steps (ready, delayed or refused),
-	// ClusterMetrics.QueueDepth.
+	// MetricStepsQueued is a gauge: ready steps waiting for a worker over
+	// the cluster, ClusterMetrics.QueueDepth.
 	MetricStepsQueued = metrics.MetricStepsQueued
-	// MetricStepsExecuting is a gauge: claimed steps,
+	// MetricStepsExecuting is a gauge: steps running over the cluster,
 	// ClusterMetrics.ExecutingSteps.
 	MetricStepsExecuting = metrics.MetricStepsExecuting
-	// MetricWorkflowsBlocked is a gauge: running workflows blocked by CanStart.
+	// MetricWorkflowsBlocked is a gauge: running workflows blocked by
+	// CanStart in the shards this member leads.
 	MetricWorkflowsBlocked = metrics.MetricWorkflowsBlocked
 	// MetricShards is a gauge: the number of shards this member holds.
 	MetricShards = metrics.MetricShards
 	// MetricShardsLed is a gauge: the number of shards this member leads.
 	MetricShardsLed = metrics.MetricShardsLed
 
-	// MetricWorkflowsCompleted is a counter: workflows that completed.
+	// MetricWorkflowsCompleted is a counter: workflows that completed (the
+	// cluster's total, like the four counters below).
 	MetricWorkflowsCompleted = metrics.MetricWorkflowsCompleted
 	// MetricWorkflowsFailed is a counter: workflows that failed.
 	MetricWorkflowsFailed = metrics.MetricWorkflowsFailed
@@ -40,6 +42,29 @@ const (
 	// that fell behind, since this process started.
 	MetricEventsDropped = metrics.MetricEventsDropped
 
+	// MetricMemberWorkflowsStarted is a counter per member of the cluster
+	// (label LabelMember): the workflows it started, from the cluster
+	// state. The five below are its other counters (MemberCounters).
+	MetricMemberWorkflowsStarted = metrics.MetricMemberWorkflowsStarted
+	// MetricMemberWorkflowsCompleted is MemberCounters.WorkflowsCompleted.
+	MetricMemberWorkflowsCompleted = metrics.MetricMemberWorkflowsCompleted
+	// MetricMemberWorkflowsFailed is MemberCounters.WorkflowsFailed.
+	MetricMemberWorkflowsFailed = metrics.MetricMemberWorkflowsFailed
+	// MetricMemberWorkflowsStopped is MemberCounters.WorkflowsStopped.
+	MetricMemberWorkflowsStopped = metrics.MetricMemberWorkflowsStopped
+	// MetricMemberStepsExecuted is MemberCounters.StepsExecuted.
+	MetricMemberStepsExecuted = metrics.MetricMemberStepsExecuted
+	// MetricMemberStepErrors is MemberCounters.StepErrors.
+	MetricMemberStepErrors = metrics.MetricMemberStepErrors
+	// MetricMemberStepsExecuting is a gauge per member (LabelMember):
+	// MemberInfo.Executing.
+	MetricMemberStepsExecuting = metrics.MetricMemberStepsExecuting
+	// MetricMemberStepsQueued is a gauge per member: MemberInfo.Queued.
+	MetricMemberStepsQueued = metrics.MetricMemberStepsQueued
+	// MetricMemberWorkerCapacity is a gauge per member:
+	// MemberInfo.WorkerCapacity.
+	MetricMemberWorkerCapacity = metrics.MetricMemberWorkerCapacity
+
 	// MetricStepDuration is a histogram of step attempt durations in seconds,
 	// successful or not, labelled by LabelNodeName.
 	MetricStepDuration = metrics.MetricStepDuration
@@ -53,6 +78,8 @@ const (
 const (
 	// LabelNode is the constant label holding the member's NodeID.
 	LabelNode = metrics.LabelNode
+	// LabelMember holds the member a MetricMember* series is about.
+	LabelMember = metrics.LabelMember
 	// LabelNodeName holds the registered name of a workflow step.
 	LabelNodeName = metrics.LabelNodeName
 )
@@ -63,11 +90,15 @@ const (
 //	reg.MustRegister(m.Collector())
 //
 // On every scrape the collector reads the numbers GetClusterInfo reports and reports the gauges
-// and counters named by the Metric* constants. The counters are the
-// persisted totals, so they survive restarts; like GetClusterInfo they are
-// summed over the shards this member holds, so with replication several
-// members report the same workflows — aggregate with max, not sum, across
-// members. MetricEventsDropped counts since this process started.
+// and counters named by the Metric* constants. The workflow and step
+// counters are the cluster's totals from the CRDT state, persisted per
+// member, so they survive restarts; every member reports the same totals
+// once the state converged, so aggregate them across members with max (or
+// scrape one), never sum. The MetricMember* series give each member's own
+// figures, labelled LabelMember; every member exports them for every
+// member it knows, so sum them over LabelMember within one scrape target
+// (or max by LabelMember across targets) to get the totals without double
+// counting. MetricEventsDropped counts since this process started.
 //
 // The two histograms are fed by handlers that Collector registers with
 // OnNodeCompleted, OnNodeError and OnWorkflowCompleted; they observe only

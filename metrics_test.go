@@ -122,6 +122,18 @@ func TestMetricsCollector(t *testing.T) {
 	require.Equal(t, float64(b.cfg.Cluster.ShardCount), g.value(t, graft.MetricShards))
 	require.Equal(t, float64(b.cfg.Cluster.ShardCount), g.value(t, graft.MetricShardsLed))
 
+	// The per-member series: a lone member's are its totals.
+	for name, want := range map[string]float64{
+		graft.MetricMemberWorkflowsStarted: n, graft.MetricMemberWorkflowsCompleted: n,
+		graft.MetricMemberWorkflowsFailed: 0, graft.MetricMemberWorkflowsStopped: 0,
+		graft.MetricMemberStepsExecuted: g.value(t, graft.MetricStepsExecuted), graft.MetricMemberStepErrors: 0,
+		graft.MetricMemberStepsExecuting: 0, graft.MetricMemberStepsQueued: 0,
+		graft.MetricMemberWorkerCapacity: float64(b.cfg.Engine.WorkerCount),
+	} {
+		require.Equal(t, want, g.value(t, name), name)
+		require.Equal(t, "n1", labels(g[name].GetMetric()[0])[graft.LabelMember], name)
+	}
+
 	for _, name := range []string{
 		graft.MetricWorkflowsActive, graft.MetricStepsQueued, graft.MetricStepsExecuting,
 		graft.MetricWorkflowsBlocked, graft.MetricShards, graft.MetricShardsLed,

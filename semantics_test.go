@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -214,10 +215,15 @@ func TestRegisterNodeRefusals(t *testing.T) {
 		})
 	}
 	require.Empty(t, m.ListNodes(), "a refused node was registered")
+	// The member's entry in the cluster state carries the names: bounded.
+	err := m.RegisterNode(&seqNode{name: strings.Repeat("x", 257)})
+	require.ErrorIs(t, err, graft.ErrInvalidNode)
+	require.ErrorContains(t, err, "257 bytes, at most 256 allowed")
+	require.Empty(t, m.ListNodes(), "a refused node was registered")
 
 	require.NoError(t, m.RegisterNode(&seqNode{name: "B"}))
 	require.NoError(t, m.RegisterNode(&seqNode{name: "A"}))
-	err := m.RegisterNode(&seqNode{name: "A"})
+	err = m.RegisterNode(&seqNode{name: "A"})
 	require.ErrorIs(t, err, graft.ErrDuplicateNode)
 	require.ErrorContains(t, err, `"A"`)
 	require.Equal(t, []string{"A", "B"}, m.ListNodes())

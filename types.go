@@ -218,19 +218,29 @@ type ExecutedNodeData = ExecutedNode
 // ExecutionID stands where the published type had ClaimID).
 type ExecutingNodeData = ExecutingNode
 
-// ClusterMetrics are workflow counters over the shards this member holds a
-// replica of: totals since the cluster was created (they come from the
-// replicated state and survive restarts and retention purges) and current
-// gauges.
+// ClusterMetrics are the cluster's figures as this member sees them. The
+// totals are the sums of every member's counters in the cluster's CRDT
+// state (each event is counted once, by the member that committed it; see
+// MemberCounters): every member reports the same totals once the state
+// has converged (usually within a few seconds), a lone member its own.
+// Counters are persisted by each member and survive restarts and
+// retention purges; a member that left keeps counting towards the totals
+// until its tombstone is collected (24 hours). A total may lag the
+// workflow's status by a moment: the count is made when its proposer sees
+// the command commit.
 type ClusterMetrics struct {
 	// TotalWorkflows counts the workflows ever started: ActiveWorkflows +
 	// CompletedWorkflows + FailedWorkflows + StoppedWorkflows.
 	TotalWorkflows int
-	// ActiveWorkflows counts running and paused workflows.
-	ActiveWorkflows    int
+	// ActiveWorkflows counts running and paused workflows: TotalWorkflows
+	// minus those that ended.
+	ActiveWorkflows int
+	// CompletedWorkflows counts workflows that completed successfully.
 	CompletedWorkflows int
-	FailedWorkflows    int
-	StoppedWorkflows   int
+	// FailedWorkflows counts workflows that failed.
+	FailedWorkflows int
+	// StoppedWorkflows counts workflows stopped on request.
+	StoppedWorkflows int
 	// NodesExecuted counts the step runs that finished, with or without
 	// error: StepsExecuted + StepErrors.
 	NodesExecuted int
@@ -238,11 +248,14 @@ type ClusterMetrics struct {
 	StepsExecuted int
 	// StepErrors counts step runs that returned an error or panicked.
 	StepErrors int
-	// QueueDepth is the number of pending steps (ready, delayed or refused).
+	// QueueDepth is the number of ready steps waiting for a worker, over
+	// the cluster's members (delayed steps are not counted).
 	QueueDepth int
-	// ExecutingSteps is the number of claimed steps.
+	// ExecutingSteps is the number of steps running, over the cluster's
+	// members.
 	ExecutingSteps int
-	// BlockedWorkflows counts running workflows blocked by CanStart.
+	// BlockedWorkflows counts running workflows blocked by CanStart in the
+	// shards this member leads (summed over members, it is the cluster's).
 	BlockedWorkflows int
 	// DroppedEvents counts events not delivered to a handler that fell
 	// behind (this member's handlers only).
@@ -269,8 +282,76 @@ type ClusterInfo struct {
 	// Shards is the cluster's shard count.
 	Shards int
 	// HostedShards are the shards this member holds a replica of, and
-	// LeadShards those it leads (and so executes), both sorted. Metrics
-	// are summed over HostedShards.
+	// LeadShards those it leads (and so executes), both sorted.
 	HostedShards []uint64
 	LeadShards   []uint64
+	// Members are the cluster's members as this member sees them, sorted
+	// by ID, itself included: every member in the cluster state (those
+	// that left until their entries are collected, 24 hours later, so
+	// their counters add up to Metrics' totals) or in gossip's view. A
+	// lone member lists itself.
+	Members []MemberInfo
+}
+
+// MemberInfo is one member of the cluster as this member sees it: its
+// entry in the cluster's CRDT state (published by that member, spread by
+// gossip) and its gossip status. This member's own entry is read fresh.
+type MemberInfo struct {
+	// ID is the member's node ID.
+	ID string
+	// GossipAddr is its gossip address (host:port), RaftAddr its Raft
+	// address (Config.BindAddr) and RPCAddr its member RPC address; empty
+	// when gossip does not know them (a lone member has only RaftAddr).
+	GossipAddr, RaftAddr, RPCAddr string
+	// Status is its gossip status: "alive", "leaving", "left", "failed";
+	// "left" too for a member the state holds as left that gossip no
+	// longer lists, and "unknown" for one the state lists but gossip does
+	// not.
+	Status string
+	// NodeTypes are the node types it registered, sorted.
+	NodeTypes []string
+	// WorkerCapacity is how many steps it runs at once
+	// (EngineConfig.WorkerCount).
+	WorkerCapacity int
+	// Executing is the number of steps it is running; Queued the number of
+	// ready steps waiting for one of its workers.
+	Executing, Queued int
+	// Counters are its counters: the events it committed.
+	Counters MemberCounters
+	// ShardsHeld are the shards it holds a replica of, ShardsLed those it
+	// leads, both sorted.
+	ShardsHeld, ShardsLed []uint64
+	// SoftwareVersion is its Graft module version as its build recorded
+	// it ("(devel)" when built from a checkout).
+	SoftwareVersion string
+	// StartedAt is when it started, by its clock.
+	StartedAt time.Time
+	// DiskFull is set while its disk guard refuses new workflows.
+	DiskFull bool
+	// Metadata is its user metadata (SetMemberMetadata).
+	Metadata map[string]string
+	// Incarnation counts its starts (persisted in its DataDir); Version
+	// counts its updates within the incarnation. Together they order its
+	// entries.
+	Incarnation, Version uint64
+	// UpdatedAt is when this member last saw the entry change, by this
+	// member's clock (zero for its gossip-only members).
+	UpdatedAt time.Time
+}
+
+// MemberCounters are one member's counters. Each event is counted once in
+// the cluster, by the member whose replica proposed the command that
+// recorded it and saw it commit: a start by the shard's leader it was sent
+// to (or the starting member), a step's outcome and the workflow's end by
+// the shard leader that committed it (whichever member ran the node), a
+// stop by the member that proposed it.
+type MemberCounters struct {
+	// WorkflowsStarted counts workflow starts.
+	WorkflowsStarted uint64
+	// WorkflowsCompleted, WorkflowsFailed and WorkflowsStopped count
+	// workflows that ended so.
+	WorkflowsCompleted, WorkflowsFailed, WorkflowsStopped uint64
+	// StepsExecuted counts step runs without error; StepErrors step runs
+	// that returned an error or panicked.
+	StepsExecuted, StepErrors uint64
 }

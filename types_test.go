@@ -76,6 +76,7 @@ func TestPublishedFieldShapes(t *testing.T) {
 	require.Equal(t, *s.LastError, s.LastErrorText())
 	require.NotNil(t, s.CompletedAt, "a failed workflow is terminal")
 
+	awaitMetrics(t, b.m, func(m graft.ClusterMetrics) bool { return m.FailedWorkflows == 1 && m.CompletedWorkflows == 1 })
 	info := b.m.GetClusterInfo()
 	require.Equal(t, "running", info.Status)
 	require.Equal(t, 2, info.Metrics.TotalWorkflows)

@@ -7,7 +7,6 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +29,6 @@ const (
 	tagRaft    = "raft"    // Raft address (Config.BindAddr)
 	tagRPC     = "rpc"     // member RPC address (host:grpcPort)
 	tagShards  = "shards"  // shard count of its data directory
-	tagNodes   = "nodes"   // comma-separated node types it registered
 	tagCluster = "cluster" // its cluster's ID, once it is part of a running cluster
 	tagSeed    = "seed"    // the cluster ID it proposes should it found one
 	tagRules   = "found"   // fingerprint of its founding rules (formation.Rules)
@@ -130,6 +128,10 @@ type Config struct {
 	Handler     rpc.Handler
 	OnUserEvent func(name string, payload []byte, from string)
 	OnQuery     func(name string, payload []byte, from string) ([]byte, error)
+	// OnMemberGone, if set, is told of each member gossip reports as
+	// left or reaped (the cluster state tombstones it). It runs on the
+	// membership goroutine and must not block.
+	OnMemberGone func(id string)
 }
 
 // Local is the member a Cluster belongs to, as the cluster uses it. Its
@@ -139,8 +141,6 @@ type Local interface {
 	Storage() (*shards.Host, error)
 	// Running returns the member's shards while the member runs.
 	Running() (*shards.Host, error)
-	// NodeTypes lists the node types registered on the member.
-	NodeTypes() []string
 	// AwaitLeader waits until shard s has a leader and, if it is this
 	// member, its engine has taken the shard over.
 	AwaitLeader(ctx context.Context, s uint64) error
@@ -306,8 +306,7 @@ func (c *Cluster) RPCAddr() string { return c.rpcAddr }
 func (c *Cluster) tags() map[string]string {
 	t := map[string]string{
 		tagRaft: c.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(c.shardCount, 10),
-		tagNodes: strings.Join(c.local.NodeTypes(), ","),
-		tagSeed:  c.seed, tagRules: c.cfg.Founding.Fingerprint(),
+		tagSeed: c.seed, tagRules: c.cfg.Founding.Fingerprint(),
 	}
 	c.mu.Lock()
 	if c.booted {

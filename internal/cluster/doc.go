@@ -9,7 +9,10 @@
 // member that started a workflow, the replica services a shard's leader
 // calls (start, drop, membership), the view of the cluster that placement
 // and routing use, and the rebalancing loop that applies
-// internal/rebalance's decisions.
+// internal/rebalance's decisions. It tells its member of members that left
+// or were reaped (Config.OnMemberGone) and lists peers and their RPC
+// addresses (Peers, AlivePeers, RPCAddrOf) for the cluster state, which the
+// member keeps (internal/statesync); node types travel there, not in tags.
 //
 // A Cluster reaches its member only through the Local role (its shards,
 // its engine's leadership, its readiness, the caller's TLS identity). It

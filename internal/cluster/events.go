@@ -97,6 +97,9 @@ func (c *Cluster) watchMembership() {
 				meta["reason"] = ev.Kind.String()
 				c.bus.Publish(&events.NodeLeftEvent{NodeID: ev.Member.ID, Address: addr, LeftAt: ev.At, Metadata: meta})
 			}
+			if gone := c.cfg.OnMemberGone; gone != nil && (ev.Kind == gossip.EventLeave || ev.Kind == gossip.EventReap) && ev.Member.ID != c.cfg.NodeID {
+				gone(ev.Member.ID)
+			}
 			c.updateCoordinator()
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/eleven-am/graft/gossip"
@@ -89,15 +88,27 @@ func (c *Cluster) Forward(ctx context.Context, s uint64, method string, body []b
 // shard moving), within the call's context.
 const forwardPatience = 2 * time.Second
 
-// NodeMember returns the RPC address of an alive member (not this one)
-// that registered node, or "".
-func (c *Cluster) NodeMember(node string) string {
+// RPCAddrOf returns the member RPC address of alive member id of this
+// cluster, or "".
+func (c *Cluster) RPCAddrOf(id string) string {
 	for _, p := range c.members() {
-		if p.ID != c.cfg.NodeID && slices.Contains(strings.Split(p.Tags[tagNodes], ","), node) {
+		if p.ID == id {
 			return p.Tags[tagRPC]
 		}
 	}
 	return ""
+}
+
+// AlivePeers lists the other alive members of this cluster that serve the
+// member RPC, sorted.
+func (c *Cluster) AlivePeers() []string {
+	var out []string
+	for _, p := range c.members() {
+		if p.ID != c.cfg.NodeID && p.Tags[tagRPC] != "" {
+			out = append(out, p.ID)
+		}
+	}
+	return out
 }
 
 // Alive reports whether gossip sees member alive.
@@ -151,4 +162,28 @@ func (c *Cluster) LeaderOf(s uint64) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.leaderRPC[s]
+}
+
+// Peer is a member of this cluster as gossip sees it.
+type Peer struct {
+	// ID is the member's node ID.
+	ID string
+	// GossipAddr, RaftAddr and RPCAddr are its gossip (host:port), Raft
+	// and member RPC addresses.
+	GossipAddr, RaftAddr, RPCAddr string
+	// Status is its gossip status.
+	Status gossip.MemberStatus
+}
+
+// Peers lists every member of this cluster in gossip's view, whatever its
+// status, this one included, sorted by ID.
+func (c *Cluster) Peers() []Peer {
+	var out []Peer
+	for _, p := range c.gossip.AllMembers() {
+		if !c.ours(p) {
+			continue
+		}
+		out = append(out, Peer{ID: p.ID, GossipAddr: p.Address(), RaftAddr: p.Tags[tagRaft], RPCAddr: p.Tags[tagRPC], Status: p.Status})
+	}
+	return out
 }

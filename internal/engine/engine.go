@@ -831,3 +831,12 @@ func (e *Engine) purgeNow() {
 		}
 	}
 }
+
+// Load returns the steps running now (here or on another member) and the
+// ready steps waiting for a worker (ready to claim, or claimed and not yet
+// running). Delayed steps are not counted.
+func (e *Engine) Load() (executing, queued int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stepping, e.ready.Len() + e.claimed.Len()
+}

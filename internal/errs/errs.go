@@ -45,6 +45,9 @@ var (
 	ErrUnknownCommand = errors.New("graft: unknown command")
 	// ErrInvalidHandler: an event handler was refused.
 	ErrInvalidHandler = errors.New("graft: invalid handler")
+	// ErrInvalidMetadata: member metadata was refused (a bound exceeded,
+	// an empty key, invalid UTF-8).
+	ErrInvalidMetadata = errors.New("graft: invalid member metadata")
 )
 
 // IsRetryable reports whether err is transient, so the same call may

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/eleven-am/graft/executor"
@@ -11,6 +12,7 @@ import (
 	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/internal/statesync"
 	"github.com/eleven-am/graft/internal/wire"
 	"github.com/eleven-am/graft/shards"
 )
@@ -27,6 +29,7 @@ func (m *Member) startCluster(ctx context.Context, grpcPort int, shardCount uint
 		ShardCount: shardCount, Founding: m.cfg.Founding, Discovery: m.cfg.Discovery,
 		Memberlist: m.cfg.Expert.Memberlist, Network: m.cfg.Expert.Network, RPC: m.rpcConfig(), Timing: m.rebalanceTiming(),
 		Handler: rpc.HandlerFunc(m.handleRPC), OnUserEvent: m.onUserEvent, OnQuery: m.onQuery,
+		OnMemberGone: m.memberGone,
 	}, m.host, (*local)(m), grpcPort)
 	if err != nil {
 		return err
@@ -50,9 +53,6 @@ func (l *local) Storage() (*shards.Host, error) { return (*Member)(l).storage() 
 
 // Running returns the member's shards while it runs.
 func (l *local) Running() (*shards.Host, error) { return (*Member)(l).running() }
-
-// NodeTypes lists the registered node types.
-func (l *local) NodeTypes() []string { return l.registry.Names() }
 
 // AwaitLeader waits until shard s has a leader.
 func (l *local) AwaitLeader(ctx context.Context, s uint64) error {
@@ -138,21 +138,68 @@ const remoteStepTimeout = 5 * time.Minute
 // remote runs steps on the members that registered their node types.
 type remote struct{ m *Member }
 
+// remoteLoad counts the steps this member is running on each other member:
+// their published load lags by up to the publish interval, so picking by
+// it alone would send every step of a burst to the same member.
+type remoteLoad struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (l *remoteLoad) get(id string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[id]
+}
+
+func (l *remoteLoad) add(id string, d int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n == nil {
+		l.n = map[string]uint64{}
+	}
+	l.n[id] = uint64(int(l.n[id]) + d)
+	if l.n[id] == 0 {
+		delete(l.n, id)
+	}
+}
+
 var _ engine.Remote = remote{}
 
 // Has reports whether another alive member registered node.
-func (r remote) Has(node string) bool { return r.member(node) != "" }
+func (r remote) Has(node string) bool { return r.pick(node) != "" }
 
-// member returns the RPC address of an alive member (not this one) that
-// registered node, or "".
-func (r remote) member(node string) string { return r.m.net().NodeMember(node) }
+// pick returns the least-loaded alive member (not this one) that
+// registered node, from the cluster state, or "".
+func (r remote) pick(node string) string {
+	s := r.m.syncer()
+	if s == nil {
+		return ""
+	}
+	v := s.View()
+	if v.Present() < 2 {
+		return "" // only this member
+	}
+	alive := map[string]bool{}
+	for _, id := range r.m.net().AlivePeers() {
+		alive[id] = true
+	}
+	id, _ := v.Pick(node, r.m.cfg.NodeID, func(id string) bool { return alive[id] }, r.m.remoteLoad.get)
+	return id
+}
 
 // Run executes node on a member that registered it.
 func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowContext, state, config json.RawMessage) (*executor.Output, error) {
-	addr := r.member(node)
+	id := r.pick(node)
+	addr := ""
+	if id != "" {
+		addr = r.m.net().RPCAddrOf(id)
+	}
 	if addr == "" {
 		return nil, fmt.Errorf("no alive member has node %q", node)
 	}
+	r.m.remoteLoad.add(id, 1)
+	defer r.m.remoteLoad.add(id, -1)
 	b, err := json.Marshal(wire.ExecRequest{Node: node, Context: *wc, State: state, Config: config})
 	if err != nil {
 		return nil, executor.Permanent(err)
@@ -194,8 +241,13 @@ func (m *Member) onQuery(name string, payload []byte, from string) ([]byte, erro
 	return nil, m.runCommand(ctx, from, payload)
 }
 
-// onUserEvent runs a dev command broadcast by another member.
+// onUserEvent runs a dev command broadcast by another member, or passes
+// a cluster state delta to the Syncer.
 func (m *Member) onUserEvent(name string, payload []byte, from string) {
+	if name == statesync.EventName {
+		m.onStateEvent(name, payload, from)
+		return
+	}
 	if name != commandEvent || from == m.cfg.NodeID {
 		return // the sender ran its own handler already
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	EventBufferSize int
 	// Expert holds rarely tuned storage knobs and the network hook.
 	Expert ExpertConfig
+	// StateSync tunes the spreading of the cluster's CRDT state; zero
+	// fields mean internal/statesync's defaults.
+	StateSync StateSyncConfig
 	// Rebalance, set by tests, replaces the rebalancing loop's clock and
 	// intervals; nil means cluster.DefaultRebalanceTiming.
 	Rebalance *cluster.RebalanceTiming
@@ -90,3 +93,17 @@ type ExpertConfig struct {
 
 // Network is graft.Network: a replacement for the member's links.
 type Network = cluster.Network
+
+// StateSyncConfig tunes internal/statesync. Zero means the default.
+type StateSyncConfig struct {
+	// PublishInterval is the least time between two broadcasts of the
+	// member's entry (default 1 s).
+	PublishInterval time.Duration
+	// ExchangeInterval is the time between two anti-entropy exchanges
+	// with a random peer (default 2 s).
+	ExchangeInterval time.Duration
+	// TombstoneHorizon is how long the entry of a member that left is kept
+	// as a tombstone before it is collected (default 24 h): it must exceed
+	// the longest partition the cluster should heal from.
+	TombstoneHorizon time.Duration
+}

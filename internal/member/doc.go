@@ -6,7 +6,13 @@
 // *cluster.Cluster), so the member never tests whether it has a cluster.
 // Calls about a shard go through internal/route; the member RPC's method
 // table (rpcmethods.go) binds each method's decoder (internal/wire) to its
-// handler, whichever package serves it.
+// handler, whichever package serves it. The member's entry in the
+// cluster's CRDT state (state.go: its record, its counters counted where
+// each change is proposed, its incarnation and metadata persisted in
+// DataDir/member.json) is kept and spread by internal/statesync, which the
+// member starts after its cluster (or its shards, alone) and stops after
+// its engine; info.go builds ClusterInfo from it, and remote steps go to
+// the least-loaded member that registered their node type.
 //
 // The root package's Manager is its facade: it validates what users hand
 // in, resolves the configuration (Config) and converts answers to the

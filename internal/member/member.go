@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,13 +17,13 @@ import (
 
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
-	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/backoff"
 	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/disk"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/logkeys"
+	"github.com/eleven-am/graft/internal/statesync"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
 	dbconfig "github.com/lni/dragonboat/v4/config"
@@ -79,6 +78,18 @@ type Member struct {
 	auth      *peerAuth        // nil without Config.TLS
 
 	ready readinessState // what Readiness reports
+	regMu sync.Mutex     // serialises RegisterNode's check of the entry
+
+	remoteLoad remoteLoad // steps this member runs on others now
+
+	// sync keeps the member's replica of the cluster's CRDT state (nil
+	// before Start); startedAt is when Start began (under mu).
+	sync      *statesync.Syncer
+	startedAt time.Time
+	runInc    uint64 // the incarnation of this run (in proposer stamps)
+	// stateMu guards saved, the persisted entry (DataDir/member.json).
+	stateMu sync.Mutex
+	saved   savedState
 }
 
 // New returns a member for cfg (copied), not started. watch, if not nil,
@@ -119,24 +130,45 @@ func (m *Member) Stopped() bool {
 // RegisterNode registers a node (see graft.Manager.RegisterNode) and tells
 // the engine and the other members.
 func (m *Member) RegisterNode(node any) error {
+	m.regMu.Lock()
+	defer m.regMu.Unlock()
+	before := m.registry.Names()
 	if err := m.registry.Register(node); err != nil {
 		return err
+	}
+	// The member's entry in the cluster state carries the names, and
+	// gossip/crdt bounds it (names, their count, 64 KiB in all).
+	rec := m.localRecord()
+	if err := rec.Validate(); err != nil {
+		for _, name := range m.registry.Names() {
+			if !slices.Contains(before, name) {
+				_ = m.registry.Unregister(name)
+			}
+		}
+		return fmt.Errorf("%w: the member's node types would not fit its entry in the cluster state: %w", executor.ErrInvalidNode, err)
 	}
 	m.nodesChanged()
 	return nil
 }
 
-// nodesChanged tells the engine and, in a cluster, the other members.
+// nodesChanged tells the engine and, through the cluster state, the
+// other members.
 func (m *Member) nodesChanged() {
 	m.mu.Lock()
-	e, n := m.engine, m.netLocked()
+	e, s := m.engine, m.sync
 	m.mu.Unlock()
 	if e != nil {
 		e.NodesChanged()
 	}
-	// Before gossip starts, Start publishes the tags itself.
-	if err := n.PublishTags(); err != nil && !errors.Is(err, gossip.ErrNotStarted) {
-		m.log.Warn("publishing registered node types", "error", err)
+	if s != nil {
+		s.Refresh()
+	}
+}
+
+// memberGone tombstones a member gossip reports as left or reaped.
+func (m *Member) memberGone(id string) {
+	if s := m.syncer(); s != nil {
+		s.Left(id)
 	}
 }
 
@@ -235,6 +267,9 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 		m.mu.Unlock()
 		g.StartMonitor(disk.MonitorInterval)
 	}
+	if err := m.openState(); err != nil {
+		return err
+	}
 	inc := make([]byte, 8)
 	_, _ = rand.Read(inc)
 	m.incarnate = hex.EncodeToString(inc)
@@ -268,7 +303,11 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 	m.mu.Unlock()
 
 	if m.cfg.Clustered {
-		return m.startCluster(ctx, grpcPort, shardCount)
+		if err := m.startCluster(ctx, grpcPort, shardCount); err != nil {
+			return err
+		}
+		m.syncer().Start(context.Background())
+		return nil
 	}
 	members := map[uint64]string{1: m.cfg.BindAddr}
 	for s := uint64(1); s <= shardCount; s++ {
@@ -281,6 +320,7 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 			return err
 		}
 	}
+	m.syncer().Start(context.Background())
 	m.log.Info("graft member started", "data_dir", m.cfg.DataDir, "raft_addr", m.cfg.BindAddr, "shards", shardCount)
 	return nil
 }
@@ -435,6 +475,7 @@ func (m *Member) onChanges(shardID uint64, changes []wf.Change) {
 	if e != nil {
 		e.OnChanges(shardID, changes)
 	}
+	m.countChanges(shardID, changes)
 	if m.watch != nil && m.watch.Watching() {
 		for i := range changes {
 			m.watch.Poke(changes[i].View.ID)
@@ -495,11 +536,20 @@ func (m *Member) teardown() error {
 	}
 	m.mu.Lock()
 	m.engine = nil
-	n := m.netLocked()
+	n, s := m.netLocked(), m.sync
 	m.mu.Unlock()
+	// The Syncer stops after the engine and before the member leaves
+	// gossip (it would otherwise refute its own tombstone); once storage
+	// is closed it saves the counts of the last changes applied meanwhile.
+	if s != nil {
+		s.Stop()
+	}
 	keep(n.Close(h))
 	if h != nil {
 		keep(h.Close())
+	}
+	if s != nil {
+		s.Save()
 	}
 	m.mu.Lock()
 	m.host = nil
@@ -549,72 +599,6 @@ func (m *Member) storage() (*shards.Host, error) {
 		return nil, fmt.Errorf("%w: storage is not open", errs.ErrNotReady)
 	}
 	return m.host, nil
-}
-
-// Metrics are graft.ClusterMetrics, field for field (the facade converts
-// one to the other).
-type Metrics struct {
-	TotalWorkflows     int
-	ActiveWorkflows    int
-	CompletedWorkflows int
-	FailedWorkflows    int
-	StoppedWorkflows   int
-	NodesExecuted      int
-	StepsExecuted      int
-	StepErrors         int
-	QueueDepth         int
-	ExecutingSteps     int
-	BlockedWorkflows   int
-	DroppedEvents      int
-}
-
-// Info is the cluster as this member sees it (graft.ClusterInfo without
-// Status).
-type Info struct {
-	ClusterID    string
-	IsLeader     bool
-	Peers        []string
-	Metrics      Metrics
-	Shards       int
-	HostedShards []uint64
-	LeadShards   []uint64
-}
-
-// Info describes the cluster as this member sees it, with workflow metrics
-// summed over the shards this member holds.
-func (m *Member) Info() Info {
-	var info Info
-	m.mu.Lock()
-	logics := maps.Clone(m.logics)
-	h, n := m.host, m.netLocked()
-	m.mu.Unlock()
-	info.Peers, info.IsLeader, info.ClusterID = n.Describe()
-	if info.Peers == nil {
-		info.Peers = []string{}
-	}
-	info.Shards = int(m.shardCount())
-	for s, l := range logics {
-		info.HostedShards = append(info.HostedShards, s)
-		c := l.Counters()
-		info.Metrics.TotalWorkflows += int(c.Started)
-		info.Metrics.ActiveWorkflows += c.Active
-		info.Metrics.CompletedWorkflows += int(c.Completed)
-		info.Metrics.FailedWorkflows += int(c.Failed)
-		info.Metrics.StoppedWorkflows += int(c.Stopped)
-		info.Metrics.NodesExecuted += int(c.Steps + c.StepErrors)
-		info.Metrics.StepsExecuted += int(c.Steps)
-		info.Metrics.StepErrors += int(c.StepErrors)
-		info.Metrics.QueueDepth += c.Pending
-		info.Metrics.ExecutingSteps += c.Executing
-		info.Metrics.BlockedWorkflows += c.Blocked
-		if h != nil && h.IsLeader(s) {
-			info.LeadShards = append(info.LeadShards, s)
-		}
-	}
-	slices.Sort(info.HostedShards)
-	slices.Sort(info.LeadShards)
-	info.Metrics.DroppedEvents = int(m.bus.Dropped())
-	return info
 }
 
 // memberAlive reports whether gossip sees member alive (always true on a

@@ -29,9 +29,13 @@ type network interface {
 	LeaderOf(s uint64) string
 	// Call calls method on the member at RPC address addr.
 	Call(ctx context.Context, addr, method string, body []byte) ([]byte, error)
-	// NodeMember returns the RPC address of another alive member that
-	// registered node, or "".
-	NodeMember(node string) string
+	// RPCAddrOf returns the member RPC address of alive member id, or "".
+	RPCAddrOf(id string) string
+	// AlivePeers lists the other alive members.
+	AlivePeers() []string
+	// Peers lists every member gossip knows of, any status, this one
+	// included; nil without gossip.
+	Peers() []cluster.Peer
 	// Alive reports whether gossip sees member alive.
 	Alive(member string) bool
 	// MemberAt returns the ID of the member at Raft address raftAddr, or "".
@@ -39,8 +43,6 @@ type network interface {
 	// Describe returns the other members' IDs, whether this member
 	// coordinates the cluster, and the cluster's ID.
 	Describe() (peers []string, coordinator bool, clusterID string)
-	// PublishTags gossips this member's tags (its node types changed).
-	PublishTags() error
 	// SendEvent queues a lifecycle change for the member that started the
 	// workflow.
 	SendEvent(ch *wf.Change)
@@ -79,15 +81,17 @@ func (lone) LeaderOf(uint64) string { return "" }
 
 func (lone) Call(context.Context, string, string, []byte) ([]byte, error) { return nil, errs.ErrClosed }
 
-func (lone) NodeMember(string) string { return "" }
+func (lone) RPCAddrOf(string) string { return "" }
+
+func (lone) AlivePeers() []string { return nil }
+
+func (lone) Peers() []cluster.Peer { return nil }
 
 func (lone) Alive(string) bool { return true }
 
 func (lone) MemberAt(string) string { return "" }
 
 func (lone) Describe() ([]string, bool, string) { return nil, true, "" }
-
-func (lone) PublishTags() error { return nil }
 
 func (lone) SendEvent(*wf.Change) {}
 

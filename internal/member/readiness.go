@@ -73,6 +73,13 @@ func (r *readinessState) snapshot() (readiness, bool, <-chan struct{}) {
 	return p, r.sealed, r.changed
 }
 
+// isFull reports whether the disk guard refuses new workflows.
+func (r *readinessState) isFull() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.full
+}
+
 // setFull records whether the disk guard refuses new workflows and wakes
 // the waiters when that changed.
 func (r *readinessState) setFull(full bool) {

@@ -29,6 +29,7 @@ var rpcMethods = map[string]rpcMethod{
 	wire.MethodDrop:       {guarded: true, needs: needLayout, rpcHandler: handle(wire.DecodeReplicaRequest, serveDrop)},
 	wire.MethodMembership: {guarded: true, needs: needLayout, rpcHandler: handle(wire.DecodeMembershipRequest, serveMembership)},
 	wire.MethodAdmit:      {guarded: false, needs: needGossip, rpcHandler: handle(wire.DecodeAdmitRequest, serveAdmit)},
+	wire.MethodState:      {guarded: true, needs: needNothing, rpcHandler: handle(wire.DecodeStateRequest, serveState)},
 }
 
 // rpcMethod is one method of the member RPC.

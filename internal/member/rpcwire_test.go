@@ -10,9 +10,11 @@ import (
 	"testing"
 
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/gossip/crdt"
 	"github.com/eleven-am/graft/internal/alloctest"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/rpc"
+	"github.com/eleven-am/graft/internal/statesync"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/internal/wire"
 	"github.com/stretchr/testify/require"
@@ -43,6 +45,12 @@ func rpcSeeds(t testing.TB) map[string][2][]byte {
 	drop, _ := json.Marshal(wire.ReplicaRequest{Shard: 3, Replica: 4})
 	membership, _ := json.Marshal(wire.ReplicaRequest{Shard: 3})
 	admit, _ := json.Marshal(wire.AdmitRequest{ID: "n4"})
+	st := crdt.NewState()
+	_, err = st.SetRecord("n2", 3, crdt.MemberRecord{NodeTypes: []string{"a", "b"}, WorkerCapacity: 4, Metadata: map[string]string{"zone": "z1"}})
+	require.NoError(t, err)
+	_, err = st.Add("n2", 3, crdt.StepsExecuted, 7)
+	require.NoError(t, err)
+	state := statesync.EncodeRequest(st.Digest(), st.Subset("n2"))
 	return map[string][2][]byte{
 		"apply":      {[]byte(wire.MethodApply), wire.ShardPayload(3, cmd)},
 		"read":       {[]byte(wire.MethodRead), wire.ShardPayload(3, wf.EncodeQuery(wf.Query{Op: wf.QueryStatus, WF: "wf-1"}))},
@@ -53,6 +61,7 @@ func rpcSeeds(t testing.TB) map[string][2][]byte {
 		"drop":       {[]byte(wire.MethodDrop), drop},
 		"membership": {[]byte(wire.MethodMembership), membership},
 		"admit":      {[]byte(wire.MethodAdmit), admit},
+		"state":      {[]byte(wire.MethodState), state},
 	}
 }
 
@@ -132,6 +141,8 @@ func TestDecodeRPC(t *testing.T) {
 		{wire.MethodReplica, `{"shard":1}`, "replica 0"},
 		{wire.MethodMembership, `{"shard":0}`, "shard 0"},
 		{wire.MethodAdmit, `{}`, "no node ID"},
+		{wire.MethodState, "", "unknown format"},
+		{wire.MethodState, "\x01\x05ab", "bad digest length"},
 		{wire.MethodEvent, `{}`, "not a JSON array"},
 		{wire.MethodEvent, `[{"view":{}}]`, "names no workflow"},
 		{wire.MethodEvent, `[{"view":{"id":"a"}}`, "unterminated"},

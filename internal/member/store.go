@@ -39,7 +39,7 @@ func (s *store) Active(shard uint64) ([]wf.View, error) {
 func (m *Member) router() route.Router {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := route.Router{Host: m.host, Net: m.netLocked(), Disk: m.disk, Clustered: m.cfg.Clustered}
+	r := route.Router{Host: m.host, Net: m.netLocked(), Disk: m.disk, Clustered: m.cfg.Clustered, Stamp: m.proposerStamp}
 	if m.engine != nil {
 		r.Claims = m.engine
 	}

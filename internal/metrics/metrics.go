@@ -43,6 +43,20 @@ const (
 	MetricStepDuration = "graft_step_duration_seconds"
 	// MetricWorkflowDuration is graft.MetricWorkflowDuration.
 	MetricWorkflowDuration = "graft_workflow_duration_seconds"
+	// MetricMemberWorkflowsStarted and the other MetricMember* names are
+	// graft's, per member of the cluster state (label LabelMember).
+	MetricMemberWorkflowsStarted   = "graft_member_workflows_started_total"
+	MetricMemberWorkflowsCompleted = "graft_member_workflows_completed_total"
+	MetricMemberWorkflowsFailed    = "graft_member_workflows_failed_total"
+	MetricMemberWorkflowsStopped   = "graft_member_workflows_stopped_total"
+	MetricMemberStepsExecuted      = "graft_member_steps_executed_total"
+	MetricMemberStepErrors         = "graft_member_step_errors_total"
+	MetricMemberStepsExecuting     = "graft_member_steps_executing"
+	MetricMemberStepsQueued        = "graft_member_steps_queued"
+	MetricMemberWorkerCapacity     = "graft_member_worker_capacity"
+
+	// LabelMember is graft.LabelMember.
+	LabelMember = "member"
 	// LabelNode is graft.LabelNode.
 	LabelNode = "node"
 	// LabelNodeName is graft.LabelNodeName.
@@ -76,6 +90,10 @@ type Collector struct {
 	stepErrors         *prometheus.Desc
 	eventsDropped      *prometheus.Desc
 
+	// per member of the cluster state, labelled LabelMember
+	memberCounters [6]*prometheus.Desc // started, completed, failed, stopped, steps, step errors
+	memberGauges   [3]*prometheus.Desc // executing, queued, capacity
+
 	stepDuration     *prometheus.HistogramVec
 	workflowDuration prometheus.Histogram
 }
@@ -89,19 +107,35 @@ func New(node string, info func() member.Info) *Collector {
 	desc := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, nil, labels)
 	}
+	perMember := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{LabelMember}, labels)
+	}
 	return &Collector{
+		memberCounters: [6]*prometheus.Desc{
+			perMember(MetricMemberWorkflowsStarted, "Workflows started by each member, from the cluster state."),
+			perMember(MetricMemberWorkflowsCompleted, "Workflows whose completion each member committed, from the cluster state."),
+			perMember(MetricMemberWorkflowsFailed, "Workflows whose failure each member committed, from the cluster state."),
+			perMember(MetricMemberWorkflowsStopped, "Workflows whose stop each member committed, from the cluster state."),
+			perMember(MetricMemberStepsExecuted, "Step runs without error whose outcome each member committed, from the cluster state."),
+			perMember(MetricMemberStepErrors, "Step runs with an error whose outcome each member committed, from the cluster state."),
+		},
+		memberGauges: [3]*prometheus.Desc{
+			perMember(MetricMemberStepsExecuting, "Steps each member is running, from the cluster state."),
+			perMember(MetricMemberStepsQueued, "Ready steps waiting for a worker on each member, from the cluster state."),
+			perMember(MetricMemberWorkerCapacity, "Steps each member runs at once, from the cluster state."),
+		},
 		info:               info,
-		workflowsActive:    desc(MetricWorkflowsActive, "Running or paused workflows in the shards this member holds."),
-		stepsQueued:        desc(MetricStepsQueued, "Pending workflow steps (ready, delayed or refused)."),
-		stepsExecuting:     desc(MetricStepsExecuting, "Claimed workflow steps."),
-		workflowsBlocked:   desc(MetricWorkflowsBlocked, "Running workflows blocked by CanStart."),
+		workflowsActive:    desc(MetricWorkflowsActive, "Running or paused workflows in the cluster (started minus ended)."),
+		stepsQueued:        desc(MetricStepsQueued, "Ready workflow steps waiting for a worker, over the cluster."),
+		stepsExecuting:     desc(MetricStepsExecuting, "Workflow steps running, over the cluster."),
+		workflowsBlocked:   desc(MetricWorkflowsBlocked, "Running workflows blocked by CanStart in the shards this member leads."),
 		shards:             desc(MetricShards, "Shards this member holds."),
 		shardsLed:          desc(MetricShardsLed, "Shards this member leads."),
-		workflowsCompleted: desc(MetricWorkflowsCompleted, "Workflows that completed successfully."),
-		workflowsFailed:    desc(MetricWorkflowsFailed, "Workflows that failed."),
-		workflowsStopped:   desc(MetricWorkflowsStopped, "Workflows stopped on request."),
-		stepsExecuted:      desc(MetricStepsExecuted, "Workflow step runs that completed without error."),
-		stepErrors:         desc(MetricStepErrors, "Workflow step runs that returned an error or panicked."),
+		workflowsCompleted: desc(MetricWorkflowsCompleted, "Workflows that completed successfully, cluster total."),
+		workflowsFailed:    desc(MetricWorkflowsFailed, "Workflows that failed, cluster total."),
+		workflowsStopped:   desc(MetricWorkflowsStopped, "Workflows stopped on request, cluster total."),
+		stepsExecuted:      desc(MetricStepsExecuted, "Workflow step runs that completed without error, cluster total."),
+		stepErrors:         desc(MetricStepErrors, "Workflow step runs that returned an error or panicked, cluster total."),
 		eventsDropped:      desc(MetricEventsDropped, "Events not delivered to a handler that fell behind."),
 		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:        MetricStepDuration,
@@ -125,6 +159,12 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.workflowsCompleted, c.workflowsFailed, c.workflowsStopped, c.stepsExecuted, c.stepErrors,
 		c.eventsDropped,
 	} {
+		ch <- d
+	}
+	for _, d := range c.memberCounters {
+		ch <- d
+	}
+	for _, d := range c.memberGauges {
 		ch <- d
 	}
 	c.stepDuration.Describe(ch)
@@ -153,6 +193,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.stepsExecuted, mt.StepsExecuted)
 	counter(c.stepErrors, mt.StepErrors)
 	counter(c.eventsDropped, mt.DroppedEvents)
+	for i := range info.Members {
+		mi := &info.Members[i]
+		k := mi.Counters
+		for j, v := range []uint64{k.WorkflowsStarted, k.WorkflowsCompleted, k.WorkflowsFailed, k.WorkflowsStopped, k.StepsExecuted, k.StepErrors} {
+			ch <- prometheus.MustNewConstMetric(c.memberCounters[j], prometheus.CounterValue, float64(v), mi.ID)
+		}
+		for j, v := range []int{mi.Executing, mi.Queued, mi.WorkerCapacity} {
+			ch <- prometheus.MustNewConstMetric(c.memberGauges[j], prometheus.GaugeValue, float64(v), mi.ID)
+		}
+	}
 	c.stepDuration.Collect(ch)
 	c.workflowDuration.Collect(ch)
 }

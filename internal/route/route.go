@@ -50,12 +50,26 @@ type Claims interface {
 // Router routes one call. Host is the member's shards (nil once closed),
 // Net its network, Claims its engine (nil if it has none), Disk its disk
 // guard (nil accepts everything), Clustered whether it runs in a cluster.
+// Stamp, if set, returns this member's wf.Command.Proposer for shard s:
+// every command proposed through this member's replica carries it (a
+// forwarded command is re-stamped by the member that proposes it,
+// ApplyHere), so that the replica that proposed a command counts its
+// changes.
 type Router struct {
 	Host      *shards.Host
 	Net       Network
 	Claims    Claims
 	Disk      *disk.Guard
 	Clustered bool
+	Stamp     func(s uint64) string
+}
+
+// stamp returns the Proposer of a command proposed here about shard s.
+func (r Router) stamp(s uint64) string {
+	if r.Stamp == nil {
+		return ""
+	}
+	return r.Stamp(s)
 }
 
 // Start proposes a start command and returns its result. The shard's
@@ -83,6 +97,7 @@ func (r Router) Apply(ctx context.Context, shard uint64, c *wf.Command, class di
 	if h == nil {
 		return wf.Result{}, errs.ErrClosed
 	}
+	c.Proposer = r.stamp(shard)
 	raw, err := wf.EncodeCommand(c)
 	if err != nil {
 		return wf.Result{}, fmt.Errorf("encoding %s command: %w", c.Op, err)
@@ -172,11 +187,15 @@ var errNoLeaderKnown = errors.New("no other member known to lead the shard")
 // this member's to run, so the answer leaves them out.
 func (r Router) ApplyHere(ctx context.Context, s uint64, raw []byte) ([]byte, error) {
 	h, e := r.Host, r.Claims
-	if e == nil || !h.IsLeader(s) {
-		return h.Propose(ctx, s, raw)
-	}
 	cmd, err := wf.DecodeCommand(raw)
-	if err != nil || cmd.Op != wf.OpStart {
+	if err != nil {
+		return h.Propose(ctx, s, raw) // the state machine answers Invalid
+	}
+	cmd.Proposer = r.stamp(s)
+	if e == nil || !h.IsLeader(s) || cmd.Op != wf.OpStart {
+		if raw, err = wf.EncodeCommand(&cmd); err != nil {
+			return nil, err
+		}
 		return h.Propose(ctx, s, raw)
 	}
 	// Whatever the sender claimed is replaced by this member's claims.

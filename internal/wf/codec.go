@@ -238,6 +238,13 @@ func (p *PatchOp) appendTo(b []byte) []byte {
 func (c *Command) appendTo(b []byte) []byte {
 	b = append(b, codecVersion)
 	b, at := fields(b, 3)
+	// Bit 23 announces a second bitmap byte, for the fields added later
+	// (Proposer); commands without them encode as before.
+	ext := -1
+	if c.Proposer != "" {
+		set(b, at, 23)
+		b, ext = fields(b, 1)
+	}
 	if c.Op != 0 {
 		set(b, at, 0)
 		b = append(b, byte(c.Op))
@@ -333,6 +340,10 @@ func (c *Command) appendTo(b []byte) []byte {
 	if c.Nonce != "" {
 		set(b, at, 22)
 		b = appendStr(b, c.Nonce)
+	}
+	if c.Proposer != "" {
+		set(b, ext, 0)
+		b = appendStr(b, c.Proposer)
 	}
 	return b
 }
@@ -818,7 +829,13 @@ func (c *Command) decode(b []byte) error {
 	*c = Command{}
 	d := decoder{b: b}
 	d.begin()
-	m := d.fields(3, 23)
+	m := d.fields(3, 24)
+	var m2 uint64
+	if m&(1<<23) != 0 {
+		if m2 = d.fields(1, 1); m2 == 0 && d.err == nil {
+			d.fail(errors.New("empty extension bitmap"))
+		}
+	}
 	if m&(1<<0) != 0 {
 		c.Op = Op(d.u8())
 	}
@@ -883,6 +900,9 @@ func (c *Command) decode(b []byte) error {
 	}
 	if m&(1<<22) != 0 {
 		c.Nonce = d.str()
+	}
+	if m2&(1<<0) != 0 {
+		c.Proposer = d.str()
 	}
 	return d.end()
 }

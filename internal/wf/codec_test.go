@@ -277,7 +277,7 @@ func TestCodecErrors(t *testing.T) {
 			// Every top-level struct leaves its last bitmap byte's high bit
 			// unused: setting it is an unknown field.
 			p := bytes.Clone(v.b)
-			n := map[string]int{"command": 3, "result": 2, "record": 3, "history": 2}[name]
+			n := map[string]int{"command": 4, "result": 2, "record": 3, "history": 2}[name]
 			p[n] |= 0x80
 			require.ErrorContains(t, v.dec(p), "unknown fields")
 		})

@@ -107,6 +107,12 @@ type Command struct {
 	// Purge: terminal workflows that ended before Before, at most Limit of them.
 	Before int64 `json:"b,omitempty"`
 	Limit  int   `json:"l,omitempty"`
+
+	// Proposer identifies the replica, and the run of its member, that
+	// proposed the command; the changes it makes carry it
+	// (Change.Proposer), so that exactly one replica counts them, once.
+	// It does not affect the state.
+	Proposer string `json:"pr,omitempty"`
 }
 
 // Code classifies a command's outcome.

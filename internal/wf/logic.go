@@ -31,6 +31,8 @@ type Change struct {
 	View View
 	// Entry is the history entry the change recorded, if any.
 	Entry *HistoryEntry
+	// Proposer is the Command.Proposer of the command that made the change.
+	Proposer string
 }
 
 // Listener receives the changes of each committed batch, in commit order. It
@@ -676,7 +678,7 @@ func (a *applier) save(e *entry, kind ChangeKind, h *HistoryEntry) error {
 		}
 		v.Executed = names
 	}
-	a.l.changes = append(a.l.changes, Change{Kind: kind, View: v, Entry: h})
+	a.l.changes = append(a.l.changes, Change{Kind: kind, View: v, Entry: h, Proposer: a.c.Proposer})
 	return nil
 }
 

@@ -5,7 +5,7 @@
 // payload), and the error kinds that keep an error's identity across the
 // call (ToRemote on the serving member, FromRemote and RemoteStepError on
 // the caller). It imports internal/errs, internal/rpc, internal/wf,
-// executor and shards.
+// internal/statesync, executor and shards.
 package wire
 
 import (
@@ -16,6 +16,7 @@ import (
 	"fmt"
 
 	"github.com/eleven-am/graft/executor"
+	"github.com/eleven-am/graft/internal/statesync"
 	"github.com/eleven-am/graft/internal/wf"
 )
 
@@ -27,6 +28,12 @@ const (
 	MethodExec  = "exec"  // run a step of a node type this member registered
 	MethodAdmit = "admit" // does this member's gossip admit the asking member?
 )
+
+// MethodState is the member RPC method of the cluster state's push-pull
+// anti-entropy (internal/statesync): the request is a statesync.Request
+// (the caller's digest and its own entry), the reply the encoded
+// crdt.State the caller lacks.
+const MethodState = "state"
 
 // Member RPC methods of rebalancing.
 const (
@@ -93,6 +100,12 @@ func DecodeMembershipRequest(payload []byte) (ReplicaRequest, error) {
 		return ReplicaRequest{}, errors.New("shard 0 does not exist")
 	}
 	return req, nil
+}
+
+// DecodeStateRequest decodes an anti-entropy request with the bounded
+// crdt decoders (statesync.DecodeRequest).
+func DecodeStateRequest(payload []byte) (statesync.Request, error) {
+	return statesync.DecodeRequest(payload)
 }
 
 // DecodeAdmitRequest decodes an admission question.
