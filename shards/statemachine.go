@@ -88,7 +88,11 @@ func (s *stateMachine) Lookup(query interface{}) (interface{}, error) {
 	if !ok {
 		return nil, fmt.Errorf("graft: shards: query must be []byte, got %T", query)
 	}
-	return s.logic.Lookup(newPrefixed(s.db, s.shardID), q)
+	// One snapshot, so a query reading several keys sees one committed
+	// batch, never half of the next.
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	return s.logic.Lookup(newPrefixed(snap, s.shardID), q)
 }
 
 // Sync makes every committed Update durable by syncing Pebble's WAL.

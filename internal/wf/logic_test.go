@@ -3,6 +3,7 @@ package wf
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -430,4 +431,47 @@ func TestRetriedCommandsAnswerWithTheirClaims(t *testing.T) {
 	}
 	a := b.status(t, "wf")
 	require.Len(t, a.View.Executing, 1, "retries claim nothing new")
+}
+
+// A status read while a batch is being applied sees the workflow as the
+// last committed batch left it, record and history alike: the in-memory
+// record runs ahead of storage until the batch commits, so a read mixing
+// the two showed a record ahead of its history, and a workflow that ended
+// in the batch as it was before the batch.
+func TestStatusReadsOnlyCommittedState(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := start("wf", "A")
+	c.Tasks[0].Claim = true
+	c.Member, c.Incarnation, c.LeaseUntil = "m1", "i1", 1000
+	first := b.do(t, c)
+	require.Len(t, first.Claimed, 1)
+	before := b.status(t, "wf")
+	require.Equal(t, StatusRunning, before.View.Status)
+	require.Empty(t, before.History)
+
+	// The next batch is applied to a copy, as Pebble's batch holds writes
+	// until it commits; reads go to the committed store meanwhile.
+	staged := &memKV{m: maps.Clone(b.kv.m)}
+	raw, err := EncodeCommand(&Command{Op: OpComplete, WF: "wf", TaskID: 1, ExecID: first.Claimed[0].ExecID, Now: 120, Member: "m1",
+		Tasks: []NewTask{{Node: "B"}}})
+	require.NoError(t, err)
+	b.index++
+	out, err := b.l.Apply(staged, b.index, raw)
+	require.NoError(t, err)
+	res, err := DecodeResult(out)
+	require.NoError(t, err)
+	require.Equal(t, OK, res.Code)
+
+	during := b.status(t, "wf")
+	require.Equal(t, before.View.Record, during.View.Record, "a read during the batch sees the committed record")
+	require.Empty(t, during.History)
+
+	b.kv.m = staged.m // the batch commits
+	b.l.Applied(b.index)
+	after := b.status(t, "wf")
+	require.Equal(t, StatusRunning, after.View.Status)
+	require.Len(t, after.History, 1)
+	require.Len(t, after.View.Pending, 1)
+	require.EqualValues(t, after.View.Steps, len(after.History))
 }

@@ -96,37 +96,35 @@ func (l *Logic) Counters() CountersAnswer {
 	return a
 }
 
+// status reads workflow id, its state and its history from r alone, never
+// from the in-memory records: those run ahead of r while a batch is being
+// applied (a record changes in memory at once, its history entry and the
+// record itself reach storage when the batch commits), so mixing the two
+// showed a record ahead of its history, and a workflow that ended in the
+// batch as it was before (its record leaves memory before storage has the
+// final one). r is one consistent view (shards reads from a snapshot).
 func (l *Logic) status(r shards.Reader, id string) (StatusAnswer, error) {
 	var a StatusAnswer
-	l.mu.RLock()
-	e, ok := l.active[id]
-	if ok {
-		a.Found = true
-		a.View = View{Record: e.rec.view().Record, State: e.state}
+	raw, found, err := r.Get(recordKey(id))
+	if err != nil {
+		return a, fmt.Errorf("reading workflow %q: %w", id, err)
 	}
-	l.mu.RUnlock()
-	if !ok {
-		raw, found, err := r.Get(recordKey(id))
-		if err != nil {
-			return a, fmt.Errorf("reading workflow %q: %w", id, err)
-		}
-		if !found {
-			return a, nil
-		}
-		a.Found = true
-		if err := a.View.Record.decode(raw); err != nil {
-			return a, fmt.Errorf("decoding workflow %q: %w", id, err)
-		}
-		a.View.DoneKeys = nil
-		st, _, err := r.Get(stateKey(id))
-		if err != nil {
-			return a, fmt.Errorf("reading state of workflow %q: %w", id, err)
-		}
-		a.View.State = st
+	if !found {
+		return a, nil
 	}
+	a.Found = true
+	if err := a.View.Record.decode(raw); err != nil {
+		return a, fmt.Errorf("decoding workflow %q: %w", id, err)
+	}
+	a.View.DoneKeys = nil
+	st, _, err := r.Get(stateKey(id))
+	if err != nil {
+		return a, fmt.Errorf("reading state of workflow %q: %w", id, err)
+	}
+	a.View.State = st
 	p := historyPrefix(id)
 	var decodeErr error
-	err := r.Scan(p, prefixEnd(p), func(_, v []byte) bool {
+	err = r.Scan(p, prefixEnd(p), func(_, v []byte) bool {
 		var h HistoryEntry
 		if err := h.decode(v); err != nil {
 			decodeErr = err
