@@ -196,7 +196,11 @@ func runClosedLoop(o *options, members []*graft.Manager, tr *tracker, sh shape, 
 	}
 	startsDone := make(chan struct{})
 	go func() { wg.Wait(); close(startsDone) }()
-	err := waitAll(o, tr, quit)
+	err := waitAll(o, tr, quit, func() {
+		if n := tr.recheck(members[0]); n > 0 {
+			progress("  %d completions whose events never arrived found by status", n)
+		}
+	})
 	stop()
 	<-startsDone
 	if startErr != nil {
