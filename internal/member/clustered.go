@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/gossip"
@@ -130,11 +129,6 @@ func (m *Member) serveExec(ctx context.Context, req wire.ExecRequest) ([]byte, e
 	return json.Marshal(wire.ExecReply{Output: out})
 }
 
-// remoteStepTimeout bounds a step run on another member when the engine
-// sets no step timeout: the executor's default claim lease, after which
-// another member re-runs the step anyway.
-const remoteStepTimeout = 5 * time.Minute
-
 // remote runs steps on the members that registered their node types.
 type remote struct{ m *Member }
 
@@ -207,10 +201,11 @@ func (r remote) Run(ctx context.Context, node string, wc *executor.WorkflowConte
 	n := r.m.net()
 	if _, ok := ctx.Deadline(); !ok {
 		// Without Engine.StepTimeout, a remote step may run as long as its
-		// claim holds; the member RPC would otherwise cut it at its default
+		// claim holds (the lease, after which another member re-runs it
+		// anyway); the member RPC would otherwise cut it at its default
 		// call timeout.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, remoteStepTimeout)
+		ctx, cancel = context.WithTimeout(ctx, r.m.cfg.Engine.LeaseDuration)
 		defer cancel()
 	}
 	out, err := n.Call(ctx, addr, wire.MethodExec, b)
