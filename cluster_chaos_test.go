@@ -80,12 +80,22 @@ func TestMinorityPartitionHeals(t *testing.T) {
 		acked = append(acked, id)
 		waitStatus(t, members[(j+1)%2].m, id, graft.WorkflowStateCompleted)
 	}
+	// Cut off, n3 knows no leader of the shards it holds: it is live but
+	// not ready, and says why.
+	require.Eventually(t, func() bool {
+		h := members[2].m.Health()
+		return h.Live && !h.Ready && !h.Checks[3].OK
+	}, 20*time.Second, 20*time.Millisecond, "n3 stayed ready while cut off: %+v", members[2].m.Health())
+	require.Contains(t, members[2].m.Health().Checks[3].Detail, "no known leader for shards")
+	require.True(t, members[0].m.Health().Ready, "the majority stays ready: %+v", members[0].m.Health())
 
 	net.Heal()
 	require.Eventually(t, func() bool {
 		return slices.Contains(members[0].m.GetClusterInfo().Peers, "n3") &&
 			len(members[2].m.GetClusterInfo().Peers) == 2
 	}, 20*time.Second, 20*time.Millisecond, "the cluster never became one again")
+	require.Eventually(t, func() bool { return members[2].m.Health().Ready }, 20*time.Second, 20*time.Millisecond,
+		"n3 never became ready again: %+v", members[2].m.Health())
 	for j := range 4 {
 		id := fmt.Sprintf("after-%d", j)
 		start(members[2], id)
