@@ -65,25 +65,12 @@ func runFleet(ctx context.Context, o *options, dir string, n int) (*result, erro
 	shards := cmp.Or(o.shards, fleetShardsPerMember*n)
 	sh := seq3()
 	tr := newTracker(o.fleetWorkflows)
-	base := settledRSSMB()
-	t0 := time.Now()
-	members, err := startClusterMembers(ctx, o, dir, clusterSpec{n: n, shards: shards}, sh, tr)
+	f, err := formFleet(ctx, o, dir, n, shards, sh, tr)
 	if err != nil {
 		return nil, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = stopAll(members)
-		}
-	}()
-	startS := time.Since(t0).Seconds()
-	place, err := awaitFormed(ctx, members, n, shards, formationLimit)
-	if err != nil {
-		return nil, err
-	}
-	formationS := time.Since(t0).Seconds()
-	formed := settledRSSMB()
+	defer func() { _ = f.stopOnce() }()
+	members, place, base, formed, startS, formationS := f.members, f.place, f.base, f.formed, f.startS, f.formationS
 	progress("fleet-%d: %d shards placed %.2fs after the first Start; RSS %.0f MiB (%.0f before)", n, shards, formationS, formed, base)
 
 	tr.base = time.Now()
@@ -106,8 +93,7 @@ func runFleet(ctx context.Context, o *options, dir string, n int) (*result, erro
 	for _, m := range members {
 		res.DroppedEvents += uint64(m.GetClusterInfo().Metrics.DroppedEvents)
 	}
-	stopped = true
-	if err := stopAll(members); err != nil {
+	if err := f.stopOnce(); err != nil {
 		return nil, fmt.Errorf("stopping members: %w", err)
 	}
 	return res, nil
@@ -122,25 +108,12 @@ func runFleet(ctx context.Context, o *options, dir string, n int) (*result, erro
 // shard counts.
 func runShardCost(ctx context.Context, o *options, dir string, shards int) (*result, error) {
 	n := o.costMembers
-	base := settledRSSMB()
-	t0 := time.Now()
-	members, err := startClusterMembers(ctx, o, dir, clusterSpec{n: n, shards: shards}, seq3(), newTracker(1))
+	f, err := formFleet(ctx, o, dir, n, shards, seq3(), newTracker(1))
 	if err != nil {
 		return nil, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = stopAll(members)
-		}
-	}()
-	startS := time.Since(t0).Seconds()
-	place, err := awaitFormed(ctx, members, n, shards, formationLimit)
-	if err != nil {
-		return nil, err
-	}
-	formationS := time.Since(t0).Seconds()
-	formed := settledRSSMB()
+	defer func() { _ = f.stopOnce() }()
+	t0, place, base, formed, startS, formationS := f.t0, f.place, f.base, f.formed, f.startS, f.formationS
 	progress("shard-cost-%d: %d member(s) formed in %.2fs; idle for %s", shards, n, formationS, o.idle)
 
 	cpu0 := cpuSeconds()
@@ -165,11 +138,49 @@ func runShardCost(ctx context.Context, o *options, dir string, shards int) (*res
 	res.FormationMsPerReplica = 1000 * formationS / replicas
 	res.RSSMBPerReplica = (formed - base) / replicas
 	res.IdleCPUPctPerReplica = res.IdleCPUPct / replicas
-	stopped = true
-	if err := stopAll(members); err != nil {
+	if err := f.stopOnce(); err != nil {
 		return nil, fmt.Errorf("stopping members: %w", err)
 	}
 	return res, nil
+}
+
+// fleet is n members started in this process and formed.
+type fleet struct {
+	members            []*graft.Manager
+	place              *ring.Placement
+	t0                 time.Time // when the first Start began
+	base, formed       float64   // the process's settled RSS (MiB) before the members and once formed
+	startS, formationS float64   // seconds from t0 until every Start returned and until formed
+	stopped            bool
+}
+
+// formFleet starts n members with shards shards (sh's nodes, tr's
+// handlers) under dir and waits until they form (awaitFormed).
+func formFleet(ctx context.Context, o *options, dir string, n, shards int, sh shape, tr *tracker) (*fleet, error) {
+	f := &fleet{base: settledRSSMB(), t0: time.Now()}
+	members, err := startClusterMembers(ctx, o, dir, clusterSpec{n: n, shards: shards}, sh, tr)
+	if err != nil {
+		return nil, err
+	}
+	f.members = members
+	f.startS = time.Since(f.t0).Seconds()
+	if f.place, err = awaitFormed(ctx, members, n, shards, formationLimit); err != nil {
+		_ = f.stopOnce()
+		return nil, err
+	}
+	f.formationS = time.Since(f.t0).Seconds()
+	f.formed = settledRSSMB()
+	return f, nil
+}
+
+// stopOnce stops the members the first time it is called, returning the
+// first error; later calls return nil.
+func (f *fleet) stopOnce() error {
+	if f.stopped {
+		return nil
+	}
+	f.stopped = true
+	return stopAll(f.members)
 }
 
 // awaitFormed waits up to within for members (node IDs memberName(i, n))
