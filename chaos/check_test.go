@@ -143,8 +143,8 @@ func TestCheckLinearizability(t *testing.T) {
 	require.NoFileExists(t, filepath.Join(dir, "history.html"))
 
 	cases := map[string][]ClientOp{
-		"completed then running": {start("w", OutcomeOK, 0), read("w", "completed", 2), read("w", "running", 4)},
-		"paused without a pause": {start("w", OutcomeOK, 0), read("w", "paused", 2)},
+		"completed then running":       {start("w", OutcomeOK, 0), read("w", "completed", 2), read("w", "running", 4)},
+		"paused without a pause":       {start("w", OutcomeOK, 0), read("w", "paused", 2)},
 		"acknowledged start not found": {start("w", OutcomeOK, 0), read("w", "not-found", 2)},
 		"stop acknowledged, still running": {start("w", OutcomeOK, 0), control(OpStop, "w", OutcomeOK, 2),
 			read("w", "running", 4)},

@@ -1,0 +1,287 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// AppliedFault is a fault as the run applied it.
+type AppliedFault struct {
+	Fault
+	// Applied is when it was applied, from the start of the run (later
+	// than At when an earlier fault took time, e.g. a restart).
+	Applied Duration `json:"applied"`
+	// Took is how long applying it took.
+	Took Duration `json:"took"`
+	// Detail says what it resolved to (e.g. the leader it isolated).
+	Detail string `json:"detail,omitempty"`
+	// Error is why it could not be applied, if it could not.
+	Error string `json:"error,omitempty"`
+	// NextStep is how long after it was applied the next step run
+	// succeeded anywhere: a rough time to recover throughput.
+	NextStep Duration `json:"next_step,omitempty"`
+}
+
+// runFaults applies the faults at their times, one after another, then
+// waits until end.
+func (h *harness) runFaults(ctx context.Context, faults []Fault, end Duration) error {
+	for _, f := range faults {
+		if err := h.sleepUntil(ctx, f.At); err != nil {
+			return err
+		}
+		a := AppliedFault{Fault: f, Applied: h.rec.now()}
+		detail, err := h.apply(ctx, f)
+		a.Took, a.Detail = h.rec.now()-a.Applied, detail
+		if err != nil {
+			a.Error = err.Error()
+			h.log.Warn("chaos: fault not applied", "fault", f.String(), "error", err)
+		} else {
+			h.log.Info("chaos: fault applied", "fault", f.String(), "detail", detail)
+		}
+		h.mu.Lock()
+		h.applied = append(h.applied, a)
+		h.mu.Unlock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return h.sleepUntil(ctx, end)
+}
+
+// sleepUntil waits until the run's clock reaches at or ctx ends.
+func (h *harness) sleepUntil(ctx context.Context, at Duration) error {
+	d := time.Duration(at - h.rec.now())
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// apply applies one fault and says what it resolved to.
+func (h *harness) apply(ctx context.Context, f Fault) (string, error) {
+	switch f.Kind {
+	case FaultPartition:
+		h.net.Partition(f.Groups...)
+	case FaultIsolate:
+		for _, m := range f.Members {
+			h.net.Isolate(m)
+		}
+	case FaultIsolateLeader:
+		leader, err := h.leaderOf(ctx, f.Shard)
+		if err != nil {
+			return "", err
+		}
+		h.net.Isolate(leader)
+		return "isolated " + leader, nil
+	case FaultDrop:
+		h.net.Drop(f.From, f.To, f.Pct)
+	case FaultDelay:
+		h.net.Delay(f.From, f.To, time.Duration(f.Delay))
+	case FaultHeal:
+		h.heal()
+	case FaultCrash:
+		return "", h.crash(one(f))
+	case FaultRestart:
+		return "", h.restart(ctx, one(f))
+	case FaultWipe:
+		return h.wipe(ctx, one(f))
+	case FaultJoin:
+		return "", h.join(ctx, one(f))
+	case FaultLeave:
+		return "", h.leave(one(f))
+	default:
+		return "", fmt.Errorf("unknown fault kind %q", f.Kind)
+	}
+	return "", nil
+}
+
+func one(f Fault) string {
+	if len(f.Members) == 0 {
+		return ""
+	}
+	return f.Members[0]
+}
+
+// heal clears the network faults; crashed members stay cut off.
+func (h *harness) heal() {
+	h.net.Heal()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for n, r := range h.members {
+		if r.state == memberCrashed {
+			h.net.Isolate(n)
+		}
+	}
+}
+
+// leaderOf returns the member up that leads shard s, waiting up to 10s for
+// one (an election may be under way).
+func (h *harness) leaderOf(ctx context.Context, s uint64) (string, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, n := range h.upMembers() {
+			if m := h.up(n); m != nil && slices.Contains(m.GetClusterInfo().LeadShards, s) {
+				return n, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no member up leads shard %d", s)
+		}
+		if err := pause(ctx, 50*time.Millisecond); err != nil {
+			return "", err
+		}
+	}
+}
+
+// pause waits for d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// crash cuts member name off and stops its Manager in the background.
+func (h *harness) crash(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.members[name]
+	if r == nil || r.state != memberUp {
+		return fmt.Errorf("member %q is not up", name)
+	}
+	h.net.Isolate(name)
+	r.state = memberCrashed
+	r.stopped = make(chan struct{})
+	m, done := r.m, r.stopped
+	h.stops.Go(func() {
+		defer close(done)
+		if err := m.Stop(); err != nil {
+			h.log.Debug("chaos: stopping a crashed member", "member", name, "error", err)
+		}
+	})
+	return nil
+}
+
+// waitStopped waits until crashed member name's Stop returned.
+func (h *harness) waitStopped(ctx context.Context, name string) error {
+	h.mu.Lock()
+	r := h.members[name]
+	var done chan struct{}
+	if r != nil {
+		done = r.stopped
+	}
+	h.mu.Unlock()
+	if r == nil || r.state != memberCrashed || done == nil {
+		return fmt.Errorf("member %q is not crashed", name)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// restart starts crashed member name again on its data directory.
+func (h *harness) restart(ctx context.Context, name string) error {
+	if err := h.waitStopped(ctx, name); err != nil {
+		return err
+	}
+	h.net.Reconnect(name)
+	return h.startMember(ctx, name)
+}
+
+// wipe deletes member name's data directory, crashing it first if it is up.
+func (h *harness) wipe(ctx context.Context, name string) (string, error) {
+	detail := ""
+	if h.up(name) != nil {
+		if err := h.crash(name); err != nil {
+			return "", err
+		}
+		detail = "crashed first; "
+	}
+	if err := h.waitStopped(ctx, name); err != nil {
+		return "", err
+	}
+	h.mu.Lock()
+	dir := h.members[name].dataDir
+	h.mu.Unlock()
+	if err := os.RemoveAll(dir); err != nil {
+		return "", fmt.Errorf("wiping %s: %w", dir, err)
+	}
+	return detail + "deleted " + dir, nil
+}
+
+// join starts spare member name.
+func (h *harness) join(ctx context.Context, name string) error {
+	h.mu.Lock()
+	r := h.members[name]
+	h.mu.Unlock()
+	if r == nil || r.state != memberAbsent {
+		return fmt.Errorf("member %q is not a spare", name)
+	}
+	return h.startMember(ctx, name)
+}
+
+// leave stops member name gracefully for good.
+func (h *harness) leave(name string) error {
+	h.mu.Lock()
+	r := h.members[name]
+	if r == nil || r.state != memberUp {
+		h.mu.Unlock()
+		return fmt.Errorf("member %q is not up", name)
+	}
+	r.state = memberGone
+	m := r.m
+	h.mu.Unlock()
+	if err := m.Stop(); err != nil {
+		return fmt.Errorf("stopping %s: %w", name, err)
+	}
+	return nil
+}
+
+// recover ends the fault phase: it heals the network and restarts every
+// crashed member.
+func (h *harness) recover(ctx context.Context) error {
+	h.net.Heal()
+	var crashed []string
+	h.mu.Lock()
+	for n, r := range h.members {
+		if r.state == memberCrashed {
+			crashed = append(crashed, n)
+			h.net.Isolate(n) // until its stop is over
+		}
+	}
+	h.mu.Unlock()
+	slices.Sort(crashed)
+	for _, n := range crashed {
+		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultRestart, Members: []string{n}}, Applied: h.rec.now(),
+			Detail: "end of the fault phase"}
+		err := h.restart(ctx, n)
+		a.Took = h.rec.now() - a.Applied
+		if err != nil {
+			a.Error = err.Error()
+		}
+		h.mu.Lock()
+		h.applied = append(h.applied, a)
+		h.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+package chaos_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/eleven-am/graft/chaos"
+)
+
+// A three-member cluster through a minority partition and its heal, run
+// through the public API: every checker passes, workflows were
+// acknowledged and completed, and the report names the fault it applied.
+func TestRunPartitionMinority(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-member cluster for about 20s")
+	}
+	sc, ok := chaos.ScenarioNamed("partition-minority")
+	require.True(t, ok)
+	const seed = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	rep, err := chaos.Run(ctx, sc, chaos.Options{
+		Members: 3, Seed: seed, Duration: 8 * time.Second, Settle: 40 * time.Second, Dir: dir,
+		Workload: chaos.Workload{Workflows: 24},
+		Logger:   slog.New(slog.NewTextHandler(newTestWriter(t, "harness: "), nil)),
+		MemberLogger: func(name string) *slog.Logger {
+			return slog.New(slog.NewTextHandler(newTestWriter(t, name+": "), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		},
+	})
+	require.NoError(t, err)
+	t.Log(rep.Summary())
+	if !rep.Passed {
+		require.NoError(t, rep.WriteFiles(dir))
+		for _, c := range rep.Checks {
+			t.Logf("%s: passed %v, checked %d, violations %v %s", c.Name, c.Passed, c.Checked, c.Violations, c.Note)
+		}
+		t.Fatalf("chaos seed %d: checks failed: %v (report in %s)", seed, rep.Failed(), dir)
+	}
+	require.Equal(t, 24, rep.Workflows.Started)
+	require.Positive(t, rep.Workflows.Acknowledged)
+	require.Positive(t, rep.Workflows.Completed)
+	require.Zero(t, rep.Workflows.Lost)
+	require.Len(t, rep.Checks, 9)
+	require.Equal(t, chaos.FaultPartition, rep.Faults[0].Kind)
+	require.Empty(t, rep.Faults[0].Error)
+	require.Equal(t, sc.Schedule(seed, 3, 4, 8*time.Second)[0].Groups, rep.Faults[0].Groups)
+}

@@ -1,0 +1,257 @@
+package chaos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// FaultKind names a fault a scenario schedules.
+type FaultKind string
+
+// The faults. Network faults act on the [Network] every member's gossip,
+// Raft and RPC links go through; member faults act on a member's Manager
+// and data directory.
+const (
+	// FaultPartition splits the members into Fault.Groups (members in no
+	// group form one more group); it replaces an earlier partition.
+	FaultPartition FaultKind = "partition"
+	// FaultIsolate cuts Fault.Members off from everyone.
+	FaultIsolate FaultKind = "isolate"
+	// FaultIsolateLeader cuts off whichever member leads Fault.Shard when
+	// the fault is applied (the report names it).
+	FaultIsolateLeader FaultKind = "isolate-leader"
+	// FaultDrop drops Fault.Pct of the sends Fault.From -> Fault.To
+	// (either may be Wildcard).
+	FaultDrop FaultKind = "drop"
+	// FaultDelay holds the sends Fault.From -> Fault.To back for
+	// Fault.Delay.
+	FaultDelay FaultKind = "delay"
+	// FaultHeal clears every network fault (crashed members stay cut off).
+	FaultHeal FaultKind = "heal"
+	// FaultCrash kills Fault.Members[0] as far as one process allows: its
+	// links are cut at once (nothing it sends arrives, so no leave, no
+	// leadership hand-off and no result reaches anyone), then its Manager
+	// is stopped and abandoned. What the stop still does locally, a kill
+	// would not: steps running on it are cancelled rather than frozen, and
+	// Pebble and Dragonboat close their files cleanly (Dragonboat syncs
+	// its log on every commit, so nothing acknowledged depends on that).
+	FaultCrash FaultKind = "crash"
+	// FaultRestart starts a crashed member again on the same data
+	// directory, address and node ID.
+	FaultRestart FaultKind = "restart"
+	// FaultWipe deletes a crashed member's data directory (crashing it
+	// first if it is up); a later FaultRestart brings it back empty.
+	FaultWipe FaultKind = "wipe"
+	// FaultJoin starts a member that was not among the founders; it joins
+	// the running cluster.
+	FaultJoin FaultKind = "join"
+	// FaultLeave stops a member gracefully (gossip leave, hand-off); it
+	// does not come back.
+	FaultLeave FaultKind = "leave"
+)
+
+// Fault is one scheduled fault.
+type Fault struct {
+	// At is when the fault is applied, from the start of the run.
+	At      Duration   `json:"at"`
+	Kind    FaultKind  `json:"kind"`
+	Members []string   `json:"members,omitempty"`
+	Groups  [][]string `json:"groups,omitempty"`
+	Shard   uint64     `json:"shard,omitempty"`
+	From    string     `json:"from,omitempty"`
+	To      string     `json:"to,omitempty"`
+	Pct     float64    `json:"pct,omitempty"`
+	Delay   Duration   `json:"delay,omitempty"`
+}
+
+// String describes the fault in a line.
+func (f Fault) String() string {
+	s := fmt.Sprintf("%v %s", time.Duration(f.At), f.Kind)
+	switch f.Kind {
+	case FaultPartition:
+		s += fmt.Sprint(" ", f.Groups)
+	case FaultIsolateLeader:
+		s += fmt.Sprint(" of shard ", f.Shard)
+	case FaultDrop:
+		s += fmt.Sprintf(" %s->%s %.0f%%", f.From, f.To, f.Pct*100)
+	case FaultDelay:
+		s += fmt.Sprintf(" %s->%s %v", f.From, f.To, time.Duration(f.Delay))
+	}
+	if len(f.Members) > 0 {
+		s += fmt.Sprint(" ", f.Members)
+	}
+	return s
+}
+
+// Topology is what a scenario's schedule is built from.
+type Topology struct {
+	// Members are the founding members, "n1".."nN".
+	Members []string
+	// Spares are the names of members a scenario may join, in order.
+	Spares []string
+	// Duration is the fault phase: every fault is scheduled before it,
+	// and everything is healed and restarted at its end.
+	Duration time.Duration
+	// Shards is the cluster's shard count.
+	Shards int
+}
+
+// Scenario is a named fault schedule.
+type Scenario struct {
+	// Name identifies the scenario (e.g. "partition-halves").
+	Name string
+	// Description says what it does, in a line.
+	Description string
+	// Spares is how many members the scenario may join.
+	Spares int
+	// Faults returns the schedule for one run. It must be a pure
+	// function of its arguments (draw only from r), so that a seed
+	// reproduces the schedule.
+	Faults func(r *rand.Rand, t Topology) []Fault
+}
+
+// Schedule returns the scenario's faults for seed over a topology of
+// members founders (plus the scenario's spares), sorted by time: the same
+// arguments give the same schedule.
+func (s Scenario) Schedule(seed int64, members, shards int, duration time.Duration) []Fault {
+	t := topology(members, s.Spares, shards, duration)
+	r := rand.New(rand.NewPCG(uint64(seed), 0xfa_017_5c4ed))
+	var fs []Fault
+	if s.Faults != nil {
+		fs = s.Faults(r, t)
+	}
+	slices.SortStableFunc(fs, func(a, b Fault) int { return int(a.At - b.At) })
+	return fs
+}
+
+func topology(members, spares, shards int, d time.Duration) Topology {
+	t := Topology{Duration: d, Shards: shards}
+	for i := range members + spares {
+		name := fmt.Sprintf("n%d", i+1)
+		if i < members {
+			t.Members = append(t.Members, name)
+		} else {
+			t.Spares = append(t.Spares, name)
+		}
+	}
+	return t
+}
+
+// at returns the fraction f of the fault phase as a Duration.
+func (t Topology) at(f float64) Duration { return Duration(float64(t.Duration) * f) }
+
+// shuffled returns the founders in an order drawn from r.
+func (t Topology) shuffled(r *rand.Rand) []string {
+	m := slices.Clone(t.Members)
+	r.Shuffle(len(m), func(i, j int) { m[i], m[j] = m[j], m[i] })
+	return m
+}
+
+// minority returns a minority of the founders drawn from r (at least one).
+func (t Topology) minority(r *rand.Rand) []string {
+	m := t.shuffled(r)
+	return m[:max(1, (len(m)-1)/2)]
+}
+
+// Scenarios returns the named scenarios, sorted by name.
+func Scenarios() []Scenario {
+	s := []Scenario{
+		{Name: "partition-halves", Description: "the members split into two halves (the smaller without a quorum) for 40% of the run, then heal",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				m := t.shuffled(r)
+				return []Fault{
+					{At: t.at(0.2), Kind: FaultPartition, Groups: [][]string{m[:len(m)/2], m[len(m)/2:]}},
+					{At: t.at(0.6), Kind: FaultHeal},
+				}
+			}},
+		{Name: "partition-minority", Description: "a minority is cut off from the rest for 40% of the run, then heals",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				return []Fault{
+					{At: t.at(0.2), Kind: FaultPartition, Groups: [][]string{t.minority(r)}},
+					{At: t.at(0.6), Kind: FaultHeal},
+				}
+			}},
+		{Name: "isolate-leader", Description: "the leader of a shard drawn from the seed is isolated, twice",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				return []Fault{
+					{At: t.at(0.15), Kind: FaultIsolateLeader, Shard: uint64(1 + r.IntN(t.Shards))},
+					{At: t.at(0.4), Kind: FaultHeal},
+					{At: t.at(0.55), Kind: FaultIsolateLeader, Shard: uint64(1 + r.IntN(t.Shards))},
+					{At: t.at(0.8), Kind: FaultHeal},
+				}
+			}},
+		{Name: "flapping", Description: "partitions between random halves come and go every 0.5-1.5s",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				var fs []Fault
+				for at := t.at(0.1); at < t.at(0.85); {
+					m := t.shuffled(r)
+					cut := 1 + r.IntN(len(m)-1)
+					fs = append(fs, Fault{At: at, Kind: FaultPartition, Groups: [][]string{m[:cut]}})
+					at += Duration(time.Duration(500+r.IntN(1000)) * time.Millisecond)
+					fs = append(fs, Fault{At: at, Kind: FaultHeal})
+					at += Duration(time.Duration(200+r.IntN(800)) * time.Millisecond)
+				}
+				return fs
+			}},
+		{Name: "lossy", Description: "every link drops 10-30% and one member's links are slowed by 20-100ms",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				slow := t.Members[r.IntN(len(t.Members))]
+				d := Duration(time.Duration(20+r.IntN(80)) * time.Millisecond)
+				return []Fault{
+					{At: t.at(0.1), Kind: FaultDrop, From: Wildcard, To: Wildcard, Pct: 0.1 + 0.2*r.Float64()},
+					{At: t.at(0.1), Kind: FaultDelay, From: slow, To: Wildcard, Delay: d},
+					{At: t.at(0.1), Kind: FaultDelay, From: Wildcard, To: slow, Delay: d},
+					{At: t.at(0.8), Kind: FaultHeal},
+				}
+			}},
+		{Name: "crash-restart", Description: "a member is killed and restarted on its data directory, then another",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				m := t.shuffled(r)
+				return []Fault{
+					{At: t.at(0.15), Kind: FaultCrash, Members: m[:1]},
+					{At: t.at(0.4), Kind: FaultRestart, Members: m[:1]},
+					{At: t.at(0.55), Kind: FaultCrash, Members: m[1:2]},
+					{At: t.at(0.8), Kind: FaultRestart, Members: m[1:2]},
+				}
+			}},
+		{Name: "wipe", Description: "a minority member is killed, its data directory deleted, and it comes back empty",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				m := t.minority(r)[:1]
+				return []Fault{
+					{At: t.at(0.2), Kind: FaultCrash, Members: m},
+					{At: t.at(0.3), Kind: FaultWipe, Members: m},
+					{At: t.at(0.5), Kind: FaultRestart, Members: m},
+				}
+			}},
+		{Name: "join-leave", Description: "a new member joins, then a founder leaves gracefully",
+			Spares: 1,
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				return []Fault{
+					{At: t.at(0.2), Kind: FaultJoin, Members: t.Spares[:1]},
+					{At: t.at(0.6), Kind: FaultLeave, Members: []string{t.Members[r.IntN(len(t.Members))]}},
+				}
+			}},
+	}
+	slices.SortFunc(s, func(a, b Scenario) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return s
+}
+
+// ScenarioNamed returns the named scenario.
+func ScenarioNamed(name string) (Scenario, bool) {
+	for _, s := range Scenarios() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Scenario{}, false
+}
