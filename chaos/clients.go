@@ -9,30 +9,31 @@ import (
 	"github.com/eleven-am/graft"
 )
 
-// runWorkload issues the plan's operations at their times from
-// Workload.Clients clients, and returns once all have returned (or ctx
-// ended).
+// runWorkload issues the plan's operations at their times, each on its
+// own goroutine, at most Workload.Clients at once (an operation waits for a
+// free client, so a member that hangs slows the workload only once every
+// client waits on it), and returns once all have returned or ctx ended.
 func (h *harness) runWorkload(ctx context.Context, plan []plannedOp) {
-	work := make(chan plannedOp)
-	var wg sync.WaitGroup
+	clients := make(chan int, h.opts.Workload.Clients)
 	for c := range h.opts.Workload.Clients {
-		wg.Go(func() {
-			for p := range work {
-				h.do(ctx, c, p)
-			}
-		})
+		clients <- c
 	}
+	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer close(work)
 	for _, p := range plan {
 		if h.sleepUntil(ctx, Duration(p.At)) != nil {
 			return
 		}
+		var c int
 		select {
-		case work <- p:
+		case c = <-clients:
 		case <-ctx.Done():
 			return
 		}
+		wg.Go(func() {
+			defer func() { clients <- c }()
+			h.do(ctx, c, p)
+		})
 	}
 }
 

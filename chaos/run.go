@@ -46,10 +46,12 @@ type Options struct {
 	// (do not change NodeID, BindAddr, DataDir, Discovery or
 	// Expert.Network).
 	Config func(*graft.Config)
-	// Dir holds the members' data directories (Dir/data/<member>) and the
-	// artefacts of a failed check (Dir/history.html). Empty means a
-	// temporary directory, removed at the end, and no artefacts.
+	// Dir receives the artefacts of a failed check (Dir/history.html when
+	// the history is not linearizable). Empty means none are written.
 	Dir string
+	// DataDir holds the members' data directories (DataDir/<member>).
+	// Empty means a temporary directory, removed at the end of the run.
+	DataDir string
 	// Logger receives the harness's own log (faults applied, phases).
 	// nil means slog.Default().
 	Logger *slog.Logger
@@ -146,16 +148,15 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 		h.peers = append(h.peers, graft.StaticPeer{ID: n, Address: h.net.IP(n).String(), Port: 7000, GossipPort: MemberlistPort})
 	}
 
-	root := opts.Dir
-	if root == "" {
+	h.data = opts.DataDir
+	if h.data == "" {
 		tmp, err := os.MkdirTemp("", "graft-chaos-")
 		if err != nil {
 			return nil, fmt.Errorf("creating a data directory: %w", err)
 		}
 		defer func() { _ = os.RemoveAll(tmp) }()
-		root = tmp
+		h.data = tmp
 	}
-	h.data = filepath.Join(root, "data")
 	h.rf = cmp.Or(h.config(h.names[0]).Cluster.ReplicationFactor, 3)
 	defer h.shutdown()
 
@@ -199,12 +200,8 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 		return nil, err
 	}
 
-	artefacts := ""
-	if opts.Dir != "" {
-		artefacts = opts.Dir
-	}
 	checks := []CheckResult{CheckNotLost(hist), CheckTerminalAfterFaults(hist), CheckKeyed(hist), CheckNoRerun(hist),
-		CheckLinearizability(hist.Ops, artefacts, time.Minute)}
+		CheckLinearizability(hist.Ops, opts.Dir, time.Minute)}
 	checks = append(checks, conv...)
 	h.mu.Lock()
 	applied := slices.Clone(h.applied)

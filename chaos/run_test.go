@@ -25,7 +25,7 @@ func TestRunPartitionMinority(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	rep, err := chaos.Run(ctx, sc, chaos.Options{
-		Members: 3, Seed: seed, Duration: 8 * time.Second, Settle: 40 * time.Second, Dir: dir,
+		Members: 3, Seed: seed, Duration: 8 * time.Second, Settle: 40 * time.Second, Dir: dir, DataDir: t.TempDir(),
 		Workload: chaos.Workload{Workflows: 24},
 		Logger:   slog.New(slog.NewTextHandler(newTestWriter(t, "harness: "), nil)),
 		MemberLogger: func(name string) *slog.Logger {

@@ -55,13 +55,15 @@ type Workload struct {
 	Shapes []Shape
 	// Controls is the fraction of workflows that also get a pause (then a
 	// resume) or a stop from a random member, in [0, 1]. Zero means 0.3;
-	// negative means none.
+	// negative means none. Such a workflow takes ShapeLong (unless Trigger
+	// is set), so that the controls find it running.
 	Controls float64
 	// Reads is how many status reads each workflow gets from random
 	// members during the run (the final reads come on top). Zero means 3;
 	// negative means none.
 	Reads int
-	// Clients is how many operations run at once. Zero means 4.
+	// Clients is how many operations may be in flight at once; each
+	// client issues one at a time. Zero means 16.
 	Clients int
 	// OpTimeout bounds each client operation. Zero means 5s.
 	OpTimeout time.Duration
@@ -94,7 +96,7 @@ func (w Workload) withDefaults() Workload {
 		w.Reads = 0
 	}
 	if w.Clients <= 0 {
-		w.Clients = 4
+		w.Clients = 16
 	}
 	if w.OpTimeout <= 0 {
 		w.OpTimeout = 5 * time.Second
@@ -122,15 +124,20 @@ func planWorkload(seed int64, w Workload, members int, span time.Duration) []pla
 	for i := range w.Workflows {
 		id := fmt.Sprintf("wf-%03d", i)
 		at := span * time.Duration(i) / time.Duration(w.Workflows)
+		controlled := r.Float64() < w.Controls
+		shape := w.Shapes[r.IntN(len(w.Shapes))]
+		if controlled {
+			shape = ShapeLong
+		}
 		var tr graft.WorkflowTrigger
 		if w.Trigger != nil {
 			tr = w.Trigger(i, r)
 		} else {
-			tr = shapeTrigger(w.Shapes[r.IntN(len(w.Shapes))], r)
+			tr = shapeTrigger(shape, r)
 		}
 		tr.WorkflowID = id
 		ops = append(ops, plannedOp{At: at, Kind: OpStart, Workflow: id, Member: r.IntN(members), Trigger: &tr})
-		if r.Float64() < w.Controls {
+		if controlled {
 			first := at + time.Duration(50+r.IntN(400))*time.Millisecond
 			if r.IntN(3) == 0 {
 				ops = append(ops, plannedOp{At: first, Kind: OpStop, Workflow: id, Member: r.IntN(members)})
