@@ -3,7 +3,7 @@
 #   make test   vet + every test with the race detector + every fuzz target briefly
 GO ?= go
 
-.PHONY: demo cluster-demo certs test fuzz-short test-short bench soak vet
+.PHONY: demo cluster-demo certs test fuzz-short test-short bench soak vet chaos
 
 demo:
 	$(GO) run ./examples/quickstart
@@ -39,6 +39,25 @@ test-short:
 
 bench:
 	$(GO) run ./internal/cmd/graftbench
+
+# Every named chaos scenario (chaos/cmd/graft-chaos -list) for seeds
+# 1..CHAOS_SEEDS, three members each; reports in chaos-out/<scenario>-<seed>/.
+# Fails if any run fails; the failing runs are listed with their seeds.
+# (make test runs one short scenario: chaos.TestRunPartitionMinority.)
+CHAOS_SEEDS ?= 10
+CHAOS_FLAGS ?= -members 3 -workflows 40 -duration 10s
+chaos:
+	@mkdir -p bin chaos-out
+	$(GO) build -o bin/graft-chaos ./chaos/cmd/graft-chaos
+	@failed=""; for s in $$(bin/graft-chaos -list | awk '{print $$1}'); do \
+	  for seed in $$(seq 1 $(CHAOS_SEEDS)); do \
+	    if bin/graft-chaos -scenario $$s -seed $$seed $(CHAOS_FLAGS) -out chaos-out/$$s-$$seed \
+	        >chaos-out/$$s-$$seed.txt 2>chaos-out/$$s-$$seed.log; then \
+	      echo "ok     $$s seed $$seed"; \
+	    else echo "FAILED $$s seed $$seed (chaos-out/$$s-$$seed.txt)"; failed="$$failed $$s/$$seed"; fi; \
+	  done; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed runs:$$failed"; exit 1; fi
 
 # 100,000 one-step workflows with a 1s retention: data-dir size and RSS per second.
 soak:
