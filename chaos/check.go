@@ -9,17 +9,17 @@ import (
 // maxViolations bounds the violations a CheckResult lists; Count has them all.
 const maxViolations = 20
 
-// Check names of the checkers, as they appear in a Report.
+// The checkers' names, as they appear in a Report's CheckResult.Name.
 const (
-	CheckAcknowledged       = "acknowledged-not-lost"
-	CheckTerminal           = "acknowledged-terminal"
-	CheckKeyedOnce          = "keyed-step-at-most-once"
-	CheckNoRerunAfterCommit = "committed-step-not-rerun"
-	CheckLinearizable       = "linearizable"
-	CheckReplicasAgree      = "replicas-agree"
-	CheckReplication        = "replication-factor"
-	CheckGossipViews        = "gossip-views-agree"
-	CheckLeadership         = "leadership-balanced"
+	CheckerNotLost           = "acknowledged-not-lost"
+	CheckerTerminal          = "acknowledged-terminal"
+	CheckerKeyedOnce         = "keyed-step-at-most-once"
+	CheckerNoRerun           = "committed-step-not-rerun"
+	CheckerLinearizable      = "linearizable"
+	CheckerReplicasAgree     = "replicas-agree"
+	CheckerReplicationFactor = "replication-factor"
+	CheckerGossipViews       = "gossip-views-agree"
+	CheckerLeadership        = "leadership-balanced"
 )
 
 // CheckResult is one checker's verdict.
@@ -79,7 +79,7 @@ func (h *History) acknowledged() []string {
 // altogether (no status at all) counts as a violation too: it could not be
 // shown to survive.
 func CheckNotLost(h *History) CheckResult {
-	c := CheckResult{Name: CheckAcknowledged}
+	c := CheckResult{Name: CheckerNotLost}
 	for _, id := range h.acknowledged() {
 		c.Checked++
 		f, ok := h.Final[id]
@@ -103,7 +103,7 @@ func CheckNotLost(h *History) CheckResult {
 // every workflow is terminal or that long after the faults were healed.
 // Checked counts the workflows. Lost workflows are CheckNotLost's.
 func CheckTerminalAfterFaults(h *History) CheckResult {
-	c := CheckResult{Name: CheckTerminal}
+	c := CheckResult{Name: CheckerTerminal}
 	for _, id := range h.acknowledged() {
 		f, ok := h.Final[id]
 		if !ok || f.Status == "" || f.Status == "not-found" {
@@ -139,7 +139,7 @@ func (h *History) runsByExec() map[string]StepRun {
 // crash, a lost leadership) are allowed: Graft runs such a step again.
 // Checked counts the (workflow, key) pairs.
 func CheckKeyed(h *History) CheckResult {
-	c := CheckResult{Name: CheckKeyedOnce}
+	c := CheckResult{Name: CheckerKeyedOnce}
 	runs := h.runsByExec()
 	for _, id := range sortedKeys(h.Final) {
 		byKey := map[string][]string{}
@@ -165,7 +165,7 @@ func CheckKeyed(h *History) CheckResult {
 // clock-free reasoning suffices: the commit precedes the read's return.
 // Checked counts the committed executions.
 func CheckNoRerun(h *History) CheckResult {
-	c := CheckResult{Name: CheckNoRerunAfterCommit}
+	c := CheckResult{Name: CheckerNoRerun}
 	runs := h.runsByExec()
 	seen := map[string]Duration{} // execution -> earliest return of a read that saw it
 	for _, o := range h.Ops {

@@ -60,7 +60,7 @@ func top(rs []replicaOn) replicaOn {
 // longer names (a member that was cut off keeps them until it hears) are
 // ignored. Checked counts the shards.
 func CheckReplicas(c ClusterState) CheckResult {
-	r := CheckResult{Name: CheckReplicasAgree}
+	r := CheckResult{Name: CheckerReplicasAgree}
 	shards := c.byShard()
 	for _, s := range sortedShards(shards) {
 		r.Checked++
@@ -84,7 +84,7 @@ func CheckReplicas(c ClusterState) CheckResult {
 // min(ReplicationFactor, live members) voting replicas in its membership,
 // each running on a distinct live member. Checked counts the shards.
 func CheckReplicationFactor(c ClusterState) CheckResult {
-	r := CheckResult{Name: CheckReplication}
+	r := CheckResult{Name: CheckerReplicationFactor}
 	want := min(c.ReplicationFactor, len(c.Members))
 	shards := c.byShard()
 	for s := uint64(1); s <= uint64(c.Shards); s++ {
@@ -117,7 +117,7 @@ func CheckReplicationFactor(c ClusterState) CheckResult {
 // CheckViews checks that the gossip views agree: every live member sees
 // exactly the other live members. Checked counts the members.
 func CheckViews(c ClusterState) CheckResult {
-	r := CheckResult{Name: CheckGossipViews}
+	r := CheckResult{Name: CheckerGossipViews}
 	var all []string
 	for _, m := range c.Members {
 		all = append(all, m.Name)
@@ -143,7 +143,7 @@ func CheckViews(c ClusterState) CheckResult {
 // whenever the replica sets allow it (see package ring). Checked counts the
 // shards.
 func CheckBalance(c ClusterState) CheckResult {
-	r := CheckResult{Name: CheckLeadership}
+	r := CheckResult{Name: CheckerLeadership}
 	leaders := map[uint64][]string{}
 	led := map[string]int{}
 	var members []ring.Member

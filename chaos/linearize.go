@@ -196,7 +196,7 @@ func linearizationOps(ops []ClientOp) []porcupine.Operation {
 // bounds porcupine's search (0 means a minute); running out of time is a
 // failure that says so.
 func CheckLinearizability(ops []ClientOp, dir string, timeout time.Duration) CheckResult {
-	c := CheckResult{Name: CheckLinearizable}
+	c := CheckResult{Name: CheckerLinearizable}
 	history := linearizationOps(ops)
 	c.Checked = len(history)
 	if timeout <= 0 {

@@ -121,7 +121,7 @@ func TestWorkloadPlanIsSeeded(t *testing.T) {
 // duplicate, and whose joins wait for tasks the workflow has.
 func TestShapes(t *testing.T) {
 	t.Parallel()
-	for _, s := range AllShapes {
+	for _, s := range AllShapes() {
 		tr := shapeTrigger(s, rand.New(rand.NewPCG(1, 2)))
 		root := tr.InitialNodes[0].Config.(stepConfig)
 		tasks := map[string]int{}

@@ -42,8 +42,10 @@ const (
 	ShapeLong Shape = "long"
 )
 
-// AllShapes lists every shape, in the order a Workload draws from.
-var AllShapes = []Shape{ShapeSequential, ShapeFanOut, ShapeKeyed, ShapeDelayed, ShapeRetry, ShapeLong}
+// AllShapes returns every shape, in the order a Workload draws from.
+func AllShapes() []Shape {
+	return []Shape{ShapeSequential, ShapeFanOut, ShapeKeyed, ShapeDelayed, ShapeRetry, ShapeLong}
+}
 
 // Workload says what the clients do during a run. The zero value is a
 // small default workload; every draw comes from the run's seed.
@@ -51,7 +53,7 @@ type Workload struct {
 	// Workflows is how many workflows are started, spread evenly over the
 	// fault phase. Zero means 30.
 	Workflows int
-	// Shapes are the shapes drawn from (uniformly); nil means AllShapes.
+	// Shapes are the shapes drawn from (uniformly); nil means AllShapes().
 	Shapes []Shape
 	// Controls is the fraction of workflows that also get a pause (then a
 	// resume) or a stop from a random member, in [0, 1]. Zero means 0.3;
@@ -81,7 +83,7 @@ func (w Workload) withDefaults() Workload {
 		w.Workflows = 30
 	}
 	if len(w.Shapes) == 0 {
-		w.Shapes = AllShapes
+		w.Shapes = AllShapes()
 	}
 	switch {
 	case w.Controls == 0:
