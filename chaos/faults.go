@@ -21,8 +21,41 @@ type AppliedFault struct {
 	// Error is why it could not be applied, if it could not.
 	Error string `json:"error,omitempty"`
 	// NextStep is how long after it was applied the next step run
-	// succeeded anywhere: a rough time to recover throughput.
+	// succeeded anywhere.
 	NextStep Duration `json:"next_step,omitempty"`
+	// Recovered is how long after it was applied the throughput (successful
+	// step runs in a one-second window, slid by 100ms) first came back to
+	// half of what it was in the two seconds before; absent when there was
+	// no throughput before or it never came back (the workload starts
+	// workflows at an even pace during 80% of the fault phase, so later
+	// faults find less to run).
+	Recovered Duration `json:"recovered,omitempty"`
+}
+
+// recovery returns how long after at the rate of successful step ends came
+// back to half its rate over the two seconds before at, or false.
+func recovery(ends []Duration, at Duration) (Duration, bool) {
+	const window, slide = Duration(time.Second), Duration(100 * time.Millisecond)
+	count := func(from, to Duration) int {
+		n := 0
+		for _, e := range ends {
+			if e > from && e <= to {
+				n++
+			}
+		}
+		return n
+	}
+	before := float64(count(at-2*window, at)) / 2 // per window
+	if before == 0 {
+		return 0, false
+	}
+	last := slices.Max(ends)
+	for t := at; t+window <= last+window; t += slide {
+		if float64(count(t, t+window)) >= before/2 {
+			return t + window - at, true
+		}
+	}
+	return 0, false
 }
 
 // runFaults applies the faults at their times, one after another, then
@@ -169,9 +202,9 @@ func (h *harness) crash(name string) error {
 	m, done := r.m, r.stopped
 	h.stops.Go(func() {
 		defer close(done)
-		if err := m.Stop(); err != nil {
-			h.log.Debug("chaos: stopping a crashed member", "member", name, "error", err)
-		}
+		began := time.Now()
+		err := m.Stop()
+		h.log.Info("chaos: crashed member's Manager stopped", "member", name, "took", time.Since(began), "error", err)
 	})
 	return nil
 }

@@ -131,7 +131,16 @@ func newReport(scenario string, o Options, h *History, faults []AppliedFault, ch
 	if d := time.Duration(lastEnd - faultsEnd).Seconds(); d > 0 {
 		r.Throughput.AfterFaults = float64(after) / d
 	}
+	var ends []Duration
+	for _, s := range h.Steps {
+		if s.Result == "ok" {
+			ends = append(ends, s.End)
+		}
+	}
 	for i := range r.Faults {
+		if d, ok := recovery(ends, r.Faults[i].Applied); ok {
+			r.Faults[i].Recovered = d
+		}
 		var next Duration = -1
 		for _, s := range h.Steps {
 			if s.Result == "ok" && s.End > r.Faults[i].Applied && (next < 0 || s.End < next) {

@@ -156,3 +156,25 @@ func TestShapes(t *testing.T) {
 		}
 	}
 }
+
+// Recovery is measured from the fault to the end of the first one-second
+// window whose step rate is back to half the rate before the fault.
+func TestRecovery(t *testing.T) {
+	t.Parallel()
+	var ends []Duration
+	for i := range 40 { // 10 steps a second for 4s
+		ends = append(ends, ms(100*i+50))
+	}
+	for i := range 20 { // then nothing for 3s, then 10 a second again
+		ends = append(ends, ms(7000+100*i+50))
+	}
+	d, ok := recovery(ends, ms(4000))
+	require.True(t, ok)
+	// The window (6.5s, 7.5s] holds 5 ends, half of 10 a second.
+	require.Equal(t, ms(3500), d)
+
+	_, ok = recovery(ends, ms(0))
+	require.False(t, ok, "no throughput before the fault")
+	_, ok = recovery(ends[:40], ms(4000))
+	require.False(t, ok, "throughput never came back")
+}
