@@ -42,9 +42,9 @@ type Options struct {
 	// on every member each time it starts (restarts included), after the
 	// harness registered its own ("chaos.step", "chaos.join").
 	Register func(*graft.Manager) error
-	// Config adjusts each member's configuration after the harness set it
-	// (do not change NodeID, BindAddr, DataDir, Discovery or
-	// Expert.Network).
+	// Config adjusts each member's configuration after the harness and
+	// the scenario (Scenario.Config) set it (do not change NodeID,
+	// BindAddr, DataDir, Discovery or Expert.Network).
 	Config func(*graft.Config)
 	// Dir receives the artefacts of a failed check (Dir/history.html when
 	// the history is not linearizable). Empty means none are written.
@@ -227,6 +227,9 @@ func (h *harness) config(name string) *graft.Config {
 	cfg.Expert.Network = h.net
 	cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 50*time.Millisecond
 	cfg.Engine.DrainTimeout = 2 * time.Second
+	if h.sc.Config != nil {
+		h.sc.Config(cfg)
+	}
 	if h.opts.Config != nil {
 		h.opts.Config(cfg)
 	}

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/eleven-am/graft"
 )
 
 // FaultKind names a fault a scenario schedules.
@@ -37,6 +39,11 @@ const (
 	// would not: steps running on it are cancelled rather than frozen, and
 	// Pebble and Dragonboat close their files cleanly (Dragonboat syncs
 	// its log on every commit, so nothing acknowledged depends on that).
+	// The stop itself takes about 8s, its gossip leave (3s), leadership
+	// hand-off and RPC server stop (2s) timing out against the cut links;
+	// a FaultRestart or FaultWipe of the member waits for it, so it may be
+	// applied later than scheduled (AppliedFault.Applied and Took show by
+	// how much).
 	FaultCrash FaultKind = "crash"
 	// FaultRestart starts a crashed member again on the same data
 	// directory, address and node ID.
@@ -106,6 +113,10 @@ type Scenario struct {
 	Description string
 	// Spares is how many members the scenario may join.
 	Spares int
+	// Config, if set, adjusts every member's configuration for the
+	// scenario (e.g. a short FailureGrace so that replicas move while a
+	// member is down); Options.Config runs after it.
+	Config func(*graft.Config)
 	// Faults returns the schedule for one run. It must be a pure
 	// function of its arguments (draw only from r), so that a seed
 	// reproduces the schedule.
@@ -214,6 +225,15 @@ func Scenarios() []Scenario {
 					{At: t.at(0.4), Kind: FaultRestart, Members: m[:1]},
 					{At: t.at(0.55), Kind: FaultCrash, Members: m[1:2]},
 					{At: t.at(0.8), Kind: FaultRestart, Members: m[1:2]},
+				}
+			}},
+		{Name: "crash-past-grace", Description: "a member is killed for longer than FailureGrace (2s here): its replicas are removed, and re-added when it is restarted",
+			Config: func(c *graft.Config) { c.Cluster.FailureGrace = 2 * time.Second },
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				m := t.shuffled(r)[:1]
+				return []Fault{
+					{At: t.at(0.15), Kind: FaultCrash, Members: m},
+					{At: t.at(0.65), Kind: FaultRestart, Members: m},
 				}
 			}},
 		{Name: "wipe", Description: "a minority member is killed, its data directory deleted, and it comes back empty",
