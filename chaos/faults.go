@@ -72,7 +72,7 @@ func (h *harness) runFaults(ctx context.Context, faults []Fault, end Duration) e
 			a.Error = err.Error()
 			h.log.Warn("chaos: fault not applied", "fault", f.String(), "error", err)
 		} else {
-			h.log.Info("chaos: fault applied", "fault", f.String(), "detail", detail)
+			h.log.Info("chaos: fault applied", "fault", f.String(), "applied", time.Duration(a.Applied), "detail", detail)
 		}
 		h.mu.Lock()
 		h.applied = append(h.applied, a)

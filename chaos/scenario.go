@@ -169,6 +169,36 @@ func (t Topology) minority(r *rand.Rand) []string {
 // Scenarios returns the named scenarios, sorted by name.
 func Scenarios() []Scenario {
 	s := []Scenario{
+		{Name: "mixed", Description: "every 1-2s a fault drawn from the seed (a partition, a shard leader isolated, drops, a slow member, a crash), each healed or restarted before the next",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				var fs []Fault
+				for at := t.at(0.1); at < t.at(0.8); {
+					end := at + Duration(time.Duration(700+r.IntN(800))*time.Millisecond)
+					switch r.IntN(5) {
+					case 0:
+						m := t.shuffled(r)
+						fs = append(fs, Fault{At: at, Kind: FaultPartition, Groups: [][]string{m[:1+r.IntN(len(m)-1)]}})
+					case 1:
+						fs = append(fs, Fault{At: at, Kind: FaultIsolateLeader, Shard: uint64(1 + r.IntN(t.Shards))})
+					case 2:
+						fs = append(fs, Fault{At: at, Kind: FaultDrop, From: Wildcard, To: Wildcard, Pct: 0.1 + 0.3*r.Float64()})
+					case 3:
+						m := t.Members[r.IntN(len(t.Members))]
+						d := Duration(time.Duration(20+r.IntN(180)) * time.Millisecond)
+						fs = append(fs, Fault{At: at, Kind: FaultDelay, From: m, To: Wildcard, Delay: d},
+							Fault{At: at, Kind: FaultDelay, From: Wildcard, To: m, Delay: d})
+					case 4:
+						m := t.Members[r.IntN(len(t.Members))]
+						fs = append(fs, Fault{At: at, Kind: FaultCrash, Members: []string{m}},
+							Fault{At: end, Kind: FaultRestart, Members: []string{m}})
+						at = end + Duration(time.Duration(200+r.IntN(500))*time.Millisecond)
+						continue
+					}
+					fs = append(fs, Fault{At: end, Kind: FaultHeal})
+					at = end + Duration(time.Duration(200+r.IntN(500))*time.Millisecond)
+				}
+				return fs
+			}},
 		{Name: "partition-halves", Description: "the members split into two halves (the smaller without a quorum) for 40% of the run, then heal",
 			Faults: func(r *rand.Rand, t Topology) []Fault {
 				m := t.shuffled(r)
