@@ -43,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		workflows = fs.Int("workflows", 30, "workflows started during the fault phase")
 		duration  = fs.Duration("duration", 10*time.Second, "fault phase")
 		settle    = fs.Duration("settle", 60*time.Second, "liveness bound after the faults are healed")
+		opTimeout = fs.Duration("op-timeout", 5*time.Second, "bound on each client operation")
+		controls  = fs.Float64("controls", 0.3, "fraction of workflows that also get a pause and resume, or a stop (negative: none)")
 		out       = fs.String("out", "chaos-out", "directory for report.json, history.json and history.html")
 		data      = fs.String("data", "", "directory for the members' data (default: a temporary directory, removed)")
 		list      = fs.Bool("list", false, "list the scenarios and exit")
@@ -64,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	opts := chaos.Options{Members: *members, Seed: *seed, Shards: *shards, Duration: *duration, Settle: *settle,
-		Workload: chaos.Workload{Workflows: *workflows}, Dir: *out, DataDir: *data, Logger: logger}
+		Workload: chaos.Workload{Workflows: *workflows, OpTimeout: *opTimeout, Controls: *controls}, Dir: *out, DataDir: *data, Logger: logger}
 	if *verbose {
 		opts.MemberLogger = func(m string) *slog.Logger {
 			return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("member", m)
