@@ -34,10 +34,12 @@
 // (see FaultCrash for what differs); [FaultRestart] starts it again on the
 // same data directory; [FaultWipe] deletes its data directory first;
 // [FaultJoin] starts a member that was not a founder; [FaultLeave] stops
-// one gracefully. A full or slow disk is not offered: Graft's storage
-// takes no injectable file system (Config has no FS or vfs field; only
-// Expert.MinFreeDiskBytes, which makes a member refuse writes as if its
-// disk were full, and which is read at Start).
+// one gracefully; [FaultDiskFull] restarts one with a free-space floor no
+// disk meets, so Graft's disk guard behaves as on a full disk (refused
+// starts and controls, held step writes) until [FaultDiskFree]. No write
+// actually fails and no fsync is slowed: Graft's storage takes no
+// injectable file system (Config has no FS or vfs field), so a slow disk
+// is not offered.
 //
 // # Workload and history
 //

@@ -128,6 +128,10 @@ func (h *harness) apply(ctx context.Context, f Fault) (string, error) {
 		return "", h.restart(ctx, one(f))
 	case FaultWipe:
 		return h.wipe(ctx, one(f))
+	case FaultDiskFull:
+		return "restarted with a full disk", h.setDisk(ctx, one(f), true)
+	case FaultDiskFree:
+		return "restarted with a free disk", h.setDisk(ctx, one(f), false)
 	case FaultJoin:
 		return "", h.join(ctx, one(f))
 	case FaultLeave:
@@ -259,6 +263,38 @@ func (h *harness) wipe(ctx context.Context, name string) (string, error) {
 	return detail + "deleted " + dir, nil
 }
 
+// setDisk restarts member name with a disk that looks full or not. A
+// member up is stopped gracefully (links intact, so its leave and
+// hand-off go through at once) rather than crashed; a crashed one is
+// waited for.
+func (h *harness) setDisk(ctx context.Context, name string, full bool) error {
+	h.mu.Lock()
+	r := h.members[name]
+	if r == nil || (r.state != memberUp && r.state != memberCrashed) {
+		h.mu.Unlock()
+		return fmt.Errorf("member %q is neither up nor crashed", name)
+	}
+	wasUp, m := r.state == memberUp, r.m
+	if wasUp {
+		r.state = memberGone // no client picks it while it restarts
+	}
+	h.mu.Unlock()
+	if wasUp {
+		if err := m.Stop(); err != nil {
+			return fmt.Errorf("stopping %s: %w", name, err)
+		}
+	} else {
+		if err := h.waitStopped(ctx, name); err != nil {
+			return err
+		}
+		h.net.Reconnect(name)
+	}
+	h.mu.Lock()
+	h.members[name].diskFull = full
+	h.mu.Unlock()
+	return h.startMember(ctx, name)
+}
+
 // join starts spare member name.
 func (h *harness) join(ctx context.Context, name string) error {
 	h.mu.Lock()
@@ -302,9 +338,36 @@ func (h *harness) recover(ctx context.Context) error {
 	h.mu.Unlock()
 	slices.Sort(crashed)
 	for _, n := range crashed {
+		h.mu.Lock()
+		h.members[n].diskFull = false
+		h.mu.Unlock()
 		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultRestart, Members: []string{n}}, Applied: h.rec.now(),
 			Detail: "end of the fault phase"}
 		err := h.restart(ctx, n)
+		a.Took = h.rec.now() - a.Applied
+		if err != nil {
+			a.Error = err.Error()
+		}
+		h.mu.Lock()
+		h.applied = append(h.applied, a)
+		h.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	h.mu.Lock()
+	var full []string
+	for n, r := range h.members {
+		if r.state == memberUp && r.diskFull {
+			full = append(full, n)
+		}
+	}
+	h.mu.Unlock()
+	slices.Sort(full)
+	for _, n := range full {
+		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultDiskFree, Members: []string{n}}, Applied: h.rec.now(),
+			Detail: "end of the fault phase"}
+		err := h.setDisk(ctx, n, false)
 		a.Took = h.rec.now() - a.Applied
 		if err != nil {
 			a.Error = err.Error()

@@ -98,6 +98,8 @@ type memberRun struct {
 	m       *graft.Manager
 	// stopped is closed when the crashed Manager's Stop returned.
 	stopped chan struct{}
+	// diskFull makes the member start with a disk that looks full.
+	diskFull bool
 }
 
 // harness is one run in progress.
@@ -227,6 +229,12 @@ func (h *harness) config(name string) *graft.Config {
 	cfg.Expert.Network = h.net
 	cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 50*time.Millisecond
 	cfg.Engine.DrainTimeout = 2 * time.Second
+	h.mu.Lock()
+	full := h.members[name] != nil && h.members[name].diskFull
+	h.mu.Unlock()
+	if full {
+		cfg.Expert.MinFreeDiskBytes = fullDisk
+	}
 	if h.sc.Config != nil {
 		h.sc.Config(cfg)
 	}
@@ -235,6 +243,10 @@ func (h *harness) config(name string) *graft.Config {
 	}
 	return cfg
 }
+
+// fullDisk is the free-space floor of a member whose disk looks full: more
+// than any disk has.
+const fullDisk = 1 << 62
 
 // fastGossip shortens memberlist's timers, as on a LAN; the chaos network
 // has no latency of its own.

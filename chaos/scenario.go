@@ -51,6 +51,17 @@ const (
 	// FaultWipe deletes a crashed member's data directory (crashing it
 	// first if it is up); a later FaultRestart brings it back empty.
 	FaultWipe FaultKind = "wipe"
+	// FaultDiskFull makes Fault.Members[0]'s disk look full to Graft: the
+	// member is stopped gracefully and restarted on its data directory with
+	// Expert.MinFreeDiskBytes above any disk's free space, so its guard
+	// refuses new workflows (graft.ErrStorageFull) and holds the writes of
+	// its steps, as below the floors of a real full disk. No write fails
+	// with ENOSPC: Graft's storage takes no injectable file system, and
+	// filling the real one would fill every member's.
+	FaultDiskFull FaultKind = "disk-full"
+	// FaultDiskFree restarts a FaultDiskFull member with its normal
+	// configuration (the end of the fault phase does it too).
+	FaultDiskFree FaultKind = "disk-free"
 	// FaultJoin starts a member that was not among the founders; it joins
 	// the running cluster.
 	FaultJoin FaultKind = "join"
@@ -221,6 +232,14 @@ func Scenarios() []Scenario {
 					{At: t.at(0.4), Kind: FaultHeal},
 					{At: t.at(0.55), Kind: FaultIsolateLeader, Shard: uint64(1 + r.IntN(t.Shards))},
 					{At: t.at(0.8), Kind: FaultHeal},
+				}
+			}},
+		{Name: "disk-full", Description: "a member's disk looks full to Graft (see FaultDiskFull) for half the run",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				m := t.shuffled(r)[:1]
+				return []Fault{
+					{At: t.at(0.15), Kind: FaultDiskFull, Members: m},
+					{At: t.at(0.65), Kind: FaultDiskFree, Members: m},
 				}
 			}},
 		{Name: "flapping", Description: "partitions between random halves come and go every 0.5-1.5s",
