@@ -43,7 +43,7 @@ bench:
 # Every named chaos scenario (chaos/cmd/graft-chaos -list) for seeds
 # 1..CHAOS_SEEDS, three members each; reports in chaos-out/<scenario>-<seed>/.
 # Fails if any run fails; the failing runs are listed with their seeds.
-# (make test runs one short scenario: chaos.TestRunPartitionMinority.)
+# (make test runs one short scenario: harness.TestRunPartitionMinority.)
 CHAOS_SEEDS ?= 10
 CHAOS_FLAGS ?= -members 3 -workflows 40 -duration 10s
 chaos:

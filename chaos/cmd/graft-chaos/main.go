@@ -22,7 +22,7 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/eleven-am/graft/chaos"
+	"github.com/eleven-am/graft/chaos/harness"
 )
 
 func main() {
@@ -54,19 +54,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *list {
-		for _, s := range chaos.Scenarios() {
+		for _, s := range harness.Scenarios() {
 			fmt.Fprintf(stdout, "%-20s %s\n", s.Name, s.Description)
 		}
 		return 0
 	}
-	sc, ok := chaos.ScenarioNamed(*name)
+	sc, ok := harness.ScenarioNamed(*name)
 	if !ok {
 		fmt.Fprintf(stderr, "graft-chaos: no scenario %q (see -list)\n", *name)
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	opts := chaos.Options{Members: *members, Seed: *seed, Shards: *shards, Duration: *duration, Settle: *settle,
-		Workload: chaos.Workload{Workflows: *workflows, OpTimeout: *opTimeout, Controls: *controls}, Dir: *out, DataDir: *data, Logger: logger}
+	opts := harness.Options{Members: *members, Seed: *seed, Shards: *shards, Duration: *duration, Settle: *settle,
+		Workload: harness.Workload{Workflows: *workflows, OpTimeout: *opTimeout, Controls: *controls}, Dir: *out, DataDir: *data, Logger: logger}
 	if *verbose {
 		opts.MemberLogger = func(m string) *slog.Logger {
 			return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("member", m)
@@ -74,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := chaos.Run(ctx, sc, opts)
+	rep, err := harness.Run(ctx, sc, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "graft-chaos: scenario %s seed %d: %v\n", *name, *seed, err)
 		return 2

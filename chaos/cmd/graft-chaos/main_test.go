@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/eleven-am/graft/chaos"
+	"github.com/eleven-am/graft/chaos/harness"
 )
 
 // -list names every scenario; an unknown scenario and a bad flag exit 2
@@ -16,10 +16,10 @@ func TestCommandWithoutARun(t *testing.T) {
 	t.Parallel()
 	var out, errs bytes.Buffer
 	require.Equal(t, 0, run([]string{"-list"}, &out, &errs))
-	for _, s := range chaos.Scenarios() {
+	for _, s := range harness.Scenarios() {
 		require.Contains(t, out.String(), s.Name+" ")
 	}
-	require.Len(t, strings.Split(strings.TrimSpace(out.String()), "\n"), len(chaos.Scenarios()))
+	require.Len(t, strings.Split(strings.TrimSpace(out.String()), "\n"), len(harness.Scenarios()))
 
 	errs.Reset()
 	require.Equal(t, 2, run([]string{"-scenario", "nope"}, &out, &errs))

@@ -1,4 +1,4 @@
-package chaos
+package harness
 
 import (
 	"fmt"
@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft"
+	"github.com/eleven-am/graft/chaos"
 )
 
 // FaultKind names a fault a scenario schedules.
 type FaultKind string
 
-// The faults. Network faults act on the [Network] every member's gossip,
+// The faults. Network faults act on the [chaos.Network] every member's gossip,
 // Raft and RPC links go through; member faults act on a member's Manager
 // and data directory.
 const (
@@ -25,7 +26,7 @@ const (
 	// the fault is applied (the report names it).
 	FaultIsolateLeader FaultKind = "isolate-leader"
 	// FaultDrop drops Fault.Pct of the sends Fault.From -> Fault.To
-	// (either may be Wildcard).
+	// (either may be [chaos.Wildcard]).
 	FaultDrop FaultKind = "drop"
 	// FaultDelay holds the sends Fault.From -> Fault.To back for
 	// Fault.Delay.
@@ -192,12 +193,12 @@ func Scenarios() []Scenario {
 					case 1:
 						fs = append(fs, Fault{At: at, Kind: FaultIsolateLeader, Shard: uint64(1 + r.IntN(t.Shards))})
 					case 2:
-						fs = append(fs, Fault{At: at, Kind: FaultDrop, From: Wildcard, To: Wildcard, Pct: 0.1 + 0.3*r.Float64()})
+						fs = append(fs, Fault{At: at, Kind: FaultDrop, From: chaos.Wildcard, To: chaos.Wildcard, Pct: 0.1 + 0.3*r.Float64()})
 					case 3:
 						m := t.Members[r.IntN(len(t.Members))]
 						d := Duration(time.Duration(20+r.IntN(180)) * time.Millisecond)
-						fs = append(fs, Fault{At: at, Kind: FaultDelay, From: m, To: Wildcard, Delay: d},
-							Fault{At: at, Kind: FaultDelay, From: Wildcard, To: m, Delay: d})
+						fs = append(fs, Fault{At: at, Kind: FaultDelay, From: m, To: chaos.Wildcard, Delay: d},
+							Fault{At: at, Kind: FaultDelay, From: chaos.Wildcard, To: m, Delay: d})
 					case 4:
 						m := t.Members[r.IntN(len(t.Members))]
 						fs = append(fs, Fault{At: at, Kind: FaultCrash, Members: []string{m}},
@@ -260,9 +261,9 @@ func Scenarios() []Scenario {
 				slow := t.Members[r.IntN(len(t.Members))]
 				d := Duration(time.Duration(20+r.IntN(80)) * time.Millisecond)
 				return []Fault{
-					{At: t.at(0.1), Kind: FaultDrop, From: Wildcard, To: Wildcard, Pct: 0.1 + 0.2*r.Float64()},
-					{At: t.at(0.1), Kind: FaultDelay, From: slow, To: Wildcard, Delay: d},
-					{At: t.at(0.1), Kind: FaultDelay, From: Wildcard, To: slow, Delay: d},
+					{At: t.at(0.1), Kind: FaultDrop, From: chaos.Wildcard, To: chaos.Wildcard, Pct: 0.1 + 0.2*r.Float64()},
+					{At: t.at(0.1), Kind: FaultDelay, From: slow, To: chaos.Wildcard, Delay: d},
+					{At: t.at(0.1), Kind: FaultDelay, From: chaos.Wildcard, To: slow, Delay: d},
 					{At: t.at(0.8), Kind: FaultHeal},
 				}
 			}},

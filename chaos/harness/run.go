@@ -1,4 +1,4 @@
-package chaos
+package harness
 
 import (
 	"cmp"
@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/eleven-am/graft"
+	"github.com/eleven-am/graft/chaos"
 )
 
 // Options configure a run. The zero value (plus a Seed) runs a small
@@ -106,7 +107,7 @@ type memberRun struct {
 type harness struct {
 	opts  Options
 	sc    Scenario
-	net   *Network
+	net   *chaos.Network
 	rec   *recorder
 	log   *slog.Logger
 	topo  Topology
@@ -124,7 +125,7 @@ type harness struct {
 
 // Run runs scenario sc: it starts Options.Members members in this process,
 // each with its own data directory, whose gossip, Raft and RPC links go
-// through one [Network] seeded with Options.Seed; runs the workload while
+// through one [chaos.Network] seeded with Options.Seed; runs the workload while
 // applying the scenario's faults; heals every fault and restarts crashed
 // members at the end of the fault phase; waits for the workflows to settle;
 // and runs every checker. It returns the report, whose Passed says whether
@@ -142,12 +143,12 @@ type harness struct {
 func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
 	began := time.Now()
-	h := &harness{opts: opts, sc: sc, net: NewNetwork(opts.Seed), rec: newRecorder(began),
+	h := &harness{opts: opts, sc: sc, net: chaos.NewNetwork(opts.Seed), rec: newRecorder(began),
 		log: opts.Logger.With("scenario", sc.Name, "seed", opts.Seed), members: map[string]*memberRun{}}
 	h.topo = topology(opts.Members, sc.Spares, opts.Shards, opts.Duration)
 	h.names = append(slices.Clone(h.topo.Members), h.topo.Spares...)
 	for _, n := range h.names {
-		h.peers = append(h.peers, graft.StaticPeer{ID: n, Address: h.net.IP(n).String(), Port: 7000, GossipPort: MemberlistPort})
+		h.peers = append(h.peers, graft.StaticPeer{ID: n, Address: h.net.IP(n).String(), Port: 7000, GossipPort: chaos.MemberlistPort})
 	}
 
 	h.data = opts.DataDir
@@ -223,7 +224,7 @@ func (h *harness) config(name string) *graft.Config {
 	}
 	cfg.Cluster.ExpectedMembers = h.opts.Members
 	cfg.Cluster.ShardCount = h.opts.Shards
-	cfg.Cluster.GossipPort = MemberlistPort
+	cfg.Cluster.GossipPort = chaos.MemberlistPort
 	cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: slices.Clone(h.peers)}}
 	cfg.Expert.Memberlist = fastGossip
 	cfg.Expert.Network = h.net

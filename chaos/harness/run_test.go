@@ -1,14 +1,17 @@
-package chaos_test
+package harness_test
 
 import (
 	"context"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
-	"github.com/eleven-am/graft/chaos"
+	"github.com/eleven-am/graft/chaos/harness"
 )
 
 // A three-member cluster through a minority partition and its heal, run
@@ -18,15 +21,15 @@ func TestRunPartitionMinority(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-member cluster for about 20s")
 	}
-	sc, ok := chaos.ScenarioNamed("partition-minority")
+	sc, ok := harness.ScenarioNamed("partition-minority")
 	require.True(t, ok)
 	const seed = 1
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	rep, err := chaos.Run(ctx, sc, chaos.Options{
+	rep, err := harness.Run(ctx, sc, harness.Options{
 		Members: 3, Seed: seed, Duration: 8 * time.Second, Settle: 40 * time.Second, Dir: dir, DataDir: t.TempDir(),
-		Workload: chaos.Workload{Workflows: 24},
+		Workload: harness.Workload{Workflows: 24},
 		Logger:   slog.New(slog.NewTextHandler(newTestWriter(t, "harness: "), nil)),
 		MemberLogger: func(name string) *slog.Logger {
 			return slog.New(slog.NewTextHandler(newTestWriter(t, name+": "), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -46,7 +49,41 @@ func TestRunPartitionMinority(t *testing.T) {
 	require.Positive(t, rep.Workflows.Completed)
 	require.Zero(t, rep.Workflows.Lost)
 	require.Len(t, rep.Checks, 9)
-	require.Equal(t, chaos.FaultPartition, rep.Faults[0].Kind)
+	require.Equal(t, harness.FaultPartition, rep.Faults[0].Kind)
 	require.Empty(t, rep.Faults[0].Error)
 	require.Equal(t, sc.Schedule(seed, 3, 4, 8*time.Second)[0].Groups, rep.Faults[0].Groups)
+}
+
+// TestMain fails the package if any goroutine outlives the tests: every
+// member and Network a run starts must stop.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testWriter sends log lines to t.Log with a prefix, and drops them once
+// the test has finished (Dragonboat's logger is process-wide).
+type testWriter struct {
+	mu     sync.Mutex
+	t      *testing.T
+	prefix string
+	done   bool
+}
+
+func newTestWriter(t *testing.T, prefix string) *testWriter {
+	w := &testWriter{t: t, prefix: prefix}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
 }
