@@ -125,12 +125,12 @@ func (h *harness) settle(ctx context.Context) error {
 	last := map[string]Final{}
 	for i := 0; len(pending) > 0; i++ {
 		var still []string
-		for _, id := range pending {
+		for j, id := range pending {
 			names := h.upMembers()
 			if len(names) == 0 {
 				return errors.New("no member is up to read from")
 			}
-			name := names[i%len(names)]
+			name := names[(i+j)%len(names)]
 			m := h.up(name)
 			if m == nil {
 				still = append(still, id)

@@ -18,7 +18,8 @@ type Report struct {
 	Members int `json:"members"`
 	Shards  int `json:"shards"`
 	// FaultPhase is the fault phase as configured; FaultsEnded when it
-	// ended; Elapsed the whole run (start-up and shutdown aside).
+	// ended (from the start of the run, the members' start-up included);
+	// Elapsed the run until the checks were done (its shutdown aside).
 	FaultPhase  Duration `json:"fault_phase"`
 	FaultsEnded Duration `json:"faults_ended"`
 	Elapsed     Duration `json:"elapsed"`
