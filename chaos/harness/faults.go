@@ -11,8 +11,9 @@ import (
 // AppliedFault is a fault as the run applied it.
 type AppliedFault struct {
 	Fault
-	// Applied is when it was applied, from the start of the run (later
-	// than At when an earlier fault took time, e.g. a restart).
+	// Applied is when it was applied, from the start of the run: later
+	// than At by the time the faults before it took to apply (restarts
+	// wait for a crashed member's stop and for their start).
 	Applied Duration `json:"applied"`
 	// Took is how long applying it took.
 	Took Duration `json:"took"`
@@ -59,15 +60,20 @@ func recovery(ends []Duration, at Duration) (Duration, bool) {
 }
 
 // runFaults applies the faults at their times, one after another, then
-// waits until end.
+// waits until end. The time a fault takes to apply (a restart waits for
+// the crashed member's stop and for its start) pushes the rest of the
+// schedule and the end back by as much, so the spacing between faults
+// stays as scheduled.
 func (h *harness) runFaults(ctx context.Context, faults []Fault, end Duration) error {
+	var shift Duration
 	for _, f := range faults {
-		if err := h.sleepUntil(ctx, f.At); err != nil {
+		if err := h.sleepUntil(ctx, f.At+shift); err != nil {
 			return err
 		}
 		a := AppliedFault{Fault: f, Applied: h.rec.now()}
 		detail, err := h.apply(ctx, f)
 		a.Took, a.Detail = h.rec.now()-a.Applied, detail
+		shift += a.Took
 		if err != nil {
 			a.Error = err.Error()
 			h.log.Warn("chaos: fault not applied", "fault", f.String(), "error", err)
@@ -81,7 +87,7 @@ func (h *harness) runFaults(ctx context.Context, faults []Fault, end Duration) e
 			return ctx.Err()
 		}
 	}
-	return h.sleepUntil(ctx, end)
+	return h.sleepUntil(ctx, end+shift)
 }
 
 // sleepUntil waits until the run's clock reaches at or ctx ends.

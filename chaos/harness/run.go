@@ -29,9 +29,10 @@ type Options struct {
 	Seed int64
 	// Shards is the cluster's shard count. Zero means 4.
 	Shards int
-	// Duration is the fault phase: faults and workflow starts happen
-	// within it, then every fault is healed and every crashed member
-	// restarted. Zero means 10s.
+	// Duration is the fault phase: faults and workflow starts are
+	// scheduled within it (starts in its first 80%), then every fault is
+	// healed and every crashed member restarted. Time spent applying
+	// faults (restarts) lengthens it. Zero means 10s.
 	Duration time.Duration
 	// Settle is the liveness bound: after the heal, every acknowledged
 	// workflow must be terminal within it, and after that the replicas,

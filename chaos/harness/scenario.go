@@ -42,9 +42,9 @@ const (
 	// its log on every commit, so nothing acknowledged depends on that).
 	// The stop itself takes about 8s, its gossip leave (3s), leadership
 	// hand-off and RPC server stop (2s) timing out against the cut links;
-	// a FaultRestart or FaultWipe of the member waits for it, so it may be
-	// applied later than scheduled (AppliedFault.Applied and Took show by
-	// how much).
+	// a FaultRestart or FaultWipe of the member waits for it, and the rest
+	// of the schedule (and the end of the fault phase) moves back by the
+	// time it took (AppliedFault.Applied and Took show by how much).
 	FaultCrash FaultKind = "crash"
 	// FaultRestart starts a crashed member again on the same data
 	// directory, address and node ID.
@@ -111,7 +111,8 @@ type Topology struct {
 	// Spares are the names of members a scenario may join, in order.
 	Spares []string
 	// Duration is the fault phase: every fault is scheduled before it,
-	// and everything is healed and restarted at its end.
+	// and everything is healed and restarted at its end (moved back by
+	// the time faults took to apply).
 	Duration time.Duration
 	// Shards is the cluster's shard count.
 	Shards int
