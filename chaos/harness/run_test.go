@@ -3,6 +3,7 @@ package harness_test
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/eleven-am/graft"
 	"github.com/eleven-am/graft/chaos/harness"
 )
 
@@ -52,6 +54,39 @@ func TestRunPartitionMinority(t *testing.T) {
 	require.Equal(t, harness.FaultPartition, rep.Faults[0].Kind)
 	require.Empty(t, rep.Faults[0].Error)
 	require.Equal(t, sc.Schedule(seed, 3, 4, 8*time.Second)[0].Groups, rep.Faults[0].Groups)
+}
+
+// A run whose members are configured against the workload (no retries,
+// so the retry shape's injected errors fail its workflows) reports the
+// failure: Passed is false, the terminal checker names the failed
+// workflows, the others pass, and the report files are written.
+func TestRunReportsAFailedCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-member cluster for about 10s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := harness.Run(ctx, harness.Scenario{Name: "no-faults"}, harness.Options{
+		Seed: 3, Duration: 2 * time.Second, Settle: 30 * time.Second, DataDir: t.TempDir(),
+		Workload: harness.Workload{Workflows: 4, Shapes: []harness.Shape{harness.ShapeRetry}, Controls: -1, Reads: -1},
+		Config:   func(c *graft.Config) { c.Engine.MaxRetries = graft.NoRetries },
+		Logger:   slog.New(slog.NewTextHandler(newTestWriter(t, "harness: "), nil)),
+	})
+	require.NoError(t, err)
+	t.Log(rep.Summary())
+	require.False(t, rep.Passed)
+	require.Equal(t, []string{harness.CheckerTerminal}, rep.Failed())
+	require.Equal(t, 4, rep.Workflows.Failed)
+	for _, c := range rep.Checks {
+		if c.Name == harness.CheckerTerminal {
+			require.Equal(t, 4, c.Count)
+			require.Contains(t, c.Violations[0], "failed, though its steps fail fewer times than the retries allow")
+		}
+	}
+	dir := t.TempDir()
+	require.NoError(t, rep.WriteFiles(dir))
+	require.FileExists(t, filepath.Join(dir, "report.json"))
+	require.FileExists(t, filepath.Join(dir, "history.json"))
 }
 
 // TestMain fails the package if any goroutine outlives the tests: every
