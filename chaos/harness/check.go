@@ -24,6 +24,7 @@ const (
 
 // CheckResult is one checker's verdict.
 type CheckResult struct {
+	// Name is one of the Checker* names; Passed reports no violation.
 	Name   string `json:"name"`
 	Passed bool   `json:"passed"`
 	// Checked counts what the checker looked at (workflows, keys, steps,

@@ -11,6 +11,7 @@ import (
 // MemberState is what a live member reports about itself after the faults:
 // its gossip view and its replicas.
 type MemberState struct {
+	// Name is the member's node ID.
 	Name string `json:"name"`
 	// Peers are the other members its gossip sees alive.
 	Peers []string `json:"peers"`
@@ -21,9 +22,12 @@ type MemberState struct {
 // ClusterState is a snapshot of every live member, taken after the faults
 // were healed and the crashed members restarted.
 type ClusterState struct {
-	Shards            int           `json:"shards"`
-	ReplicationFactor int           `json:"replication_factor"`
-	Members           []MemberState `json:"members"`
+	// Shards is the cluster's shard count; ReplicationFactor the members'
+	// configured replication factor.
+	Shards            int `json:"shards"`
+	ReplicationFactor int `json:"replication_factor"`
+	// Members are the members up, sorted by name.
+	Members []MemberState `json:"members"`
 }
 
 // replicaOn is one replica of a shard and the member holding it.

@@ -43,13 +43,15 @@ const (
 type ClientOp struct {
 	// Client is the workload client that issued the operation (clients
 	// issue one operation at a time; the settle phase has its own).
-	Client   int      `json:"client"`
-	Kind     OpKind   `json:"kind"`
-	Workflow string   `json:"workflow"`
-	Member   string   `json:"member"`
-	Invoke   Duration `json:"invoke"`
-	Return   Duration `json:"return"`
-	Outcome  Outcome  `json:"outcome"`
+	Client int    `json:"client"`
+	Kind   OpKind `json:"kind"`
+	// Workflow is the workflow operated on; Member the member called.
+	Workflow string `json:"workflow"`
+	Member   string `json:"member"`
+	// Invoke is when the call was made, Return when it returned.
+	Invoke  Duration `json:"invoke"`
+	Return  Duration `json:"return"`
+	Outcome Outcome  `json:"outcome"`
 	// Status is the workflow status a successful status read returned
 	// ("blocked" is reported as "running": both are a running record).
 	Status string `json:"status,omitempty"`
@@ -64,19 +66,24 @@ type ClientOp struct {
 // it: it may have ended without its result being committed (a crash, a
 // partition, a stop).
 type StepRun struct {
+	// Workflow and Node are the step's workflow and registered node name.
 	Workflow string `json:"workflow"`
 	Node     string `json:"node"`
 	// Task names the step within its workflow: a workload never schedules
 	// two different steps under one task name, so runs of one task are runs
 	// of one step.
-	Task        string   `json:"task"`
-	Key         string   `json:"key,omitempty"`
-	HasKey      bool     `json:"has_key,omitempty"`
-	ExecutionID string   `json:"execution_id"`
-	Member      string   `json:"member"`
-	Attempt     int      `json:"attempt"`
-	Start       Duration `json:"start"`
-	End         Duration `json:"end"`
+	Task string `json:"task"`
+	// Key is the step's idempotency key when HasKey is set.
+	Key    string `json:"key,omitempty"`
+	HasKey bool   `json:"has_key,omitempty"`
+	// ExecutionID, Member and Attempt are what graft.GetWorkflowContext
+	// gave the step.
+	ExecutionID string `json:"execution_id"`
+	Member      string `json:"member"`
+	Attempt     int    `json:"attempt"`
+	// Start and End bound the node's Execute call.
+	Start Duration `json:"start"`
+	End   Duration `json:"end"`
 	// Result is "ok", "injected-error" or "cancelled".
 	Result string `json:"result"`
 }

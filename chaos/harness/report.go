@@ -12,6 +12,7 @@ import (
 // Report is what a run found. It encodes to JSON as report.json; the
 // history goes to history.json (see WriteFiles).
 type Report struct {
+	// Scenario and Seed name the run; rerun them to repeat it.
 	Scenario string `json:"scenario"`
 	Seed     int64  `json:"seed"`
 	// Members is the number of founding members; Shards the shard count.
@@ -25,16 +26,18 @@ type Report struct {
 	Elapsed     Duration `json:"elapsed"`
 	// Faults lists the faults as applied, with the restarts of the end of
 	// the fault phase.
-	Faults    []AppliedFault `json:"faults"`
-	Workflows Counts         `json:"workflows"`
+	Faults []AppliedFault `json:"faults"`
+	// Workflows are the workflow figures.
+	Workflows Counts `json:"workflows"`
 	// Ops and StepRuns count the recorded client operations and step
 	// executions.
 	Ops      int `json:"ops"`
 	StepRuns int `json:"step_runs"`
 	// Throughput is successful step runs per second during the fault
 	// phase and after it.
-	Throughput Throughput    `json:"throughput"`
-	Checks     []CheckResult `json:"checks"`
+	Throughput Throughput `json:"throughput"`
+	// Checks are the checkers' verdicts, in the order they ran.
+	Checks []CheckResult `json:"checks"`
 	// Passed reports whether every check passed.
 	Passed bool `json:"passed"`
 	// Cluster is the last snapshot the convergence checks looked at.
@@ -64,6 +67,8 @@ type Counts struct {
 
 // Throughput is successful step runs per second.
 type Throughput struct {
+	// DuringFaults is from the start of the fault phase to its end;
+	// AfterFaults from then to the last successful step run.
 	DuringFaults float64 `json:"during_faults"`
 	AfterFaults  float64 `json:"after_faults"`
 }

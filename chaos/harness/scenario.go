@@ -74,15 +74,21 @@ const (
 // Fault is one scheduled fault.
 type Fault struct {
 	// At is when the fault is applied, from the start of the run.
-	At      Duration   `json:"at"`
-	Kind    FaultKind  `json:"kind"`
-	Members []string   `json:"members,omitempty"`
-	Groups  [][]string `json:"groups,omitempty"`
-	Shard   uint64     `json:"shard,omitempty"`
-	From    string     `json:"from,omitempty"`
-	To      string     `json:"to,omitempty"`
-	Pct     float64    `json:"pct,omitempty"`
-	Delay   Duration   `json:"delay,omitempty"`
+	At   Duration  `json:"at"`
+	Kind FaultKind `json:"kind"`
+	// Members are the members a member fault or an isolation acts on
+	// (member faults use the first).
+	Members []string `json:"members,omitempty"`
+	// Groups are a partition's groups.
+	Groups [][]string `json:"groups,omitempty"`
+	// Shard is the shard whose leader FaultIsolateLeader cuts off.
+	Shard uint64 `json:"shard,omitempty"`
+	// From, To, Pct and Delay are a drop or delay rule's link, fraction
+	// and delay.
+	From  string   `json:"from,omitempty"`
+	To    string   `json:"to,omitempty"`
+	Pct   float64  `json:"pct,omitempty"`
+	Delay Duration `json:"delay,omitempty"`
 }
 
 // String describes the fault in a line.
