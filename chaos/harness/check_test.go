@@ -59,13 +59,15 @@ func TestCheckNotLostAndTerminal(t *testing.T) {
 	require.Contains(t, c.Violations[0], "a: acknowledged, not found")
 
 	stuck := &History{
-		Ops: []ClientOp{start("a", OutcomeOK, 0), start("b", OutcomeOK, 0), start("c", OutcomeOK, 0)},
-		Final: map[string]Final{"a": {Status: "running"}, "b": {Status: "failed"},
-			"c": {Status: "stopped"}},
+		Ops: []ClientOp{start("a", OutcomeOK, 0), start("b", OutcomeOK, 0), start("c", OutcomeOK, 0),
+			start("user", OutcomeOK, 0)},
+		Final: map[string]Final{"a": {Status: "running", Shape: "long"}, "b": {Status: "failed", Shape: "retry"},
+			"c": {Status: "stopped", Shape: "long"}, "user": {Status: "failed"}},
 	}
 	c = CheckTerminalAfterFaults(stuck)
 	require.False(t, c.Passed)
-	require.Equal(t, 3, c.Count, "%v", c.Violations)
+	require.Equal(t, 4, c.Checked)
+	require.Equal(t, 3, c.Count, "a user's workflow may fail: %v", c.Violations)
 }
 
 // The keyed checker fails when two committed executions carry one key.

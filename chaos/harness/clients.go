@@ -142,7 +142,7 @@ func (h *harness) settle(ctx context.Context) error {
 			case op.Outcome == OutcomeNotFound:
 				f.Status = "not-found"
 			case st != nil:
-				f.Status, f.Committed = string(st.Status), op.Committed
+				f.Status, f.Committed, f.Shape = string(st.Status), op.Committed, st.Metadata[shapeKey]
 			}
 			last[id] = f
 			switch {

@@ -98,8 +98,11 @@ type Final struct {
 	Committed []string `json:"committed,omitempty"`
 	// Stopped reports whether a client's StopWorkflow may have taken
 	// effect (returned nil or an unknown outcome).
-	Stopped bool   `json:"stopped,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Stopped bool `json:"stopped,omitempty"`
+	// Shape is the workflow's harness shape ("" for a workflow of
+	// Workload.Trigger), from its metadata.
+	Shape string `json:"shape,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // History is everything a run recorded: the client operations in the order

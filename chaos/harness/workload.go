@@ -224,9 +224,12 @@ func shapeTrigger(s Shape, r *rand.Rand) graft.WorkflowTrigger {
 	return graft.WorkflowTrigger{
 		InitialNodes: []graft.NodeConfig{{Name: stepNodeName, Config: root}},
 		InitialState: map[string]any{},
-		Metadata:     map[string]string{"chaos.shape": string(s)},
+		Metadata:     map[string]string{shapeKey: string(s)},
 	}
 }
+
+// shapeKey is the metadata key under which a workflow carries its shape.
+const shapeKey = "chaos.shape"
 
 // errInjected is the step error the retry shape injects.
 var errInjected = errors.New("chaos: injected step error")
