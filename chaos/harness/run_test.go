@@ -3,6 +3,7 @@ package harness_test
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -87,6 +88,52 @@ func TestRunReportsAFailedCheck(t *testing.T) {
 	require.NoError(t, rep.WriteFiles(dir))
 	require.FileExists(t, filepath.Join(dir, "report.json"))
 	require.FileExists(t, filepath.Join(dir, "history.json"))
+}
+
+// userNode is a user's node type run through the harness.
+type userNode struct{}
+
+func (userNode) GetName() string { return "user.echo" }
+
+func (userNode) Execute(state map[string]any) (*graft.NodeResult, error) {
+	state["echoed"] = true
+	return &graft.NodeResult{GlobalState: state}, nil
+}
+
+// A user's own node types go through a run: Register registers them on
+// every member, Trigger starts workflows of them, and the checkers see
+// their client operations (not their steps, which the harness does not
+// record).
+func TestRunWithUserNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-member cluster for about 10s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var registered sync.Map
+	rep, err := harness.Run(ctx, harness.Scenario{Name: "no-faults"}, harness.Options{
+		Seed: 4, Duration: 2 * time.Second, Settle: 30 * time.Second, DataDir: t.TempDir(),
+		Register: func(m *graft.Manager) error {
+			registered.Store(m, true)
+			return m.RegisterNode(userNode{})
+		},
+		Workload: harness.Workload{Workflows: 5, Controls: -1, Trigger: func(i int, _ *rand.Rand) graft.WorkflowTrigger {
+			return graft.WorkflowTrigger{WorkflowID: "ignored", InitialNodes: []graft.NodeConfig{{Name: "user.echo"}}}
+		}},
+		Logger: slog.New(slog.NewTextHandler(newTestWriter(t, "harness: "), nil)),
+	})
+	require.NoError(t, err)
+	t.Log(rep.Summary())
+	require.True(t, rep.Passed, "%v", rep.Failed())
+	require.Equal(t, 5, rep.Workflows.Completed)
+	require.Zero(t, rep.StepRuns, "user steps are not recorded")
+	n := 0
+	registered.Range(func(_, _ any) bool { n++; return true })
+	require.Equal(t, 3, n, "Register ran on every member")
+	for id, f := range rep.History.Final {
+		require.Equal(t, "completed", f.Status, id)
+		require.Empty(t, f.Shape, id)
+	}
 }
 
 // TestMain fails the package if any goroutine outlives the tests: every
