@@ -3,6 +3,7 @@ module github.com/eleven-am/graft
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/buraksezer/consistent v0.10.0
 	github.com/cockroachdb/pebble v0.0.0-20221207173255-0f086d933dac
 	github.com/hashicorp/go-msgpack/v2 v2.1.5

@@ -1,6 +1,8 @@
 // Package chaos owns Graft's in-process, fault-injecting network: the one place
 // where partitions, isolation, message loss and delay are decided for all three
-// links between members.
+// links between members. Its subpackage harness runs seeded scenarios (a
+// workload under a fault schedule, with checkers and a report) on top of it;
+// chaos/cmd/graft-chaos is the command.
 //
 // A [Network] joins named endpoints (one per member, e.g. "n1") and offers a
 // transport for each link:
@@ -13,13 +15,13 @@
 // Every message, new connection and stream write asks [Network.Allowed] (the
 // single decision point) whether it may pass and how long it is held back. Faults
 // are set with [Network.Partition], [Network.Isolate], [Network.Drop],
-// [Network.Delay] and cleared with [Network.Heal]; [Hooks] observe or veto
-// individual sends. All randomness comes from the seed given to [NewNetwork], so
-// a run is reproducible as far as goroutine scheduling allows; print
-// [Network.Seed] when a test fails.
+// [Network.Delay] and cleared with [Network.Heal] (or [Network.Reconnect] for one
+// isolation); [Hooks] observe or veto individual sends. All randomness comes from
+// the seed given to [NewNetwork], so a run is reproducible as far as goroutine
+// scheduling allows; print [Network.Seed] when a test fails. A graft.Manager uses
+// a Network through Config.Expert.Network.
 //
-// Scenarios (a workload plus a fault schedule), crash/restart/wipe of members and
-// the invariant checkers (no acknowledged workflow lost, linearizable history,
-// gossip convergence, shards back to RF) are built on top of this package later;
-// they are not here yet.
+// This package imports nothing of Graft, so Graft's own packages can test with
+// it; the harness, which drives graft.Managers, lives in chaos/harness for that
+// reason.
 package chaos

@@ -124,6 +124,14 @@ func (n *Network) Isolate(name string) {
 	n.isolated[name] = true
 }
 
+// Reconnect ends the isolation of name set by [Network.Isolate], leaving
+// every other fault in place (a partition still applies to it).
+func (n *Network) Reconnect(name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.isolated, name)
+}
+
 // Drop makes sends from -> to fail with probability pct, a fraction in [0, 1]
 // (0.25 drops a quarter; the etcd rafttest convention). Either name may be
 // [Wildcard]. The rule is directional and replaces an earlier rule for the same

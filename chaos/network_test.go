@@ -66,6 +66,26 @@ func TestIsolate(t *testing.T) {
 	require.True(t, ok)
 }
 
+// Reconnect ends one isolation and keeps the others and the partition.
+func TestReconnect(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, 1)
+
+	n.Isolate("b")
+	n.Isolate("c")
+	n.Partition([]string{"a", "b"})
+	n.Reconnect("b")
+	for _, tc := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{"a", "b", true}, {"b", "a", true}, {"b", "c", false}, {"a", "c", false}, {"b", "d", false},
+	} {
+		ok, _ := n.Allowed(tc.from, tc.to)
+		require.Equal(t, tc.ok, ok, "%s -> %s", tc.from, tc.to)
+	}
+}
+
 func TestDropIsReproducible(t *testing.T) {
 	t.Parallel()
 	count := func(seed int64) uint64 {

@@ -1,0 +1,72 @@
+// Package harness tests Graft under faults: it runs real members in one
+// process over a [chaos.Network], drives a recorded workload through a
+// seeded fault schedule, and checks the history and the cluster afterwards.
+//
+// # Running a scenario
+//
+// [Run] starts Options.Members members ("n1".."nN"), each with its own
+// data directory, whose gossip, Raft and member-RPC links all go through
+// one [chaos.Network]; runs the [Workload] while applying the [Scenario]'s
+// faults; heals the network and restarts crashed members when the fault
+// phase ends; waits for the workflows to settle (Options.Settle is the
+// liveness bound); and returns a [Report] with each checker's verdict:
+//
+//	sc, _ := harness.ScenarioNamed("partition-minority")
+//	rep, err := harness.Run(ctx, sc, harness.Options{Members: 3, Seed: 7,
+//		Register: func(m *graft.Manager) error { return m.RegisterNode(MyNode{}) },
+//		Workload: harness.Workload{Workflows: 40}})
+//	if err != nil { ... }            // the run could not be carried out
+//	if !rep.Passed { ... rep.Summary(), rep.WriteFiles(dir) ... }
+//
+// [Scenarios] lists the named scenarios; a Scenario is a name and a pure
+// function from a seeded random source and a [Topology] to a list of
+// [Fault]s, so users can write their own. The command
+// chaos/cmd/graft-chaos runs a named scenario and writes report.json,
+// history.json and, when the history is not linearizable, history.html.
+//
+// # Faults
+//
+// Network faults ([FaultPartition], [FaultIsolate], [FaultIsolateLeader],
+// [FaultDrop], [FaultDelay], [FaultHeal]) set rules on the Network. Member
+// faults act on the Manager: [FaultCrash] cuts the member's links and then
+// stops its Manager, which is as close to a kill as one process allows
+// (see FaultCrash for what differs); [FaultRestart] starts it again on the
+// same data directory; [FaultWipe] deletes its data directory first;
+// [FaultJoin] starts a member that was not a founder; [FaultLeave] stops
+// one gracefully; [FaultDiskFull] restarts one with a free-space floor no
+// disk meets, so Graft's disk guard behaves as on a full disk (refused
+// starts and controls, held step writes) until [FaultDiskFree]. No write
+// actually fails and no fsync is slowed: Graft's storage takes no
+// injectable file system (Config has no FS or vfs field), so a slow disk
+// is not offered.
+//
+// # Workload and history
+//
+// The workload starts workflows of six shapes ([AllShapes]: sequential,
+// fan-out with a CanStart join, keyed steps, delays, injected step errors
+// retried, long ones that pauses, resumes and stops find running) from
+// random members, and reads their status from random members. Every client
+// operation is recorded with its invocation and return times and outcome
+// ([ClientOp]); every step execution with its workflow, node, task,
+// idempotency key, execution ID, member and start and end ([StepRun]).
+//
+// # Checkers
+//
+// Each checker is a pure function of the history or of a cluster snapshot:
+// [CheckNotLost], [CheckTerminalAfterFaults], [CheckKeyed], [CheckNoRerun],
+// [CheckLinearizability] (porcupine, per workflow), and, on the members
+// after the faults, [CheckReplicas], [CheckReplicationFactor],
+// [CheckViews] and [CheckBalance].
+//
+// # Determinism
+//
+// The seed fixes the fault schedule ([Scenario.Schedule]), the workload's
+// operations (their times, members, workflows and triggers, step durations)
+// and the network's drop decisions in the order they are asked for. It
+// cannot fix goroutine scheduling, Raft election timing, gossip timing, and
+// hence which member leads a shard when a fault strikes, which operations
+// are in flight at that moment, or which sends the drop decisions fall on.
+// A repeated seed replays the same faults against the same workload, not
+// the same history. Print the seed ([Report.Summary] does) when a run
+// fails.
+package harness

@@ -1,0 +1,389 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// AppliedFault is a fault as the run applied it.
+type AppliedFault struct {
+	Fault
+	// Applied is when it was applied, from the start of the run: later
+	// than At by the time the faults before it took to apply (restarts
+	// wait for a crashed member's stop and for their start).
+	Applied Duration `json:"applied"`
+	// Took is how long applying it took.
+	Took Duration `json:"took"`
+	// Detail says what it resolved to (e.g. the leader it isolated).
+	Detail string `json:"detail,omitempty"`
+	// Error is why it could not be applied, if it could not.
+	Error string `json:"error,omitempty"`
+	// NextStep is how long after it was applied the next step run
+	// succeeded anywhere.
+	NextStep Duration `json:"next_step,omitempty"`
+	// Recovered is how long after it was applied the throughput (successful
+	// step runs in a one-second window, slid by 100ms) first came back to
+	// half of what it was in the two seconds before; absent when there was
+	// no throughput before or it never came back (the workload starts
+	// workflows at an even pace during 80% of the fault phase, so later
+	// faults find less to run).
+	Recovered Duration `json:"recovered,omitempty"`
+}
+
+// recovery returns how long after at the rate of successful step ends came
+// back to half its rate over the two seconds before at, or false.
+func recovery(ends []Duration, at Duration) (Duration, bool) {
+	const window, slide = Duration(time.Second), Duration(100 * time.Millisecond)
+	count := func(from, to Duration) int {
+		n := 0
+		for _, e := range ends {
+			if e > from && e <= to {
+				n++
+			}
+		}
+		return n
+	}
+	before := float64(count(at-2*window, at)) / 2 // per window
+	if before == 0 {
+		return 0, false
+	}
+	last := slices.Max(ends)
+	for t := at; t+window <= last+window; t += slide {
+		if float64(count(t, t+window)) >= before/2 {
+			return t + window - at, true
+		}
+	}
+	return 0, false
+}
+
+// runFaults applies the faults at their times, one after another, then
+// waits until end. The time a fault takes to apply (a restart waits for
+// the crashed member's stop and for its start) pushes the rest of the
+// schedule and the end back by as much, so the spacing between faults
+// stays as scheduled.
+func (h *harness) runFaults(ctx context.Context, faults []Fault, end Duration) error {
+	var shift Duration
+	for _, f := range faults {
+		if err := h.sleepUntil(ctx, f.At+shift); err != nil {
+			return err
+		}
+		a := AppliedFault{Fault: f, Applied: h.rec.now()}
+		detail, err := h.apply(ctx, f)
+		a.Took, a.Detail = h.rec.now()-a.Applied, detail
+		shift += a.Took
+		if err != nil {
+			a.Error = err.Error()
+			h.log.Warn("chaos: fault not applied", "fault", f.String(), "error", err)
+		} else {
+			h.log.Info("chaos: fault applied", "fault", f.String(), "applied", time.Duration(a.Applied), "detail", detail)
+		}
+		h.mu.Lock()
+		h.applied = append(h.applied, a)
+		h.mu.Unlock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return h.sleepUntil(ctx, end+shift)
+}
+
+// sleepUntil waits until the run's clock reaches at or ctx ends.
+func (h *harness) sleepUntil(ctx context.Context, at Duration) error {
+	d := time.Duration(at - h.rec.now())
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// apply applies one fault and says what it resolved to.
+func (h *harness) apply(ctx context.Context, f Fault) (string, error) {
+	switch f.Kind {
+	case FaultPartition:
+		h.net.Partition(f.Groups...)
+	case FaultIsolate:
+		for _, m := range f.Members {
+			h.net.Isolate(m)
+		}
+	case FaultIsolateLeader:
+		leader, err := h.leaderOf(ctx, f.Shard)
+		if err != nil {
+			return "", err
+		}
+		h.net.Isolate(leader)
+		return "isolated " + leader, nil
+	case FaultDrop:
+		h.net.Drop(f.From, f.To, f.Pct)
+	case FaultDelay:
+		h.net.Delay(f.From, f.To, time.Duration(f.Delay))
+	case FaultHeal:
+		h.heal()
+	case FaultCrash:
+		return "", h.crash(one(f))
+	case FaultRestart:
+		return "", h.restart(ctx, one(f))
+	case FaultWipe:
+		return h.wipe(ctx, one(f))
+	case FaultDiskFull:
+		return "restarted with a full disk", h.setDisk(ctx, one(f), true)
+	case FaultDiskFree:
+		return "restarted with a free disk", h.setDisk(ctx, one(f), false)
+	case FaultJoin:
+		return "", h.join(ctx, one(f))
+	case FaultLeave:
+		return "", h.leave(one(f))
+	default:
+		return "", fmt.Errorf("unknown fault kind %q", f.Kind)
+	}
+	return "", nil
+}
+
+func one(f Fault) string {
+	if len(f.Members) == 0 {
+		return ""
+	}
+	return f.Members[0]
+}
+
+// heal clears the network faults; crashed members stay cut off.
+func (h *harness) heal() {
+	h.net.Heal()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for n, r := range h.members {
+		if r.state == memberCrashed {
+			h.net.Isolate(n)
+		}
+	}
+}
+
+// leaderOf returns the member up that leads shard s, waiting up to 10s for
+// one (an election may be under way).
+func (h *harness) leaderOf(ctx context.Context, s uint64) (string, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, n := range h.upMembers() {
+			if m := h.up(n); m != nil && slices.Contains(m.GetClusterInfo().LeadShards, s) {
+				return n, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no member up leads shard %d", s)
+		}
+		if err := pause(ctx, 50*time.Millisecond); err != nil {
+			return "", err
+		}
+	}
+}
+
+// pause waits for d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// crash cuts member name off and stops its Manager in the background.
+func (h *harness) crash(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.members[name]
+	if r == nil || r.state != memberUp {
+		return fmt.Errorf("member %q is not up", name)
+	}
+	h.net.Isolate(name)
+	r.state = memberCrashed
+	r.stopped = make(chan struct{})
+	m, done := r.m, r.stopped
+	h.stops.Go(func() {
+		defer close(done)
+		began := time.Now()
+		err := m.Stop()
+		h.log.Info("chaos: crashed member's Manager stopped", "member", name, "took", time.Since(began), "error", err)
+	})
+	return nil
+}
+
+// waitStopped waits until crashed member name's Stop returned.
+func (h *harness) waitStopped(ctx context.Context, name string) error {
+	h.mu.Lock()
+	r := h.members[name]
+	var done chan struct{}
+	if r != nil {
+		done = r.stopped
+	}
+	h.mu.Unlock()
+	if r == nil || r.state != memberCrashed || done == nil {
+		return fmt.Errorf("member %q is not crashed", name)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// restart starts crashed member name again on its data directory.
+func (h *harness) restart(ctx context.Context, name string) error {
+	if err := h.waitStopped(ctx, name); err != nil {
+		return err
+	}
+	h.net.Reconnect(name)
+	return h.startMember(ctx, name)
+}
+
+// wipe deletes member name's data directory, crashing it first if it is up.
+func (h *harness) wipe(ctx context.Context, name string) (string, error) {
+	detail := ""
+	if h.up(name) != nil {
+		if err := h.crash(name); err != nil {
+			return "", err
+		}
+		detail = "crashed first; "
+	}
+	if err := h.waitStopped(ctx, name); err != nil {
+		return "", err
+	}
+	h.mu.Lock()
+	dir := h.members[name].dataDir
+	h.mu.Unlock()
+	if err := os.RemoveAll(dir); err != nil {
+		return "", fmt.Errorf("wiping %s: %w", dir, err)
+	}
+	return detail + "deleted " + dir, nil
+}
+
+// setDisk restarts member name with a disk that looks full or not. A
+// member up is stopped gracefully (links intact, so its leave and
+// hand-off go through at once) rather than crashed; a crashed one is
+// waited for.
+func (h *harness) setDisk(ctx context.Context, name string, full bool) error {
+	h.mu.Lock()
+	r := h.members[name]
+	if r == nil || (r.state != memberUp && r.state != memberCrashed) {
+		h.mu.Unlock()
+		return fmt.Errorf("member %q is neither up nor crashed", name)
+	}
+	wasUp, m := r.state == memberUp, r.m
+	if wasUp {
+		r.state = memberGone // no client picks it while it restarts
+	}
+	h.mu.Unlock()
+	if wasUp {
+		if err := m.Stop(); err != nil {
+			return fmt.Errorf("stopping %s: %w", name, err)
+		}
+	} else {
+		if err := h.waitStopped(ctx, name); err != nil {
+			return err
+		}
+		h.net.Reconnect(name)
+	}
+	h.mu.Lock()
+	h.members[name].diskFull = full
+	h.mu.Unlock()
+	return h.startMember(ctx, name)
+}
+
+// join starts spare member name.
+func (h *harness) join(ctx context.Context, name string) error {
+	h.mu.Lock()
+	r := h.members[name]
+	h.mu.Unlock()
+	if r == nil || r.state != memberAbsent {
+		return fmt.Errorf("member %q is not a spare", name)
+	}
+	return h.startMember(ctx, name)
+}
+
+// leave stops member name gracefully for good.
+func (h *harness) leave(name string) error {
+	h.mu.Lock()
+	r := h.members[name]
+	if r == nil || r.state != memberUp {
+		h.mu.Unlock()
+		return fmt.Errorf("member %q is not up", name)
+	}
+	r.state = memberGone
+	m := r.m
+	h.mu.Unlock()
+	if err := m.Stop(); err != nil {
+		return fmt.Errorf("stopping %s: %w", name, err)
+	}
+	return nil
+}
+
+// recover ends the fault phase: it heals the network and restarts every
+// crashed member.
+func (h *harness) recover(ctx context.Context) error {
+	h.net.Heal()
+	var crashed []string
+	h.mu.Lock()
+	for n, r := range h.members {
+		if r.state == memberCrashed {
+			crashed = append(crashed, n)
+			h.net.Isolate(n) // until its stop is over
+		}
+	}
+	h.mu.Unlock()
+	slices.Sort(crashed)
+	for _, n := range crashed {
+		h.mu.Lock()
+		h.members[n].diskFull = false
+		h.mu.Unlock()
+		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultRestart, Members: []string{n}}, Applied: h.rec.now(),
+			Detail: "end of the fault phase"}
+		err := h.restart(ctx, n)
+		a.Took = h.rec.now() - a.Applied
+		if err != nil {
+			a.Error = err.Error()
+		}
+		h.mu.Lock()
+		h.applied = append(h.applied, a)
+		h.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	h.mu.Lock()
+	var full []string
+	for n, r := range h.members {
+		if r.state == memberUp && r.diskFull {
+			full = append(full, n)
+		}
+	}
+	h.mu.Unlock()
+	slices.Sort(full)
+	for _, n := range full {
+		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultDiskFree, Members: []string{n}}, Applied: h.rec.now(),
+			Detail: "end of the fault phase"}
+		err := h.setDisk(ctx, n, false)
+		a.Took = h.rec.now() - a.Applied
+		if err != nil {
+			a.Error = err.Error()
+		}
+		h.mu.Lock()
+		h.applied = append(h.applied, a)
+		h.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
