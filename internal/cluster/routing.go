@@ -85,8 +85,11 @@ func (c *Cluster) Forward(ctx context.Context, s uint64, method string, body []b
 
 // forwardPatience is how long forward keeps trying members whose answers
 // are retryable (no leader known: an election after a member failed, a
-// shard moving), within the call's context.
-const forwardPatience = 2 * time.Second
+// shard moving), within the call's context (whose deadline, the member's
+// RequestTimeout, usually ends it first). It was 2s: on a loaded machine an
+// election in a cluster still placing its shards outlasted that, and a
+// start failed with "does not serve shard" while the shard was moving.
+const forwardPatience = 10 * time.Second
 
 // RPCAddrOf returns the member RPC address of alive member id of this
 // cluster, or "".
