@@ -3,7 +3,7 @@
 #   make test   vet + every test with the race detector + every fuzz target briefly
 GO ?= go
 
-.PHONY: demo cluster-demo certs test fuzz-short test-short bench sizing soak vet
+.PHONY: demo cluster-demo certs test fuzz-short test-short bench bench-list sizing soak vet
 
 demo:
 	$(GO) run ./examples/quickstart
@@ -57,6 +57,11 @@ sizing:
 	  for s in $(FLEETS) $(COSTS); do $$bin -scenarios $$s || failed=1; done; \
 	  for s in $(COSTS); do $$bin -scenarios $$s -cost-members 3 || failed=1; done; \
 	done; exit $$failed
+
+# ListWorkflows and CountWorkflows latency with 100,000 workflows stored
+# (also in make bench's default list).
+bench-list:
+	$(GO) run ./internal/cmd/graftbench -scenarios list
 
 # 100,000 one-step workflows with a 1s retention: data-dir size and RSS per second.
 soak:

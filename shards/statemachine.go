@@ -2,6 +2,7 @@ package shards
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -62,7 +63,11 @@ func (s *stateMachine) upgrade() error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("pebble commit upgrade: %w", err)
 	}
-	s.log.Info("state machine upgraded", "bytes", b.Len())
+	level := slog.LevelDebug // a new keyspace only gains its layout marker
+	if b.Count() > 1 {
+		level = slog.LevelInfo
+	}
+	s.log.Log(context.Background(), level, "state machine upgraded", "writes", b.Count(), "bytes", b.Len())
 	return nil
 }
 
