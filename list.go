@@ -207,12 +207,7 @@ var listStatuses = map[WorkflowState]wf.Status{
 }
 
 // listState is the public status of a list status.
-func listState(s wf.Status) WorkflowState {
-	if s == wf.ListBlocked {
-		return WorkflowStateBlocked
-	}
-	return WorkflowState(s.String())
-}
+func listState(s wf.Status) WorkflowState { return WorkflowState(s.String()) }
 
 // listQuery validates a filter and returns its query (without paging).
 func listQuery(f ListFilter) (wf.ListQuery, error) {

@@ -239,3 +239,29 @@ func TestListWorkflowsAcrossACluster(t *testing.T) {
 	}
 	requireReplicasAgree(t, members)
 }
+
+// The indexes and status counts are stored with the workflows: a
+// restarted member lists and counts what it listed before.
+func TestListWorkflowsAfterARestart(t *testing.T) {
+	t.Parallel()
+	rel := release(t)
+	addr, dir := freeAddr(t), t.TempDir()
+	m := durStart(t, durConfig(t, "n1", addr, dir), listNodes(t, rel))
+	for i := range 6 {
+		startListed(t, m, fmt.Sprintf("wf-%d", i), []string{"Ok", "Boom"}[i%2], "a")
+	}
+	for i := range 6 {
+		pollStatus(t, m, fmt.Sprintf("wf-%d", i), "terminal", func(s *graft.WorkflowStatus) bool { return s.Status.Terminal() })
+	}
+	before := requireListOrder(t, listAll(t, m, graft.ListOptions{Limit: 2}, nil))
+	require.Len(t, before, 6)
+	require.NoError(t, m.Stop())
+
+	m = durStart(t, durConfig(t, "n1-again", addr, dir), listNodes(t, rel))
+	require.Equal(t, before, requireListOrder(t, listAll(t, m, graft.ListOptions{Limit: 2}, nil)))
+	failed := listAll(t, m, graft.ListOptions{Status: graft.WorkflowStateFailed, NodeName: "Boom"}, nil)
+	require.ElementsMatch(t, []string{"wf-1", "wf-3", "wf-5"}, requireListOrder(t, failed))
+	c, err := m.CountWorkflows(context.Background(), graft.ListFilter{})
+	require.NoError(t, err)
+	require.Equal(t, map[graft.WorkflowState]int{graft.WorkflowStateCompleted: 3, graft.WorkflowStateFailed: 3}, c.ByStatus)
+}

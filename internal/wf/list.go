@@ -32,6 +32,9 @@ const (
 	MaxCountExamine = 100_000
 	// maxSummaryError bounds the error text of a summary, in bytes.
 	maxSummaryError = 512
+	// maxListMeta bounds the metadata pairs of a query (the public API
+	// allows fewer).
+	maxListMeta = 64
 )
 
 // ListQuery selects workflows of one shard. A zero field does not filter.
@@ -168,6 +171,9 @@ func list(r shards.Reader, q *ListQuery) (ListAnswer, error) {
 	if q.Limit <= 0 || q.Limit > MaxListLimit {
 		return a, fmt.Errorf("list limit %d is outside 1..%d", q.Limit, MaxListLimit)
 	}
+	if len(q.Meta) > maxListMeta {
+		return a, fmt.Errorf("list query with %d metadata pairs, over the limit of %d", len(q.Meta), maxListMeta)
+	}
 	p := q.drive()
 	start, end := q.bounds(p)
 	if bytes.Compare(start, end) >= 0 {
@@ -253,6 +259,9 @@ func summarySize(s *Summary) int {
 // index and reads each entry's record. Either scan stops after
 // MaxCountExamine entries, leaving the answer incomplete.
 func count(r shards.Reader, q *ListQuery) (CountAnswer, error) {
+	if len(q.Meta) > maxListMeta {
+		return CountAnswer{}, fmt.Errorf("count query with %d metadata pairs, over the limit of %d", len(q.Meta), maxListMeta)
+	}
 	if !q.filtered() && q.After == 0 && q.Before == 0 {
 		c, err := readStatusCounts(r)
 		if err != nil {

@@ -234,10 +234,24 @@ func TestListExamineBudget(t *testing.T) {
 func TestListRefusesBadQueries(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	for _, q := range []*ListQuery{nil, {Limit: 0}, {Limit: MaxListLimit + 1}} {
-		_, err := b.l.Lookup(b.kv, EncodeQuery(Query{Op: QueryList, List: q}))
-		require.Error(t, err)
+	many := map[string]string{}
+	for i := range maxListMeta + 1 {
+		many[fmt.Sprint(i)] = "v"
 	}
+	for _, tc := range []struct {
+		q    *ListQuery
+		want string
+	}{
+		{nil, "without a selection"},
+		{&ListQuery{Limit: 0}, "outside 1..1000"},
+		{&ListQuery{Limit: MaxListLimit + 1}, "outside 1..1000"},
+		{&ListQuery{Limit: 1, Meta: many}, "over the limit of 64"},
+	} {
+		_, err := b.l.Lookup(b.kv, EncodeQuery(Query{Op: QueryList, List: tc.q}))
+		require.ErrorContains(t, err, tc.want)
+	}
+	_, err := b.l.Lookup(b.kv, EncodeQuery(Query{Op: QueryCount, List: &ListQuery{Meta: many}}))
+	require.ErrorContains(t, err, "over the limit of 64")
 }
 
 // Upgrade builds the indexes of a keyspace written without them, once.
