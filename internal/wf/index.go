@@ -101,21 +101,26 @@ type indexed struct {
 // that indexes maintained command by command equal indexes built from the
 // records (Open on a keyspace without them).
 func indexedOf(r *Record) indexed {
-	ix := indexed{status: ListStatus(r)}
+	return indexed{status: ListStatus(r), nodes: appendNodes(nil, r)}
+}
+
+// appendNodes appends the sorted, distinct nodes of r's node index
+// entries to b.
+func appendNodes(b []string, r *Record) []string {
 	switch {
 	case !r.Status.Terminal():
 		for _, t := range r.Pending {
-			ix.nodes = append(ix.nodes, t.Node)
+			b = append(b, t.Node)
 		}
 		for _, x := range r.Executing {
-			ix.nodes = append(ix.nodes, x.Node)
+			b = append(b, x.Node)
 		}
-		slices.Sort(ix.nodes)
-		ix.nodes = slices.Compact(ix.nodes)
+		slices.Sort(b)
+		b = slices.Compact(b)
 	case r.Status == StatusFailed && r.FailedNode != "":
-		ix.nodes = []string{r.FailedNode}
+		b = append(b, r.FailedNode)
 	}
-	return ix
+	return b
 }
 
 // nodeKeys returns the node index keys of nodes for the workflow at pos.
@@ -132,6 +137,9 @@ type indexer struct {
 	w      writer
 	counts *StatusCounts
 	dirty  bool
+	// scratch is a reusable buffer for the nodes of a record (Logic's),
+	// so that a change that moves no index entry allocates nothing.
+	scratch *[]string
 }
 
 // writer is the part of shards.Writer the indexer uses.
@@ -162,10 +170,18 @@ func (x *indexer) add(r *Record) (indexed, error) {
 // update moves a record's entries from its old index state to its
 // current one and returns the latter.
 func (x *indexer) update(r *Record, old indexed) (indexed, error) {
-	ix := indexedOf(r)
-	if ix.status == old.status && slices.Equal(ix.nodes, old.nodes) {
-		return ix, nil
+	var nodes []string
+	if x.scratch != nil {
+		*x.scratch = appendNodes((*x.scratch)[:0], r)
+		nodes = *x.scratch
+	} else {
+		nodes = appendNodes(nil, r)
 	}
+	status := ListStatus(r)
+	if status == old.status && slices.Equal(nodes, old.nodes) {
+		return old, nil
+	}
+	ix := indexed{status: status, nodes: slices.Clone(nodes)}
 	pos := appendPos(nil, r.CreatedAt, r.ID)
 	if ix.status != old.status {
 		if err := x.w.Delete(append(statusPrefix(old.status), pos...)); err != nil {

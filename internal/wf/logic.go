@@ -72,6 +72,8 @@ type Logic struct {
 	// buf is Apply's scratch buffer for encoding values handed to
 	// shards.Writer.Set, which does not retain them.
 	buf []byte
+	// nodes is Apply's scratch buffer for a record's indexed nodes.
+	nodes []string
 }
 
 // entry is an active workflow held in memory: its record and its state.
@@ -172,7 +174,7 @@ func (l *Logic) Apply(w shards.Writer, _ uint64, raw []byte) ([]byte, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a := applier{l: l, w: w, c: &c, x: indexer{w: w, counts: &l.statuses}}
+	a := applier{l: l, w: w, c: &c, x: indexer{w: w, counts: &l.statuses, scratch: &l.nodes}}
 	res, err := a.apply()
 	if err == nil {
 		err = a.x.flush()
