@@ -122,8 +122,9 @@ type WorkflowCounts struct {
 // indexes its state machine keeps (through its leader, like
 // GetWorkflowStatus, so a page is linearizable per shard), in parallel;
 // the answers are merged newest first. A page costs O(Limit × shards)
-// index and record reads: the shards scan the index of the most selective
-// filter (node, then a metadata pair, then status, then start time) and
+// index and record reads: the shards scan the index of one filter (node;
+// else status, when there is no metadata filter or the status is rare
+// enough to examine whole; else a metadata pair; else start time) and
 // check the others on each record, examining at most 20 × Limit (at least
 // 1,000) entries per shard; a sparse combination of filters can therefore
 // return short or empty pages with a NextPageToken. The token encodes the

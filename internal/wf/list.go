@@ -104,13 +104,18 @@ type CountAnswer struct {
 // filtered reports whether q filters by anything but status and time.
 func (q *ListQuery) filtered() bool { return len(q.Meta) > 0 || q.Node != "" }
 
-// drive returns the prefix of the index a query scans. The node
-// index is preferred (it holds only workflows waiting on or failed in a
-// node), then the metadata pair with the smallest key, then status.
-func (q *ListQuery) drive() []byte {
+// drive returns the prefix of the index a query scans: the node index if
+// it filters by node (it holds only workflows waiting on or failed in a
+// node), else the status index if it filters by status and that status
+// has at most budget workflows in the shard (statuses, when known) or no
+// metadata filter, else the index of the metadata pair with the smallest
+// key, else the start-time index.
+func (q *ListQuery) drive(statuses *StatusCounts, budget int) []byte {
 	switch {
 	case q.Node != "":
 		return nodePrefix(q.Node)
+	case q.Status != 0 && (len(q.Meta) == 0 || (statuses != nil && statuses[q.Status] <= int64(budget))):
+		return statusPrefix(q.Status)
 	case len(q.Meta) > 0:
 		keys := make([]string, 0, len(q.Meta))
 		for k := range q.Meta {
@@ -118,8 +123,6 @@ func (q *ListQuery) drive() []byte {
 		}
 		sort.Strings(keys)
 		return metaPrefix(keys[0], q.Meta[keys[0]])
-	case q.Status != 0:
-		return statusPrefix(q.Status)
 	default:
 		return timePrefix()
 	}
@@ -174,12 +177,20 @@ func list(r shards.Reader, q *ListQuery) (ListAnswer, error) {
 	if len(q.Meta) > maxListMeta {
 		return a, fmt.Errorf("list query with %d metadata pairs, over the limit of %d", len(q.Meta), maxListMeta)
 	}
-	p := q.drive()
+	budget := max(listExamineFactor*q.Limit, minListExamine)
+	var statuses *StatusCounts
+	if q.Status != 0 && len(q.Meta) > 0 {
+		c, err := readStatusCounts(r)
+		if err != nil {
+			return a, err
+		}
+		statuses = &c
+	}
+	p := q.drive(statuses, budget)
 	start, end := q.bounds(p)
 	if bytes.Compare(start, end) >= 0 {
 		return a, nil
 	}
-	budget := max(listExamineFactor*q.Limit, minListExamine)
 	examined, size := 0, 0
 	var scanErr error
 	err := r.Scan(start, end, func(k, _ []byte) bool {
@@ -307,7 +318,7 @@ func count(r shards.Reader, q *ListQuery) (CountAnswer, error) {
 		}
 		return a, nil
 	}
-	p := q.drive()
+	p := q.drive(nil, 0)
 	err := scan(p, func(id string) bool {
 		raw, ok, err := r.Get(recordKey(id))
 		if err != nil || !ok {

@@ -200,6 +200,18 @@ func TestListCombinedFilters(t *testing.T) {
 		q.From = &a.Last
 	}
 	require.Equal(t, want, got)
+
+	// The status index drives when the status is rare enough to examine
+	// whole, the metadata index otherwise; the node index always.
+	counts := StatusCounts{}
+	counts[StatusRunning] = 10
+	require.Equal(t, statusPrefix(StatusRunning), q.drive(&counts, 10))
+	counts[StatusRunning] = 11
+	require.Equal(t, metaPrefix("n", "2"), q.drive(&counts, 10))
+	require.Equal(t, metaPrefix("n", "2"), q.drive(nil, 10))
+	q.Node = "A"
+	require.Equal(t, nodePrefix("A"), q.drive(&counts, 10))
+
 	c := b.count(t, ListQuery{Meta: map[string]string{"tenant": "a", "n": "2"}, After: 1005})
 	require.True(t, c.Complete)
 	require.EqualValues(t, len(want), c.Counts[StatusRunning])
