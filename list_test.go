@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -206,10 +207,26 @@ func TestListWorkflowsOnALoneMember(t *testing.T) {
 }
 
 // Lists and counts from every member of a 3-member cluster cover every
-// shard, whichever member leads it.
+// shard, whichever member leads it; with two replicas per shard, each
+// member reads some shards through another member (the member RPC).
 func TestListWorkflowsAcrossACluster(t *testing.T) {
 	rel := release(t)
-	members := startCluster(t, 3, listNodes(t, rel))
+	peers := make([]graft.StaticPeer, 3)
+	for i := range peers {
+		peers[i] = graft.StaticPeer{ID: fmt.Sprintf("n%d", i+1), Address: "127.0.0.1",
+			Port: portOf(t, freeAddr(t)), GossipPort: portOf(t, freeAddr(t))}
+	}
+	members := startMembers(t, peers, func(p graft.StaticPeer, cfg *graft.Config) {
+		cfg.BindAddr = "127.0.0.1:" + strconv.Itoa(p.Port)
+		cfg.Cluster.ReplicationFactor = 2
+	}, listNodes(t, rel))
+	notHosting := 0
+	for _, cm := range members {
+		if len(cm.m.GetClusterInfo().HostedShards) < cm.cfg.Cluster.ShardCount {
+			notHosting++
+		}
+	}
+	require.Positive(t, notHosting, "some member must read a shard it does not hold")
 	var ids, failed []string
 	for i, cm := range members {
 		for j := range 10 {

@@ -80,8 +80,8 @@ func appendLenStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// indexPrefix returns the prefix of one index: byTime, byStatus(s),
-// byMeta(k, v) or byNode(n).
+// timePrefix, statusPrefix, nodePrefix and metaPrefix return the prefixes
+// of the indexes: every key of an index is its prefix and a position.
 func timePrefix() []byte            { return []byte{prefixByTime} }
 func statusPrefix(s Status) []byte  { return []byte{prefixByStatus, byte(s)} }
 func nodePrefix(node string) []byte { return appendLenStr([]byte{prefixByNode}, node) }
