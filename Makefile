@@ -3,7 +3,7 @@
 #   make test   vet + every test with the race detector + every fuzz target briefly
 GO ?= go
 
-.PHONY: demo cluster-demo certs test fuzz-short test-short bench sizing soak vet chaos
+.PHONY: demo cluster-demo certs test fuzz-short test-short bench bench-list sizing soak vet chaos
 
 demo:
 	$(GO) run ./examples/quickstart
@@ -78,6 +78,11 @@ chaos:
 	  done; \
 	done; \
 	if [ -n "$$failed" ]; then echo "failed runs:$$failed"; exit 1; fi
+
+# ListWorkflows and CountWorkflows latency with 100,000 workflows stored
+# (also in make bench's default list).
+bench-list:
+	$(GO) run ./internal/cmd/graftbench -scenarios list
 
 # 100,000 one-step workflows with a 1s retention: data-dir size and RSS per second.
 soak:

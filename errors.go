@@ -51,6 +51,12 @@ var (
 	// message names the bound: MaxMetadataKeys, MaxMetadataKeyLen,
 	// MaxMetadataValueLen, or the 64 KiB member record).
 	ErrInvalidMetadata = errs.ErrInvalidMetadata
+	// ErrInvalidListOptions: ListWorkflows or CountWorkflows refused its
+	// options (an unknown status, a limit outside 0..MaxListLimit, a
+	// metadata filter over its bounds, an empty time range, or a page
+	// token that is malformed or was made for other filters); the message
+	// names which.
+	ErrInvalidListOptions = errs.ErrInvalidListOptions
 
 	// ErrInvalidNode: RegisterNode refused a node (see the message).
 	ErrInvalidNode = executor.ErrInvalidNode

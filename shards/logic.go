@@ -45,3 +45,13 @@ type Logic interface {
 	// Lookup answers a read-only query against committed state.
 	Lookup(r Reader, query []byte) ([]byte, error)
 }
+
+// Upgrader is implemented by a Logic whose stored layout gains keys derived
+// from its other keys between versions (secondary indexes). Upgrade runs
+// when a replica opens and after it recovers a snapshot, before Open; its
+// writes commit in one batch. It must derive them from the keyspace alone,
+// as Apply would have written them, so that replicas upgraded at different
+// indexes stay identical; on an up-to-date keyspace it writes nothing.
+type Upgrader interface {
+	Upgrade(w Writer) error
+}

@@ -2,6 +2,7 @@ package shards
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,11 +36,39 @@ func (s *stateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := s.upgrade(); err != nil {
+		return 0, err
+	}
 	if err := s.logic.Open(newPrefixed(s.db, s.shardID)); err != nil {
 		return 0, fmt.Errorf("logic open: %w", err)
 	}
 	s.log.Debug("state machine opened", "applied", applied)
 	return applied, nil
+}
+
+// upgrade runs Logic's Upgrade, if it has one, and commits its writes.
+func (s *stateMachine) upgrade() error {
+	u, ok := s.logic.(Upgrader)
+	if !ok {
+		return nil
+	}
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	if err := u.Upgrade(newBatchWriter(b, s.shardID)); err != nil {
+		return fmt.Errorf("logic upgrade: %w", err)
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("pebble commit upgrade: %w", err)
+	}
+	level := slog.LevelDebug // a new keyspace only gains its layout marker
+	if b.Count() > 1 {
+		level = slog.LevelInfo
+	}
+	s.log.Log(context.Background(), level, "state machine upgraded", "writes", b.Count(), "bytes", b.Len())
+	return nil
 }
 
 // Update applies every command of every entry in one Pebble batch, stores the
@@ -169,6 +198,9 @@ func writeSnapshot(r pebble.Reader, shardID uint64, w io.Writer, stopc <-chan st
 // one batch, then reopens Logic.
 func (s *stateMachine) RecoverFromSnapshot(r io.Reader, stopc <-chan struct{}) error {
 	if err := loadSnapshot(s.db, s.shardID, r, stopc); err != nil {
+		return err
+	}
+	if err := s.upgrade(); err != nil {
 		return err
 	}
 	if err := s.logic.Open(newPrefixed(s.db, s.shardID)); err != nil {

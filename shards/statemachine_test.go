@@ -196,3 +196,46 @@ func TestCodec(t *testing.T) {
 		require.ErrorIs(t, err, errBadBatch, "%v", bad)
 	}
 }
+
+// upgradingLogic is a testLogic whose Upgrade writes kv/up once.
+type upgradingLogic struct {
+	*testLogic
+	upgrades int
+}
+
+func (l *upgradingLogic) Upgrade(w Writer) error {
+	if _, ok, err := w.Get([]byte("kv/up")); err != nil || ok {
+		return err
+	}
+	l.upgrades++
+	return w.Set([]byte("kv/up"), []byte("1"))
+}
+
+// A Logic's Upgrade runs and commits before Open, on every open and after
+// a snapshot is recovered.
+func TestUpgradeRunsBeforeOpen(t *testing.T) {
+	t.Parallel()
+	db := openMemDB(t)
+	l := &upgradingLogic{testLogic: newTestLogic()}
+	s := &stateMachine{db: db, shardID: 5, replicaID: 1, logic: l, log: slog.New(slog.DiscardHandler), stats: &shardStats{}}
+	_, err := s.Open(nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, l.upgrades)
+	v, err := s.Lookup([]byte("kv/up"))
+	require.NoError(t, err)
+	require.Equal(t, []byte("1"), v)
+	_, err = s.Open(nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, l.upgrades, "an upgraded keyspace is not upgraded again")
+
+	// A snapshot of a keyspace without the key is upgraded once loaded.
+	src, _ := newTestSM(t, openMemDB(t), 5)
+	update(t, src, 1, []string{"a=1"})
+	var buf bytes.Buffer
+	require.NoError(t, writeSnapshot(src.db, 5, &buf, nil))
+	require.NoError(t, s.RecoverFromSnapshot(&buf, nil))
+	require.Equal(t, 2, l.upgrades)
+	v, err = s.Lookup([]byte("kv/up"))
+	require.NoError(t, err)
+	require.Equal(t, []byte("1"), v)
+}

@@ -48,6 +48,8 @@ var (
 	// ErrInvalidMetadata: member metadata was refused (a bound exceeded,
 	// an empty key, invalid UTF-8).
 	ErrInvalidMetadata = errors.New("graft: invalid member metadata")
+	// ErrInvalidListOptions: a list or count of workflows was refused.
+	ErrInvalidListOptions = errors.New("graft: invalid list options")
 )
 
 // IsRetryable reports whether err is transient, so the same call may

@@ -60,6 +60,10 @@ type Logic struct {
 	mu       sync.RWMutex
 	active   map[string]*entry
 	counters Counters
+	// statuses are the retained workflows by list status (persisted under
+	// keyStatusCount); like active, they run ahead of storage during a
+	// batch.
+	statuses StatusCounts
 
 	changes []Change // accumulated by Apply, flushed by Applied
 
@@ -68,15 +72,21 @@ type Logic struct {
 	// buf is Apply's scratch buffer for encoding values handed to
 	// shards.Writer.Set, which does not retain them.
 	buf []byte
+	// nodes is Apply's scratch buffer for a record's indexed nodes.
+	nodes []string
 }
 
 // entry is an active workflow held in memory: its record and its state.
 type entry struct {
 	rec   Record
 	state json.RawMessage
+	ix    indexed // the record's index state as last written
 }
 
-var _ shards.Logic = (*Logic)(nil)
+var (
+	_ shards.Logic    = (*Logic)(nil)
+	_ shards.Upgrader = (*Logic)(nil)
+)
 
 // NewLogic returns the state machine of one shard replica. listener may be nil.
 func NewLogic(shardID uint64, listener Listener) *Logic {
@@ -119,6 +129,7 @@ func (l *Logic) Open(r shards.Reader) error {
 			return fmt.Errorf("reading state of workflow %q: %w", id, err)
 		}
 		e.state = st
+		e.ix = indexedOf(&e.rec)
 		active[id] = e
 	}
 	var counters Counters
@@ -131,9 +142,14 @@ func (l *Logic) Open(r shards.Reader) error {
 			return fmt.Errorf("decoding counters: %w", err)
 		}
 	}
+	statuses, err := readStatusCounts(r)
+	if err != nil {
+		return err
+	}
 	l.mu.Lock()
 	l.active = active
 	l.counters = counters
+	l.statuses = statuses
 	l.mu.Unlock()
 	return nil
 }
@@ -158,8 +174,11 @@ func (l *Logic) Apply(w shards.Writer, _ uint64, raw []byte) ([]byte, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a := applier{l: l, w: w, c: &c}
+	a := applier{l: l, w: w, c: &c, x: indexer{w: w, counts: &l.statuses, scratch: &l.nodes}}
 	res, err := a.apply()
+	if err == nil {
+		err = a.x.flush()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("applying %s to workflow %q: %w", c.Op, c.WF, err)
 	}
@@ -177,6 +196,7 @@ type applier struct {
 	l             *Logic
 	w             shards.Writer
 	c             *Command
+	x             indexer
 	countersDirty bool
 }
 
@@ -638,6 +658,19 @@ func (a *applier) purge() (Result, error) {
 		}); err != nil {
 			return Result{}, err
 		}
+		raw, ok, err := a.w.Get(recordKey(v.id))
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			var rec Record
+			if err := rec.decode(raw); err != nil {
+				return Result{}, fmt.Errorf("decoding record of workflow %q: %w", v.id, err)
+			}
+			if err := a.x.remove(&rec); err != nil {
+				return Result{}, err
+			}
+		}
 		for _, k := range append(hist, v.key, recordKey(v.id), stateKey(v.id)) {
 			if err := a.w.Delete(k); err != nil {
 				return Result{}, err
@@ -656,6 +689,15 @@ func (a *applier) save(e *entry, kind ChangeKind, h *HistoryEntry) error {
 	rec := &e.rec
 	rec.UpdatedAt = a.c.Now
 	rec.Rev++
+	var err error
+	if kind == ChangeStarted {
+		e.ix, err = a.x.add(rec)
+	} else {
+		e.ix, err = a.x.update(rec, e.ix)
+	}
+	if err != nil {
+		return err
+	}
 	if h != nil {
 		rec.Steps++
 		a.l.buf = h.appendTo(a.l.buf[:0])

@@ -19,6 +19,8 @@ const (
 type Query struct {
 	Op string `json:"o"`
 	WF string `json:"w,omitempty"`
+	// List is the selection of QueryList and QueryCount.
+	List *ListQuery `json:"l,omitempty"`
 }
 
 // StatusAnswer answers QueryStatus.
@@ -61,6 +63,22 @@ func (l *Logic) Lookup(r shards.Reader, raw []byte) ([]byte, error) {
 		return json.Marshal(l.Active())
 	case QueryCounters:
 		return json.Marshal(l.Counters())
+	case QueryList, QueryCount:
+		if q.List == nil {
+			return nil, fmt.Errorf("%s query without a selection", q.Op)
+		}
+		if q.Op == QueryCount {
+			a, err := count(r, q.List)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(a)
+		}
+		a, err := list(r, q.List)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(a)
 	default:
 		return nil, fmt.Errorf("unknown query %q", q.Op)
 	}

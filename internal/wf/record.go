@@ -30,6 +30,8 @@ func (s Status) String() string {
 		return "failed"
 	case StatusStopped:
 		return "stopped"
+	case ListBlocked:
+		return "blocked"
 	default:
 		return fmt.Sprintf("status(%d)", uint8(s))
 	}

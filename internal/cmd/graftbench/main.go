@@ -22,6 +22,12 @@
 //     started closed-loop by -cluster-starters goroutines: a commit there
 //     waits for two fsyncs on two members (about 15 ms on this disk), so a
 //     throughput figure needs more workflows in flight than seq3.
+//   - list: -list-workflows (default 100,000) one-step workflows stored on
+//     one member (one in 50 fails; metadata tenant=t0..t19), then the
+//     latency of ListWorkflows pages of 50: Status=failed (p50_ms,
+//     p99_ms), tenant=t7, both, no filter, every page of the failed ones
+//     by token, and CountWorkflows (under "queries"). About 50 s, most of
+//     it storing the workflows.
 //   - fleet-N (not in the default list; e.g. fleet-3, fleet-10): N members
 //     in this process on loopback (RF 3, 2N shards unless -shards, default
 //     gossip timings) form, then run -fleet-workflows seq3 workflows from
@@ -61,6 +67,8 @@ type options struct {
 	fleetWorkflows int
 	// costMembers is the number of members shard-cost-N starts.
 	costMembers int
+	// listWorkflows is the number of workflows the list scenario stores.
+	listWorkflows int
 	// idle is how long shard-cost-N leaves its members idle.
 	idle    time.Duration
 	shards  int
@@ -80,8 +88,9 @@ func main() {
 		cstarters  = flag.Int("cluster-starters", 256, "goroutines starting workflows in seq3-cluster")
 		fleetWfs   = flag.Int("fleet-workflows", 1000, "workflows per fleet-N scenario")
 		costN      = flag.Int("cost-members", 1, "members started by shard-cost-N")
+		listWfs    = flag.Int("list-workflows", 100000, "workflows stored by the list scenario")
 		idle       = flag.Duration("idle", 10*time.Second, "how long shard-cost-N measures idle CPU")
-		scenarios  = flag.String("scenarios", "seq3,fanout3,raw-propose,seq3-half,seq3-cluster", "comma-separated scenarios to run, in order")
+		scenarios  = flag.String("scenarios", "seq3,fanout3,raw-propose,seq3-half,seq3-cluster,list", "comma-separated scenarios to run, in order")
 		dir        = flag.String("dir", "", "parent of the scenarios' data directories (default: a temporary directory, removed at the end)")
 		shardCount = flag.Int("shards", 0, "Cluster.ShardCount (0: the Graft default)")
 		workers    = flag.Int("workers", 0, "Engine.WorkerCount (0: the Graft default)")
@@ -93,7 +102,7 @@ func main() {
 	flag.Parse()
 	o := &options{
 		workflows: *workflows, starters: *starters, clusterStarters: *cstarters, shards: *shardCount, workers: *workers,
-		fleetWorkflows: *fleetWfs, costMembers: *costN, idle: *idle,
+		fleetWorkflows: *fleetWfs, costMembers: *costN, idle: *idle, listWorkflows: *listWfs,
 		rate: *rate, timeout: *timeout,
 		logger: slog.New(quietDragonboat{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})}),
 	}
@@ -116,6 +125,7 @@ func run(o *options, list, dir, cpuprofile, tracefile string) error {
 		"seq3-cluster": runSeq3Cluster,
 		// Not in the default list: it runs 5×workflows over about a minute.
 		"retention-soak": runRetentionSoak,
+		"list":           runList,
 	}
 	var names []string
 	for n := range strings.SplitSeq(list, ",") {
@@ -126,7 +136,7 @@ func run(o *options, list, dir, cpuprofile, tracefile string) error {
 		if all[n] == nil {
 			fn := parameterised(n)
 			if fn == nil {
-				return fmt.Errorf("unknown scenario %q (known: seq3, fanout3, seq3-half, raw-propose, seq3-cluster, retention-soak, fleet-N for 1 to %d members, shard-cost-N for 1 to %d shards)",
+				return fmt.Errorf("unknown scenario %q (known: seq3, fanout3, seq3-half, raw-propose, seq3-cluster, retention-soak, list, fleet-N for 1 to %d members, shard-cost-N for 1 to %d shards)",
 					n, maxFleet, maxShardCost)
 			}
 			all[n] = fn
@@ -136,8 +146,8 @@ func run(o *options, list, dir, cpuprofile, tracefile string) error {
 	switch {
 	case len(names) == 0:
 		return errors.New("no scenarios selected")
-	case o.workflows < 1 || o.starters < 1 || o.clusterStarters < 1 || o.fleetWorkflows < 1:
-		return errors.New("-workflows, -starters, -cluster-starters and -fleet-workflows must be at least 1")
+	case o.workflows < 1 || o.starters < 1 || o.clusterStarters < 1 || o.fleetWorkflows < 1 || o.listWorkflows < 1:
+		return errors.New("-workflows, -starters, -cluster-starters, -fleet-workflows and -list-workflows must be at least 1")
 	case o.costMembers < 1 || o.costMembers > maxFleet:
 		return fmt.Errorf("-cost-members must be between 1 and %d", maxFleet)
 	case o.idle <= 0:

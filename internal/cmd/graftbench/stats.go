@@ -100,6 +100,10 @@ type result struct {
 	FormationMsPerReplica float64 `json:"formation_ms_per_replica,omitempty"`
 	RSSMBPerReplica       float64 `json:"rss_mb_per_replica,omitempty"`
 	IdleCPUPctPerReplica  float64 `json:"idle_cpu_pct_per_replica,omitempty"`
+	// Queries are the list scenario's timed queries by name; LoadAvg the
+	// 1-minute load average at its end.
+	Queries map[string]latency `json:"queries,omitempty"`
+	LoadAvg float64            `json:"load_avg,omitempty"`
 }
 
 // rounded returns a copy of r with floats rounded for printing.
