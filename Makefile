@@ -19,7 +19,7 @@ certs:
 
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -run 'AtFleetScale' . ./ring/
+	$(GO) test -count=1 -run 'AtFleetScale' . ./ring/ ./internal/statefleet/
 	$(MAKE) fuzz-short
 
 # Every fuzz target in the module for FUZZTIME each (seed corpora in each
