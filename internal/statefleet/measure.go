@@ -216,12 +216,13 @@ type Partition struct {
 	StateBytes int
 }
 
-// MeasurePartition splits f (converged) into two halves (the first half
-// of IDs and the rest), makes different changes on each side at once
-// (metadata side=a or b and a heal-epoch key; WorkflowsCompleted counted
-// 1 on one side and 2 on the other per member), holds the split for
-// plan.Hold, heals it and waits until every member's state is equal and
-// holds both sides' changes.
+// MeasurePartition splits the started members of f (converged) into two
+// halves (the first half by ID and the rest), makes different changes on
+// each side at once (every member sets metadata side=a or side=b, and
+// counts WorkflowsCompleted 1 on one side and 2 on the other), holds
+// the split for plan.Hold, heals it and waits at most plan.Within until
+// every member's state is equal and holds both sides' changes (every
+// member's side and the total count).
 func MeasurePartition(ctx context.Context, f *Fleet, plan PartitionPlan) (Partition, error) {
 	var r Partition
 	ms := f.running()
