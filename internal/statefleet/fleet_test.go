@@ -11,11 +11,16 @@ import (
 )
 
 // TestMain fails the package if any goroutine outlives the tests, but for
-// memberlist's probes: memberlist's Shutdown does not wait for a probe in
-// flight, which ends on its own timer (ProbeInterval), and with 100
-// members some are still waiting when the test ends.
+// memberlist's own timers: its Shutdown neither waits for a probe in
+// flight (which ends on its own timer, ProbeInterval) nor stops
+// suspicion timers, and a stream's deadline timer (net.Pipe, under the
+// chaos transport) may fire just as the test ends; with 100 members on a
+// loaded machine some are still running when goleak looks.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.newSuspicion.func1"),
+		goleak.IgnoreTopFunction("net.(*pipeDeadline).set.func1"))
 }
 
 func TestStartRefusesTooFewMembers(t *testing.T) {
@@ -70,8 +75,11 @@ const fleetSize = 100
 // and logs the time; graftbench's gossip-N reports it.
 func TestHundredMembersConvergeAtFleetScale(t *testing.T) {
 	if testing.Short() || raceDetector {
-		// About 30 to 40 s here without the race detector (2 shared
-		// cores); under it 100 members starve their gossip timers.
+		// About 30 to 60 s here without the race detector (2 shared
+		// cores); under it 100 members starve their gossip timers. The
+		// join's 5 s held at a 1-minute load average under 5 (3.9 to
+		// 4.1 s measured) but not with other jobs loading the machine
+		// (load average 6 to 9: over 5 s in 3 of 5 runs).
 		t.Skip("100 gossip members in one process: runs without -short and -race (make test)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
