@@ -12,13 +12,15 @@ import (
 
 // TestMain fails the package if any goroutine outlives the tests, but for
 // memberlist's own timers: its Shutdown neither waits for a probe in
-// flight (which ends on its own timer, ProbeInterval) nor stops
-// suspicion timers, and a stream's deadline timer (net.Pipe, under the
-// chaos transport) may fire just as the test ends; with 100 members on a
-// loaded machine some are still running when goleak looks.
+// flight (which ends on its own timer, ProbeInterval) or an indirect
+// ping's nack timer (ProbeTimeout) nor stops suspicion timers, and a
+// stream's deadline timer (net.Pipe, under the chaos transport) may fire
+// just as the test ends; with 100 members on a loaded machine some are
+// still running when goleak looks.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func2"),
 		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.newSuspicion.func1"),
 		goleak.IgnoreTopFunction("net.(*pipeDeadline).set.func1"))
 }
