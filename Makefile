@@ -19,7 +19,7 @@ certs:
 
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -run 'AtFleetScale' . ./ring/
+	$(GO) test -count=1 -run 'AtFleetScale' . ./ring/ ./internal/statefleet/
 	$(MAKE) fuzz-short
 
 # Every fuzz target in the module for FUZZTIME each (seed corpora in each
@@ -39,22 +39,27 @@ test-short:
 
 # The default scenarios (one JSON line each). Not in the default list, run
 # by name with -scenarios: fleet-N (N members in one process: formation
-# time, RSS per member) and shard-cost-N (a member with N shards: start
-# time, RSS, idle CPU; -cost-members for more members); make sizing runs
-# them, each in its own process so that RSS readings start clean.
+# time, RSS per member), shard-cost-N (a member with N shards: start
+# time, RSS, idle CPU; -cost-members for more members) and gossip-N (N
+# gossip+CRDT members without shards on an in-memory network: convergence
+# after the last join and after a 50/50 partition heals, bytes sent per
+# member per second, state size; about a minute for gossip-100); make
+# sizing runs them, each in its own process so that RSS readings start
+# clean.
 bench:
 	$(GO) run ./internal/cmd/graftbench
 
 # The README's sizing figures, each scenario in a fresh process, RUNS times
-# (the README gives medians): fleet-3/5/10, and shard-cost-8/16/32/64 on one
-# member and on three.
+# (the README gives medians): fleet-3/5/10, gossip-100, and
+# shard-cost-8/16/32/64 on one member and on three.
 RUNS ?= 3
 FLEETS ?= fleet-3 fleet-5 fleet-10
+GOSSIPS ?= gossip-100
 COSTS ?= shard-cost-8 shard-cost-16 shard-cost-32 shard-cost-64
 sizing:
 	@$(GO) build -o $${TMPDIR:-/tmp}/graftbench-sizing ./internal/cmd/graftbench
 	@bin=$${TMPDIR:-/tmp}/graftbench-sizing; failed=0; for r in $$(seq $(RUNS)); do \
-	  for s in $(FLEETS) $(COSTS); do $$bin -scenarios $$s || failed=1; done; \
+	  for s in $(FLEETS) $(GOSSIPS) $(COSTS); do $$bin -scenarios $$s || failed=1; done; \
 	  for s in $(COSTS); do $$bin -scenarios $$s -cost-members 3 || failed=1; done; \
 	done; exit $$failed
 

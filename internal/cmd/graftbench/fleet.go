@@ -47,6 +47,11 @@ func parameterised(name string) scenarioFunc {
 			return runFleet(ctx, o, dir, n)
 		}
 	}
+	if n, ok := number(gossipPrefix, maxGossip); ok && n >= 2 {
+		return func(ctx context.Context, o *options, _ string, _ map[string]*result) (*result, error) {
+			return runGossip(ctx, o, n)
+		}
+	}
 	if n, ok := number(shardCostPrefix, maxShardCost); ok {
 		return func(ctx context.Context, o *options, dir string, _ map[string]*result) (*result, error) {
 			return runShardCost(ctx, o, dir, n)

@@ -14,6 +14,8 @@ func TestParameterised(t *testing.T) {
 		{"fleet-1", true}, {"fleet-10", true}, {"fleet-50", true},
 		{"fleet-0", false}, {"fleet-51", false}, {"fleet-", false}, {"fleet-x", false}, {"fleet", false},
 		{"shard-cost-8", true}, {"shard-cost-1024", true},
+		{"gossip-2", true}, {"gossip-100", true}, {"gossip-500", true},
+		{"gossip-1", false}, {"gossip-501", false}, {"gossip-", false},
 		{"shard-cost-0", false}, {"shard-cost-1025", false}, {"shard-cost--1", false}, {"seq3", false},
 	} {
 		require.Equal(t, tc.ok, parameterised(tc.name) != nil, tc.name)

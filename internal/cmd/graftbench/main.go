@@ -38,6 +38,15 @@
 //     -cost-members members (default 1) with ShardCount N form and stay
 //     idle for -idle; reports the formation time, the RSS and the idle CPU,
 //     in total and per replica.
+//   - gossip-N (not in the default list; e.g. gossip-100, about a minute):
+//     N gossip+CRDT members without shards on an in-memory network
+//     (internal/statefleet): N-1 start at once and converge, the N-th
+//     joins, the fleet idles and then changes every load every second
+//     (-idle each), then it is split 50/50 for 10 s with different
+//     changes on each side and healed. Reports the convergence time
+//     after the last join (both joins) and after the heal, the bytes
+//     sent per member per second (gossip at the transport plus
+//     anti-entropy requests and replies) and the encoded state size.
 //
 // It exits non-zero if any scenario fails.
 package main
@@ -89,7 +98,7 @@ func main() {
 		fleetWfs   = flag.Int("fleet-workflows", 1000, "workflows per fleet-N scenario")
 		costN      = flag.Int("cost-members", 1, "members started by shard-cost-N")
 		listWfs    = flag.Int("list-workflows", 100000, "workflows stored by the list scenario")
-		idle       = flag.Duration("idle", 10*time.Second, "how long shard-cost-N measures idle CPU")
+		idle       = flag.Duration("idle", 10*time.Second, "how long shard-cost-N measures idle CPU, and gossip-N each traffic window")
 		scenarios  = flag.String("scenarios", "seq3,fanout3,raw-propose,seq3-half,seq3-cluster,list", "comma-separated scenarios to run, in order")
 		dir        = flag.String("dir", "", "parent of the scenarios' data directories (default: a temporary directory, removed at the end)")
 		shardCount = flag.Int("shards", 0, "Cluster.ShardCount (0: the Graft default)")
@@ -136,8 +145,8 @@ func run(o *options, list, dir, cpuprofile, tracefile string) error {
 		if all[n] == nil {
 			fn := parameterised(n)
 			if fn == nil {
-				return fmt.Errorf("unknown scenario %q (known: seq3, fanout3, seq3-half, raw-propose, seq3-cluster, retention-soak, list, fleet-N for 1 to %d members, shard-cost-N for 1 to %d shards)",
-					n, maxFleet, maxShardCost)
+				return fmt.Errorf("unknown scenario %q (known: seq3, fanout3, seq3-half, raw-propose, seq3-cluster, retention-soak, list, fleet-N for 1 to %d members, gossip-N for 2 to %d members, shard-cost-N for 1 to %d shards)",
+					n, maxFleet, maxGossip, maxShardCost)
 			}
 			all[n] = fn
 		}

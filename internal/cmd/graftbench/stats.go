@@ -104,6 +104,45 @@ type result struct {
 	// 1-minute load average at its end.
 	Queries map[string]latency `json:"queries,omitempty"`
 	LoadAvg float64            `json:"load_avg,omitempty"`
+
+	// The gossip-N figures, times in seconds. Formation (n-1 members
+	// started at once): GossipFormationJoinS is when every member had
+	// joined and GossipFormationMembershipS when every Node saw every
+	// member alive, from the first Start; GossipFormationConvergedS is
+	// from the last join until every member's state held every member,
+	// equal everywhere. GossipJoinConvergedS is the same after the n-th
+	// member's join into the formed fleet. GossipHealConvergedS is from
+	// the heal of a 50/50 split (held GossipPartitionHoldS, different
+	// changes on each side, GossipDiverged if the halves' states
+	// differed at the heal) until every state was equal and held both
+	// sides' changes; GossipHealMembershipS until every Node saw every
+	// member alive again.
+	GossipFormationJoinS       float64 `json:"formation_join_s,omitempty"`
+	GossipFormationMembershipS float64 `json:"formation_membership_s,omitempty"`
+	GossipFormationConvergedS  float64 `json:"formation_converged_after_join_s,omitempty"`
+	GossipJoinConvergedS       float64 `json:"join_converged_after_join_s,omitempty"`
+	GossipHealConvergedS       float64 `json:"heal_converged_s,omitempty"`
+	GossipHealMembershipS      float64 `json:"heal_membership_s,omitempty"`
+	GossipPartitionHoldS       float64 `json:"partition_hold_s,omitempty"`
+	GossipDiverged             bool    `json:"partition_diverged,omitempty"`
+	// StateBytes is the encoded cluster state (crdt.State.Encode) at n
+	// members, StateBytesPerMember the same per member.
+	StateBytes          int     `json:"state_bytes,omitempty"`
+	StateBytesPerMember float64 `json:"state_bytes_per_member,omitempty"`
+	// Bytes sent per member per second (gossip at the transport plus
+	// anti-entropy requests and replies), and each part, over -idle:
+	// idle (nothing changes) and busy (every member's load changes every
+	// second, so each publishes once a second); FormationBytesPerMemberPerS
+	// from the first Start to convergence. FormationEventsDelivered counts
+	// the state events the Nodes delivered until then.
+	IdleBytesPerMemberPerS         float64 `json:"idle_bytes_per_member_per_s,omitempty"`
+	IdleGossipBytesPerMemberPerS   float64 `json:"idle_gossip_bytes_per_member_per_s,omitempty"`
+	IdleExchangeBytesPerMemberPerS float64 `json:"idle_exchange_bytes_per_member_per_s,omitempty"`
+	BusyBytesPerMemberPerS         float64 `json:"busy_bytes_per_member_per_s,omitempty"`
+	BusyGossipBytesPerMemberPerS   float64 `json:"busy_gossip_bytes_per_member_per_s,omitempty"`
+	BusyExchangeBytesPerMemberPerS float64 `json:"busy_exchange_bytes_per_member_per_s,omitempty"`
+	FormationBytesPerMemberPerS    float64 `json:"formation_bytes_per_member_per_s,omitempty"`
+	FormationEventsDelivered       uint64  `json:"formation_events_delivered,omitempty"`
 }
 
 // rounded returns a copy of r with floats rounded for printing.
@@ -114,7 +153,11 @@ func (r *result) rounded() *result {
 		&c.SchedP50Ms, &c.SchedP99Ms, &c.MaxLagMs, &c.ReplicasPerMember, &c.StartS, &c.FormationS, &c.RSSBaseMB,
 		&c.RSSFormedMB, &c.RSSLoadedMB, &c.RSSSettledMB, &c.RSSPerMemberMB, &c.RSSFormedPerMemberMB,
 		&c.RSSPeakPerMemberMB, &c.HeapMB, &c.IdleS, &c.IdleCPUS, &c.IdleCPUPct, &c.FormationMsPerReplica,
-		&c.RSSMBPerReplica, &c.IdleCPUPctPerReplica} {
+		&c.RSSMBPerReplica, &c.IdleCPUPctPerReplica, &c.GossipFormationJoinS, &c.GossipFormationMembershipS,
+		&c.GossipFormationConvergedS, &c.GossipJoinConvergedS, &c.GossipHealConvergedS, &c.GossipHealMembershipS,
+		&c.GossipPartitionHoldS, &c.StateBytesPerMember, &c.IdleBytesPerMemberPerS, &c.IdleGossipBytesPerMemberPerS,
+		&c.IdleExchangeBytesPerMemberPerS, &c.BusyBytesPerMemberPerS, &c.BusyGossipBytesPerMemberPerS,
+		&c.BusyExchangeBytesPerMemberPerS, &c.FormationBytesPerMemberPerS} {
 		*f = math.Round(*f*1000) / 1000
 	}
 	return &c
