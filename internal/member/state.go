@@ -147,6 +147,7 @@ func (m *Member) openState() error {
 	}
 	if m.cfg.Clustered {
 		cfg.Broadcast, cfg.Exchange, cfg.Peers = m.broadcastState, m.exchangeState, m.statePeers
+		cfg.Unreachable = m.unreachablePeers
 	}
 	s, err := statesync.New(cfg)
 	if err != nil {
@@ -300,6 +301,9 @@ func (m *Member) exchangeState(ctx context.Context, peer string, req []byte) ([]
 	n := m.net()
 	addr := n.RPCAddrOf(peer)
 	if addr == "" {
+		addr = failedRPCAddr(n.Peers(), peer)
+	}
+	if addr == "" {
 		return nil, fmt.Errorf("no RPC address known for member %q", peer)
 	}
 	return n.Call(ctx, addr, wire.MethodState, req)
@@ -307,6 +311,30 @@ func (m *Member) exchangeState(ctx context.Context, peer string, req []byte) ([]
 
 // statePeers lists the other alive members of the cluster.
 func (m *Member) statePeers() []string { return m.net().AlivePeers() }
+
+// unreachablePeers lists the other members of the cluster that gossip sees
+// failed: the Syncer tries them now and then, so a healed partition's
+// sides exchange state before gossip sees them alive again.
+func (m *Member) unreachablePeers() []string {
+	var out []string
+	for _, p := range m.net().Peers() {
+		if p.Status == gossip.StatusFailed && p.ID != m.cfg.NodeID && p.RPCAddr != "" {
+			out = append(out, p.ID)
+		}
+	}
+	return out
+}
+
+// failedRPCAddr returns the RPC address of member id if peers lists it as
+// failed, or "".
+func failedRPCAddr(peers []cluster.Peer, id string) string {
+	for _, p := range peers {
+		if p.ID == id && p.Status == gossip.StatusFailed {
+			return p.RPCAddr
+		}
+	}
+	return ""
+}
 
 // onStateEvent passes a state delta broadcast by another member to the
 // Syncer.

@@ -234,6 +234,15 @@ func (f *Fleet) newMember(i int, m *Member, seeds []string) error {
 			}
 			return out
 		},
+		Unreachable: func() []string {
+			var out []string
+			for _, p := range node.AllMembers() {
+				if p.ID != m.ID && p.Status == gossip.StatusFailed {
+					out = append(out, p.ID)
+				}
+			}
+			return out
+		},
 		PublishInterval: f.cfg.PublishInterval, ExchangeInterval: f.cfg.ExchangeInterval,
 		Seed:   uint64(f.cfg.Seed)*1000 + uint64(i) + 1,
 		Logger: log,

@@ -69,6 +69,13 @@ type Config struct {
 	Exchange func(ctx context.Context, peer string, request []byte) ([]byte, error)
 	// Peers lists the other alive members. Nil means none.
 	Peers func() []string
+	// Unreachable lists the members gossip sees failed (not left). One
+	// exchange in four goes to one of them instead of an alive peer, as
+	// memberlist gossips to dead members: when a partition heals, the two
+	// sides' states meet at once instead of after gossip has merged their
+	// views again (its rejoin loop and push-pulls take seconds). Nil means
+	// none.
+	Unreachable func() []string
 	// OnNodeTypes, if set, is called from the loop (at most once per
 	// publish or exchange tick) when the set of node types registered by
 	// the members changed (a member registered one, joined or left).
@@ -464,9 +471,12 @@ func (s *Syncer) persist() {
 
 // exchange runs one anti-entropy exchange with a random peer.
 func (s *Syncer) exchange(ctx context.Context) {
-	var peers []string
+	var peers, unreachable []string
 	if s.cfg.Peers != nil {
 		peers = slices.DeleteFunc(s.cfg.Peers(), func(p string) bool { return p == s.cfg.Self })
+	}
+	if s.cfg.Unreachable != nil {
+		unreachable = slices.DeleteFunc(s.cfg.Unreachable(), func(p string) bool { return p == s.cfg.Self })
 	}
 	s.mu.Lock()
 	if s.cfg.Exchange == nil || s.cfg.Peers == nil {
@@ -474,17 +484,23 @@ func (s *Syncer) exchange(ctx context.Context) {
 		s.mu.Unlock()
 		return
 	}
-	if len(peers) == 0 {
+	if len(peers) == 0 && len(unreachable) == 0 {
 		// Peers may not be known yet: counts wait for a peer's view of
 		// this member's entry, at most SyncTimeout.
 		s.mu.Unlock()
 		return
 	}
-	peer := peers[s.rnd.IntN(len(peers))]
+	peer, dead := s.pickLocked(peers, unreachable)
 	req := EncodeRequest(s.state.Digest(), s.state.Subset(s.cfg.Self))
 	s.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, max(s.cfg.ExchangeInterval, 2*time.Second))
+	timeout := max(s.cfg.ExchangeInterval, 2*time.Second)
+	if dead {
+		// Most calls to a failed member fail; they must not hold up the
+		// loop's publishing. A healed one answers well within this.
+		timeout = unreachableTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	reply, err := s.cfg.Exchange(ctx, peer, req)
 	if err != nil {
@@ -506,6 +522,19 @@ func (s *Syncer) exchange(ctx context.Context) {
 		s.mu.Unlock()
 	}
 }
+
+// pickLocked chooses the peer of the next exchange: an unreachable member
+// (dead is true) one time in four, or whenever no peer is alive; otherwise
+// an alive one, uniformly.
+func (s *Syncer) pickLocked(peers, unreachable []string) (peer string, dead bool) {
+	if len(unreachable) > 0 && (len(peers) == 0 || s.rnd.IntN(4) == 0) {
+		return unreachable[s.rnd.IntN(len(unreachable))], true
+	}
+	return peers[s.rnd.IntN(len(peers))], false
+}
+
+// unreachableTimeout bounds an exchange with a member gossip sees failed.
+const unreachableTimeout = 500 * time.Millisecond
 
 // Serve answers a decoded exchange request from peer: it merges the
 // pushed entry (if it is the sender's) and returns the encoded delta the

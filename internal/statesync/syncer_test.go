@@ -49,6 +49,7 @@ type fleet struct {
 	nodes map[string]*Syncer
 	recs  map[string]*crdt.MemberRecord // each member's current record (Local)
 	group map[string]int                // partition group; equal groups reach each other
+	views map[string]int                // if set, gossip's view: members of other view groups are listed failed
 	saved map[string]persisted          // what each member persisted
 	ids   []string
 	quiet bool // broadcasts are lost: only anti-entropy spreads state
@@ -80,6 +81,17 @@ func (f *fleet) start(id string, inc uint64, counters crdt.Counters) *Syncer {
 		Broadcast: func(name string, payload []byte) error { f.broadcast(id, name, payload); return nil },
 		Exchange:  func(ctx context.Context, peer string, req []byte) ([]byte, error) { return f.exchange(id, peer, req) },
 		Peers:     func() []string { return f.peers(id) },
+		Unreachable: func() []string {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			var out []string
+			for _, o := range f.ids {
+				if f.views != nil && f.views[o] != f.views[id] {
+					out = append(out, o)
+				}
+			}
+			return out
+		},
 		Persist: func(inc uint64, c crdt.Counters) error {
 			f.mu.Lock()
 			f.saved[id] = persisted{inc: inc, counters: c}
@@ -106,11 +118,18 @@ func (f *fleet) reach(a, b string) bool {
 func (f *fleet) peers(self string) []string {
 	var out []string
 	for _, id := range f.ids {
-		if id != self && f.reach(self, id) {
+		if id != self && f.reach(self, id) && f.sameView(self, id) {
 			out = append(out, id)
 		}
 	}
 	return out
+}
+
+// sameView reports whether gossip's view (views, if set) lists b alive at a.
+func (f *fleet) sameView(a, b string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.views == nil || f.views[a] == f.views[b]
 }
 
 func (f *fleet) node(id string) *Syncer {
@@ -287,6 +306,33 @@ func TestPartitionedHalfConvergesAfterHeal(t *testing.T) {
 	require.False(t, f.converged(f.ids), "the halves diverged while partitioned")
 	f.mu.Lock()
 	clear(f.group)
+	f.mu.Unlock()
+	rounds := f.runUntilConverged(f.ids, 30)
+	t.Logf("converged %d rounds after the heal", rounds)
+}
+
+// When a partition heals, gossip still lists the other side failed for a
+// while (its rejoin loop and push-pulls take seconds): exchanges with
+// members listed failed merge the two sides' states meanwhile. With gossip
+// never seeing them alive again, the halves still converge.
+func TestHealedHalvesConvergeBeforeGossipSeesThemAlive(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 20)
+	f.runUntilConverged(f.ids, 30)
+	f.mu.Lock()
+	f.views = map[string]int{}
+	for _, id := range f.ids[10:] {
+		f.group[id], f.views[id] = 1, 1
+	}
+	f.mu.Unlock()
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for range 60 {
+		f.update(rnd, f.ids[rnd.IntN(len(f.ids))])
+		f.round()
+	}
+	require.False(t, f.converged(f.ids), "the halves diverged while partitioned")
+	f.mu.Lock()
+	clear(f.group) // the network heals; gossip's views stay split
 	f.mu.Unlock()
 	rounds := f.runUntilConverged(f.ids, 30)
 	t.Logf("converged %d rounds after the heal", rounds)
