@@ -88,9 +88,15 @@ type Config struct {
 	// are dropped when it falls more than 1024 events behind. It must return
 	// promptly: Close waits for it.
 	OnLeaderChange func(shardID, leaderReplicaID, term uint64)
-	// FS is the filesystem of the state machines' Pebble database, for fault
-	// injection in tests. Nil means the real filesystem. Dragonboat's raft
-	// log always uses the real filesystem.
+	// FS is the file system of everything the Host stores: the state
+	// machines' Pebble database and Dragonboat's raft log database and
+	// snapshots (through an adapter to Dragonboat's lni/vfs.FS, which is a
+	// fork of this interface, not the same one). It is for fault injection
+	// in tests (chaos.FaultFS). Nil means the real file system.
+	//
+	// Dragonboat panics when a raft log write or sync fails (its step
+	// worker calls panicNow), which ends the process: a write error the FS
+	// returns there is a crash, not an error Graft can report.
 	FS vfs.FS
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -110,7 +109,7 @@ func NewHost(cfg Config) (*Host, error) {
 		h.cancel(ErrClosed)
 		return nil, fmt.Errorf("graft: shards: creating %s: %w", stateDir, err)
 	}
-	if err := os.MkdirAll(raftDir, 0o755); err != nil {
+	if err := c.FS.MkdirAll(raftDir, 0o755); err != nil {
 		h.cancel(ErrClosed)
 		return nil, fmt.Errorf("graft: shards: creating %s: %w", raftDir, err)
 	}
@@ -133,6 +132,9 @@ func NewHost(cfg Config) (*Host, error) {
 			TransportFactory: in.wrap(transport),
 			Engine:           engineConfig(),
 		},
+	}
+	if cfg.FS != nil {
+		nhc.Expert.FS = dragonboatFS(cfg.FS)
 	}
 	if c.OnLeaderChange != nil {
 		nhc.RaftEventListener = leaderListener{h}
@@ -404,16 +406,34 @@ func (h *Host) Close() error {
 		h.cancel(ErrClosed)
 		h.ops.Wait()
 		h.wg.Wait()
-		h.nh.Close()
+		nhErr := closeNodeHost(h.nh)
 		if err := h.db.Close(); err != nil {
-			h.closeErr = fmt.Errorf("graft: shards: closing state db: %w", err)
+			nhErr = errors.Join(nhErr, fmt.Errorf("graft: shards: closing state db: %w", err))
 		}
+		h.closeErr = nhErr
 		if n := h.droppedEvents.Load(); n > 0 {
 			h.log.Warn("leader events dropped", "count", n)
 		}
 		h.log.Info("host closed")
 	})
 	return h.closeErr
+}
+
+// closeNodeHost closes nh, returning a panic of its Close as an error.
+// Dragonboat's NodeHost.Close panics when closing its LogDB fails, which it
+// does for good once a raft log write has failed (Pebble's WAL error is
+// sticky): seen after a write failed with ENOSPC (chaos scenario
+// disk-full). Without Expert.FS that write has already ended the process;
+// with it (Dragonboat's error injection mode, see dragonboatFS) the panic
+// would otherwise end it here, on the caller's goroutine.
+func closeNodeHost(nh *dragonboat.NodeHost) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("graft: shards: closing nodehost: %v", r)
+		}
+	}()
+	nh.Close()
+	return nil
 }
 
 // sleep waits d, or returns early when ctx ends or the Host closes.

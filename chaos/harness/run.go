@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,8 +101,12 @@ type memberRun struct {
 	m       *graft.Manager
 	// stopped is closed when the crashed Manager's Stop returned.
 	stopped chan struct{}
-	// diskFull makes the member start with a disk that looks full.
-	diskFull bool
+	// diskDied is set when a Raft log write of the member failed on a
+	// full disk and the harness crashed it for that (see diskDeath).
+	diskDied bool
+	// diskFloor makes the member start with a free-space floor no disk
+	// meets (FaultDiskFloor).
+	diskFloor bool
 }
 
 // harness is one run in progress.
@@ -114,8 +119,11 @@ type harness struct {
 	topo  Topology
 	names []string
 	peers []graft.StaticPeer
-	data  string
-	rf    int // the members' replication factor
+	// fs is each member's file system, kept across restarts (FaultDiskFull,
+	// FaultSlowDisk act on it).
+	fs   map[string]*chaos.FaultFS
+	data string
+	rf   int // the members' replication factor
 
 	stops sync.WaitGroup // crashed members' Stop calls
 
@@ -160,6 +168,17 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 		}
 		defer func() { _ = os.RemoveAll(tmp) }()
 		h.data = tmp
+	}
+	h.fs = make(map[string]*chaos.FaultFS, len(h.names))
+	for _, n := range h.names {
+		fs := chaos.NewFaultFS(nil)
+		raftDir := filepath.Join(h.data, n, "raft") + string(filepath.Separator)
+		fs.SetOnFailure(func(op, path string) {
+			if strings.HasPrefix(path, raftDir) {
+				h.diskDeath(n, op, path)
+			}
+		})
+		h.fs[n] = fs
 	}
 	h.rf = cmp.Or(h.config(h.names[0]).Cluster.ReplicationFactor, 3)
 	defer h.shutdown()
@@ -231,8 +250,9 @@ func (h *harness) config(name string) *graft.Config {
 	cfg.Expert.Network = h.net
 	cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 50*time.Millisecond
 	cfg.Engine.DrainTimeout = 2 * time.Second
+	cfg.Expert.FS = h.fs[name]
 	h.mu.Lock()
-	full := h.members[name] != nil && h.members[name].diskFull
+	full := h.members[name] != nil && h.members[name].diskFloor
 	h.mu.Unlock()
 	if full {
 		cfg.Expert.MinFreeDiskBytes = fullDisk
@@ -323,7 +343,7 @@ func (h *harness) startMember(ctx context.Context, name string) error {
 	err = m.Start(ctx, 0)
 	h.mu.Lock()
 	r := h.members[name]
-	r.m, r.dataDir, r.stopped = m, dir, nil
+	r.m, r.dataDir, r.stopped, r.diskDied = m, dir, nil, false
 	r.state = memberUp
 	h.mu.Unlock()
 	if err != nil {
