@@ -57,9 +57,13 @@ const (
 	// and Dragonboat's) fails every create, write and sync with ENOSPC and
 	// reports no free space, which Graft's disk guard reads, until
 	// FaultDiskFree (or the end of the fault phase). The member is not
-	// restarted. A failed write in Dragonboat's Raft log panics the whole
-	// process (see the README's chaos section), so a run that strikes one
-	// ends there; the in-process harness cannot survive it.
+	// restarted for the fault itself, but the first write or sync that
+	// fails under its Raft directory makes the harness crash it, as
+	// Dragonboat's panic on a failed Raft log write would end its process
+	// (Dragonboat, in the error injection mode a custom FS puts it in,
+	// would instead stop the member's step worker for good); FaultDiskFree
+	// then restarts it on its data directory. The report lists that crash
+	// with the write that failed.
 	FaultDiskFull FaultKind = "disk-full"
 	// FaultDiskFree ends a FaultDiskFull: writes succeed again.
 	FaultDiskFree FaultKind = "disk-free"
