@@ -38,10 +38,9 @@
 // snapshots, and its disk guard's free-space readings): [FaultDiskFull]
 // makes it fail every create, write and sync with ENOSPC until
 // [FaultDiskFree]; [FaultSlowDisk] delays its fsyncs until
-// [FaultFastDisk]. A write that fails in the Raft log would end the
-// process in production (Dragonboat panics), so the harness crashes the
-// member when that happens and restarts it when the disk is freed (see
-// FaultDiskFull). [FaultDiskFloor] restarts one with a free-space floor no
+// [FaultFastDisk]. A write that fails would end the process in production
+// (Dragonboat and Pebble panic), so the harness crashes the member when
+// that happens and restarts it when the disk is freed (see FaultDiskFull). [FaultDiskFloor] restarts one with a free-space floor no
 // disk meets, so only Graft's disk guard sees a full disk (refused starts
 // and controls, held step writes) until [FaultDiskFloorOff].
 //

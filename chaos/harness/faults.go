@@ -143,7 +143,7 @@ func (h *harness) apply(ctx context.Context, f Fault) (string, error) {
 		if err != nil || !h.diedOfDisk(one(f)) {
 			return detail, err
 		}
-		return detail + "; restarted after its Raft log write failed", h.restart(ctx, one(f))
+		return detail + "; restarted after a write of it failed", h.restart(ctx, one(f))
 	case FaultSlowDisk:
 		return h.diskFault(one(f), func(fs *chaos.FaultFS) string {
 			fs.SetSyncDelay(time.Duration(f.Delay))
@@ -298,14 +298,18 @@ func (h *harness) diskFault(name string, set func(*chaos.FaultFS) string) (strin
 	return fmt.Sprintf("%s (so far %d calls failed, %d syncs delayed)", detail, st.Failed, st.Slowed), nil
 }
 
-// diskDeath is called when a write or sync under member name's Raft
-// directory failed on its full disk. Dragonboat panics on a failed Raft
-// log write, which in production ends the member's process; in this
-// process its FS (chaos.FaultFS, given as Expert.FS) puts Dragonboat in
-// error injection mode, where the panic only stops its step worker and
-// the member would linger without a working Raft log. So the harness
-// crashes it, as the panic would have, and FaultDiskFree (or the end of the
-// fault phase) restarts it on its data directory.
+// diskDeath is called when a write or sync under member name's data
+// directory failed on its full disk. Either store treats that as fatal:
+// Dragonboat panics on a failed Raft log write, and Pebble panics on the
+// commit after a failed WAL write (both end the process in production; see
+// TestAbruptlyFullDiskEndsTheProcess). In this process the member's FS
+// (chaos.FaultFS, given as Expert.FS) puts Dragonboat in error injection
+// mode, where its panic only stops the step worker and the member would
+// linger without a working Raft log. So the harness crashes it, as the
+// panic would have, and FaultDiskFree (or the end of the fault phase)
+// restarts it on its data directory. What it cannot prevent: a Pebble
+// commit on the member between the failed write and its stop panics and
+// ends the whole run's process (not seen so far).
 func (h *harness) diskDeath(name, op, path string) {
 	h.mu.Lock()
 	r := h.members[name]
@@ -315,10 +319,10 @@ func (h *harness) diskDeath(name, op, path string) {
 	}
 	r.diskDied = true
 	h.mu.Unlock()
-	h.log.Warn("chaos: a Raft log write failed on a full disk; Dragonboat would end the process: crashing the member",
+	h.log.Warn("chaos: a write failed on a full disk; Dragonboat or Pebble would end the process: crashing the member",
 		"member", name, "op", op, "path", path)
 	a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultCrash, Members: []string{name}}, Applied: h.rec.now(),
-		Detail: fmt.Sprintf("%s %s failed with ENOSPC: Dragonboat panics on a failed Raft log write", op, path)}
+		Detail: fmt.Sprintf("%s %s failed with ENOSPC: Dragonboat and Pebble panic on a failed write", op, path)}
 	if err := h.crash(name); err != nil {
 		a.Error = err.Error()
 	}

@@ -172,9 +172,9 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 	h.fs = make(map[string]*chaos.FaultFS, len(h.names))
 	for _, n := range h.names {
 		fs := chaos.NewFaultFS(nil)
-		raftDir := filepath.Join(h.data, n, "raft") + string(filepath.Separator)
+		dataDir := filepath.Join(h.data, n) + string(filepath.Separator)
 		fs.SetOnFailure(func(op, path string) {
-			if strings.HasPrefix(path, raftDir) {
+			if strings.HasPrefix(path, dataDir) {
 				h.diskDeath(n, op, path)
 			}
 		})

@@ -58,12 +58,14 @@ const (
 	// reports no free space, which Graft's disk guard reads, until
 	// FaultDiskFree (or the end of the fault phase). The member is not
 	// restarted for the fault itself, but the first write or sync that
-	// fails under its Raft directory makes the harness crash it, as
-	// Dragonboat's panic on a failed Raft log write would end its process
-	// (Dragonboat, in the error injection mode a custom FS puts it in,
-	// would instead stop the member's step worker for good); FaultDiskFree
-	// then restarts it on its data directory. The report lists that crash
-	// with the write that failed.
+	// fails under its data directory makes the harness crash it, as
+	// Dragonboat's panic on a failed Raft log write, or Pebble's on a
+	// commit after a failed WAL write, would end its process (Dragonboat,
+	// in the error injection mode a custom FS puts it in, would instead
+	// stop the member's step worker for good); FaultDiskFree then restarts
+	// it on its data directory. The report lists that crash with the write
+	// that failed. A Pebble commit on the member before its stop would
+	// still panic the run's process.
 	FaultDiskFull FaultKind = "disk-full"
 	// FaultDiskFree ends a FaultDiskFull: writes succeed again.
 	FaultDiskFree FaultKind = "disk-free"
