@@ -196,8 +196,12 @@ type ExpertConfig struct {
 	// construct with vfs.Default, vfs.NewMem or a wrapper of either; Graft
 	// adapts it to the fork of that interface Dragonboat takes.
 	//
-	// A write or sync the FS fails in Dragonboat's Raft log is fatal:
-	// Dragonboat panics and the process exits, as on a real disk error.
+	// A write the FS fails is fatal, as on a real disk: Pebble panics on
+	// the next commit after a failed WAL write, and Dragonboat on a failed
+	// Raft log write. With FS set, Dragonboat runs in its error injection
+	// mode, where that panic stops the member's Raft step worker instead
+	// (every replica on the member stops until it is restarted) rather than
+	// ending the process, and Stop then returns the write's error.
 	FS vfs.FS
 }
 

@@ -94,9 +94,11 @@ type Config struct {
 	// fork of this interface, not the same one). It is for fault injection
 	// in tests (chaos.FaultFS). Nil means the real file system.
 	//
-	// Dragonboat panics when a raft log write or sync fails (its step
-	// worker calls panicNow), which ends the process: a write error the FS
-	// returns there is a crash, not an error Graft can report.
+	// A write the FS fails is fatal: Pebble panics on the next commit after
+	// a failed WAL write, and Dragonboat on a failed raft log write, which
+	// ends the process; with FS set Dragonboat runs in its error injection
+	// mode (see dragonboatFS), where the panic instead stops the Host's
+	// step worker for good, and Close returns the error.
 	FS vfs.FS
 }
 
