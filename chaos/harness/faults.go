@@ -286,12 +286,21 @@ func (h *harness) wipe(ctx context.Context, name string) (string, error) {
 	return detail + "deleted " + dir, nil
 }
 
+// isFileSystemFault reports whether f acts on a member's chaos.FaultFS.
+func isFileSystemFault(f Fault) bool {
+	switch f.Kind {
+	case FaultDiskFull, FaultDiskFree, FaultSlowDisk, FaultFastDisk:
+		return true
+	}
+	return false
+}
+
 // diskFault applies set to member name's file system and says what the
 // file system has done so far.
 func (h *harness) diskFault(name string, set func(*chaos.FaultFS) string) (string, error) {
 	fs := h.fs[name]
 	if fs == nil {
-		return "", fmt.Errorf("member %q has no file system", name)
+		return "", fmt.Errorf("member %q runs on the real file system: the schedule has no disk-full or slow-disk fault", name)
 	}
 	detail := set(fs)
 	st := fs.Stats()
@@ -405,8 +414,10 @@ func (h *harness) leave(name string) error {
 func (h *harness) recover(ctx context.Context) error {
 	h.net.Heal()
 	for _, n := range h.names {
-		h.fs[n].SetFull(false)
-		h.fs[n].SetSyncDelay(0)
+		if fs := h.fs[n]; fs != nil {
+			fs.SetFull(false)
+			fs.SetSyncDelay(0)
+		}
 	}
 	var crashed []string
 	h.mu.Lock()

@@ -120,7 +120,9 @@ type harness struct {
 	names []string
 	peers []graft.StaticPeer
 	// fs is each member's file system, kept across restarts (FaultDiskFull,
-	// FaultSlowDisk act on it).
+	// FaultSlowDisk act on it); empty when the schedule has no such fault,
+	// so that members run as in production: an Expert.FS puts Dragonboat
+	// in its error injection mode (see graft.ExpertConfig.FS).
 	fs   map[string]*chaos.FaultFS
 	data string
 	rf   int // the members' replication factor
@@ -169,16 +171,19 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 		defer func() { _ = os.RemoveAll(tmp) }()
 		h.data = tmp
 	}
+	faults := sc.Schedule(opts.Seed, opts.Members, opts.Shards, opts.Duration)
 	h.fs = make(map[string]*chaos.FaultFS, len(h.names))
-	for _, n := range h.names {
-		fs := chaos.NewFaultFS(nil)
-		dataDir := filepath.Join(h.data, n) + string(filepath.Separator)
-		fs.SetOnFailure(func(op, path string) {
-			if strings.HasPrefix(path, dataDir) {
-				h.diskDeath(n, op, path)
-			}
-		})
-		h.fs[n] = fs
+	if slices.ContainsFunc(faults, isFileSystemFault) { // otherwise members keep the real file system
+		for _, n := range h.names {
+			fs := chaos.NewFaultFS(nil)
+			dataDir := filepath.Join(h.data, n) + string(filepath.Separator)
+			fs.SetOnFailure(func(op, path string) {
+				if strings.HasPrefix(path, dataDir) {
+					h.diskDeath(n, op, path)
+				}
+			})
+			h.fs[n] = fs
+		}
 	}
 	h.rf = cmp.Or(h.config(h.names[0]).Cluster.ReplicationFactor, 3)
 	defer h.shutdown()
@@ -189,7 +194,6 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 	}
 	started := h.rec.now()
 
-	faults := sc.Schedule(opts.Seed, opts.Members, opts.Shards, opts.Duration)
 	plan := planWorkload(opts.Seed, opts.Workload, len(h.names), opts.Duration*8/10)
 	for i := range plan {
 		plan[i].At += time.Duration(started)
@@ -250,7 +254,9 @@ func (h *harness) config(name string) *graft.Config {
 	cfg.Expert.Network = h.net
 	cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 50*time.Millisecond
 	cfg.Engine.DrainTimeout = 2 * time.Second
-	cfg.Expert.FS = h.fs[name]
+	if fs := h.fs[name]; fs != nil {
+		cfg.Expert.FS = fs
+	}
 	h.mu.Lock()
 	full := h.members[name] != nil && h.members[name].diskFloor
 	h.mu.Unlock()
