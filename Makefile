@@ -64,8 +64,8 @@ sizing:
 # A run takes about 19s on a shared 2-core machine (11 scenarios x 3 seeds
 # took 10m20s), so with the 13 scenarios of now (disk-full, slow-disk and
 # disk-floor among them) the default 5 seeds take about 20 minutes;
-# CHAOS_SEEDS=10 about 40. (make test runs three short scenarios: harness.TestRunPartitionMinority,
-# TestRunDiskFull and TestRunSlowDisk.)
+# CHAOS_SEEDS=10 about 40. (make test runs three short scenarios:
+# harness.TestRunPartitionMinority, TestRunDiskFull and TestRunSlowDisk.)
 CHAOS_SEEDS ?= 5
 CHAOS_FLAGS ?= -members 3 -workflows 40 -duration 10s
 chaos:
