@@ -140,7 +140,7 @@ func NewHost(cfg Config) (*Host, error) {
 		nhc.RaftEventListener = leaderListener{h}
 		h.wg.Go(h.runLeaderEvents)
 	}
-	nh, err := dragonboat.NewNodeHost(nhc)
+	nh, err := newNodeHost(nhc)
 	if err != nil {
 		close(h.stop)
 		h.cancel(ErrClosed)
@@ -151,6 +151,27 @@ func NewHost(cfg Config) (*Host, error) {
 	h.live.Store(nh)
 	log.Info("host started", "raft_address", c.RaftAddress, "data_dir", c.DataDir)
 	return h, nil
+}
+
+// errNoNodeHost is newNodeHost's error when Dragonboat returned neither a
+// NodeHost nor an error.
+var errNoNodeHost = errors.New("dragonboat returned no NodeHost and no error (it recovers a panic while starting " +
+	"that is not an error value, e.g. its LogDB's \"invalid fs\" for a file system it does not accept)")
+
+// newNodeHost is dragonboat.NewNodeHost, except that it never returns a
+// nil NodeHost with a nil error: Dragonboat does when a panic whose value
+// is not an error (a string) happens while it starts, which it recovers and
+// drops.
+func newNodeHost(nhc config.NodeHostConfig) (*dragonboat.NodeHost, error) {
+	return checkNodeHost(dragonboat.NewNodeHost(nhc))
+}
+
+// checkNodeHost turns a nil NodeHost with a nil error into errNoNodeHost.
+func checkNodeHost(nh *dragonboat.NodeHost, err error) (*dragonboat.NodeHost, error) {
+	if err == nil && nh == nil {
+		return nil, errNoNodeHost
+	}
+	return nh, err
 }
 
 // engineConfig sizes Dragonboat's execution engine. One step worker saves

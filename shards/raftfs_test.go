@@ -1,6 +1,7 @@
 package shards
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -105,4 +106,18 @@ func TestRaftFSAppendSeekWriteAt(t *testing.T) {
 	u, err := fs.GetDiskUsage(filepath.Dir(name))
 	require.NoError(t, err)
 	require.Positive(t, u.TotalBytes)
+}
+
+// Dragonboat's NewNodeHost returns a nil NodeHost and a nil error when it
+// recovers a string panic while starting (it did for a file system its
+// LogDB refuses); the Host turns that into an error instead of a nil
+// NodeHost to crash on later.
+func TestNilNodeHostIsAnError(t *testing.T) {
+	t.Parallel()
+	nh, err := checkNodeHost(nil, nil)
+	require.Nil(t, nh)
+	require.ErrorIs(t, err, errNoNodeHost)
+	boom := errors.New("boom")
+	_, err = checkNodeHost(nil, boom)
+	require.Equal(t, boom, err)
 }
