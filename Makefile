@@ -67,8 +67,10 @@ sizing:
 # 1..CHAOS_SEEDS, three members each; reports in chaos-out/<scenario>-<seed>/.
 # Fails if any run fails; the failing runs are listed with their seeds.
 # A run takes about 19s on a shared 2-core machine (11 scenarios x 3 seeds
-# took 10m20s), so the default 5 seeds take about 17 minutes; CHAOS_SEEDS=10
-# about 35. (make test runs one short scenario: harness.TestRunPartitionMinority.)
+# took 10m20s), so with the 13 scenarios of now (disk-full, slow-disk and
+# disk-floor among them) the default 5 seeds take about 20 minutes;
+# CHAOS_SEEDS=10 about 40. (make test runs three short scenarios:
+# harness.TestRunPartitionMinority, TestRunDiskFull and TestRunSlowDisk.)
 CHAOS_SEEDS ?= 5
 CHAOS_FLAGS ?= -members 3 -workflows 40 -duration 10s
 chaos:

@@ -284,7 +284,7 @@ func (c *Config) resolve() member.Config {
 		Expert: member.ExpertConfig{
 			RTTMillisecond: c.Expert.RTTMillisecond, SnapshotEntries: c.Expert.SnapshotEntries,
 			CompactionOverhead: c.Expert.CompactionOverhead, MinFreeDiskBytes: c.Expert.MinFreeDiskBytes,
-			Memberlist: c.Expert.Memberlist, Network: c.Expert.Network,
+			Memberlist: c.Expert.Memberlist, Network: c.Expert.Network, FS: c.Expert.FS,
 		},
 		Rebalance: c.rebalance,
 	}

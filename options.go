@@ -5,6 +5,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/hashicorp/memberlist"
 	dbconfig "github.com/lni/dragonboat/v4/config"
 )
@@ -186,6 +187,22 @@ type ExpertConfig struct {
 	// fault-injecting in-process network (chaos.Network). With it, BindAddr
 	// is "name:port" where name is this member's endpoint on the network.
 	Network Network
+	// FS, if set, is the file system of everything the member stores under
+	// DataDir: the state machines' Pebble database and Dragonboat's Raft
+	// log and snapshots, and the free space the disk guard reads
+	// (FS.GetDiskUsage). It is for fault injection in tests (the chaos
+	// harness passes a chaos.FaultFS to fill or slow one member's disk);
+	// nil means the real file system. It is Pebble's vfs.FS, which users
+	// construct with vfs.Default, vfs.NewMem or a wrapper of either; Graft
+	// adapts it to the fork of that interface Dragonboat takes.
+	//
+	// A write the FS fails is fatal, as on a real disk: Pebble panics on
+	// the next commit after a failed WAL write, and Dragonboat on a failed
+	// Raft log write. With FS set, Dragonboat runs in its error injection
+	// mode, where that panic stops the member's Raft step worker instead
+	// (every replica on the member stops until it is restarted) rather than
+	// ending the process, and Stop then returns the write's error.
+	FS vfs.FS
 }
 
 // Network is a replacement for the member's links; chaos.Network is one.

@@ -88,9 +88,17 @@ type Config struct {
 	// are dropped when it falls more than 1024 events behind. It must return
 	// promptly: Close waits for it.
 	OnLeaderChange func(shardID, leaderReplicaID, term uint64)
-	// FS is the filesystem of the state machines' Pebble database, for fault
-	// injection in tests. Nil means the real filesystem. Dragonboat's raft
-	// log always uses the real filesystem.
+	// FS is the file system of everything the Host stores: the state
+	// machines' Pebble database and Dragonboat's raft log database and
+	// snapshots (through an adapter to Dragonboat's lni/vfs.FS, which is a
+	// fork of this interface, not the same one). It is for fault injection
+	// in tests (chaos.FaultFS). Nil means the real file system.
+	//
+	// A write the FS fails is fatal: Pebble panics on the next commit after
+	// a failed WAL write, and Dragonboat on a failed raft log write, which
+	// ends the process; with FS set Dragonboat runs in its error injection
+	// mode (see dragonboatFS), where the panic instead stops the Host's
+	// step worker for good, and Close returns the error.
 	FS vfs.FS
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -110,7 +109,7 @@ func NewHost(cfg Config) (*Host, error) {
 		h.cancel(ErrClosed)
 		return nil, fmt.Errorf("graft: shards: creating %s: %w", stateDir, err)
 	}
-	if err := os.MkdirAll(raftDir, 0o755); err != nil {
+	if err := c.FS.MkdirAll(raftDir, 0o755); err != nil {
 		h.cancel(ErrClosed)
 		return nil, fmt.Errorf("graft: shards: creating %s: %w", raftDir, err)
 	}
@@ -134,11 +133,14 @@ func NewHost(cfg Config) (*Host, error) {
 			Engine:           engineConfig(),
 		},
 	}
+	if cfg.FS != nil {
+		nhc.Expert.FS = dragonboatFS(cfg.FS)
+	}
 	if c.OnLeaderChange != nil {
 		nhc.RaftEventListener = leaderListener{h}
 		h.wg.Go(h.runLeaderEvents)
 	}
-	nh, err := dragonboat.NewNodeHost(nhc)
+	nh, err := newNodeHost(nhc)
 	if err != nil {
 		close(h.stop)
 		h.cancel(ErrClosed)
@@ -149,6 +151,27 @@ func NewHost(cfg Config) (*Host, error) {
 	h.live.Store(nh)
 	log.Info("host started", "raft_address", c.RaftAddress, "data_dir", c.DataDir)
 	return h, nil
+}
+
+// errNoNodeHost is newNodeHost's error when Dragonboat returned neither a
+// NodeHost nor an error.
+var errNoNodeHost = errors.New("dragonboat returned no NodeHost and no error (it recovers a panic while starting " +
+	"that is not an error value, e.g. its LogDB's \"invalid fs\" for a file system it does not accept)")
+
+// newNodeHost is dragonboat.NewNodeHost, except that it never returns a
+// nil NodeHost with a nil error: Dragonboat does when a panic whose value
+// is not an error (a string) happens while it starts, which it recovers and
+// drops.
+func newNodeHost(nhc config.NodeHostConfig) (*dragonboat.NodeHost, error) {
+	return checkNodeHost(dragonboat.NewNodeHost(nhc))
+}
+
+// checkNodeHost turns a nil NodeHost with a nil error into errNoNodeHost.
+func checkNodeHost(nh *dragonboat.NodeHost, err error) (*dragonboat.NodeHost, error) {
+	if err == nil && nh == nil {
+		return nil, errNoNodeHost
+	}
+	return nh, err
 }
 
 // engineConfig sizes Dragonboat's execution engine. One step worker saves
@@ -404,16 +427,34 @@ func (h *Host) Close() error {
 		h.cancel(ErrClosed)
 		h.ops.Wait()
 		h.wg.Wait()
-		h.nh.Close()
+		nhErr := closeNodeHost(h.nh)
 		if err := h.db.Close(); err != nil {
-			h.closeErr = fmt.Errorf("graft: shards: closing state db: %w", err)
+			nhErr = errors.Join(nhErr, fmt.Errorf("graft: shards: closing state db: %w", err))
 		}
+		h.closeErr = nhErr
 		if n := h.droppedEvents.Load(); n > 0 {
 			h.log.Warn("leader events dropped", "count", n)
 		}
 		h.log.Info("host closed")
 	})
 	return h.closeErr
+}
+
+// closeNodeHost closes nh, returning a panic of its Close as an error.
+// Dragonboat's NodeHost.Close panics when closing its LogDB fails, which it
+// does for good once a raft log write has failed (Pebble's WAL error is
+// sticky): seen after a write failed with ENOSPC (chaos scenario
+// disk-full). Without Expert.FS that write has already ended the process;
+// with it (Dragonboat's error injection mode, see dragonboatFS) the panic
+// would otherwise end it here, on the caller's goroutine.
+func closeNodeHost(nh *dragonboat.NodeHost) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("graft: shards: closing nodehost: %v", r)
+		}
+	}()
+	nh.Close()
+	return nil
 }
 
 // sleep waits d, or returns early when ctx ends or the Host closes.

@@ -33,12 +33,19 @@
 // (see FaultCrash for what differs); [FaultRestart] starts it again on the
 // same data directory; [FaultWipe] deletes its data directory first;
 // [FaultJoin] starts a member that was not a founder; [FaultLeave] stops
-// one gracefully; [FaultDiskFull] restarts one with a free-space floor no
-// disk meets, so Graft's disk guard behaves as on a full disk (refused
-// starts and controls, held step writes) until [FaultDiskFree]. No write
-// actually fails and no fsync is slowed: Graft's storage takes no
-// injectable file system (Config has no FS or vfs field), so a slow disk
-// is not offered.
+// one gracefully. In a run whose schedule has a file-system fault, every
+// member runs on its own [chaos.FaultFS] (passed as
+// graft.ExpertConfig.FS, under its Pebble database, its Raft log and
+// snapshots, and its disk guard's free-space readings): [FaultDiskFull]
+// makes it fail every create, write and sync with ENOSPC until
+// [FaultDiskFree]; [FaultSlowDisk] delays its fsyncs until
+// [FaultFastDisk]. A write that fails would end the process in production
+// (Dragonboat and Pebble panic), so the harness crashes the member when
+// that happens and restarts it when the disk is freed (see
+// FaultDiskFull). Other runs keep the real file system, and Dragonboat its
+// normal mode. [FaultDiskFloor] restarts a member with a free-space floor
+// no disk meets, so only Graft's disk guard sees a full disk (refused
+// starts and controls, held step writes) until [FaultDiskFloorOff].
 //
 // # Workload and history
 //

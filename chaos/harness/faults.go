@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/eleven-am/graft/chaos"
 )
 
 // AppliedFault is a fault as the run applied it.
@@ -135,9 +137,24 @@ func (h *harness) apply(ctx context.Context, f Fault) (string, error) {
 	case FaultWipe:
 		return h.wipe(ctx, one(f))
 	case FaultDiskFull:
-		return "restarted with a full disk", h.setDisk(ctx, one(f), true)
+		return h.diskFault(one(f), func(fs *chaos.FaultFS) string { fs.SetFull(true); return "writes fail with ENOSPC" })
 	case FaultDiskFree:
-		return "restarted with a free disk", h.setDisk(ctx, one(f), false)
+		detail, err := h.diskFault(one(f), func(fs *chaos.FaultFS) string { fs.SetFull(false); return "writes succeed" })
+		if err != nil || !h.diedOfDisk(one(f)) {
+			return detail, err
+		}
+		return detail + "; restarted after a write of it failed", h.restart(ctx, one(f))
+	case FaultSlowDisk:
+		return h.diskFault(one(f), func(fs *chaos.FaultFS) string {
+			fs.SetSyncDelay(time.Duration(f.Delay))
+			return fmt.Sprint("syncs wait ", time.Duration(f.Delay))
+		})
+	case FaultFastDisk:
+		return h.diskFault(one(f), func(fs *chaos.FaultFS) string { fs.SetSyncDelay(0); return "syncs run at once" })
+	case FaultDiskFloor:
+		return "restarted with a free-space floor no disk meets", h.setDisk(ctx, one(f), true)
+	case FaultDiskFloorOff:
+		return "restarted with its normal free-space floor", h.setDisk(ctx, one(f), false)
 	case FaultJoin:
 		return "", h.join(ctx, one(f))
 	case FaultLeave:
@@ -269,6 +286,69 @@ func (h *harness) wipe(ctx context.Context, name string) (string, error) {
 	return detail + "deleted " + dir, nil
 }
 
+// isFileSystemFault reports whether f acts on a member's chaos.FaultFS.
+func isFileSystemFault(f Fault) bool {
+	switch f.Kind {
+	case FaultDiskFull, FaultDiskFree, FaultSlowDisk, FaultFastDisk:
+		return true
+	}
+	return false
+}
+
+// diskFault applies set to member name's file system and says what the
+// file system has done so far.
+func (h *harness) diskFault(name string, set func(*chaos.FaultFS) string) (string, error) {
+	fs := h.fs[name]
+	if fs == nil {
+		return "", fmt.Errorf("member %q runs on the real file system: the schedule has no disk-full or slow-disk fault", name)
+	}
+	detail := set(fs)
+	st := fs.Stats()
+	return fmt.Sprintf("%s (so far %d calls failed, %d syncs delayed)", detail, st.Failed, st.Slowed), nil
+}
+
+// diskDeath is called when a write or sync under member name's data
+// directory failed on its full disk. Either store treats that as fatal:
+// Dragonboat panics on a failed Raft log write, and Pebble panics on the
+// commit after a failed WAL write (both end the process in production; see
+// TestAbruptlyFullDiskEndsTheProcess). In this process the member's FS
+// (chaos.FaultFS, given as Expert.FS) puts Dragonboat in error injection
+// mode, where its panic only stops the step worker and the member would
+// linger without a working Raft log. So the harness crashes it, as the
+// panic would have, and FaultDiskFree (or the end of the fault phase)
+// restarts it on its data directory. What it cannot prevent: a Pebble
+// commit on the member between the failed write and its stop panics and
+// ends the whole run's process (not seen so far).
+func (h *harness) diskDeath(name, op, path string) {
+	h.mu.Lock()
+	r := h.members[name]
+	if r == nil || r.state != memberUp || r.diskDied {
+		h.mu.Unlock()
+		return
+	}
+	r.diskDied = true
+	h.mu.Unlock()
+	h.log.Warn("chaos: a write failed on a full disk; Dragonboat or Pebble would end the process: crashing the member",
+		"member", name, "op", op, "path", path)
+	a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultCrash, Members: []string{name}}, Applied: h.rec.now(),
+		Detail: fmt.Sprintf("%s %s failed with ENOSPC: Dragonboat and Pebble panic on a failed write", op, path)}
+	if err := h.crash(name); err != nil {
+		a.Error = err.Error()
+	}
+	h.mu.Lock()
+	h.applied = append(h.applied, a)
+	h.mu.Unlock()
+}
+
+// diedOfDisk reports whether member name was crashed by diskDeath and is
+// still down.
+func (h *harness) diedOfDisk(name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.members[name]
+	return r != nil && r.diskDied && r.state == memberCrashed
+}
+
 // setDisk restarts member name with a disk that looks full or not. A
 // member up is stopped gracefully (links intact, so its leave and
 // hand-off go through at once) rather than crashed; a crashed one is
@@ -296,7 +376,7 @@ func (h *harness) setDisk(ctx context.Context, name string, full bool) error {
 		h.net.Reconnect(name)
 	}
 	h.mu.Lock()
-	h.members[name].diskFull = full
+	h.members[name].diskFloor = full
 	h.mu.Unlock()
 	return h.startMember(ctx, name)
 }
@@ -333,6 +413,12 @@ func (h *harness) leave(name string) error {
 // crashed member.
 func (h *harness) recover(ctx context.Context) error {
 	h.net.Heal()
+	for _, n := range h.names {
+		if fs := h.fs[n]; fs != nil {
+			fs.SetFull(false)
+			fs.SetSyncDelay(0)
+		}
+	}
 	var crashed []string
 	h.mu.Lock()
 	for n, r := range h.members {
@@ -345,7 +431,7 @@ func (h *harness) recover(ctx context.Context) error {
 	slices.Sort(crashed)
 	for _, n := range crashed {
 		h.mu.Lock()
-		h.members[n].diskFull = false
+		h.members[n].diskFloor = false
 		h.mu.Unlock()
 		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultRestart, Members: []string{n}}, Applied: h.rec.now(),
 			Detail: "end of the fault phase"}
@@ -364,14 +450,14 @@ func (h *harness) recover(ctx context.Context) error {
 	h.mu.Lock()
 	var full []string
 	for n, r := range h.members {
-		if r.state == memberUp && r.diskFull {
+		if r.state == memberUp && r.diskFloor {
 			full = append(full, n)
 		}
 	}
 	h.mu.Unlock()
 	slices.Sort(full)
 	for _, n := range full {
-		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultDiskFree, Members: []string{n}}, Applied: h.rec.now(),
+		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultDiskFloorOff, Members: []string{n}}, Applied: h.rec.now(),
 			Detail: "end of the fault phase"}
 		err := h.setDisk(ctx, n, false)
 		a.Took = h.rec.now() - a.Applied

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,8 +101,12 @@ type memberRun struct {
 	m       *graft.Manager
 	// stopped is closed when the crashed Manager's Stop returned.
 	stopped chan struct{}
-	// diskFull makes the member start with a disk that looks full.
-	diskFull bool
+	// diskDied is set when a Raft log write of the member failed on a
+	// full disk and the harness crashed it for that (see diskDeath).
+	diskDied bool
+	// diskFloor makes the member start with a free-space floor no disk
+	// meets (FaultDiskFloor).
+	diskFloor bool
 }
 
 // harness is one run in progress.
@@ -114,8 +119,13 @@ type harness struct {
 	topo  Topology
 	names []string
 	peers []graft.StaticPeer
-	data  string
-	rf    int // the members' replication factor
+	// fs is each member's file system, kept across restarts (FaultDiskFull,
+	// FaultSlowDisk act on it); empty when the schedule has no such fault,
+	// so that members run as in production: an Expert.FS puts Dragonboat
+	// in its error injection mode (see graft.ExpertConfig.FS).
+	fs   map[string]*chaos.FaultFS
+	data string
+	rf   int // the members' replication factor
 
 	stops sync.WaitGroup // crashed members' Stop calls
 
@@ -161,6 +171,20 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 		defer func() { _ = os.RemoveAll(tmp) }()
 		h.data = tmp
 	}
+	faults := sc.Schedule(opts.Seed, opts.Members, opts.Shards, opts.Duration)
+	h.fs = make(map[string]*chaos.FaultFS, len(h.names))
+	if slices.ContainsFunc(faults, isFileSystemFault) { // otherwise members keep the real file system
+		for _, n := range h.names {
+			fs := chaos.NewFaultFS(nil)
+			dataDir := filepath.Join(h.data, n) + string(filepath.Separator)
+			fs.SetOnFailure(func(op, path string) {
+				if strings.HasPrefix(path, dataDir) {
+					h.diskDeath(n, op, path)
+				}
+			})
+			h.fs[n] = fs
+		}
+	}
 	h.rf = cmp.Or(h.config(h.names[0]).Cluster.ReplicationFactor, 3)
 	defer h.shutdown()
 
@@ -170,7 +194,6 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 	}
 	started := h.rec.now()
 
-	faults := sc.Schedule(opts.Seed, opts.Members, opts.Shards, opts.Duration)
 	plan := planWorkload(opts.Seed, opts.Workload, len(h.names), opts.Duration*8/10)
 	for i := range plan {
 		plan[i].At += time.Duration(started)
@@ -231,8 +254,11 @@ func (h *harness) config(name string) *graft.Config {
 	cfg.Expert.Network = h.net
 	cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 50*time.Millisecond
 	cfg.Engine.DrainTimeout = 2 * time.Second
+	if fs := h.fs[name]; fs != nil {
+		cfg.Expert.FS = fs
+	}
 	h.mu.Lock()
-	full := h.members[name] != nil && h.members[name].diskFull
+	full := h.members[name] != nil && h.members[name].diskFloor
 	h.mu.Unlock()
 	if full {
 		cfg.Expert.MinFreeDiskBytes = fullDisk
@@ -323,7 +349,7 @@ func (h *harness) startMember(ctx context.Context, name string) error {
 	err = m.Start(ctx, 0)
 	h.mu.Lock()
 	r := h.members[name]
-	r.m, r.dataDir, r.stopped = m, dir, nil
+	r.m, r.dataDir, r.stopped, r.diskDied = m, dir, nil, false
 	r.state = memberUp
 	h.mu.Unlock()
 	if err != nil {

@@ -52,17 +52,38 @@ const (
 	// FaultWipe deletes a crashed member's data directory (crashing it
 	// first if it is up); a later FaultRestart brings it back empty.
 	FaultWipe FaultKind = "wipe"
-	// FaultDiskFull makes Fault.Members[0]'s disk look full to Graft: the
-	// member is stopped gracefully and restarted on its data directory with
-	// Expert.MinFreeDiskBytes above any disk's free space, so its guard
-	// refuses new workflows (graft.ErrStorageFull) and holds the writes of
-	// its steps, as below the floors of a real full disk. No write fails
-	// with ENOSPC: Graft's storage takes no injectable file system, and
-	// filling the real one would fill every member's.
+	// FaultDiskFull fills Fault.Members[0]'s disk for real: from now on
+	// its file system (a [chaos.FaultFS] under all its storage, Pebble's
+	// and Dragonboat's) fails every create, write and sync with ENOSPC and
+	// reports no free space, which Graft's disk guard reads, until
+	// FaultDiskFree (or the end of the fault phase). The member is not
+	// restarted for the fault itself, but the first write or sync that
+	// fails under its data directory makes the harness crash it, as
+	// Dragonboat's panic on a failed Raft log write, or Pebble's on a
+	// commit after a failed WAL write, would end its process (Dragonboat,
+	// in the error injection mode a custom FS puts it in, would instead
+	// stop the member's step worker for good); FaultDiskFree then restarts
+	// it on its data directory. The report lists that crash with the write
+	// that failed. A Pebble commit on the member before its stop would
+	// still panic the run's process.
 	FaultDiskFull FaultKind = "disk-full"
-	// FaultDiskFree restarts a FaultDiskFull member with its normal
-	// configuration (the end of the fault phase does it too).
+	// FaultDiskFree ends a FaultDiskFull: writes succeed again.
 	FaultDiskFree FaultKind = "disk-free"
+	// FaultSlowDisk makes every fsync (file or directory Sync) of
+	// Fault.Members[0]'s storage wait Fault.Delay before it runs, until
+	// FaultFastDisk (or the end of the fault phase).
+	FaultSlowDisk FaultKind = "slow-disk"
+	// FaultFastDisk ends a FaultSlowDisk; syncs waiting go on at once.
+	FaultFastDisk FaultKind = "fast-disk"
+	// FaultDiskFloor makes Fault.Members[0]'s disk look full to Graft's
+	// disk guard only: the member is stopped gracefully and restarted on
+	// its data directory with Expert.MinFreeDiskBytes above any disk's
+	// free space, so its guard refuses new workflows (graft.ErrStorageFull)
+	// and holds the writes of its steps before any write could fail.
+	FaultDiskFloor FaultKind = "disk-floor"
+	// FaultDiskFloorOff restarts a FaultDiskFloor member with its normal
+	// configuration (the end of the fault phase does it too).
+	FaultDiskFloorOff FaultKind = "disk-floor-off"
 	// FaultJoin starts a member that was not among the founders; it joins
 	// the running cluster.
 	FaultJoin FaultKind = "join"
@@ -84,7 +105,7 @@ type Fault struct {
 	// Shard is the shard whose leader FaultIsolateLeader cuts off.
 	Shard uint64 `json:"shard,omitempty"`
 	// From, To, Pct and Delay are a drop or delay rule's link, fraction
-	// and delay.
+	// and delay; Delay is also a FaultSlowDisk's sync delay.
 	From  string   `json:"from,omitempty"`
 	To    string   `json:"to,omitempty"`
 	Pct   float64  `json:"pct,omitempty"`
@@ -103,6 +124,8 @@ func (f Fault) String() string {
 		s += fmt.Sprintf(" %s->%s %.0f%%", f.From, f.To, f.Pct*100)
 	case FaultDelay:
 		s += fmt.Sprintf(" %s->%s %v", f.From, f.To, time.Duration(f.Delay))
+	case FaultSlowDisk:
+		s += fmt.Sprint(" ", time.Duration(f.Delay))
 	}
 	if len(f.Members) > 0 {
 		s += fmt.Sprint(" ", f.Members)
@@ -242,12 +265,29 @@ func Scenarios() []Scenario {
 					{At: t.at(0.8), Kind: FaultHeal},
 				}
 			}},
-		{Name: "disk-full", Description: "a member's disk looks full to Graft (see FaultDiskFull) for half the run",
+		{Name: "disk-floor", Description: "a member is restarted with a free-space floor no disk meets (see FaultDiskFloor) for half the run",
 			Faults: func(r *rand.Rand, t Topology) []Fault {
 				m := t.shuffled(r)[:1]
 				return []Fault{
-					{At: t.at(0.15), Kind: FaultDiskFull, Members: m},
-					{At: t.at(0.65), Kind: FaultDiskFree, Members: m},
+					{At: t.at(0.15), Kind: FaultDiskFloor, Members: m},
+					{At: t.at(0.65), Kind: FaultDiskFloorOff, Members: m},
+				}
+			}},
+		{Name: "disk-full", Description: "a member's file system fails every write with ENOSPC (see FaultDiskFull) for 40% of the run",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				m := t.shuffled(r)[:1]
+				return []Fault{
+					{At: t.at(0.2), Kind: FaultDiskFull, Members: m},
+					{At: t.at(0.6), Kind: FaultDiskFree, Members: m},
+				}
+			}},
+		{Name: "slow-disk", Description: "a member's fsyncs take 50-200ms for 60% of the run",
+			Faults: func(r *rand.Rand, t Topology) []Fault {
+				m := t.shuffled(r)[:1]
+				d := Duration(time.Duration(50+r.IntN(150)) * time.Millisecond)
+				return []Fault{
+					{At: t.at(0.15), Kind: FaultSlowDisk, Members: m, Delay: d},
+					{At: t.at(0.75), Kind: FaultFastDisk, Members: m},
 				}
 			}},
 		{Name: "flapping", Description: "partitions between random halves come and go every 0.5-1.5s",

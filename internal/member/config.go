@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/engine"
@@ -89,6 +90,9 @@ type ExpertConfig struct {
 	MinFreeDiskBytes int64
 	Memberlist       func(*memberlist.Config)
 	Network          Network
+	// FS, if set, replaces the real file system under DataDir for the
+	// shards' storage and the disk guard's free-space readings.
+	FS vfs.FS
 }
 
 // Network is graft.Network: a replacement for the member's links.

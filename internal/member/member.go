@@ -261,7 +261,7 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 	m.nshards = shardCount
 	m.mu.Unlock()
 	if floor := m.cfg.Expert.MinFreeDiskBytes; floor > 0 {
-		g := disk.New(m.cfg.DataDir, uint64(floor), disk.FreeBytes, m.ready.setFull, m.log)
+		g := disk.New(m.cfg.DataDir, uint64(floor), m.freeBytes(), m.ready.setFull, m.log)
 		m.mu.Lock()
 		m.disk = g
 		m.mu.Unlock()
@@ -294,6 +294,7 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 		OnLeaderChange:     m.onLeaderChange,
 		TransportFactory:   m.raftTransport(),
 		TLS:                auth.raft(m.bindRaftPeer),
+		FS:                 m.cfg.Expert.FS,
 	})
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
