@@ -63,18 +63,14 @@ const fleetSize = 100
 // TestHundredMembersConvergeAtFleetScale starts 99 gossip+CRDT members
 // in this process at once and waits until every member's state holds all
 // of them, equal everywhere; then a 100th member joins and every state
-// must hold it, equal everywhere, within 5 s of its join (issue 10's
-// target). Then the fleet splits 50/50 for 10 s (longer than gossip's
-// failure detection: each half sees the other failed), each half changes
-// its members' metadata and counters, and after the heal every member's
-// state must be equal and hold both halves' changes.
-//
-// The issue's target for the heal is 10 s; this fleet does not meet it
-// reliably (measured 7.8 to 16 s on 2 shared cores): after the heal a
-// member exchanges only with the members its gossip Node sees alive, and
-// the other half comes back alive only as Node's rejoin (every 5 s) and
-// Serf's push-pulls run. The test asserts convergence within a minute
-// and logs the time; graftbench's gossip-N reports it.
+// must hold it, equal everywhere, within 5 s of its join. Then the fleet
+// splits 50/50 for 10 s (longer than gossip's failure detection: each half
+// sees the other failed), each half changes its members' metadata and
+// counters, and after the heal every member's state must be equal and hold
+// both halves' changes within 10 s: exchanges with members gossip still
+// lists failed carry the changes across before gossip's views merge
+// (measured 3.0 to 4.0 s on 2 shared cores, against 7.8 to 16 s without
+// them).
 func TestHundredMembersConvergeAtFleetScale(t *testing.T) {
 	if testing.Short() || raceDetector {
 		// About 30 to 60 s here without the race detector (2 shared
@@ -100,9 +96,9 @@ func TestHundredMembersConvergeAtFleetScale(t *testing.T) {
 		j.Member, j.Joined, j.ConvergedAfterJoin, j.StateBytes)
 	require.LessOrEqual(t, j.ConvergedAfterJoin, 5*time.Second, "converged more than 5 s after the last join")
 
-	p, err := MeasurePartition(ctx, f, PartitionPlan{Hold: 10 * time.Second, Within: time.Minute})
-	require.NoError(t, err, "every member's state equal, with both halves' changes, within a minute of the heal")
+	p, err := MeasurePartition(ctx, f, PartitionPlan{Hold: 10 * time.Second, Within: 10 * time.Second})
+	require.NoError(t, err, "every member's state equal, with both halves' changes, within 10 s of the heal")
 	require.True(t, p.Diverged, "the halves' changes crossed the partition")
-	t.Logf("partition: halves converged %v after the split; after the heal membership %v, state %v (target 10 s)",
+	t.Logf("partition: halves converged %v after the split; after the heal membership %v, state %v",
 		p.HalvesConverged, p.MembershipAfterHeal, p.ConvergedAfterHeal)
 }

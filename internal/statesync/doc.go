@@ -19,8 +19,11 @@
 //     traffic. A larger entry (many node types, metadata, shard lists; a
 //     record may be 64 KiB) is not broadcast: anti-entropy carries it.
 //     Whether to publish now is the pure function shouldPublish.
-//   - Push-pull anti-entropy: every ExchangeInterval (default 2 s) the
-//     Syncer picks one random alive peer and sends it a request holding
+//   - Push-pull anti-entropy: every ExchangeInterval (default 1 s) the
+//     Syncer picks one random alive peer (one time in four a member gossip
+//     sees failed, with a 500 ms bound: when a partition heals the two
+//     sides' states meet before gossip sees them alive again) and sends it
+//     a request holding
 //     its State.Digest and its own entry (push); the peer merges the entry
 //     and answers with DeltaFor(digest) (pull), at most MaxReplyBytes
 //     (the rest comes on the next exchanges). This repairs everything the

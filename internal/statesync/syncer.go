@@ -25,7 +25,7 @@ const (
 	DefaultPublishInterval = time.Second
 	// DefaultExchangeInterval is the time between two anti-entropy
 	// exchanges.
-	DefaultExchangeInterval = 2 * time.Second
+	DefaultExchangeInterval = time.Second
 	// DefaultTombstoneHorizon is how long a tombstone is kept before it is
 	// collected: Serf's TombstoneTimeout.
 	DefaultTombstoneHorizon = 24 * time.Hour
