@@ -15,8 +15,8 @@ import (
 // together they could exceed MaxRecordSize, which is checked on the whole
 // encoded record as well.
 const (
-	// MaxRecordSize is the largest encoded MemberRecord, in bytes (64 KiB,
-	// the size issue 10 allows one member).
+	// MaxRecordSize is the largest encoded MemberRecord, in bytes (64 KiB
+	// per member).
 	MaxRecordSize = 64 << 10
 	// MaxMemberIDLen is the longest member ID in bytes; it equals
 	// gossip.MaxNodeIDLen (this package imports nothing from graft).

@@ -40,7 +40,7 @@ func TestRecordBounds(t *testing.T) {
 		field   string // must appear in the error
 	}{
 		{name: "empty", rec: MemberRecord{}},
-		{name: "issue 10: 60 node types of 35 bytes", rec: MemberRecord{NodeTypes: names(60, 35)}},
+		{name: "60 node types of 35 bytes", rec: MemberRecord{NodeTypes: names(60, 35)}},
 		{name: "most node types", rec: MemberRecord{NodeTypes: names(MaxNodeTypes, 8)}},
 		{name: "too many node types", rec: MemberRecord{NodeTypes: names(MaxNodeTypes+1, 8)}, wantErr: ErrTooLarge, field: "NodeTypes"},
 		{name: "node type too long", rec: MemberRecord{NodeTypes: []string{strings.Repeat("n", MaxNodeTypeLen+1)}}, wantErr: ErrTooLarge, field: "NodeTypes entry"},

@@ -13,8 +13,8 @@ import (
 // anti-entropy, so it is bounded in members and in bytes.
 const (
 	// MaxMembers is the most members (present or tombstoned) a State
-	// holds: 100 times the 100-member fleet issue 10 measures, and well
-	// beyond what one Serf pool is run at.
+	// holds: 100 times the 100-member fleet the fleet-scale tests
+	// measure, and well beyond what one Serf pool is run at.
 	MaxMembers = 10_000
 	// MaxStateSize bounds a State's Size, and so its encoding, in bytes
 	// (64 MiB).

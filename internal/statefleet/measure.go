@@ -22,7 +22,8 @@ type Formation struct {
 	// Converged when every member's state first held all members and
 	// was equal everywhere.
 	LastStart, LastJoin, Membership, Converged time.Duration
-	// ConvergedAfterJoin is Converged - LastJoin, the figure.
+	// ConvergedAfterJoin is Converged - LastJoin: how long the state took
+	// to converge once every member had joined.
 	ConvergedAfterJoin time.Duration
 	// StateBytes is the encoded size of the converged state.
 	StateBytes int
