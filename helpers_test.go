@@ -8,12 +8,12 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/eleven-am/graft"
+	"github.com/eleven-am/graft/internal/testlog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -63,12 +63,6 @@ var handedOut sync.Map
 // (Dragonboat's logger is process-wide, so another test's member may log
 // through it after this test ended.)
 func testLogger(t *testing.T, name string) *slog.Logger {
-	w := &tWriter{t: t, name: name}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
 	level := slog.LevelWarn
 	switch os.Getenv("GRAFT_TEST_LOG") {
 	case "info":
@@ -76,23 +70,7 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 	case "debug":
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type tWriter struct {
-	t    *testing.T
-	name string
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(w.name + ": " + strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
+	return testlog.Logger(t, name+": ", level)
 }
 
 type bundle struct {

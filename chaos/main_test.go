@@ -2,14 +2,11 @@ package chaos_test
 
 import (
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/eleven-am/graft/chaos"
+	"go.uber.org/goleak"
 )
 
 // TestMain fails the package if any goroutine outlives the tests: every
@@ -50,34 +47,6 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 		}
 		<-tick.C
 	}
-}
-
-// testWriter sends a dependency's log lines to t.Log with a per-node prefix,
-// and drops them once the test has finished.
-type testWriter struct {
-	mu     sync.Mutex
-	t      *testing.T
-	prefix string
-	done   bool
-}
-
-func newTestWriter(t *testing.T, prefix string) *testWriter {
-	w := &testWriter{t: t, prefix: prefix}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eleven-am/graft/chaos"
+	"github.com/eleven-am/graft/internal/testlog"
 	"github.com/hashicorp/memberlist"
 	"github.com/stretchr/testify/require"
-
-	"github.com/eleven-am/graft/chaos"
 )
 
 // startMemberlist starts a memberlist for endpoint name on n with short
@@ -24,7 +24,7 @@ func startMemberlist(t *testing.T, n *chaos.Network, name string) *memberlist.Me
 	conf.GossipInterval = 20 * time.Millisecond
 	conf.TCPTimeout = 200 * time.Millisecond
 	conf.SuspicionMult = 2
-	conf.Logger = log.New(newTestWriter(t, "["+name+"] "), "", log.Lmicroseconds)
+	conf.Logger = log.New(testlog.New(t, "["+name+"] "), "", log.Lmicroseconds)
 	m, err := memberlist.Create(conf)
 	require.NoError(t, err)
 	t.Cleanup(func() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/internal/hostile"
+	"github.com/eleven-am/graft/internal/testlog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -29,8 +30,7 @@ func readMem() memStats {
 // and goroutine counts are this test's.
 func TestHostileInput(t *testing.T) {
 	// The victim logs to t.Log, except while the junk connections arrive.
-	logs := &testWriter{t: t, prefix: "[victim] "}
-	t.Cleanup(func() { logs.mute(true) })
+	logs := testlog.New(t, "[victim] ")
 	cfg := testConfig(t, "victim")
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	victim := startNode(t, cfg)
@@ -58,10 +58,10 @@ func TestHostileInput(t *testing.T) {
 
 	// 5,000 junk connections, 50 at a time: some send nothing, some a few
 	// random bytes, some half a header.
-	logs.mute(true)
+	logs.Mute(true)
 	const junk = 5000
 	failedDials := hostile.Junk(addr, junk, 50, nil, hostile.RandomBytes(rng, 1+rng.IntN(64)), hostile.GossipJoinHeader()[:3])
-	logs.mute(false)
+	logs.Mute(false)
 	t.Logf("%d junk connections, %d dials failed", junk, failedDials)
 
 	// The member still works: a new member joins it and both see each other,

@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/eleven-am/graft/internal/testlog"
 	"github.com/hashicorp/memberlist"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -40,40 +40,9 @@ func fastMemberlist(c *memberlist.Config) {
 	c.GossipToTheDeadTime = 2 * time.Second
 }
 
-// testWriter sends log lines to t.Log with a per-node prefix, and drops
-// them once the test is over (Serf may log from its goroutines late).
-type testWriter struct {
-	t      *testing.T
-	prefix string
-	mu     sync.Mutex
-	done   bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// mute stops (or resumes) sending lines to t.Log.
-func (w *testWriter) mute(on bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done = on
-}
-
 func testLogger(t *testing.T, id string) *slog.Logger {
 	t.Helper()
-	w := &testWriter{t: t, prefix: "[" + id + "] "}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return testlog.Logger(t, "["+id+"] ", slog.LevelInfo)
 }
 
 func testConfig(t *testing.T, id string, peers ...string) Config {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eleven-am/graft/internal/testlog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -147,29 +148,7 @@ func (s *logicSet) latest(t *testing.T, shardID uint64) *testLogic {
 // testLogger sends logs to t.Log with a per-node prefix and stops before the
 // test ends (Dragonboat's process-global logger may still point at it).
 func testLogger(t *testing.T, node string) *slog.Logger {
-	w := &testWriter{t: t, prefix: node + ": "}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.done = true
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct {
-	mu     sync.Mutex
-	t      *testing.T
-	prefix string
-	done   bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
+	return testlog.Logger(t, node+": ", slog.LevelWarn)
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft"
+	"github.com/eleven-am/graft/internal/backoff"
 )
 
 // runWorkload issues the plan's operations at their times, each on its
@@ -159,7 +160,7 @@ func (h *harness) settle(ctx context.Context) error {
 		if len(pending) == 0 || time.Now().After(deadline) {
 			break
 		}
-		if err := pause(ctx, 100*time.Millisecond); err != nil {
+		if err := backoff.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/eleven-am/graft/chaos/harness"
+	"github.com/eleven-am/graft/internal/testlog"
+	"github.com/stretchr/testify/require"
 )
 
 // runDiskScenario runs the named scenario on three members with seed 1
@@ -24,7 +24,7 @@ func runDiskScenario(t *testing.T, name string) *harness.Report {
 	rep, err := harness.Run(ctx, sc, harness.Options{
 		Members: 3, Seed: 1, Duration: 8 * time.Second, Settle: 40 * time.Second, Dir: dir, DataDir: t.TempDir(),
 		Workload: harness.Workload{Workflows: 24},
-		Logger:   slog.New(slog.NewTextHandler(newTestWriter(t, "harness: "), nil)),
+		Logger:   slog.New(slog.NewTextHandler(testlog.New(t, "harness: "), nil)),
 	})
 	require.NoError(t, err)
 	t.Log(rep.Summary())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft/chaos"
+	"github.com/eleven-am/graft/internal/backoff"
 )
 
 // AppliedFault is a fault as the run applied it.
@@ -197,21 +198,9 @@ func (h *harness) leaderOf(ctx context.Context, s uint64) (string, error) {
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("no member up leads shard %d", s)
 		}
-		if err := pause(ctx, 50*time.Millisecond); err != nil {
+		if err := backoff.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return "", err
 		}
-	}
-}
-
-// pause waits for d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/eleven-am/graft/internal/backoff"
 )
 
 // Report is what a run found. It encodes to JSON as report.json; the
@@ -204,7 +206,7 @@ func (h *harness) converge(ctx context.Context) (ClusterState, []CheckResult, er
 		if allPassed(res) || time.Now().After(deadline) {
 			return c, res, nil
 		}
-		if err := pause(ctx, 250*time.Millisecond); err != nil {
+		if err := backoff.Sleep(ctx, 250*time.Millisecond); err != nil {
 			return c, res, err
 		}
 	}

@@ -5,16 +5,15 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
-
 	"github.com/eleven-am/graft"
 	"github.com/eleven-am/graft/chaos/harness"
+	"github.com/eleven-am/graft/internal/testlog"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // A three-member cluster through a minority partition and its heal, run
@@ -33,9 +32,9 @@ func TestRunPartitionMinority(t *testing.T) {
 	rep, err := harness.Run(ctx, sc, harness.Options{
 		Members: 3, Seed: seed, Duration: 8 * time.Second, Settle: 40 * time.Second, Dir: dir, DataDir: t.TempDir(),
 		Workload: harness.Workload{Workflows: 24},
-		Logger:   slog.New(slog.NewTextHandler(newTestWriter(t, "harness: "), nil)),
+		Logger:   slog.New(slog.NewTextHandler(testlog.New(t, "harness: "), nil)),
 		MemberLogger: func(name string) *slog.Logger {
-			return slog.New(slog.NewTextHandler(newTestWriter(t, name+": "), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			return slog.New(slog.NewTextHandler(testlog.New(t, name+": "), &slog.HandlerOptions{Level: slog.LevelWarn}))
 		},
 	})
 	require.NoError(t, err)
@@ -71,7 +70,7 @@ func TestRunReportsAFailedCheck(t *testing.T) {
 		Seed: 3, Duration: 2 * time.Second, Settle: 30 * time.Second, DataDir: t.TempDir(),
 		Workload: harness.Workload{Workflows: 4, Shapes: []harness.Shape{harness.ShapeRetry}, Controls: -1, Reads: -1},
 		Config:   func(c *graft.Config) { c.Engine.MaxRetries = graft.NoRetries },
-		Logger:   slog.New(slog.NewTextHandler(newTestWriter(t, "harness: "), nil)),
+		Logger:   slog.New(slog.NewTextHandler(testlog.New(t, "harness: "), nil)),
 	})
 	require.NoError(t, err)
 	t.Log(rep.Summary())
@@ -120,7 +119,7 @@ func TestRunWithUserNodes(t *testing.T) {
 		Workload: harness.Workload{Workflows: 5, Controls: -1, Trigger: func(i int, _ *rand.Rand) graft.WorkflowTrigger {
 			return graft.WorkflowTrigger{WorkflowID: "ignored", InitialNodes: []graft.NodeConfig{{Name: "user.echo"}}}
 		}},
-		Logger: slog.New(slog.NewTextHandler(newTestWriter(t, "harness: "), nil)),
+		Logger: slog.New(slog.NewTextHandler(testlog.New(t, "harness: "), nil)),
 	})
 	require.NoError(t, err)
 	t.Log(rep.Summary())
@@ -140,32 +139,4 @@ func TestRunWithUserNodes(t *testing.T) {
 // member and Network a run starts must stop.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// testWriter sends log lines to t.Log with a prefix, and drops them once
-// the test has finished (Dragonboat's logger is process-wide).
-type testWriter struct {
-	mu     sync.Mutex
-	t      *testing.T
-	prefix string
-	done   bool
-}
-
-func newTestWriter(t *testing.T, prefix string) *testWriter {
-	w := &testWriter{t: t, prefix: prefix}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
 }
