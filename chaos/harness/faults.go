@@ -422,17 +422,7 @@ func (h *harness) recover(ctx context.Context) error {
 		h.mu.Lock()
 		h.members[n].diskFloor = false
 		h.mu.Unlock()
-		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultRestart, Members: []string{n}}, Applied: h.rec.now(),
-			Detail: "end of the fault phase"}
-		err := h.restart(ctx, n)
-		a.Took = h.rec.now() - a.Applied
-		if err != nil {
-			a.Error = err.Error()
-		}
-		h.mu.Lock()
-		h.applied = append(h.applied, a)
-		h.mu.Unlock()
-		if err != nil {
+		if err := h.endFault(FaultRestart, n, func() error { return h.restart(ctx, n) }); err != nil {
 			return err
 		}
 	}
@@ -446,19 +436,25 @@ func (h *harness) recover(ctx context.Context) error {
 	h.mu.Unlock()
 	slices.Sort(full)
 	for _, n := range full {
-		a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: FaultDiskFloorOff, Members: []string{n}}, Applied: h.rec.now(),
-			Detail: "end of the fault phase"}
-		err := h.setDisk(ctx, n, false)
-		a.Took = h.rec.now() - a.Applied
-		if err != nil {
-			a.Error = err.Error()
-		}
-		h.mu.Lock()
-		h.applied = append(h.applied, a)
-		h.mu.Unlock()
-		if err != nil {
+		if err := h.endFault(FaultDiskFloorOff, n, func() error { return h.setDisk(ctx, n, false) }); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// endFault applies kind to member n with apply at the end of the fault
+// phase, and records it among the applied faults with its time and error.
+func (h *harness) endFault(kind FaultKind, n string, apply func() error) error {
+	a := AppliedFault{Fault: Fault{At: h.rec.now(), Kind: kind, Members: []string{n}}, Applied: h.rec.now(),
+		Detail: "end of the fault phase"}
+	err := apply()
+	a.Took = h.rec.now() - a.Applied
+	if err != nil {
+		a.Error = err.Error()
+	}
+	h.mu.Lock()
+	h.applied = append(h.applied, a)
+	h.mu.Unlock()
+	return err
 }
