@@ -118,6 +118,10 @@ func TestBurstOnSmallFileSystem(t *testing.T) {
 	}, func(m *graft.Manager) {
 		require.NoError(t, m.RegisterNode(&seqNode{"A", ""}))
 	})
+	// The member writes its emergency reserve (half the floor) once it
+	// runs; the figures below are taken with it in place.
+	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(fs, "data", "EMERGENCY_RESERVE")); return err == nil },
+		10*time.Second, 10*time.Millisecond)
 	low := watchLowWater(t, fs)
 	require.Equal(t, int64(minFree), b.cfg.Expert.MinFreeDiskBytes)
 	t.Logf("after Start: %d bytes free of the %s file system", statfsFree(t, fs), fsSize)

@@ -174,8 +174,11 @@ type ExpertConfig struct {
 	// what accepted commands will write; running workflows go on, but their
 	// steps' writes wait (and are retried) below half of it. It must cover
 	// Pebble's preallocated WAL files and flushes (about 40 MB); keep it at
-	// least 64 MiB. Default 64 MiB; zero means the default; set NoDiskCheck
-	// to disable.
+	// least 64 MiB. Half of it (at most 1 GiB) is also the size of the
+	// member's emergency reserve, DataDir/EMERGENCY_RESERVE, which the first
+	// write that finds the disk full (filled by another program) releases
+	// and retries into, so that the member stays up. Default 64 MiB; zero
+	// means the default; set NoDiskCheck to disable both.
 	MinFreeDiskBytes int64
 	// Memberlist, if set, tunes the gossip layer's memberlist configuration
 	// (probe, suspicion and gossip timers) before Graft applies its own
@@ -196,12 +199,15 @@ type ExpertConfig struct {
 	// construct with vfs.Default, vfs.NewMem or a wrapper of either; Graft
 	// adapts it to the fork of that interface Dragonboat takes.
 	//
-	// A write the FS fails is fatal, as on a real disk: Pebble panics on
-	// the next commit after a failed WAL write, and Dragonboat on a failed
-	// Raft log write. With FS set, Dragonboat runs in its error injection
-	// mode, where that panic stops the member's Raft step worker instead
-	// (every replica on the member stops until it is restarted) rather than
-	// ending the process, and Stop then returns the write's error.
+	// A write the FS fails is fatal, as on a real disk, unless it failed
+	// with ENOSPC and the emergency reserve (see MinFreeDiskBytes) was there
+	// to release: Pebble panics on the next commit after a failed WAL
+	// write, and Dragonboat on a failed Raft log write. With the free-space
+	// check on (the default), or with FS set, Dragonboat runs in its error
+	// injection mode, where that panic stops the member's Raft step worker
+	// instead (every replica on the member stops until it is restarted)
+	// rather than ending the process, and Stop then returns the write's
+	// error.
 	FS vfs.FS
 }
 

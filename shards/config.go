@@ -91,8 +91,11 @@ type Config struct {
 	// FS is the file system of everything the Host stores: the state
 	// machines' Pebble database and Dragonboat's raft log database and
 	// snapshots (through an adapter to Dragonboat's lni/vfs.FS, which is a
-	// fork of this interface, not the same one). It is for fault injection
-	// in tests (chaos.FaultFS). Nil means the real file system.
+	// fork of this interface, not the same one). A member passes the real
+	// file system (or Expert.FS) wrapped in Pebble's vfs.OnDiskFull, which
+	// releases its emergency reserve on ENOSPC and retries the write (see
+	// internal/disk.Reserve); tests pass fault-injecting ones
+	// (chaos.FaultFS). Nil means the real file system, unwrapped.
 	//
 	// A write the FS fails is fatal: Pebble panics on the next commit after
 	// a failed WAL write, and Dragonboat on a failed raft log write, which

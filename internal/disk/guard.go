@@ -86,6 +86,8 @@ type Guard struct {
 	onFull func(full bool) // told when the intake floor is crossed, either way
 	log    *slog.Logger
 
+	reserve *Reserve // the emergency reserve, nil without one (SetReserve)
+
 	mu       sync.Mutex
 	readAt   time.Time // when reading was taken; zero before the first
 	reading  uint64    // free bytes at readAt
@@ -93,6 +95,8 @@ type Guard struct {
 	inflight uint64    // estimated bytes of accepted commands not yet answered
 	landed   uint64    // estimated bytes of commands answered since readAt
 	full     bool      // estimate below min at the last reading
+
+	missing bool // the monitor said the disk has no room for the reserve; monitor goroutine only
 
 	life    sync.Mutex    // guards started and stopped
 	started bool          // the monitor was started
@@ -262,14 +266,95 @@ func (g *Guard) monitor(interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	g.Poll(time.Now())
+	g.refill(time.Now())
 	for {
 		select {
 		case <-g.stop:
 			return
 		case now := <-t.C:
 			g.Poll(now)
+			g.refill(now)
 		}
 	}
+}
+
+// SetReserve gives the guard the member's emergency reserve: its monitor
+// writes it whenever the disk has room for it (see refillFree), and
+// DiskFull releases it. Call it before StartMonitor.
+func (g *Guard) SetReserve(r *Reserve) {
+	if g == nil {
+		return
+	}
+	g.reserve = r
+}
+
+// refillFree is the free space the last reading must show for the monitor
+// to write the reserve: the intake floor plus the reserve, so that writing
+// it never takes the disk below the floor. (The reserve is released only
+// by a write that found the disk full, far below the floor, so writing it
+// back cannot cycle.)
+func refillFree(min, reserve uint64) uint64 { return min + reserve }
+
+// refill writes the reserve when it is missing and the last reading
+// leaves room for it, then reads the free space again (the reserve took
+// some). A member whose disk is too full to hold it says so once.
+func (g *Guard) refill(now time.Time) {
+	r := g.reserve
+	if r == nil || r.Present() {
+		return
+	}
+	g.mu.Lock()
+	known, reading := g.known, g.reading
+	g.mu.Unlock()
+	if !known {
+		return
+	}
+	if need := refillFree(g.min, r.Size()); reading < need {
+		g.noteNoReserve(reading, need)
+		return
+	}
+	if err := r.Fill(); err != nil {
+		g.log.Warn("the emergency reserve could not be written; trying again later", "error", err)
+		return
+	}
+	g.missing = false
+	g.log.Info("emergency reserve in place", "path", r.path, "bytes", r.Size())
+	g.mu.Lock()
+	g.probeLocked(now)
+	g.mu.Unlock()
+}
+
+// noteNoReserve logs, once until the reserve is written, that the disk has
+// no room for it.
+func (g *Guard) noteNoReserve(free, need uint64) {
+	if g.missing {
+		return
+	}
+	g.missing = true
+	g.log.Warn("no emergency reserve: the disk has too little free space to write it; a disk filled by another program may end this member",
+		"dir", g.dir, "free_bytes", free, "needs_free_bytes", need)
+}
+
+// DiskFull is what a member does when a write found the disk full
+// (Pebble's vfs.OnDiskFull callback; every write waits while it runs): it
+// releases the emergency reserve, so that the write can be retried into
+// the space it gave back, and takes a fresh reading, which refuses new
+// workflows and holds steps until space returns.
+func (g *Guard) DiskFull() {
+	if g == nil {
+		return
+	}
+	released := g.reserve != nil && g.reserve.Release()
+	g.mu.Lock()
+	g.probeLocked(time.Now())
+	free := g.reading
+	g.mu.Unlock()
+	if released {
+		g.log.Error("the disk is full: released the emergency reserve for the writes in flight; refusing new workflows until space is freed",
+			"dir", g.dir, "reserve_bytes", g.reserve.Size(), "free_bytes", free)
+		return
+	}
+	g.log.Error("the disk is full and no emergency reserve is left: the write will fail", "dir", g.dir, "free_bytes", free)
 }
 
 // StopMonitor ends the monitor and waits for it; it may be called more

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/eleven-am/graft/events"
 	"github.com/eleven-am/graft/executor"
 	"github.com/eleven-am/graft/internal/backoff"
@@ -260,8 +261,16 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 	m.mu.Lock()
 	m.nshards = shardCount
 	m.mu.Unlock()
+	storageFS := m.cfg.Expert.FS // nil: Dragonboat's and Pebble's own default
 	if floor := m.cfg.Expert.MinFreeDiskBytes; floor > 0 {
 		g := disk.New(m.cfg.DataDir, uint64(floor), m.freeBytes(), m.ready.setFull, m.log)
+		// The emergency reserve (see disk.Reserve): half the floor, at most
+		// disk.MaxReserve, under everything the member stores, released by
+		// the first write that finds the disk full.
+		inner := cmp.Or[vfs.FS](m.cfg.Expert.FS, vfs.Default)
+		size := min(uint64(floor)/2, disk.MaxReserve)
+		g.SetReserve(disk.NewReserve(inner, filepath.Join(m.cfg.DataDir, disk.ReserveName), size, m.log))
+		storageFS = vfs.OnDiskFull(inner, g.DiskFull)
 		m.mu.Lock()
 		m.disk = g
 		m.mu.Unlock()
@@ -294,7 +303,7 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 		OnLeaderChange:     m.onLeaderChange,
 		TransportFactory:   m.raftTransport(),
 		TLS:                auth.raft(m.bindRaftPeer),
-		FS:                 m.cfg.Expert.FS,
+		FS:                 storageFS,
 	})
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
