@@ -53,7 +53,14 @@ func (r raftFS) Open(name string, opts ...lvfs.OpenOption) (lvfs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if of, ok := f.(raftFile).File.(*os.File); ok {
+	var inner vfs.File
+	switch rf := f.(type) {
+	case raftFile:
+		inner = rf.File
+	case raftFdFile:
+		inner = rf.File
+	}
+	if of, ok := inner.(*os.File); ok {
 		for _, o := range opts {
 			o.Apply(of)
 		}
@@ -102,16 +109,30 @@ func (r raftFS) GetDiskUsage(path string) (lvfs.DiskUsage, error) {
 
 // raftFile adds Seek and WriteAt to a Pebble vfs.File, forwarding them to
 // the file when it has them (an *os.File and Pebble's MemFS files do) and
-// failing them otherwise. It deliberately hides the file's Fd: lni/vfs
-// would sync through the descriptor (sync_file_range), around the wrapped
-// FS's Sync.
+// failing them otherwise. It has the file's Fd only when the file has one
+// (raftFdFile): Pebble then syncs through the descriptor (fdatasync,
+// sync_file_range) around the wrapped FS's Sync, as it does on the real
+// file system. Files that must see every Sync (chaos.FaultFS, which delays
+// them) have no Fd, and so neither has their raftFile.
 type raftFile struct{ vfs.File }
 
 var _ lvfs.File = raftFile{}
 
+// raftFdFile is a raftFile whose file has a descriptor.
+type raftFdFile struct {
+	raftFile
+	fd uintptr
+}
+
+// Fd returns the file's descriptor.
+func (f raftFdFile) Fd() uintptr { return f.fd }
+
 func wrapRaftFile(f vfs.File, err error) (lvfs.File, error) {
 	if err != nil {
 		return nil, err
+	}
+	if d, ok := f.(interface{ Fd() uintptr }); ok {
+		return raftFdFile{raftFile{f}, d.Fd()}, nil
 	}
 	return raftFile{f}, nil
 }
