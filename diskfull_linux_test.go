@@ -112,7 +112,7 @@ func TestBurstOnSmallFileSystem(t *testing.T) {
 		stateSz = 100 << 10 // bytes of each workflow's initial state
 	)
 	fs := mountSmallFS(t, fsSize)
-	writeBallast(t, filepath.Join(fs, "ballast"), 4<<20)
+	writeBallast(t, filepath.Join(fs, "ballast"), 16<<20) // freed at the end: room to get back above the floor
 	b := setup(t, func(c *graft.Config) {
 		c.DataDir = filepath.Join(fs, "data")
 	}, func(m *graft.Manager) {
