@@ -1,0 +1,38 @@
+// Live refresh of the operations page: every data-refresh milliseconds
+// (on <body>) while the tab is visible, fetch the page's own URL and swap
+// in its #live element. Forms with data-confirm ask before submitting.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (e) {
+    var msg = e.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) e.preventDefault();
+  });
+  var every = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
+  var live = document.getElementById("live");
+  var status = document.getElementById("live-status");
+  if (!every || !live) return;
+  var busy = false;
+  function show(text, stale) {
+    if (!status) return;
+    status.textContent = text;
+    status.className = stale ? "live-status stale" : "live-status";
+  }
+  function tick() {
+    if (busy || document.hidden) return;
+    busy = true;
+    fetch(window.location.href, { cache: "no-store", credentials: "same-origin" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
+        if (!fresh) throw new Error("no live part");
+        live.innerHTML = fresh.innerHTML;
+        show("live · " + new Date().toLocaleTimeString(), false);
+      })
+      .catch(function (err) { show("refresh failed: " + err.message, true); })
+      .then(function () { busy = false; });
+  }
+  window.setInterval(tick, every);
+})();
