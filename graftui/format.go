@@ -102,5 +102,39 @@ func indentJSON(raw []byte) string {
 	if err := json.Indent(&buf, raw, "", "  "); err != nil {
 		return string(raw)
 	}
-	return buf.String()
+	return unescapeHTMLChars(buf.Bytes())
+}
+
+// unescapeHTMLChars turns the \u003c, \u003e and \u0026 escapes that
+// encoding/json writes for <, > and & back into the characters, so that
+// the page (which escapes them itself) shows the state as it was written.
+// Other escapes are kept; b must be valid JSON.
+func unescapeHTMLChars(b []byte) string {
+	var out strings.Builder
+	out.Grow(len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			out.WriteByte(b[i])
+			continue
+		}
+		if b[i+1] == 'u' && i+6 <= len(b) {
+			switch string(b[i+2 : i+6]) {
+			case "003c", "003C":
+				out.WriteByte('<')
+				i += 5
+				continue
+			case "003e", "003E":
+				out.WriteByte('>')
+				i += 5
+				continue
+			case "0026":
+				out.WriteByte('&')
+				i += 5
+				continue
+			}
+		}
+		out.Write(b[i : i+2]) // an escape pair: keep both bytes
+		i++
+	}
+	return out.String()
 }
