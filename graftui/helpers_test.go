@@ -50,7 +50,9 @@ type gateNode struct {
 	open func() bool
 }
 
-func (n *gateNode) CanStart(_ context.Context, _ map[string]any, _ map[string]any) bool { return n.open() }
+func (n *gateNode) CanStart(_ context.Context, _ map[string]any, _ map[string]any) bool {
+	return n.open()
+}
 
 // handedOut remembers the ports freeAddr gave out in this process.
 var handedOut sync.Map

@@ -7,6 +7,15 @@
     var msg = e.target.getAttribute("data-confirm");
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
+  // The message of an action just taken shows once: refreshes and reloads
+  // of the page do not repeat it.
+  if (window.URLSearchParams && window.history.replaceState) {
+    var u = new URL(window.location.href);
+    if (u.searchParams.has("done")) {
+      u.searchParams.delete("done");
+      window.history.replaceState(null, "", u.toString());
+    }
+  }
   var every = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
   var live = document.getElementById("live");
   var status = document.getElementById("live-status");

@@ -1,0 +1,225 @@
+package graftui_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/eleven-am/graft"
+	"github.com/eleven-am/graft/graftui"
+	"github.com/eleven-am/graft/internal/testlog"
+	"github.com/stretchr/testify/require"
+)
+
+// chromium finds the browser: $GRAFT_CHROMIUM, else chromium,
+// chromium-browser or google-chrome on the PATH. Without one the test is
+// skipped, or fails when GRAFT_REQUIRE_BROWSER=1 (as CI sets it).
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("GRAFT_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	const why = "no Chromium: install it (Debian: apt-get install chromium) or set GRAFT_CHROMIUM to its path"
+	if os.Getenv("GRAFT_REQUIRE_BROWSER") == "1" {
+		t.Fatal(why + " (GRAFT_REQUIRE_BROWSER=1)")
+	}
+	t.Skip(why + "; GRAFT_REQUIRE_BROWSER=1 turns this skip into a failure")
+	return ""
+}
+
+// screenshotDir is where the browser test saves its screenshots:
+// $GRAFT_UI_SCREENSHOTS, else a temporary directory of the test.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("GRAFT_UI_SCREENSHOTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
+// browser starts a headless Chromium with a fresh profile and returns a
+// context for one tab; the browser ends with the test.
+func browser(t *testing.T, path string) context.Context {
+	t.Helper()
+	profile, err := os.MkdirTemp("", "graftui-chromium-")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		// Chromium's helper processes may still write in the profile for
+		// a moment after the browser ended.
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[int]("1"))
+	require.NoError(t, err, "starting Chromium at %s", path)
+	return ctx
+}
+
+// TestBrowser drives the operations page in headless Chromium over a live
+// member: every page loads, the status filter keeps only failed workflows,
+// a failed workflow shows its error, the pause and resume buttons change a
+// running workflow's status, and the live refresh shows a change made
+// elsewhere without a reload. Screenshots go to screenshotDir.
+func TestBrowser(t *testing.T) {
+	path := chromium(t)
+	f := newFixture(t)
+	shots := screenshotDir(t)
+	h := graftui.Handler(f.m, graftui.Options{Prefix: "/ops", AllowControl: true, RefreshInterval: 300 * time.Millisecond,
+		Logger: testlog.Logger(t, "graftui: ", slog.LevelInfo)})
+	mux := http.NewServeMux()
+	mux.Handle("/ops/", http.StripPrefix("/ops", h))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx := browser(t, path)
+
+	// step runs actions with a deadline.
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		require.NoError(t, chromedp.Do(sctx, actions...), what)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+		require.NoError(t, err, "text of %s", sel)
+		return s
+	}
+	shot := func(name string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err, "screenshot %s", name)
+		require.NoError(t, os.WriteFile(filepath.Join(shots, name), png, 0o644))
+	}
+	// rows lists the workflow rows of the list page shown: ID and status.
+	rows := func() [][2]string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out, err := chromedp.Run(sctx, chromedp.Evaluate[[][2]string](
+			`Array.from(document.querySelectorAll('#workflow-list tr[data-id]')).map(r => [r.dataset.id, r.dataset.status])`))
+		require.NoError(t, err)
+		return out
+	}
+	// waitStatus waits until the page's workflow status badge reads want.
+	waitStatus := func(want graft.WorkflowState) {
+		t.Helper()
+		step("status becomes "+string(want), chromedp.Poll[chromedp.Void](
+			`(document.getElementById('workflow-status') || {}).textContent === `+strconv.Quote(string(want)),
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
+	}
+	page := func(p string) string { return srv.URL + "/ops" + p }
+
+	// The cluster page.
+	step("cluster page", chromedp.Navigate(page("/")), chromedp.WaitVisible(chromedp.CSS("#members")))
+	require.Contains(t, text("#members"), "n1")
+	require.Contains(t, text("#shards"), "n1")
+	require.Equal(t, "ready", text("#health"))
+	shot("cluster.png")
+
+	// The list: every workflow, with its status.
+	step("workflows page", chromedp.Navigate(page("/workflows")), chromedp.WaitVisible(chromedp.CSS("#workflow-list")))
+	all := rows()
+	require.Len(t, all, len(f.completed)+len(f.failed)+len(f.held)+len(f.blocked), "%v", all)
+	require.Contains(t, all, [2]string{f.blocked[0], "blocked"})
+	require.Contains(t, all, [2]string{f.held[0], "running"})
+	shot("workflows.png")
+
+	// Filter by status with the form: only failed workflows remain.
+	step("filter failed",
+		chromedp.SetValue(chromedp.CSS(`#filters select[name="status"]`), "failed"),
+		chromedp.Click(chromedp.CSS(`#filters button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#status-counts a.on[data-status="failed"]`)))
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	require.NoError(t, err)
+	u, err := url.Parse(loc)
+	require.NoError(t, err)
+	require.Equal(t, "failed", u.Query().Get("status"))
+	failed := rows()
+	require.Len(t, failed, len(f.failed), "%v", failed)
+	for _, r := range failed {
+		require.Equal(t, "failed", r[1], "%v", failed)
+		require.True(t, slices.Contains(f.failed, r[0]), "%v", failed)
+	}
+	shot("workflows-failed.png")
+
+	// Open a failed workflow from the list: its error shows, as text.
+	step("open failed", chromedp.Click(chromedp.CSS(`#workflow-list tr[data-id] a`)), chromedp.WaitVisible(chromedp.CSS("#last-error")))
+	require.Contains(t, text("#last-error"), cardError)
+	require.Equal(t, "failed", text("#workflow-status"))
+	require.Contains(t, text("#timeline"), "Charge")
+	require.Contains(t, text("#state"), "<script>alert(1)</script>")
+	shot("workflow-failed.png")
+
+	// Pause a running workflow with its button, then resume it.
+	held := f.held[0]
+	step("held workflow", chromedp.Navigate(page("/workflow?id="+url.QueryEscape(held))), chromedp.WaitVisible(chromedp.CSS("#pause")))
+	require.Equal(t, "running", text("#workflow-status"))
+	require.Contains(t, text("#timeline"), "executing")
+	step("press pause", chromedp.Click(chromedp.CSS("#pause")), chromedp.WaitVisible(chromedp.CSS("#resume")))
+	waitStatus(graft.WorkflowStatePaused)
+	require.Contains(t, text("#flash"), "Paused")
+	loc, err = chromedp.Run(ctx, chromedp.Location())
+	require.NoError(t, err)
+	require.NotContains(t, loc, "done=", "the action's message is not repeated by a reload")
+	f.waitStatus(t, held, graft.WorkflowStatePaused)
+	shot("workflow-paused.png")
+	step("press resume", chromedp.Click(chromedp.CSS("#resume")), chromedp.WaitVisible(chromedp.CSS("#pause")))
+	waitStatus(graft.WorkflowStateRunning)
+	f.waitStatus(t, held, graft.WorkflowStateRunning)
+
+	// Live refresh: a pause made elsewhere shows without a reload.
+	step("reload held workflow", chromedp.Navigate(page("/workflow?id="+url.QueryEscape(held))), chromedp.WaitVisible(chromedp.CSS("#pause")))
+	step("mark the document", chromedp.Evaluate[chromedp.Void](`window.graftMark = true`))
+	require.NoError(t, f.m.PauseWorkflow(context.Background(), held))
+	waitStatus(graft.WorkflowStatePaused)
+	mark, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.graftMark === true`))
+	require.NoError(t, err)
+	require.True(t, mark, "the page was reloaded, not refreshed in place")
+	require.Contains(t, text("#live-status"), "live")
+	require.NoError(t, f.m.ResumeWorkflow(context.Background(), held))
+	waitStatus(graft.WorkflowStateRunning)
+}
