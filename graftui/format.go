@@ -54,13 +54,15 @@ func formatAgo(now, t time.Time) string {
 	return formatDuration(d) + " ago"
 }
 
-// formatDuration rounds d to about three significant figures.
+// formatDuration rounds d to two or three significant figures.
 func formatDuration(d time.Duration) string {
 	switch {
 	case d < time.Millisecond:
 		return d.Round(time.Microsecond).String()
-	case d < time.Second:
+	case d < 10*time.Millisecond:
 		return d.Round(10 * time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
 	case d < time.Minute:
 		return d.Round(10 * time.Millisecond).String()
 	case d < time.Hour:

@@ -328,3 +328,17 @@ func TestInvalidOptionsAnswer500(t *testing.T) {
 	require.Equal(t, http.StatusInternalServerError, code)
 	require.Contains(t, body, "PageSize")
 }
+
+// TestMemberNotRunning: before Start the pages say the member is not
+// running (503) instead of failing or hanging.
+func TestMemberNotRunning(t *testing.T) {
+	m := graft.New("n1", "127.0.0.1:0", t.TempDir(), slog.New(slog.DiscardHandler))
+	h := graftui.Handler(m, graftui.Options{Logger: slog.New(slog.DiscardHandler)})
+	code, body := get(t, h, "/")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "<b>n1</b>")
+	for _, path := range []string{"/workflows", wfPath("x")} {
+		code, body = get(t, h, path)
+		require.Equal(t, http.StatusServiceUnavailable, code, "%s: %s", path, body)
+	}
+}

@@ -172,6 +172,7 @@ func run(addr, dataDir string, every time.Duration) error {
 	cfg := graft.DefaultConfig("node-1", "127.0.0.1:7100", dataDir)
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	cfg.Engine.DrainTimeout = 5 * time.Second
+	cfg.Engine.WorkerCount = 32 // the slow steps mostly wait
 	cfg.Engine.RetryDelay = 500 * time.Millisecond
 	cfg.Engine.MaxRetryDelay = 2 * time.Second
 	manager := graft.NewWithConfig(cfg)
