@@ -269,6 +269,16 @@ func TestHandler(t *testing.T) {
 
 		rec = post(t, rw, wfPath(id), url.Values{"action": {strings.Repeat("x", 10<<10)}}, same)
 		require.Equal(t, http.StatusBadRequest, rec.Code, "an oversized form is refused")
+
+		code, body = get(t, rw, wfPath(id))
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, `<td><b>Hold</b></td><td>1</td><td>n1</td>`, "the executing step is listed")
+		rec = post(t, rw, wfPath(id), url.Values{"action": {"stop"}}, same)
+		require.Equal(t, http.StatusSeeOther, rec.Code, rec.Body.String())
+		f.waitStatus(t, id, graft.WorkflowStateStopped)
+		code, body = get(t, rw, wfPath(id))
+		require.Equal(t, http.StatusOK, code)
+		require.NotContains(t, body, `id="controls"`, "no buttons on an ended workflow")
 	})
 
 	t.Run("prefix", func(t *testing.T) {
