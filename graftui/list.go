@@ -160,8 +160,12 @@ func parseInstant(param, s string, now time.Time) (time.Time, error) {
 func (h *handler) workflows(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	opts, form, err := parseList(q, h.now(), h.opts.PageSize)
-	if pe := (*paramError)(nil); errors.As(err, &pe) {
-		h.badParam(w, r, pe.Param, "%s", pe.Msg)
+	if err != nil {
+		if pe := (*paramError)(nil); errors.As(err, &pe) {
+			h.badParam(w, r, pe.Param, "%s", pe.Msg)
+		} else {
+			h.fail(w, r, http.StatusBadRequest, "", err.Error())
+		}
 		return
 	}
 	ctx, cancel := h.ctx(r)
