@@ -2,6 +2,7 @@ package graftui_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -99,6 +100,11 @@ func browser(t *testing.T, path string) context.Context {
 // a failed workflow shows its error, the pause and resume buttons change a
 // running workflow's status, and the live refresh shows a change made
 // elsewhere without a reload. Screenshots go to screenshotDir.
+//
+// The pages refresh their live part every 300ms, which replaces the
+// elements the test reads and clicks: it reads with one JavaScript
+// evaluation at a time, waits by polling such reads (through navigations),
+// and retries a click whose element was replaced under it.
 func TestBrowser(t *testing.T) {
 	path := chromium(t)
 	f := newFixture(t)
@@ -110,21 +116,63 @@ func TestBrowser(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	ctx := browser(t, path)
+	page := func(p string) string { return srv.URL + "/ops" + p }
 
-	// step runs actions with a deadline.
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// eval evaluates a JavaScript expression in the page once.
+	eval := func(expr string, out any) error {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		require.NoError(t, chromedp.Do(sctx, actions...), what)
+		v, err := chromedp.Run(sctx, chromedp.Evaluate[json.RawMessage](expr))
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(v, out)
 	}
+	// waitJS waits until expr is true in the page shown, for up to 20s;
+	// errors (a navigation under way) count as false.
+	waitJS := func(what, expr string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		var lastErr error
+		for time.Now().Before(deadline) {
+			var ok bool
+			if lastErr = eval("!!("+expr+")", &ok); lastErr == nil && ok {
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+		}
+		t.Fatalf("waiting for %s (%s): last error %v", what, expr, lastErr)
+	}
+	// text returns the text of the element sel selects, once it is there.
 	text := func(sel string) string {
 		t.Helper()
+		q := "document.querySelector(" + strconv.Quote(sel) + ")"
+		waitJS(sel, q)
+		var s string
+		require.NoError(t, eval(q+".textContent", &s), "text of %s", sel)
+		return s
+	}
+	// click presses the element sel selects with the mouse, again if the
+	// page replaced it in the middle.
+	click := func(sel string) {
+		t.Helper()
+		waitJS(sel, "document.querySelector("+strconv.Quote(sel)+")")
+		var err error
+		for range 5 {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = chromedp.Do(sctx, chromedp.Click(chromedp.CSS(sel)))
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+		t.Fatalf("clicking %s: %v", sel, err)
+	}
+	navigate := func(p string) {
+		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
-		require.NoError(t, err, "text of %s", sel)
-		return s
+		require.NoError(t, chromedp.Do(sctx, chromedp.Navigate(page(p))), "navigating to %s", p)
 	}
 	shot := func(name string) {
 		t.Helper()
@@ -137,31 +185,34 @@ func TestBrowser(t *testing.T) {
 	// rows lists the workflow rows of the list page shown: ID and status.
 	rows := func() [][2]string {
 		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		out, err := chromedp.Run(sctx, chromedp.Evaluate[[][2]string](
-			`Array.from(document.querySelectorAll('#workflow-list tr[data-id]')).map(r => [r.dataset.id, r.dataset.status])`))
-		require.NoError(t, err)
+		var out [][2]string
+		require.NoError(t, eval(`Array.from(document.querySelectorAll('#workflow-list tr[data-id]')).map(r => [r.dataset.id, r.dataset.status])`, &out))
 		return out
 	}
 	// waitStatus waits until the page's workflow status badge reads want.
 	waitStatus := func(want graft.WorkflowState) {
 		t.Helper()
-		step("status becomes "+string(want), chromedp.Poll[chromedp.Void](
-			`(document.getElementById('workflow-status') || {}).textContent === `+strconv.Quote(string(want)),
-			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
+		waitJS("status "+string(want), `(document.getElementById('workflow-status') || {}).textContent === `+strconv.Quote(string(want)))
 	}
-	page := func(p string) string { return srv.URL + "/ops" + p }
+	location := func() *url.URL {
+		t.Helper()
+		var loc string
+		require.NoError(t, eval("window.location.href", &loc))
+		u, err := url.Parse(loc)
+		require.NoError(t, err)
+		return u
+	}
 
 	// The cluster page.
-	step("cluster page", chromedp.Navigate(page("/")), chromedp.WaitVisible(chromedp.CSS("#members")))
+	navigate("/")
 	require.Contains(t, text("#members"), "n1")
 	require.Contains(t, text("#shards"), "n1")
 	require.Equal(t, "ready", text("#health"))
 	shot("cluster.png")
 
 	// The list: every workflow, with its status.
-	step("workflows page", chromedp.Navigate(page("/workflows")), chromedp.WaitVisible(chromedp.CSS("#workflow-list")))
+	navigate("/workflows")
+	waitJS("the list", `document.querySelector('#workflow-list')`)
 	all := rows()
 	require.Len(t, all, len(f.completed)+len(f.failed)+len(f.held)+len(f.blocked), "%v", all)
 	require.Contains(t, all, [2]string{f.blocked[0], "blocked"})
@@ -169,15 +220,12 @@ func TestBrowser(t *testing.T) {
 	shot("workflows.png")
 
 	// Filter by status with the form: only failed workflows remain.
-	step("filter failed",
-		chromedp.SetValue(chromedp.CSS(`#filters select[name="status"]`), "failed"),
-		chromedp.Click(chromedp.CSS(`#filters button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#status-counts a.on[data-status="failed"]`)))
-	loc, err := chromedp.Run(ctx, chromedp.Location())
-	require.NoError(t, err)
-	u, err := url.Parse(loc)
-	require.NoError(t, err)
-	require.Equal(t, "failed", u.Query().Get("status"))
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	require.NoError(t, chromedp.Do(sctx, chromedp.SetValue(chromedp.CSS(`#filters select[name="status"]`), "failed")))
+	cancel()
+	click(`#filters button[type="submit"]`)
+	waitJS("the failed filter", `document.querySelector('#status-counts a.on[data-status="failed"]')`)
+	require.Equal(t, "failed", location().Query().Get("status"))
 	failed := rows()
 	require.Len(t, failed, len(f.failed), "%v", failed)
 	for _, r := range failed {
@@ -187,7 +235,7 @@ func TestBrowser(t *testing.T) {
 	shot("workflows-failed.png")
 
 	// Open a failed workflow from the list: its error shows, as text.
-	step("open failed", chromedp.Click(chromedp.CSS(`#workflow-list tr[data-id] a`)), chromedp.WaitVisible(chromedp.CSS("#last-error")))
+	click(`#workflow-list tr[data-id] a`)
 	require.Contains(t, text("#last-error"), cardError)
 	require.Equal(t, "failed", text("#workflow-status"))
 	require.Contains(t, text("#timeline"), "Charge")
@@ -196,28 +244,30 @@ func TestBrowser(t *testing.T) {
 
 	// Pause a running workflow with its button, then resume it.
 	held := f.held[0]
-	step("held workflow", chromedp.Navigate(page("/workflow?id="+url.QueryEscape(held))), chromedp.WaitVisible(chromedp.CSS("#pause")))
+	navigate("/workflow?id=" + url.QueryEscape(held))
 	require.Equal(t, "running", text("#workflow-status"))
 	require.Contains(t, text("#timeline"), "executing")
-	step("press pause", chromedp.Click(chromedp.CSS("#pause")), chromedp.WaitVisible(chromedp.CSS("#resume")))
+	require.Contains(t, text("#executing"), "Hold")
+	click("#pause")
 	waitStatus(graft.WorkflowStatePaused)
 	require.Contains(t, text("#flash"), "Paused")
-	loc, err = chromedp.Run(ctx, chromedp.Location())
-	require.NoError(t, err)
-	require.NotContains(t, loc, "done=", "the action's message is not repeated by a reload")
+	require.NotContains(t, location().RawQuery, "done=", "the action's message is not repeated by a reload")
 	f.waitStatus(t, held, graft.WorkflowStatePaused)
+	text("#resume")
 	shot("workflow-paused.png")
-	step("press resume", chromedp.Click(chromedp.CSS("#resume")), chromedp.WaitVisible(chromedp.CSS("#pause")))
+	click("#resume")
 	waitStatus(graft.WorkflowStateRunning)
 	f.waitStatus(t, held, graft.WorkflowStateRunning)
 
 	// Live refresh: a pause made elsewhere shows without a reload.
-	step("reload held workflow", chromedp.Navigate(page("/workflow?id="+url.QueryEscape(held))), chromedp.WaitVisible(chromedp.CSS("#pause")))
-	step("mark the document", chromedp.Evaluate[chromedp.Void](`window.graftMark = true`))
+	navigate("/workflow?id=" + url.QueryEscape(held))
+	text("#pause")
+	var marked bool
+	require.NoError(t, eval(`window.graftMark = true`, &marked))
 	require.NoError(t, f.m.PauseWorkflow(context.Background(), held))
 	waitStatus(graft.WorkflowStatePaused)
-	mark, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.graftMark === true`))
-	require.NoError(t, err)
+	var mark bool
+	require.NoError(t, eval(`window.graftMark === true`, &mark))
 	require.True(t, mark, "the page was reloaded, not refreshed in place")
 	require.Contains(t, text("#live-status"), "live")
 	require.NoError(t, f.m.ResumeWorkflow(context.Background(), held))
