@@ -262,9 +262,17 @@ func TestBrowser(t *testing.T) {
 	// Live refresh: a pause made elsewhere shows without a reload.
 	navigate("/workflow?id=" + url.QueryEscape(held))
 	text("#pause")
-	var marked bool
-	require.NoError(t, eval(`window.graftMark = true`, &marked))
+	var ok bool
+	require.NoError(t, eval(`window.graftMark = true`, &ok))
+	// While text is selected in the live part, it is left alone.
+	require.NoError(t, eval(`(() => { const r = document.createRange(); r.selectNodeContents(document.getElementById('state'));
+		const s = window.getSelection(); s.removeAllRanges(); s.addRange(r); return !s.isCollapsed })()`, &ok))
+	require.True(t, ok, "text selected")
 	require.NoError(t, f.m.PauseWorkflow(context.Background(), held))
+	f.waitStatus(t, held, graft.WorkflowStatePaused)
+	time.Sleep(1500 * time.Millisecond) // five refresh intervals, in which the page must not change
+	require.Equal(t, "running", text("#workflow-status"), "the page refreshed under a selection")
+	require.NoError(t, eval(`(() => { window.getSelection().removeAllRanges(); return true })()`, &ok))
 	waitStatus(graft.WorkflowStatePaused)
 	var mark bool
 	require.NoError(t, eval(`window.graftMark === true`, &mark))

@@ -1,6 +1,7 @@
 // Live refresh of the operations page: every data-refresh milliseconds
 // (on <body>) while the tab is visible, fetch the page's own URL and swap
-// in its #live element. Forms with data-confirm ask before submitting.
+// in its #live element, unless text in it is selected. Forms with
+// data-confirm ask before submitting.
 (function () {
   "use strict";
   document.addEventListener("submit", function (e) {
@@ -28,6 +29,10 @@
   }
   function tick() {
     if (busy || document.hidden) return;
+    // Leave the page alone while the user selects text in it (to copy an
+    // error, say).
+    var sel = window.getSelection && window.getSelection();
+    if (sel && !sel.isCollapsed && live.contains(sel.anchorNode)) return;
     busy = true;
     fetch(window.location.href, { cache: "no-store", credentials: "same-origin" })
       .then(function (r) {
