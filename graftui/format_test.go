@@ -82,3 +82,16 @@ func TestTimelinePlacesSteps(t *testing.T) {
 	require.InDelta(t, 250, rows[0].X, 0.01)
 	require.InDelta(t, 750, rows[0].W, 0.01)
 }
+
+func TestShardRowsFromMembers(t *testing.T) {
+	info := graft.ClusterInfo{Shards: 3, HostedShards: []uint64{1, 3}, LeadShards: []uint64{3}, Members: []graft.MemberInfo{
+		{ID: "n1", ShardsHeld: []uint64{1, 3}, ShardsLed: []uint64{3}},
+		{ID: "n2", ShardsHeld: []uint64{1, 2}, ShardsLed: []uint64{1}},
+		{ID: "n3", ShardsHeld: []uint64{2, 3}},
+	}}
+	require.Equal(t, []shardRow{
+		{ID: 1, Replicas: []string{"n1", "n2"}, Leaders: []string{"n2"}, HeldHere: true},
+		{ID: 2, Replicas: []string{"n2", "n3"}},
+		{ID: 3, Replicas: []string{"n1", "n3"}, Leaders: []string{"n1"}, HeldHere: true, LedHere: true},
+	}, shardRows(info))
+}
