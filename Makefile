@@ -99,3 +99,10 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+
+# The operations page (package graftui) on http://127.0.0.1:8090/ over one
+# embedded member that keeps starting workflows (some fail, some are slow
+# or blocked for a while); data under ./data/uidemo; Ctrl-C stops it.
+.PHONY: ui-demo
+ui-demo:
+	$(GO) run ./examples/uidemo
