@@ -50,10 +50,16 @@ type cli struct {
 // code.
 func (c *cli) run(args ...string) (string, string, int) {
 	c.t.Helper()
+	return c.runEnv(nil, args...)
+}
+
+// runEnv is run with env added to the environment.
+func (c *cli) runEnv(env []string, args ...string) (string, string, int) {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, append(append([]string{"--timeout", "20s"}, c.args...), args...)...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

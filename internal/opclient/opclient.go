@@ -194,7 +194,7 @@ type watchedConn struct {
 func (w *watchedConn) Read(p []byte) (int, error) {
 	n, err := w.Conn.Read(p)
 	w.once.Do(func() {
-		if err != nil && n == 0 {
+		if err != nil && n == 0 && !errors.Is(err, net.ErrClosed) { // not the client's own close
 			w.c.setConnErr(err)
 		}
 	})
