@@ -244,6 +244,7 @@ func listIDs(out listOutput) []string {
 type listOutput struct {
 	Workflows     []operator.Summary `json:"workflows"`
 	NextPageToken string             `json:"next_page_token"`
+	StartedAfter  time.Time          `json:"started_after"`
 	Counts        *operator.Counts   `json:"counts"`
 }
 
@@ -339,6 +340,22 @@ func TestCLIAgainstALoneMember(t *testing.T) {
 		out = c.ok("workflows", "list", "--limit", "1")
 		require.Contains(t, out, "more: --page ")
 		require.Contains(t, out, "total 4: running 1, completed 2, failed 1")
+
+		// --since pages on with the absolute bound it stood for.
+		var s1, s2 listOutput
+		c.okJSON(&s1, "workflows", "list", "--since", "1h", "--limit", "2")
+		require.Len(t, s1.Workflows, 2)
+		require.False(t, s1.StartedAfter.IsZero())
+		c.okJSON(&s2, "workflows", "list", "--after", s1.StartedAfter.Format(time.RFC3339Nano), "--limit", "2", "--page", s1.NextPageToken)
+		require.Len(t, s2.Workflows, 2)
+		require.ElementsMatch(t, []string{"ok-1", "ok-2", "fail-1", "held-1"}, append(listIDs(s1), listIDs(s2)...))
+		out = c.ok("workflows", "list", "--since", "1h", "--limit", "1")
+		require.Regexp(t, `more: --page \S+ --after 20\d\d-`, out)
+		var future listOutput
+		c.okJSON(&future, "workflows", "list", "--before", "2000-01-01T00:00:00Z")
+		require.Empty(t, future.Workflows)
+		require.Contains(t, c.fails("workflows", "list", "--since", "1h", "--after", "2026-01-01T00:00:00Z"), "give one")
+		require.Contains(t, c.fails("workflows", "list", "--after", "yesterday"), `--after "yesterday" is not an RFC 3339 time`)
 
 		require.Contains(t, c.fails("workflows", "list", "--status", "weird"), `--status "weird" is not one of`)
 		require.Contains(t, c.fails("workflows", "list", "--meta", "novalue"), `--meta "novalue" is not key=value`)

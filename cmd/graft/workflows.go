@@ -29,10 +29,13 @@ func (a *app) workflowsCmd() *cobra.Command {
 	return cmd
 }
 
-// listOutput is what graft workflows list --json prints.
+// listOutput is what graft workflows list --json prints. StartedAfter is
+// the absolute bound --since stood for: the next page needs it as --after
+// (a page token holds for the filters it was made with).
 type listOutput struct {
 	Workflows     []operator.Summary `json:"workflows"`
 	NextPageToken string             `json:"next_page_token,omitempty"`
+	StartedAfter  time.Time          `json:"started_after,omitzero"`
 	Counts        *operator.Counts   `json:"counts"`
 }
 
@@ -40,6 +43,7 @@ type listOutput struct {
 func (a *app) listCmd() *cobra.Command {
 	var (
 		status, node, page string
+		after, before      string
 		meta               []string
 		since              time.Duration
 		limit              int
@@ -49,12 +53,13 @@ func (a *app) listCmd() *cobra.Command {
 		Short: "List workflows, newest first, with counts by status",
 		Example: `  graft workflows list --status failed --since 1h
   graft workflows list --meta tenant=acme --node Charge --limit 20
-  graft workflows list --page TOKEN   # the next page, with the same filters`,
+  graft workflows list --page TOKEN   # the next page, with the same filters
+  graft workflows list --after 2026-12-01T00:00:00Z --before 2026-12-02T00:00:00Z`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := operator.Filter{Status: status, Node: node}
-			if status != "" && !slices.Contains(operator.Statuses, status) {
-				return fmt.Errorf("--status %q is not one of %s", status, strings.Join(operator.Statuses, ", "))
+			if status != "" && !slices.Contains(operator.Statuses(), status) {
+				return fmt.Errorf("--status %q is not one of %s", status, strings.Join(operator.Statuses(), ", "))
 			}
 			for _, kv := range meta {
 				k, v, ok := strings.Cut(kv, "=")
@@ -69,8 +74,18 @@ func (a *app) listCmd() *cobra.Command {
 			if since < 0 {
 				return fmt.Errorf("--since %s is negative", since)
 			}
+			if since > 0 && after != "" {
+				return fmt.Errorf("--since and --after both bound the start time: give one")
+			}
 			if since > 0 {
 				f.StartedAfter = time.Now().Add(-since)
+			}
+			var err error
+			if f.StartedAfter, err = parseTime("--after", after, f.StartedAfter); err != nil {
+				return err
+			}
+			if f.StartedBefore, err = parseTime("--before", before, time.Time{}); err != nil {
+				return err
 			}
 			if limit < 0 || limit > operator.MaxListLimit {
 				return fmt.Errorf("--limit %d is not between 0 (the member's default) and %d", limit, operator.MaxListLimit)
@@ -85,7 +100,7 @@ func (a *app) listCmd() *cobra.Command {
 					return err
 				}
 				if a.json {
-					return printJSON(a.out, listOutput{Workflows: ans.Workflows, NextPageToken: ans.NextPageToken, Counts: counts})
+					return printJSON(a.out, listOutput{Workflows: ans.Workflows, NextPageToken: ans.NextPageToken, StartedAfter: f.StartedAfter, Counts: counts})
 				}
 				t := newTable(a.out, "ID", "STATUS", "STARTED", "UPDATED", "STEPS", "PENDING", "EXECUTING", "FAILED NODE", "LAST ERROR", "METADATA")
 				for _, w := range ans.Workflows {
@@ -96,27 +111,45 @@ func (a *app) listCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(a.out, "\n%s\n", countLine(counts))
-				if ans.NextPageToken != "" {
-					fmt.Fprintf(a.out, "more: --page %s\n", ans.NextPageToken)
+				switch {
+				case ans.NextPageToken == "":
+				case since > 0:
+					fmt.Fprintf(a.out, "more: --page %s --after %s (with the same other filters)\n", ans.NextPageToken, f.StartedAfter.UTC().Format(time.RFC3339Nano))
+				default:
+					fmt.Fprintf(a.out, "more: --page %s (with the same filters)\n", ans.NextPageToken)
 				}
 				return nil
 			})
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&status, "status", "", "only workflows in this status: "+strings.Join(operator.Statuses, ", "))
+	fl.StringVar(&status, "status", "", "only workflows in this status: "+strings.Join(operator.Statuses(), ", "))
 	fl.StringArrayVar(&meta, "meta", nil, "only workflows with this metadata pair, key=value (repeatable; all must match)")
 	fl.StringVar(&node, "node", "", "only workflows waiting on or failed in this node")
 	fl.DurationVar(&since, "since", 0, "only workflows started within this long (e.g. 1h, 30m)")
+	fl.StringVar(&after, "after", "", "only workflows started after this time, RFC 3339 (exclusive)")
+	fl.StringVar(&before, "before", "", "only workflows started before this time, RFC 3339 (exclusive)")
 	fl.IntVar(&limit, "limit", 0, "most workflows in the page (0: the member's default, 100)")
 	fl.StringVar(&page, "page", "", "continue a listing: the page token the previous page printed")
 	return cmd
 }
 
+// parseTime parses the RFC 3339 time of flag; empty gives def.
+func parseTime(flag, value string, def time.Time) (time.Time, error) {
+	if value == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %q is not an RFC 3339 time such as 2026-12-01T15:04:05Z", flag, value)
+	}
+	return t, nil
+}
+
 // countLine summarises counts: "total 4: completed 3, failed 1".
 func countLine(c *operator.Counts) string {
 	var parts []string
-	for _, s := range operator.Statuses {
+	for _, s := range operator.Statuses() {
 		if n := c.ByStatus[s]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", s, n))
 		}
@@ -221,8 +254,13 @@ type controlOutput struct {
 	Status string `json:"status"`
 }
 
-// past is the past tense of each control verb.
-var past = map[string]string{"pause": "paused", "resume": "resumed", "stop": "stopped"}
+// past is the past tense of a control verb.
+func past(verb string) string {
+	if verb == "stop" {
+		return "stopped"
+	}
+	return verb + "d"
+}
 
 // controlCmd is graft workflows pause, resume or stop.
 func (a *app) controlCmd(verb, short string, do func(*opclient.Client, context.Context, string) error) *cobra.Command {
@@ -243,7 +281,7 @@ func (a *app) controlCmd(verb, short string, do func(*opclient.Client, context.C
 				if a.json {
 					return printJSON(a.out, controlOutput{ID: id, Action: verb, Status: w.Status})
 				}
-				fmt.Fprintf(a.out, "workflow %s %s; status now %s\n", id, past[verb], w.Status)
+				fmt.Fprintf(a.out, "workflow %s %s; status now %s\n", id, past(verb), w.Status)
 				return nil
 			})
 		},

@@ -33,8 +33,11 @@ const (
 	MaxParamsBytes = 4 << 10
 )
 
-// Statuses are the statuses a Filter may select.
-var Statuses = []string{"running", "paused", "blocked", "completed", "failed", "stopped"}
+// statuses are the statuses a Filter may select.
+var statuses = [...]string{"running", "paused", "blocked", "completed", "failed", "stopped"}
+
+// Statuses returns the statuses a Filter may select, in lifecycle order.
+func Statuses() []string { return slices.Clone(statuses[:]) }
 
 // Method is one operator method: how a member decodes its request, and
 // serves a decoded request with a Service.
@@ -202,8 +205,8 @@ func DecodeCount(payload []byte) (Filter, error) {
 
 // check checks a filter's bounds.
 func (f *Filter) check() error {
-	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
-		return fmt.Errorf("status %.40q is not one of %v", f.Status, Statuses)
+	if f.Status != "" && !slices.Contains(statuses[:], f.Status) {
+		return fmt.Errorf("status %.40q is not one of %v", f.Status, statuses)
 	}
 	if len(f.Metadata) > MaxMetadataPairs {
 		return fmt.Errorf("the metadata filter has %d pairs, over the limit of %d", len(f.Metadata), MaxMetadataPairs)
