@@ -225,7 +225,9 @@ type Network interface {
 // one, its subject common name, must equal Config.NodeID, and a peer is
 // known by the ID its certificate names. The files are read again when they
 // change (checked at most once a second on new connections), so
-// certificates rotate without a restart.
+// certificates rotate without a restart. The member RPC also admits
+// operators' certificates (URI SAN graft-operator://NAME) for the operator
+// methods only; see OperatorConfig.
 type TLSConfig struct {
 	// CAFile is the PEM file of the cluster CA certificate(s) that every
 	// member's certificate must chain to.

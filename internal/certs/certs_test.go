@@ -233,5 +233,7 @@ func TestOperatorCertificates(t *testing.T) {
 	ca, err := LoadAuthority(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
 	require.NoError(t, err)
 	_, _, err = ca.IssueOperator("", time.Now(), time.Now().Add(time.Hour))
-	require.ErrorContains(t, err, "needs a name")
+	require.ErrorContains(t, err, "must be 1 to 128 bytes")
+	_, _, err = ca.IssueOperator("a/b", time.Now(), time.Now().Add(time.Hour))
+	require.ErrorContains(t, err, `operator name "a/b"`)
 }

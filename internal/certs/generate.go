@@ -93,8 +93,8 @@ func (a *Authority) Issue(nodeID string, hosts []string, notBefore, notAfter tim
 // PEM-encoded. The certificate calls a member's operator methods and never
 // passes as a member's.
 func (a *Authority) IssueOperator(name string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
-	if name == "" {
-		return nil, nil, fmt.Errorf("an operator certificate needs a name")
+	if !validOperatorName(name) {
+		return nil, nil, fmt.Errorf("operator name %.40q must be 1 to 128 bytes of letters, digits, '.', '_' and '-'", name)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -118,6 +118,20 @@ func (a *Authority) IssueOperator(name string, notBefore, notAfter time.Time) (c
 		return nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
+}
+
+// validOperatorName reports whether name can name an operator (the host
+// of a URI): 1 to 128 bytes of letters, digits, '.', '_' and '-'.
+func validOperatorName(name string) bool {
+	if name == "" || len(name) > 128 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // GenerateOperator writes a certificate for operator name, signed by the
