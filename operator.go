@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/eleven-am/graft/internal/operator"
@@ -35,14 +36,17 @@ func (s operatorService) Members(context.Context) (*operator.MembersAnswer, erro
 }
 
 // Shards describes every shard: its leader and replicas from the members'
-// entries in the cluster state, and this member's replica
-// (ReplicaStates).
+// entries in the cluster state, and this member's replica as its storage
+// knows it (no state is read: ReplicaStates would hash every shard).
 func (s operatorService) Shards(context.Context) (*operator.ShardsAnswer, error) {
 	if err := s.m.member.Running(); err != nil {
 		return nil, err
 	}
 	info := s.m.GetClusterInfo()
-	local := s.m.ReplicaStates()
+	h, err := s.m.member.Storage()
+	if err != nil {
+		return nil, err
+	}
 	out := &operator.ShardsAnswer{NodeID: info.NodeID, Shards: make([]operator.Shard, 0, info.Shards)}
 	for id := uint64(1); id <= uint64(info.Shards); id++ {
 		sh := operator.Shard{ID: id}
@@ -54,8 +58,15 @@ func (s operatorService) Shards(context.Context) (*operator.ShardsAnswer, error)
 				sh.Replicas = append(sh.Replicas, mi.ID)
 			}
 		}
-		if r, ok := local[id]; ok {
-			sh.Local = &operator.Replica{Replica: r.Replica, Applied: r.Applied, Leader: r.Leader, Members: r.Members}
+		if rid, ok := h.ReplicaID(id); ok {
+			r := &operator.Replica{Replica: rid, Leader: h.IsLeader(id)}
+			if _, term, ok := h.Leader(id); ok {
+				r.Term = term
+			}
+			if mem, ok := h.AppliedMembership(id); ok {
+				r.Members = slices.Sorted(maps.Keys(mem))
+			}
+			sh.Local = r
 			if r.Leader {
 				sh.Leader = info.NodeID // fresher than this member's published entry
 			}

@@ -61,18 +61,18 @@ func (a *app) shardsCmd() *cobra.Command {
 					return printJSON(a.out, ans)
 				}
 				fmt.Fprintf(a.out, "answered by %s (LOCAL is its replica)\n\n", ans.NodeID)
-				t := newTable(a.out, "SHARD", "LEADER", "REPLICAS", "LOCAL", "APPLIED", "VOTERS")
+				t := newTable(a.out, "SHARD", "LEADER", "REPLICAS", "LOCAL", "TERM", "VOTERS")
 				for _, s := range ans.Shards {
-					local, applied, voters := "", "", ""
+					local, term, voters := "", "", ""
 					if r := s.Local; r != nil {
 						local = "replica " + strconv.FormatUint(r.Replica, 10)
 						if r.Leader {
 							local += " (leader)"
 						}
-						applied = strconv.FormatUint(r.Applied, 10)
+						term = strconv.FormatUint(r.Term, 10)
 						voters = ids(r.Members)
 					}
-					t.row(strconv.FormatUint(s.ID, 10), s.Leader, strings.Join(s.Replicas, ","), local, applied, voters)
+					t.row(strconv.FormatUint(s.ID, 10), s.Leader, strings.Join(s.Replicas, ","), local, term, voters)
 				}
 				return t.flush()
 			})

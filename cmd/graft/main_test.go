@@ -288,7 +288,8 @@ func TestCLIAgainstALoneMember(t *testing.T) {
 			require.Equal(t, "n1", s.Leader)
 			require.NotNil(t, s.Local)
 			require.True(t, s.Local.Leader)
-			require.Positive(t, s.Local.Applied)
+			require.Positive(t, s.Local.Term)
+			require.Equal(t, []uint64{1}, s.Local.Members)
 		}
 	})
 

@@ -148,10 +148,12 @@ type Shard struct {
 	Local *Replica `json:"local,omitempty"`
 }
 
-// Replica is a member's replica of a shard (graft.ReplicaState).
+// Replica is a member's replica of a shard: its replica ID, the Raft term
+// of the leader it knows, whether it leads, and the voting replica IDs it
+// has applied.
 type Replica struct {
 	Replica uint64   `json:"replica"`
-	Applied uint64   `json:"applied"`
+	Term    uint64   `json:"term"`
 	Leader  bool     `json:"leader"`
 	Members []uint64 `json:"members,omitempty"`
 }
