@@ -199,7 +199,9 @@ func startMember(t *testing.T, tweak func(*graft.Config)) *bundle {
 	require.NoError(t, b.m.Start(ctx, port))
 	t.Cleanup(func() { require.NoError(t, b.m.Stop()) })
 	t.Cleanup(func() { close(b.release) }) // runs first: Hold ends before Stop
-	b.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	host, _, err := net.SplitHostPort(cfg.BindAddr)
+	require.NoError(t, err)
+	b.addr = net.JoinHostPort(host, strconv.Itoa(port)) // a lone member listens on BindAddr's host
 	return b
 }
 
@@ -438,4 +440,39 @@ func TestCLIAgainstALoneMember(t *testing.T) {
 		require.NoError(t, err)
 		require.Contains(t, string(out), `"node_id": "n1"`)
 	})
+}
+
+// hostIP returns a non-loopback IPv4 address of this host, or skips the
+// test.
+func hostIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	require.NoError(t, err)
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	t.Skip("this host has no non-loopback IPv4 address")
+	return ""
+}
+
+// Without TLS, a caller that is neither on loopback, nor in
+// Operators.Networks, nor a member is refused; listing its network admits
+// it.
+func TestCLIRefusesAStrangerWithoutTLS(t *testing.T) {
+	bin := buildCLI(t)
+	ip := hostIP(t)
+	bind := func(c *graft.Config) { c.BindAddr = net.JoinHostPort(ip, strconv.Itoa(freePort(t))) }
+	closed := startMember(t, bind)
+	c := &cli{t: t, bin: bin, args: []string{"--addr", closed.addr}}
+	errOut := c.fails("members")
+	require.Contains(t, errOut, "refused the call: member n1 refuses an operator call from "+ip+": not loopback, not in Operators.Networks and not a member of this cluster")
+
+	open := startMember(t, func(c *graft.Config) {
+		bind(c)
+		c.Operators.Networks = []string{ip + "/32"}
+	})
+	c = &cli{t: t, bin: bin, args: []string{"--addr", open.addr}}
+	require.Contains(t, c.ok("members"), "answered by n1")
 }
