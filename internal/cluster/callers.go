@@ -20,6 +20,8 @@ import (
 // Raft or RPC address), and destructive requests are checked against the
 // shard's committed state besides (see ServeDrop). Without TLS this is
 // all a member can check; with it, the caller's certificate names it.
+// (The operator methods have their own guard, internal/operator, which
+// admits the members IsMemberAddr finds besides operators.)
 
 // CheckCaller refuses a call from anyone but a member of this cluster (or
 // of one not in any cluster yet: a joiner): with TLS, the member its
