@@ -285,7 +285,7 @@ func (c *Client) failure(err error, id string) error {
 	case cause == nil:
 		cause = err
 	case c.tls:
-		cause = fmt.Errorf("%w (the member must trust the CA of --cert, and --cert must name an operator, URI SAN graft-operator://NAME, or a member)", cause)
+		cause = fmt.Errorf("%w (the member must run TLS and trust the CA of --cert, and --cert must name an operator, URI SAN graft-operator://NAME, or a member)", cause)
 	default:
 		cause = fmt.Errorf("%w (if the member runs TLS, give --ca, --cert and --key)", cause)
 	}
