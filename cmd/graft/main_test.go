@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/eleven-am/graft"
+	"github.com/eleven-am/graft/internal/certs"
 	"github.com/eleven-am/graft/internal/operator"
 	"github.com/eleven-am/graft/internal/testlog"
 	"github.com/stretchr/testify/require"
@@ -431,6 +432,16 @@ func TestCLIAgainstALoneMember(t *testing.T) {
 		require.Contains(t, errOut, "graft: cannot reach member at "+gone+": ")
 		require.Contains(t, errOut, "connection refused")
 		require.Contains(t, (&cli{t: t, bin: bin, args: []string{"--addr", "nohostport"}}).fails("members"), `member address "nohostport" is not host:port`)
+		// TLS against a member without it.
+		dir := t.TempDir()
+		_, err := certs.Generate(dir, []string{"n1"}, nil, time.Hour)
+		require.NoError(t, err)
+		op, err := certs.GenerateOperator(dir, "ops", time.Hour)
+		require.NoError(t, err)
+		withTLS := &cli{t: t, bin: bin, args: []string{"--addr", b.addr, "--ca", op.CA, "--cert", op.Cert, "--key", op.Key}}
+		require.Contains(t, withTLS.fails("members"), "cannot reach member at "+b.addr+": TLS handshake: ")
+		missing := &cli{t: t, bin: bin, args: []string{"--addr", b.addr, "--ca", filepath.Join(dir, "nope.pem"), "--cert", op.Cert, "--key", op.Key}}
+		require.Contains(t, missing.fails("members"), "reading the CA file")
 	})
 
 	t.Run("environment", func(t *testing.T) {
