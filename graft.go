@@ -78,8 +78,8 @@ func (m *Manager) ListNodes() []string { return m.member.Registry().Names() }
 // executor, and returns once StartWorkflow can succeed. grpcPort is the port
 // of the member RPC used between members and by operators (the graft
 // command; see OperatorConfig). A lone member listens on it for operators
-// only, and not at all when it is 0. Workflows stored by an earlier run continue where they
-// were. ctx bounds the start-up.
+// only, and not at all when it is 0. Workflows stored by an earlier run
+// continue where they were. ctx bounds the start-up.
 func (m *Manager) Start(ctx context.Context, grpcPort int) error {
 	return m.member.Start(ctx, grpcPort)
 }
