@@ -13,7 +13,8 @@ demo:
 cluster-demo: $(if $(TLS),certs)
 	$(GO) run ./examples/cluster $(if $(TLS),-tls certs)
 
-# A development CA and certificates for n1, n2 and n3 in ./certs.
+# A development CA, certificates for n1, n2 and n3, and an operator
+# certificate for the graft command (operator.crt, operator.key) in ./certs.
 certs:
 	$(GO) run ./internal/cmd/graftcerts -out certs -members n1,n2,n3
 

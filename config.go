@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strconv"
@@ -57,6 +58,11 @@ type Config struct {
 	// member RPC links with mutual TLS. Zero means none (a trusted network
 	// only; see the README's Security section).
 	TLS TLSConfig
+	// Operators says who may call the operator methods of the member RPC
+	// (the graft command); see OperatorConfig. Zero admits, without TLS,
+	// loopback and members; with TLS, any operator certificate from the
+	// cluster CA (under the strict policy: none).
+	Operators OperatorConfig
 	// Engine tunes workflow execution.
 	Engine EngineConfig
 	// Expert holds rarely tuned storage knobs.
@@ -177,6 +183,16 @@ func (c *Config) Validate() error {
 			add("TLS needs Cluster.Key too: it encrypts gossip, which TLS does not cover")
 		}
 	}
+	for i, name := range c.Operators.Names {
+		if !validOperatorName(name) {
+			add("Operators.Names[%d] %.40q must be 1 to %d bytes of letters, digits, '.', '_' and '-'", i, name, maxOperatorNameLen)
+		}
+	}
+	for i, n := range c.Operators.Networks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			add("Operators.Networks[%d] %.60q is not a CIDR prefix such as 10.0.0.0/8: %v", i, n, err)
+		}
+	}
 	if c.Cluster.ShardCount < 0 || c.Cluster.ShardCount > 4096 {
 		add("Cluster.ShardCount (%d) must be between 0 (default) and 4096", c.Cluster.ShardCount)
 	}
@@ -223,6 +239,36 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	return nil
+}
+
+// maxOperatorNameLen bounds an operator's name (OperatorConfig.Names).
+const maxOperatorNameLen = 128
+
+// validOperatorName reports whether name can name an operator: 1 to
+// maxOperatorNameLen bytes of letters, digits, '.', '_' and '-' (it is the
+// host of a URI).
+func validOperatorName(name string) bool {
+	if name == "" || len(name) > maxOperatorNameLen {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// operatorNetworks returns the valid prefixes of Operators.Networks
+// (Validate reports the others), masked.
+func (c *Config) operatorNetworks() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range c.Operators.Networks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // enabled reports whether TLS is configured at all.
@@ -273,7 +319,8 @@ func (c *Config) resolve() member.Config {
 			ReplicationFactor: c.Cluster.ReplicationFactor, GossipPort: cmp.Or(c.Cluster.GossipPort, raftPort+1),
 			ShardCount: uint64(max(c.Cluster.ShardCount, 0)), DefaultShardCount: DefaultShardCount,
 		},
-		TLS: member.TLSConfig{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, RevokedSerials: c.TLS.RevokedSerials},
+		TLS:       member.TLSConfig{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, RevokedSerials: c.TLS.RevokedSerials},
+		Operators: member.OperatorConfig{Names: slices.Clone(c.Operators.Names), Networks: c.operatorNetworks()},
 		Engine: engine.Config{
 			WorkerCount: e.WorkerCount, ClaimAhead: e.QueueBufferSize, MaxRetries: retries, RetryDelay: e.RetryDelay,
 			MaxRetryDelay: e.MaxRetryDelay, StepTimeout: e.StepTimeout, BlockedTimeout: e.BlockedTimeout,

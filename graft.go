@@ -45,7 +45,9 @@ func NewWithConfig(cfg *Config) *Manager {
 	}
 	c = c.withDefaults()
 	m := &Manager{cfg: c}
-	m.member = member.New(c.resolve(), &m.subs)
+	rc := c.resolve()
+	rc.Operator = operatorService{m}
+	m.member = member.New(rc, &m.subs)
 	return m
 }
 
@@ -74,9 +76,10 @@ func (m *Manager) ListNodes() []string { return m.member.Registry().Names() }
 
 // Start opens the member's storage under DataDir, starts its shards and its
 // executor, and returns once StartWorkflow can succeed. grpcPort is the port
-// of the member RPC used between members (validated; a lone member does not
-// listen on it). Workflows stored by an earlier run continue where they
-// were. ctx bounds the start-up.
+// of the member RPC used between members and by operators (the graft
+// command; see OperatorConfig). A lone member listens on it for operators
+// only, and not at all when it is 0. Workflows stored by an earlier run
+// continue where they were. ctx bounds the start-up.
 func (m *Manager) Start(ctx context.Context, grpcPort int) error {
 	return m.member.Start(ctx, grpcPort)
 }

@@ -231,7 +231,9 @@ type Network interface {
 // one, its subject common name, must equal Config.NodeID, and a peer is
 // known by the ID its certificate names. The files are read again when they
 // change (checked at most once a second on new connections), so
-// certificates rotate without a restart.
+// certificates rotate without a restart. The member RPC also admits
+// operators' certificates (URI SAN graft-operator://NAME) for the operator
+// methods only; see OperatorConfig.
 type TLSConfig struct {
 	// CAFile is the PEM file of the cluster CA certificate(s) that every
 	// member's certificate must chain to.
@@ -243,6 +245,34 @@ type TLSConfig struct {
 	// RevokedSerials lists certificate serial numbers (hexadecimal; colons
 	// and case ignored) refused even when their chain is valid.
 	RevokedSerials []string
+}
+
+// OperatorConfig says who may call a member's operator methods: the member
+// RPC methods the graft command calls (members, shards, list, count and
+// show workflows, pause, resume and stop them, broadcast and query dev
+// commands). Every member serves them on its member RPC port; a lone
+// member opens that port for them alone when Start is given a grpcPort
+// above 0 (port 0: no port, as before).
+//
+// With TLS, a caller presents a certificate from the cluster CA (the
+// handshake checks its chain, validity period and RevokedSerials) that
+// names an operator, URI SAN graft-operator://NAME, or a member. Under the
+// strict policy NAME must be listed in Names, and a member's node ID in
+// Cluster.AllowedNodes. An operator's certificate never passes as a
+// member's: member methods refuse it. Without TLS, callers from loopback,
+// from Networks, and from an address a member of the cluster advertises
+// are admitted. Everyone else is refused with an error saying why, logged
+// once per caller.
+type OperatorConfig struct {
+	// Names lists the operators (the NAME of their certificates' URI SAN
+	// graft-operator://NAME) admitted under the strict policy; other
+	// policies admit any operator certificate from the cluster CA. Each
+	// name is 1 to 128 bytes of letters, digits, '.', '_' and '-'.
+	Names []string
+	// Networks lists CIDR prefixes ("10.0.0.0/8", "fd00::/8") whose
+	// callers are admitted without TLS, besides loopback and the cluster's
+	// members. Ignored with TLS (certificates decide). Empty means none.
+	Networks []string
 }
 
 // NoDiskCheck as Expert.MinFreeDiskBytes disables the free-space check.

@@ -7,7 +7,10 @@
 //
 // A member's node ID is bound to its certificate: the URI SAN
 // "graft://NODE-ID" if the certificate has one, otherwise its subject
-// common name.
+// common name. An operator (a person or tool calling the member RPC's
+// operator methods, such as the graft command) is named by the URI SAN
+// "graft-operator://NAME"; a certificate with one never names a node,
+// whatever its common name.
 package certs
 
 import (
@@ -25,6 +28,10 @@ import (
 // URIScheme is the scheme of the URI SAN that names a member: graft://NODE-ID.
 const URIScheme = "graft"
 
+// OperatorScheme is the scheme of the URI SAN that names an operator:
+// graft-operator://NAME.
+const OperatorScheme = "graft-operator"
+
 // reloadEvery bounds how often the files are checked for changes.
 const reloadEvery = time.Second
 
@@ -37,7 +44,8 @@ type Files struct {
 }
 
 // Check decides whether a peer's certificate is accepted once its chain is
-// valid: id is the node ID the certificate names. A non-nil error refuses
+// valid: id is the node ID the certificate names, or "" for an operator's
+// certificate (OperatorName names the operator). A non-nil error refuses
 // the peer and says why.
 type Check func(id string, cert *x509.Certificate) error
 
@@ -165,7 +173,11 @@ func (s *Source) current() (*tls.Certificate, *x509.CertPool) {
 
 // NodeID returns the node ID a certificate names: its first URI SAN with
 // scheme graft (graft://NODE-ID), otherwise its subject common name, or "".
+// An operator's certificate (see OperatorName) names no node: "".
 func NodeID(cert *x509.Certificate) string {
+	if OperatorName(cert) != "" {
+		return ""
+	}
 	for _, u := range cert.URIs {
 		if u.Scheme == URIScheme && u.Host != "" {
 			return u.Host
@@ -174,8 +186,20 @@ func NodeID(cert *x509.Certificate) string {
 	return cert.Subject.CommonName
 }
 
+// OperatorName returns the operator a certificate names: the host of its
+// first URI SAN with scheme graft-operator (graft-operator://NAME), or "".
+func OperatorName(cert *x509.Certificate) string {
+	for _, u := range cert.URIs {
+		if u.Scheme == OperatorScheme && u.Host != "" {
+			return u.Host
+		}
+	}
+	return ""
+}
+
 // verify checks a peer's chain against the CA, its validity period, the
-// revocation list and check, and returns the node ID it names.
+// revocation list and check, and returns the node ID it names ("" for an
+// operator's certificate).
 func (s *Source) verify(rawCerts [][]byte, check Check, usage x509.ExtKeyUsage) (string, error) {
 	if len(rawCerts) == 0 {
 		return "", errors.New("the peer sent no certificate")
@@ -203,8 +227,8 @@ func (s *Source) verify(rawCerts [][]byte, check Check, usage x509.ExtKeyUsage) 
 		}
 	}
 	id := NodeID(leaf)
-	if id == "" {
-		return "", errors.New("the peer's certificate names no node")
+	if id == "" && OperatorName(leaf) == "" {
+		return "", errors.New("the peer's certificate names no node and no operator")
 	}
 	if check != nil {
 		if err := check(id, leaf); err != nil {

@@ -185,3 +185,55 @@ func TestCertificatesRotateFromDisk(t *testing.T) {
 	still, _ := n1.current()
 	require.Equal(t, cur.Leaf.SerialNumber, still.Leaf.SerialNumber)
 }
+
+// An operator's certificate names an operator and no node, even when its
+// common name is a node ID; it completes a handshake with a listener
+// whose check admits it, never with one that wants a node.
+func TestOperatorCertificates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	files, err := Generate(dir, []string{"n1"}, nil, time.Hour)
+	require.NoError(t, err)
+	op, err := GenerateOperator(dir, "n1", time.Hour) // posing as member n1
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "operator.crt"), op.Cert)
+	require.Equal(t, filepath.Join(dir, "operator.key"), op.Key)
+	pair, err := tls.LoadX509KeyPair(op.Cert, op.Key)
+	require.NoError(t, err)
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	require.NoError(t, err)
+	require.Equal(t, "n1", leaf.Subject.CommonName)
+	require.Equal(t, "n1", OperatorName(leaf))
+	require.Empty(t, NodeID(leaf), "an operator's certificate names no node")
+
+	_, err = Load(op, nil, nil)
+	require.ErrorContains(t, err, "names no node", "an operator's certificate is no member's identity")
+
+	n1, err := Load(files["n1"], nil, nil)
+	require.NoError(t, err)
+	client := &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{pair}}
+	var saw []string
+	admitOperators := func(id string, c *x509.Certificate) error {
+		saw = append(saw, id+"/"+OperatorName(c))
+		return nil
+	}
+	_, _, serr, _ := handshake(t, n1.ServerConfig(admitOperators), client)
+	require.NoError(t, serr)
+	require.Equal(t, []string{"/n1"}, saw, "the check sees no node ID and the operator's name")
+	nodesOnly := func(id string, _ *x509.Certificate) error {
+		if id == "" {
+			return errors.New("not a member")
+		}
+		return nil
+	}
+	_, _, serr, _ = handshake(t, n1.ServerConfig(nodesOnly), client)
+	require.ErrorContains(t, serr, "not a member")
+
+	// A certificate naming neither is refused before any check.
+	ca, err := LoadAuthority(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
+	require.NoError(t, err)
+	_, _, err = ca.IssueOperator("", time.Now(), time.Now().Add(time.Hour))
+	require.ErrorContains(t, err, "must be 1 to 128 bytes")
+	_, _, err = ca.IssueOperator("a/b", time.Now(), time.Now().Add(time.Hour))
+	require.ErrorContains(t, err, `operator name "a/b"`)
+}

@@ -87,6 +87,73 @@ func (a *Authority) Issue(nodeID string, hosts []string, notBefore, notAfter tim
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
 }
 
+// IssueOperator signs a certificate for operator name (URI SAN
+// graft-operator://name and common name name, usable as a client only),
+// valid from notBefore until notAfter. It returns the certificate and key,
+// PEM-encoded. The certificate calls a member's operator methods and never
+// passes as a member's.
+func (a *Authority) IssueOperator(name string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
+	if !validOperatorName(name) {
+		return nil, nil, fmt.Errorf("operator name %.40q must be 1 to 128 bytes of letters, digits, '.', '_' and '-'", name)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: randomSerial(),
+		Subject:      pkix.Name{CommonName: name},
+		URIs:         []*url.URL{{Scheme: OperatorScheme, Host: name}},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, &key.PublicKey, a.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing the certificate of operator %s: %w", name, err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
+}
+
+// validOperatorName reports whether name can name an operator (the host
+// of a URI): 1 to 128 bytes of letters, digits, '.', '_' and '-'.
+func validOperatorName(name string) bool {
+	if name == "" || len(name) > 128 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// GenerateOperator writes a certificate for operator name, signed by the
+// development CA Generate wrote into dir (ca.pem, ca-key.pem), as
+// operator.crt and operator.key in dir, valid for validity from now. It
+// returns the Files of the operator.
+func GenerateOperator(dir, name string, validity time.Duration) (Files, error) {
+	ca, err := LoadAuthority(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
+	if err != nil {
+		return Files{}, err
+	}
+	now := time.Now()
+	c, k, err := ca.IssueOperator(name, now.Add(-time.Minute), now.Add(validity))
+	if err != nil {
+		return Files{}, err
+	}
+	if err := writeFiles(dir, map[string][]byte{"operator.crt": c, "operator.key": k}); err != nil {
+		return Files{}, err
+	}
+	return Files{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "operator.crt"), Key: filepath.Join(dir, "operator.key")}, nil
+}
+
 // Generate writes a development CA (ca.pem, ca-key.pem) and, for each
 // member, NODE.pem and NODE-key.pem into dir, valid for validity from now,
 // for localhost and 127.0.0.1 plus hosts. It returns the Files of each member.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 
@@ -19,6 +20,8 @@ import (
 // Raft or RPC address), and destructive requests are checked against the
 // shard's committed state besides (see ServeDrop). Without TLS this is
 // all a member can check; with it, the caller's certificate names it.
+// (The operator methods have their own guard, internal/operator, which
+// admits the members IsMemberAddr finds besides operators.)
 
 // CheckCaller refuses a call from anyone but a member of this cluster (or
 // of one not in any cluster yet: a joiner): with TLS, the member its
@@ -42,18 +45,29 @@ func (c *Cluster) CheckCaller(ctx context.Context) error {
 	if ip == nil {
 		return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %q", c.cfg.NodeID, p.Addr)}
 	}
-	if c.isPeer(func(mem gossip.Member) bool {
+	if c.advertises(ip) {
+		return nil
+	}
+	c.refuseCaller(ip.String())
+	return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %s: not a member of this cluster", c.cfg.NodeID, ip)}
+}
+
+// IsMemberAddr reports whether a member of this cluster advertises ip (as
+// its gossip, Raft or RPC address).
+func (c *Cluster) IsMemberAddr(ip netip.Addr) bool {
+	return c.advertises(net.IP(ip.Unmap().AsSlice()))
+}
+
+// advertises reports whether a member of this cluster advertises ip.
+func (c *Cluster) advertises(ip net.IP) bool {
+	return c.isPeer(func(mem gossip.Member) bool {
 		for _, addr := range []string{mem.Address(), mem.Tags[tagRaft], mem.Tags[tagRPC]} {
 			if a := hostIP(addr); a != nil && a.Equal(ip) {
 				return true
 			}
 		}
 		return false
-	}) {
-		return nil
-	}
-	c.refuseCaller(ip.String())
-	return &rpc.CodedError{Code: rpc.CodeInvalid, Err: fmt.Errorf("member %s refuses a call from %s: not a member of this cluster", c.cfg.NodeID, ip)}
+	})
 }
 
 // maxRefusedCallers bounds the addresses refuseCaller remembers; past it,

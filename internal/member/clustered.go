@@ -90,7 +90,7 @@ func (m *Member) rpcConfig() rpc.Config {
 	msg := max(rpc.DefaultMaxMessageBytes, 4*m.cfg.Engine.MaxStateBytes)
 	cfg := rpc.Config{MaxMessageBytes: msg, MaxInflightBytes: max(rpc.DefaultMaxInflightBytes, 16*int64(msg))}
 	if a := m.auth; a != nil {
-		cfg.ServerTLS, cfg.ClientTLS = a.src.ServerConfig(a.check), a.src.ClientConfig(a.check)
+		cfg.ServerTLS, cfg.ClientTLS = a.src.ServerConfig(a.rpcCheck), a.src.ClientConfig(a.check)
 	}
 	return cfg
 }

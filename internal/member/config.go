@@ -2,6 +2,7 @@ package member
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/cockroachdb/pebble/vfs"
@@ -9,6 +10,7 @@ import (
 	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/formation"
+	"github.com/eleven-am/graft/internal/operator"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -35,6 +37,11 @@ type Config struct {
 	Cluster ClusterConfig
 	// TLS, when enabled, authenticates the member's Raft and RPC links.
 	TLS TLSConfig
+	// Operators says who may call the operator methods.
+	Operators OperatorConfig
+	// Operator serves the operator methods of the member RPC; nil means
+	// they are refused as unavailable.
+	Operator operator.Service
 	// Engine holds the engine's tunables; the member fills in its
 	// collaborators (MemberID, Incarnation, Registry, Store, Events,
 	// Logger, Alive, Remote, Clock).
@@ -79,6 +86,14 @@ type TLSConfig struct {
 
 // enabled reports whether TLS is configured at all.
 func (t TLSConfig) enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// OperatorConfig is graft.OperatorConfig resolved.
+type OperatorConfig struct {
+	// Names are the operators admitted under the strict policy.
+	Names []string
+	// Networks admit callers without TLS besides loopback and members.
+	Networks []netip.Prefix
+}
 
 // ExpertConfig is graft.ExpertConfig resolved.
 type ExpertConfig struct {

@@ -12,7 +12,10 @@
 // DataDir/member.json) is kept and spread by internal/statesync, which the
 // member starts after its cluster (or its shards, alone) and stops after
 // its engine; info.go builds ClusterInfo from it, and remote steps go to
-// the least-loaded member that registered their node type.
+// the least-loaded member that registered their node type. The operator
+// methods of the member RPC (internal/operator, operator.go) are served by
+// every member, a lone one on its own port, with Config.Operator, to the
+// callers the operator guard admits.
 //
 // The root package's Manager is its facade: it validates what users hand
 // in, resolves the configuration (Config) and converts answers to the

@@ -24,6 +24,8 @@ import (
 	"github.com/eleven-am/graft/internal/engine"
 	"github.com/eleven-am/graft/internal/errs"
 	"github.com/eleven-am/graft/internal/logkeys"
+	"github.com/eleven-am/graft/internal/operator"
+	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/statesync"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/shards"
@@ -77,6 +79,8 @@ type Member struct {
 	cluster   *cluster.Cluster // nil on a lone member, and before Start (see net)
 	alone     network          // lone{NodeID}, boxed once: net's answer without a cluster
 	auth      *peerAuth        // nil without Config.TLS
+	opGuard   *operator.Guard  // who may call operator methods, from Start on
+	loneRPC   *rpc.Server      // a lone member's RPC port for operators; nil if none
 
 	ready readinessState // what Readiness reports
 	regMu sync.Mutex     // serialises RegisterNode's check of the entry
@@ -183,7 +187,8 @@ func (m *Member) UnregisterNode(name string) error {
 }
 
 // Start opens the member's storage under DataDir, starts its shards, its
-// engine and, in a cluster, its gossip and member RPC on grpcPort, and
+// engine and, in a cluster, its gossip and member RPC on grpcPort (a lone
+// member given a grpcPort above 0 serves the operator methods there), and
 // returns once a workflow can be started (see graft.Manager.Start).
 func (m *Member) Start(ctx context.Context, grpcPort int) error {
 	m.mu.Lock()
@@ -257,6 +262,7 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 	}
 	m.mu.Lock()
 	m.auth = auth
+	m.opGuard = m.newOperatorGuard(auth)
 	m.mu.Unlock()
 	m.mu.Lock()
 	m.nshards = shardCount
@@ -327,6 +333,11 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 	}
 	for s := uint64(1); s <= shardCount; s++ {
 		if err := m.awaitLeader(ctx, s); err != nil {
+			return err
+		}
+	}
+	if grpcPort > 0 {
+		if err := m.serveOperators(grpcPort); err != nil {
 			return err
 		}
 	}
@@ -530,6 +541,9 @@ func (m *Member) Stop(stop func()) error {
 // teardown stops the engine, the storage and the event bus, in that order,
 // keeping the first error.
 func (m *Member) teardown() error {
+	// A lone member's operator port closes first: no call comes in while
+	// the rest stops.
+	m.stopOperators()
 	m.mu.Lock()
 	e, h := m.engine, m.host
 	m.mu.Unlock()

@@ -3,6 +3,7 @@ package member
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/eleven-am/graft/gossip"
 	"github.com/eleven-am/graft/internal/cluster"
@@ -53,6 +54,9 @@ type network interface {
 	// CheckCaller refuses a member RPC call from anyone but a member of
 	// this cluster.
 	CheckCaller(ctx context.Context) error
+	// IsMemberAddr reports whether a member of this cluster advertises
+	// ip.
+	IsMemberAddr(ip netip.Addr) bool
 	// BindRaftPeer accepts Raft traffic from peer only for its own Raft
 	// address.
 	BindRaftPeer(peer, source string) error
@@ -102,6 +106,8 @@ func (lone) Gossip() *gossip.Node { return nil }
 func (l lone) CheckCaller(context.Context) error {
 	return &rpc.CodedError{Code: rpc.CodeUnavailable, Err: fmt.Errorf("member %s has not started its cluster yet", l.id)}
 }
+
+func (lone) IsMemberAddr(netip.Addr) bool { return false }
 
 func (l lone) BindRaftPeer(peer, _ string) error {
 	return fmt.Errorf("member %s has no cluster: it takes no Raft traffic from %q", l.id, peer)

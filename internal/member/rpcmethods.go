@@ -7,6 +7,7 @@ import (
 
 	"github.com/eleven-am/graft/internal/cluster"
 	"github.com/eleven-am/graft/internal/disk"
+	"github.com/eleven-am/graft/internal/operator"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wf"
 	"github.com/eleven-am/graft/internal/wire"
@@ -30,6 +31,17 @@ var rpcMethods = map[string]rpcMethod{
 	wire.MethodMembership: {guarded: true, needs: needLayout, rpcHandler: handle(wire.DecodeMembershipRequest, serveMembership)},
 	wire.MethodAdmit:      {guarded: false, needs: needGossip, rpcHandler: handle(wire.DecodeAdmitRequest, serveAdmit)},
 	wire.MethodState:      {guarded: true, needs: needNothing, rpcHandler: handle(wire.DecodeStateRequest, serveState)},
+
+	operator.MethodMembers:   operatorMethod(operator.MethodMembers),
+	operator.MethodShards:    operatorMethod(operator.MethodShards),
+	operator.MethodList:      operatorMethod(operator.MethodList),
+	operator.MethodCount:     operatorMethod(operator.MethodCount),
+	operator.MethodShow:      operatorMethod(operator.MethodShow),
+	operator.MethodPause:     operatorMethod(operator.MethodPause),
+	operator.MethodResume:    operatorMethod(operator.MethodResume),
+	operator.MethodStop:      operatorMethod(operator.MethodStop),
+	operator.MethodBroadcast: operatorMethod(operator.MethodBroadcast),
+	operator.MethodQuery:     operatorMethod(operator.MethodQuery),
 }
 
 // rpcMethod is one method of the member RPC.
@@ -38,6 +50,10 @@ type rpcMethod struct {
 	// to members of this cluster (network.CheckCaller), once this member started
 	// its cluster. Admission is not: members not in the cluster yet ask it.
 	guarded bool
+	// operator: the method is an operator's (internal/operator), served
+	// by any member, lone ones included, to the callers its operator
+	// guard admits (see operatorGuard).
+	operator bool
 	// needs is what this member must have to serve the method, checked
 	// once the request decoded; without it the call is refused with
 	// CodeUnavailable (the caller may try another member).
@@ -84,12 +100,22 @@ type rpcServing struct {
 	h *shards.Host     // needShard: this member's shards
 }
 
-// handleRPC serves the calls of other members: only members of this
-// cluster may call guarded methods (network.CheckCaller), and every request is
+// handleRPC serves the calls of other members and operators: only members
+// of this cluster may call guarded methods (network.CheckCaller), only the
+// callers the operator guard admits operator methods, and every request is
 // decoded (decodeRPC) before anything else; a call about a shard this
 // member does not host is refused before storage is touched.
 func (m *Member) handleRPC(ctx context.Context, method string, payload []byte) ([]byte, error) {
-	if spec, ok := rpcMethods[method]; !ok || spec.guarded {
+	spec, ok := rpcMethods[method]
+	switch {
+	case ok && spec.operator:
+		if err := m.checkOperator(ctx); err != nil {
+			return nil, err
+		}
+	case !ok || spec.guarded:
+		if err := m.refuseOperatorCert(ctx, method); err != nil {
+			return nil, err
+		}
 		if err := m.net().CheckCaller(ctx); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/eleven-am/graft/internal/operator"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/wire"
 	"github.com/stretchr/testify/require"
@@ -12,7 +13,8 @@ import (
 
 // Every method has a decoder, a handler and fuzz seeds; the methods that
 // need a hosted shard decode to a wire.ShardCall; admission is the only method
-// strangers may call.
+// strangers may call, and the operator methods are those of
+// internal/operator (their own guard decides who calls them).
 func TestRPCMethodTable(t *testing.T) {
 	t.Parallel()
 	seeded := map[string]bool{}
@@ -32,7 +34,8 @@ func TestRPCMethodTable(t *testing.T) {
 		require.NotNil(t, spec.decode, method)
 		require.NotNil(t, spec.serve, method)
 		require.True(t, seeded[method], "no fuzz seed for method %q (rpcSeeds)", method)
-		require.Equal(t, method != wire.MethodAdmit, spec.guarded, method)
+		require.Equal(t, operator.IsMethod(method), spec.operator, method)
+		require.Equal(t, method != wire.MethodAdmit && !spec.operator, spec.guarded, method)
 	}
 }
 
@@ -53,9 +56,12 @@ func TestHandleRPCBeforeTheClusterStarted(t *testing.T) {
 		var ce *rpc.CodedError
 		require.ErrorAs(t, err, &ce, method)
 		require.Equal(t, rpc.CodeUnavailable, ce.Code, method)
-		if method == wire.MethodAdmit {
+		switch {
+		case method == wire.MethodAdmit:
 			require.ErrorContains(t, err, "cannot answer admission yet")
-		} else {
+		case operator.IsMethod(method):
+			require.ErrorContains(t, err, "has not started yet", method)
+		default:
 			require.ErrorContains(t, err, "has not started its cluster yet", method)
 		}
 	}

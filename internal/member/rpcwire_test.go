@@ -13,6 +13,7 @@ import (
 	"github.com/eleven-am/graft/gossip/crdt"
 	"github.com/eleven-am/graft/internal/alloctest"
 	"github.com/eleven-am/graft/internal/errs"
+	"github.com/eleven-am/graft/internal/operator"
 	"github.com/eleven-am/graft/internal/rpc"
 	"github.com/eleven-am/graft/internal/statesync"
 	"github.com/eleven-am/graft/internal/wf"
@@ -62,6 +63,17 @@ func rpcSeeds(t testing.TB) map[string][2][]byte {
 		"membership": {[]byte(wire.MethodMembership), membership},
 		"admit":      {[]byte(wire.MethodAdmit), admit},
 		"state":      {[]byte(wire.MethodState), state},
+
+		"op-members":   {[]byte(operator.MethodMembers), nil},
+		"op-shards":    {[]byte(operator.MethodShards), []byte(`{}`)},
+		"op-list":      {[]byte(operator.MethodList), []byte(`{"status":"failed","metadata":{"tenant":"acme"},"node":"a","started_after":"2026-01-02T03:04:05Z","limit":20,"page_token":"AQID"}`)},
+		"op-count":     {[]byte(operator.MethodCount), []byte(`{"status":"running","started_before":"2026-01-02T03:04:05Z"}`)},
+		"op-show":      {[]byte(operator.MethodShow), []byte(`{"id":"wf-1"}`)},
+		"op-pause":     {[]byte(operator.MethodPause), []byte(`{"id":"wf-1"}`)},
+		"op-resume":    {[]byte(operator.MethodResume), []byte(`{"id":"wf-1"}`)},
+		"op-stop":      {[]byte(operator.MethodStop), []byte(`{"id":"wf-1"}`)},
+		"op-broadcast": {[]byte(operator.MethodBroadcast), []byte(`{"command":"flush","params":{"level":"all"}}`)},
+		"op-query":     {[]byte(operator.MethodQuery), []byte(`{"command":"ping"}`)},
 	}
 }
 

@@ -49,14 +49,28 @@ func (m *Member) loadTLS() (*peerAuth, error) {
 	return a, nil
 }
 
-// check is the certs.Check of every link: the policy's word on a peer
-// whose certificate chains to the cluster CA.
-func (a *peerAuth) check(id string, _ *x509.Certificate) error {
+// check is the certs.Check of every link between members: the policy's
+// word on a peer whose certificate chains to the cluster CA. An operator's
+// certificate is never a member's.
+func (a *peerAuth) check(id string, cert *x509.Certificate) error {
+	if id == "" {
+		return fmt.Errorf("the certificate names operator %q, not a member", certs.OperatorName(cert))
+	}
 	cfg := a.m.cfg.Cluster
 	if cfg.Policy == gossip.Strict && !slices.Contains(cfg.AllowedNodes, id) {
 		return fmt.Errorf("node %q is not in Cluster.AllowedNodes (policy strict)", id)
 	}
 	return nil
+}
+
+// rpcCheck is the certs.Check of the member RPC's listener: members as
+// check admits them, and operators, whom the operator guard admits or
+// refuses call by call (a member method refuses them: they name no member).
+func (a *peerAuth) rpcCheck(id string, cert *x509.Certificate) error {
+	if id == "" {
+		return nil
+	}
+	return a.check(id, cert)
 }
 
 // logRefusal logs a refused peer once per peer and reason.
