@@ -192,7 +192,8 @@ type TLS struct {
 	PeerID func(tls.ConnectionState) string
 	// Bind, if set, is asked about every message batch an accepted
 	// connection delivers: peer is the connection's PeerID and source the
-	// batch's SourceAddress. A non-nil error drops the batch and ends the
-	// connection, so a member speaks only for its own Raft address.
+	// batch's SourceAddress (a NodeHost ID, or a Raft address from members
+	// of earlier versions). A non-nil error drops the batch and ends the
+	// connection, so a member speaks only for itself.
 	Bind func(peer, source string) error
 }

@@ -238,13 +238,19 @@ func (r *nodeRegistry) consistent(shardID, replicaID uint64, src string) (ok boo
 
 // address returns the Raft address target names: target itself for an
 // address, this Host's address for its own ID, the Directory's answer
-// (cached for directoryTTL) for another NodeHost ID.
+// (cached for directoryTTL, an unknown ID too) for another NodeHost ID.
 func (r *nodeRegistry) address(target string) (string, bool) {
 	r.mu.RLock()
 	self := r.self
 	r.mu.RUnlock()
 	if addr, ok := r.cachedAddress(target, self); ok || !IsNodeHostID(target) || r.dir == nil {
 		return addr, ok
+	}
+	r.cacheMu.Lock()
+	c, cached := r.cache[target]
+	r.cacheMu.Unlock()
+	if cached && !c.known && time.Since(c.at) < directoryTTL {
+		return "", false
 	}
 	addr, known := r.dir.RaftAddress(target)
 	known = known && validAddress(addr)

@@ -143,6 +143,24 @@ func TestInboundProbesDoNotTakeMemberDown(t *testing.T) {
 	}{
 		{"forged heartbeat claiming a member on another host", hostile.RaftBatch("10.200.0.1:7000",
 			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1, Commit: 1 << 40}), badFrame},
+		// A NodeHost ID no member has: the transport cannot place it on
+		// any host.
+		{"batch from an unknown NodeHost ID", hostile.RaftBatch(NodeHostIDOf("stranger"),
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1}), badFrame},
+		// n1's own ID (on this host) claiming to be replica 2, which the
+		// shard records at n2: the registry's conflict, refused.
+		{"batch from a known NodeHost ID claiming another member's replica", hostile.RaftBatch(b.n1.target(),
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1}),
+			func(t *testing.T, before, after TransportStats) {
+				require.Equal(t, before.DroppedBatches+1, after.DroppedBatches)
+				require.Equal(t, before.AddressConflicts+1, after.AddressConflicts)
+			}},
+		// The same forgery in n2's name, by its NodeHost ID.
+		{"forged heartbeat from a member's NodeHost ID, committing past the log", hostile.RaftBatch(b.n2.target(),
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1 << 20, Commit: 1 << 40}),
+			func(t *testing.T, before, after TransportStats) {
+				require.Equal(t, before.DroppedMessages+1, after.DroppedMessages)
+			}},
 		{"forged heartbeat from a member's own address, committing past the log", hostile.RaftBatch(b.n2.cfg.RaftAddress,
 			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1 << 20, Commit: 1 << 40}),
 			func(t *testing.T, before, after TransportStats) {

@@ -63,34 +63,33 @@ func targetIndex(members map[string]gossip.Member) map[string]string {
 	return out
 }
 
-// memberByTarget returns the ID of the member of this cluster (alive or
-// failed) that target names, or "".
+// memberByTarget returns the ID of the member of this cluster that target
+// names, or "": from the routing view (at most ViewTTL old), or, before
+// this member has one (it has not joined yet), from gossip's list.
 func (c *Cluster) memberByTarget(target string) string {
+	p, _ := c.lookupTarget(target)
+	return p.ID
+}
+
+// lookupTarget returns the member target names, as memberByTarget.
+func (c *Cluster) lookupTarget(target string) (gossip.Member, bool) {
 	if v, err := c.recentView(); err == nil {
-		if id := v.byTarget[target]; id != "" {
-			return id
-		}
+		p, ok := v.members[v.byTarget[target]]
+		return p, ok
 	}
 	known := map[string]gossip.Member{}
 	for _, p := range c.known() {
 		known[p.ID] = p
 	}
-	return targetIndex(known)[target]
+	p, ok := known[targetIndex(known)[target]]
+	return p, ok
 }
 
 // RaftAddress returns the Raft address of the member whose NodeHost ID is
 // nodeHostID: the shards.Directory of this member's Raft layer.
 func (c *Cluster) RaftAddress(nodeHostID string) (string, bool) {
-	id := c.memberByTarget(nodeHostID)
-	if id == "" {
-		return "", false
-	}
-	for _, p := range c.known() {
-		if p.ID == id && p.Tags[tagRaft] != "" {
-			return p.Tags[tagRaft], true
-		}
-	}
-	return "", false
+	p, ok := c.lookupTarget(nodeHostID)
+	return p.Tags[tagRaft], ok && p.Tags[tagRaft] != ""
 }
 
 // MemberByTarget returns the ID of the member of this cluster that Raft
@@ -106,13 +105,15 @@ func (c *Cluster) isOwnTarget(target string) bool {
 // BindRaftPeer accepts Raft traffic from peer only for a source that names
 // that member: its NodeHost ID or its Raft address as gossip shows them.
 func (c *Cluster) BindRaftPeer(peer, source string) error {
-	if id := c.memberByTarget(source); id == peer {
+	if !c.isPeer(func(p gossip.Member) bool { return p.ID == peer }) {
+		return fmt.Errorf("%q is not a member of this cluster (yet)", peer)
+	}
+	switch id := c.memberByTarget(source); id {
+	case peer:
 		return nil
-	} else if id != "" {
+	case "":
+		return fmt.Errorf("%q is neither member %q's NodeHost ID nor its Raft address", source, peer)
+	default:
 		return fmt.Errorf("%q names member %q, not %q", source, id, peer)
 	}
-	if c.isPeer(func(p gossip.Member) bool { return p.ID == peer }) {
-		return fmt.Errorf("%q is neither member %q's NodeHost ID nor its Raft address", source, peer)
-	}
-	return fmt.Errorf("%q is not a member of this cluster (yet)", peer)
 }

@@ -92,7 +92,7 @@ type Reconciler struct {
 
 	mu           sync.Mutex
 	failedSince  map[string]time.Time     // member ID -> when first seen failed
-	unknownSince map[string]time.Time     // Raft address -> when first seen owned by no member
+	unknownSince map[string]time.Time     // Raft target -> when first seen owned by no member
 	confirmed    map[replicaKey]time.Time // when replicas confirmed they caught up
 	added        map[replicaKey]bool      // replicas added here, not confirmed yet
 }
