@@ -274,16 +274,19 @@ func (r *nodeRegistry) cachedAddress(target, self string) (string, bool) {
 		return "", false
 	case target == self:
 		return r.selfAddr, true
-	case !IsNodeHostID(target):
-		return target, validAddress(target)
 	}
+	// The cache holds only valid IDs: a hit needs no parsing (this runs
+	// for every message sent).
 	r.cacheMu.Lock()
 	c, ok := r.cache[target]
 	r.cacheMu.Unlock()
-	if !ok || time.Since(c.at) >= directoryTTL || !c.known {
+	switch {
+	case ok && c.known && time.Since(c.at) < directoryTTL:
+		return c.addr, true
+	case ok || IsNodeHostID(target):
 		return "", false
 	}
-	return c.addr, true
+	return target, validAddress(target)
 }
 
 // Remove forgets (shardID, replicaID)'s target.
