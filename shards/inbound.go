@@ -49,12 +49,12 @@ func isRemoteType(t pb.MessageType) bool {
 // says otherwise. It is safe for concurrent use.
 //
 // Audit (Dragonboat v4 076c7f6497dc) of the panics a well-formed batch or
-// chunk from a peer at its own address can reach: site, then what keeps
+// chunk from a peer speaking for itself can reach: site, then what keeps
 // traffic from it. "Unreachable" means no message content leads there.
 //
 //	nodehost HandleMessageBatch "to field not set"      checkBatch: To
-//	registry Add "invalid target", "inconsistent target"  not reached: Graft's nodeRegistry replaces
-//	                                                    Dragonboat's registry and never panics
+//	registry Add "invalid target",                      not reached: Graft's nodeRegistry replaces
+//	  "inconsistent target"                             Dragonboat's registry and never panics
 //	Peer.Handle "local message sent to Step"            checkBatch: isRemoteType
 //	raft.Handle "preVote ... not enabled"               unreachable: shards enable PreVote
 //	handleNodeRequestPreVote "m.term < r.term"          checkMessage: needsTerm (Term 0)

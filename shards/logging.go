@@ -85,6 +85,9 @@ func (d *dragonboatLogger) Errorf(format string, args ...any) {
 	d.log(dblogger.ERROR, slog.LevelError, format, args)
 }
 
+// Panicf logs and panics, as Dragonboat expects. (Its node registry's
+// panics on invalid or conflicting targets cannot happen: Graft installs
+// its own registry, see registry.go.)
 func (d *dragonboatLogger) Panicf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	d.log(dblogger.CRITICAL, slog.LevelError, "%s", []any{msg})

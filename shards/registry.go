@@ -171,7 +171,8 @@ func (r *nodeRegistry) learn(shardID, replicaID uint64, src string) (ok bool, re
 
 func (r *nodeRegistry) record(shardID, replicaID uint64, target string, committed bool) (ok bool, recorded, reason string) {
 	if shardID == 0 || replicaID == 0 || !validTarget(target) {
-		return false, "", reasonInvalidTarget
+		cur, _ := r.target(shardID, replicaID)
+		return false, cur, reasonInvalidTarget
 	}
 	key := raftio.NodeInfo{ShardID: shardID, ReplicaID: replicaID}
 	r.mu.RLock()

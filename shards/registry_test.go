@@ -1,9 +1,12 @@
 package shards
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
@@ -270,4 +273,51 @@ func TestInboundFilterMapsNodeHostIDs(t *testing.T) {
 	// versions send it).
 	_, ok = in.filterBatch(validBatch("10.0.0.1:7000", hb))
 	require.True(t, ok)
+}
+
+// lockedBuf is a bytes.Buffer safe for concurrent writes.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A refusal is logged once per shard replica and reason, and counted
+// every time.
+func TestNodeRegistryLogsEachRefusalOnce(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuf
+	stats := &transportStats{}
+	r := newNodeRegistry(slog.New(slog.NewTextHandler(&logs, nil)), stats, nil, "")
+	r.Add(1, 2, "127.0.0.1:7002")
+	for range 3 {
+		r.Add(1, 2, "127.0.0.1:9999") // conflict, replica 2
+		r.Add(1, 3, "not-an-address") // invalid, replica 3
+	}
+	r.Add(1, 2, "bad target") // invalid, replica 2
+	r.Add(2, 2, "127.0.0.1:7002")
+	r.Add(2, 2, "127.0.0.1:9999") // conflict, shard 2
+	require.Equal(t, uint64(8), stats.conflicts.Load())
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Len(t, lines, 4, logs.String())
+	for i, want := range []string{
+		`graft.shard.id=1 graft.replica.id=2 reason="` + reasonConflictTarget,
+		`graft.shard.id=1 graft.replica.id=3 reason="` + reasonInvalidTarget,
+		`graft.shard.id=1 graft.replica.id=2 reason="` + reasonInvalidTarget,
+		`graft.shard.id=2 graft.replica.id=2 reason="` + reasonConflictTarget,
+	} {
+		require.Contains(t, lines[i], want)
+	}
+	require.Contains(t, lines[2], "recorded=127.0.0.1:7002", "the recorded target is named")
 }
