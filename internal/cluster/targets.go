@@ -42,20 +42,31 @@ func aliasesOf(p gossip.Member) []string {
 }
 
 // targetIndex maps every target of members to its member's ID. A target
-// several members claim goes to an alive one first, then the lowest ID
-// (as rebalancing decides); but the NodeHost ID derived from a node ID
-// always names that node, whatever others publish.
+// several members claim goes to the one alive (a member replaced at the
+// same address, or renamed on the same data directory, by the new one);
+// claimed by several alive members, it names none, so that no member can
+// take another's Raft traffic by publishing its NodeHost ID. The NodeHost
+// ID derived from a node ID always names that node, whatever others
+// publish.
 func targetIndex(members map[string]gossip.Member) map[string]string {
 	out := map[string]string{}
+	contested := map[string]bool{}
 	alive := func(id string) bool { return members[id].Status == gossip.StatusAlive }
 	for _, id := range slices.Sorted(maps.Keys(members)) {
 		p := members[id]
 		for _, t := range []string{p.Tags[tagNodeHost], p.Tags[tagRaft]} {
-			if prev, taken := out[t]; t == "" || taken && (alive(prev) || !alive(id)) {
-				continue
+			prev, taken := out[t]
+			switch {
+			case t == "" || prev == id:
+			case !taken, !alive(prev) && alive(id):
+				out[t] = id
+			case alive(prev) && alive(id):
+				contested[t] = true
 			}
-			out[t] = id
 		}
+	}
+	for t := range contested {
+		delete(out, t)
 	}
 	for id := range members {
 		out[shards.NodeHostIDOf(id)] = id

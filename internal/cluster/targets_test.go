@@ -41,17 +41,24 @@ func TestTargetIndex(t *testing.T) {
 	members := map[string]gossip.Member{
 		"n1": member("n1", "10.0.0.1:7000", random, gossip.StatusAlive),
 		"n2": member("n2", "10.0.0.2:7000", shards.NodeHostIDOf("n2"), gossip.StatusAlive),
-		// n0 publishes n1's random ID and n2's derived one, and n3's
-		// address; it is failed.
+		// n0, failed, publishes n1's random ID and n3's address; n9
+		// publishes n2's derived ID.
 		"n0": member("n0", "10.0.0.3:7000", random, gossip.StatusFailed),
 		"n3": member("n3", "10.0.0.3:7000", "", gossip.StatusAlive),
 		"n9": member("n9", "10.0.0.9:7000", shards.NodeHostIDOf("n2"), gossip.StatusAlive),
+		// n5 and n6, both alive, publish the same ID: it names neither.
+		"n5": member("n5", "10.0.0.5:7000", "5e0a9a43-7d1e-4a8e-9b61-3f0c2a9d5e11", gossip.StatusAlive),
+		"n6": member("n6", "10.0.0.6:7000", "5e0a9a43-7d1e-4a8e-9b61-3f0c2a9d5e11", gossip.StatusAlive),
 	}
 	idx := targetIndex(members)
 	require.Equal(t, "n1", idx[random], "an alive claimant wins over a failed one")
+	require.Equal(t, "n9", idx["10.0.0.9:7000"])
 	require.Equal(t, "n1", idx["10.0.0.1:7000"])
 	require.Equal(t, "n1", idx[shards.NodeHostIDOf("n1")])
 	require.Equal(t, "n2", idx[shards.NodeHostIDOf("n2")], "a derived ID names its node whatever others publish")
 	require.Equal(t, "n3", idx["10.0.0.3:7000"])
 	require.Empty(t, idx[shards.NodeHostIDOf("stranger")])
+	_, named := idx["5e0a9a43-7d1e-4a8e-9b61-3f0c2a9d5e11"]
+	require.False(t, named, "an ID two alive members claim names none")
+	require.Equal(t, "n5", idx["10.0.0.5:7000"])
 }
