@@ -33,7 +33,8 @@ const (
 // Config configures a Host. The zero value of every optional field selects
 // its documented default; NewHost never modifies the caller's Config.
 type Config struct {
-	// NodeID is the member name, used only in logs.
+	// NodeID is the member name, used in logs and to derive the NodeHost
+	// ID of a new data directory (NodeHostIDOf). Empty means a random ID.
 	NodeID string
 	// RaftAddress is the host:port Dragonboat listens on and that other
 	// members use to reach this one. Required.
@@ -79,6 +80,12 @@ type Config struct {
 	// TransportFactory replaces Dragonboat's TCP transport, for example with
 	// an in-memory or fault-injecting one. Nil means TCP.
 	TransportFactory config.TransportFactory
+	// Directory maps the NodeHost IDs of other members to their Raft
+	// addresses (see Host.NodeHostID). Nil means only this Host's own ID
+	// is known: enough for shards whose replicas all run here, or whose
+	// memberships name replicas by Raft address (shards created before
+	// NodeHost ID targets).
+	Directory Directory
 	// TLS, if set, secures the TCP transport's connections with mutual TLS
 	// (ignored with a TransportFactory).
 	TLS *TLS
@@ -88,6 +95,11 @@ type Config struct {
 	// are dropped when it falls more than 1024 events behind. It must return
 	// promptly: Close waits for it.
 	OnLeaderChange func(shardID, leaderReplicaID, term uint64)
+	// addressTargets makes the Host run as Graft's earlier versions did:
+	// Dragonboat's own node registry, replicas named by Raft address. Only
+	// this package's tests set it, to create data directories in that
+	// format and restart on them.
+	addressTargets bool
 	// FS is the file system of everything the Host stores: the state
 	// machines' Pebble database and Dragonboat's raft log database and
 	// snapshots (through an adapter to Dragonboat's lni/vfs.FS, which is a
@@ -183,7 +195,8 @@ type TLS struct {
 	PeerID func(tls.ConnectionState) string
 	// Bind, if set, is asked about every message batch an accepted
 	// connection delivers: peer is the connection's PeerID and source the
-	// batch's SourceAddress. A non-nil error drops the batch and ends the
-	// connection, so a member speaks only for its own Raft address.
+	// batch's SourceAddress (a NodeHost ID, or a Raft address from members
+	// of earlier versions). A non-nil error drops the batch and ends the
+	// connection, so a member speaks only for itself.
 	Bind func(peer, source string) error
 }

@@ -119,7 +119,7 @@ func decodeOne(t *testing.T, limits frameLimits, data []byte) {
 }
 
 func decodePayload(t *testing.T, limits frameLimits, method uint16, payload []byte) {
-	reg := newNodeRegistry(discardLogger(), &transportStats{})
+	reg := newNodeRegistry(discardLogger(), &transportStats{}, nil, "")
 	reg.setLocal(1, 1)
 	in := &inbound{log: discardLogger(), reg: reg, stats: reg.stats}
 	if method == methodSnapshot {

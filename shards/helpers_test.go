@@ -161,6 +161,32 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// testDir is the Directory of a test's Hosts: newTestNode records each
+// Host's NodeHost ID in the testDir of its Config.
+type testDir struct {
+	mu    sync.Mutex
+	addrs map[string]string
+}
+
+var _ Directory = (*testDir)(nil)
+
+// RaftAddress returns the Raft address recorded for nodeHostID.
+func (d *testDir) RaftAddress(nodeHostID string) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	addr, ok := d.addrs[nodeHostID]
+	return addr, ok
+}
+
+func (d *testDir) add(nodeHostID, addr string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.addrs == nil {
+		d.addrs = map[string]string{}
+	}
+	d.addrs[nodeHostID] = addr
+}
+
 // testNode is one Host under test with the Logic instances it created.
 type testNode struct {
 	h      *Host
@@ -185,9 +211,15 @@ func newTestNode(t *testing.T, name string, cfg Config) *testNode {
 	h, err := NewHost(cfg)
 	require.NoError(t, err)
 	n.h = h
+	if d, ok := cfg.Directory.(*testDir); ok {
+		d.add(h.NodeHostID(), cfg.RaftAddress)
+	}
 	t.Cleanup(func() { require.NoError(t, h.Close()) })
 	return n
 }
+
+// target is the Raft target of n's replicas.
+func (n *testNode) target() string { return n.h.NodeHostID() }
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -96,11 +97,11 @@ func NewHost(cfg Config) (*Host, error) {
 		events: make(chan raftio.LeaderInfo, leaderEventBuffer),
 		stats:  &transportStats{},
 	}
-	h.reg = newNodeRegistry(log, h.stats)
+	h.reg = newNodeRegistry(log, h.stats, c.Directory, c.RaftAddress)
 	in := &inbound{log: log, reg: h.reg, stats: h.stats, lastIndex: h.lastLogIndex, term: h.raftTerm}
 	transport := c.TransportFactory
 	if transport == nil {
-		transport = &tcpFactory{log: log, limits: newFrameLimits(c.MaxBatchBytes), stats: h.stats, tls: c.TLS}
+		transport = &tcpFactory{log: log, limits: newFrameLimits(c.MaxBatchBytes), stats: h.stats, tls: c.TLS, resolve: h.reg.address}
 	}
 	h.stopCtx, h.cancel = context.WithCancelCause(context.Background())
 	stateDir := filepath.Join(c.DataDir, "state")
@@ -128,10 +129,23 @@ func NewHost(cfg Config) (*Host, error) {
 		RTTMillisecond: c.RTTMillisecond,
 		RaftAddress:    c.RaftAddress,
 		Expert: config.ExpertConfig{
-			LogDB:            c.LogDB,
-			TransportFactory: in.wrap(transport),
-			Engine:           engineConfig(),
+			LogDB:               c.LogDB,
+			TransportFactory:    in.wrap(transport),
+			NodeRegistryFactory: registryFactory{h.reg},
+			Engine:              engineConfig(),
 		},
+	}
+	if c.addressTargets {
+		nhc.Expert.NodeRegistryFactory = nil
+	} else if c.NodeID != "" {
+		// A new data directory gets the NodeHost ID derived from the node
+		// ID; an existing one keeps the ID Dragonboat recorded in it
+		// (NodeHostDir/NODEHOST.ID, dragonboat internal/server
+		// environment.go idFilename and PrepareNodeHostID: asking for
+		// another would fail with ErrNodeHostIDChanged).
+		if _, err := c.FS.Stat(filepath.Join(raftDir, nodeHostIDFile)); errors.Is(err, os.ErrNotExist) {
+			nhc.NodeHostID = NodeHostIDOf(c.NodeID)
+		}
 	}
 	if cfg.FS != nil {
 		nhc.Expert.FS = dragonboatFS(cfg.FS)
@@ -149,9 +163,19 @@ func NewHost(cfg Config) (*Host, error) {
 	}
 	h.nh = nh
 	h.live.Store(nh)
-	log.Info("host started", "raft_address", c.RaftAddress, "data_dir", c.DataDir)
+	log.Info("host started", "raft_address", c.RaftAddress, "nodehost_id", nh.ID(), "data_dir", c.DataDir)
 	return h, nil
 }
+
+// nodeHostIDFile is the file of NodeHostDir in which Dragonboat records
+// the NodeHost's ID.
+const nodeHostIDFile = "NODEHOST.ID"
+
+// NodeHostID returns this Host's NodeHost ID: the Raft target that names
+// its replicas in the memberships of shards it joins or founds, and the
+// SourceAddress of the message batches it sends. Other members must be
+// able to map it to this Host's Raft address (Config.Directory).
+func (h *Host) NodeHostID() string { return h.nh.ID() }
 
 // errNoNodeHost is newNodeHost's error when Dragonboat returned neither a
 // NodeHost nor an error.
@@ -189,7 +213,8 @@ func engineConfig() config.EngineConfig {
 }
 
 // StartShard starts this member's replica of shardID. For a new shard pass
-// the full initialMembers (replicaID -> RaftAddress) and join=false on every
+// the full initialMembers (replicaID -> the member's NodeHost ID, see
+// NodeHostID) and join=false on every
 // initial member; a replica added by a membership change passes join=true
 // and no members. It is restart-safe: when the raft log already holds this
 // replica, initialMembers and join are ignored and the replica restarts from
@@ -215,9 +240,9 @@ func (h *Host) StartShard(shardID, replicaID uint64, initialMembers map[uint64]s
 			return err
 		}
 		members = make(map[uint64]dragonboat.Target, len(initialMembers))
-		for id, addr := range initialMembers {
-			members[id] = addr
-			h.reg.Add(shardID, id, addr)
+		for id, target := range initialMembers {
+			members[id] = target
+			h.reg.Add(shardID, id, target)
 		}
 	}
 	s := &shard{

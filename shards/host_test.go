@@ -19,7 +19,7 @@ import (
 
 func startSingle(t *testing.T, n *testNode, shardID uint64) {
 	t.Helper()
-	require.NoError(t, n.h.StartShard(shardID, 1, map[uint64]string{1: n.cfg.RaftAddress}, false))
+	require.NoError(t, n.h.StartShard(shardID, 1, map[uint64]string{1: n.target()}, false))
 	require.Equal(t, uint64(1), waitLeader(t, n.h, shardID))
 }
 
@@ -140,7 +140,7 @@ func TestReadSeesEachPropose(t *testing.T) {
 	fs := vfs.NewMem()
 	n := newTestNode(t, "n1", Config{FS: fs})
 	// No waiting for a leader: Propose and Read retry until one is elected.
-	require.NoError(t, n.h.StartShard(1, 1, map[uint64]string{1: n.cfg.RaftAddress}, false))
+	require.NoError(t, n.h.StartShard(1, 1, map[uint64]string{1: n.target()}, false))
 	ctx := testCtx(t, 20*time.Second)
 	got, err := n.h.Read(ctx, 1, []byte("n"))
 	require.NoError(t, err)
@@ -178,7 +178,7 @@ func TestRestartKeepsStateAndAppliesOnce(t *testing.T) {
 
 	n2 := newTestNode(t, "n1-restarted", cfg)
 	// Restart-safe: members are ignored because the replica exists on disk.
-	require.NoError(t, n2.h.StartShard(1, 1, map[uint64]string{1: addr, 2: "127.0.0.1:1"}, false))
+	require.NoError(t, n2.h.StartShard(1, 1, map[uint64]string{1: n2.target(), 2: NodeHostIDOf("gone")}, false))
 	waitLeader(t, n2.h, 1)
 	got, err := n2.h.Read(ctx, 1, []byte("n"))
 	require.NoError(t, err)
@@ -205,9 +205,10 @@ func TestThreeReplicas(t *testing.T) {
 	t.Parallel()
 	nodes := make([]*testNode, 3)
 	addrs := map[uint64]string{}
+	dir := &testDir{}
 	for i := range nodes {
-		nodes[i] = newTestNode(t, fmt.Sprintf("n%d", i+1), Config{})
-		addrs[uint64(i+1)] = nodes[i].cfg.RaftAddress
+		nodes[i] = newTestNode(t, fmt.Sprintf("n%d", i+1), Config{Directory: dir})
+		addrs[uint64(i+1)] = nodes[i].target()
 	}
 	for i, n := range nodes {
 		require.NoError(t, n.h.StartShard(5, uint64(i+1), addrs, false))
@@ -246,7 +247,7 @@ func TestProposeWithoutQuorumTimesOut(t *testing.T) {
 	t.Parallel()
 	n := newTestNode(t, "n1", Config{})
 	// Replica 2 never starts, so there is never a leader.
-	require.NoError(t, n.h.StartShard(1, 1, map[uint64]string{1: n.cfg.RaftAddress, 2: freeAddr(t)}, false))
+	require.NoError(t, n.h.StartShard(1, 1, map[uint64]string{1: n.target(), 2: NodeHostIDOf("never-started")}, false))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := n.h.Propose(ctx, 1, []byte("a=b"))
@@ -371,9 +372,10 @@ func TestSurvivesAClosedHost(t *testing.T) {
 	t.Parallel()
 	nodes := make([]*testNode, 3)
 	addrs := map[uint64]string{}
+	dir := &testDir{}
 	for i := range nodes {
-		nodes[i] = newTestNode(t, fmt.Sprintf("n%d", i+1), Config{})
-		addrs[uint64(i+1)] = nodes[i].cfg.RaftAddress
+		nodes[i] = newTestNode(t, fmt.Sprintf("n%d", i+1), Config{Directory: dir})
+		addrs[uint64(i+1)] = nodes[i].target()
 	}
 	for s := uint64(1); s <= 4; s++ {
 		for i, n := range nodes {

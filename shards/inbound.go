@@ -44,16 +44,17 @@ func isRemoteType(t pb.MessageType) bool {
 // inbound validates every message batch and snapshot chunk before
 // Dragonboat sees it, whatever the transport. Nothing it lets through
 // reaches a Dragonboat code path that panics on malformed input (missing
-// To, unknown shard, conflicting or invalid address, local message types,
+// To, unknown shard, local message types,
 // and the content checks of raftcheck.go), except where the audit below
 // says otherwise. It is safe for concurrent use.
 //
 // Audit (Dragonboat v4 076c7f6497dc) of the panics a well-formed batch or
-// chunk from a peer at its own address can reach: site, then what keeps
+// chunk from a peer speaking for itself can reach: site, then what keeps
 // traffic from it. "Unreachable" means no message content leads there.
 //
 //	nodehost HandleMessageBatch "to field not set"      checkBatch: To
-//	registry Add "inconsistent target"                  nodeRegistry.consistent; nonFatal for the race
+//	registry Add "invalid target",                      not reached: Graft's nodeRegistry replaces
+//	  "inconsistent target"                             Dragonboat's registry and never panics
 //	Peer.Handle "local message sent to Step"            checkBatch: isRemoteType
 //	raft.Handle "preVote ... not enabled"               unreachable: shards enable PreVote
 //	handleNodeRequestPreVote "m.term < r.term"          checkMessage: needsTerm (Term 0)
@@ -158,8 +159,9 @@ func (in *inbound) chunkHandler(h raftio.ChunkHandler) raftio.ChunkHandler {
 }
 
 // filterBatch returns the part of b Dragonboat may see. A malformed batch,
-// or one whose SourceAddress contradicts the recorded address of a sender,
-// is dropped whole; messages for shards this member does not run, for
+// one whose SourceAddress is a NodeHost ID no member is known by, or one
+// whose SourceAddress names another member than the recorded target of a
+// sender, is dropped whole; messages for shards this member does not run, for
 // another replica than the one it runs, or whose content checkMessage or
 // the heartbeat commit rule refuses, are dropped alone.
 func (in *inbound) filterBatch(b pb.MessageBatch) (pb.MessageBatch, bool) {
@@ -168,10 +170,16 @@ func (in *inbound) filterBatch(b pb.MessageBatch) (pb.MessageBatch, bool) {
 		in.dropBatch(src, reason)
 		return pb.MessageBatch{}, false
 	}
+	if IsNodeHostID(src) {
+		if _, known := in.reg.address(src); !known {
+			in.dropBatch(src, reasonUnknownSourceID)
+			return pb.MessageBatch{}, false
+		}
+	}
 	for _, m := range b.Requests {
 		if ok, recorded := in.reg.consistent(m.ShardID, m.From, src); !ok {
 			in.stats.conflicts.Add(1)
-			in.dropBatch(src, "source address contradicts the recorded address of its sender",
+			in.dropBatch(src, "source contradicts the recorded target of its sender",
 				attrShard, m.ShardID, attrReplica, m.From, "recorded", recorded)
 			return pb.MessageBatch{}, false
 		}
@@ -205,10 +213,10 @@ func (in *inbound) filterBatch(b pb.MessageBatch) (pb.MessageBatch, bool) {
 			}
 			continue
 		}
-		if ok, recorded := in.reg.learn(m.ShardID, m.From, src); !ok {
-			// Raced with another address for the same replica.
+		if ok, recorded, _ := in.reg.learn(m.ShardID, m.From, src); !ok {
+			// Raced with another member's target for the same replica.
 			in.stats.conflicts.Add(1)
-			in.dropBatch(src, "source address contradicts the recorded address of its sender",
+			in.dropBatch(src, "source contradicts the recorded target of its sender",
 				attrShard, m.ShardID, attrReplica, m.From, "recorded", recorded)
 			return pb.MessageBatch{}, false
 		}
@@ -232,8 +240,8 @@ func (in *inbound) checkBatch(b pb.MessageBatch) string {
 		return "empty batch"
 	case len(b.Requests) > maxBatchMessages:
 		return "too many messages in batch"
-	case !validAddress(b.SourceAddress):
-		return "invalid source address"
+	case !validTarget(b.SourceAddress):
+		return "invalid source (neither a NodeHost ID nor host:port)"
 	}
 	for i := range b.Requests {
 		m := &b.Requests[i]
@@ -315,8 +323,9 @@ type TransportStats struct {
 	// number or header, oversized or truncated payload, checksum mismatch,
 	// undecodable batch or chunk (Graft's TCP transport only).
 	BadFrames uint64
-	// DroppedBatches counts message batches dropped whole: malformed, or
-	// sent from an address contradicting the recorded address of a sender.
+	// DroppedBatches counts message batches dropped whole: malformed, sent
+	// from a NodeHost ID no member is known by, or from a source naming
+	// another member than the recorded target of a sender.
 	DroppedBatches uint64
 	// DroppedMessages counts messages dropped from otherwise valid batches:
 	// this member does not run their shard or replica, or their content
@@ -325,8 +334,11 @@ type TransportStats struct {
 	// DroppedChunks counts snapshot chunks refused: misaddressed, or
 	// metadata, file name or header that would take Dragonboat into a panic.
 	DroppedChunks uint64
-	// AddressConflicts counts addresses refused because another one was
-	// recorded for the same shard replica.
+	// AddressConflicts counts Raft targets refused: by the node registry
+	// (an invalid target, or one naming another member than the target
+	// recorded for the same shard replica; each logged once per shard
+	// replica and reason), and batch sources naming another member than
+	// the recorded target of their sender.
 	AddressConflicts uint64
 }
 

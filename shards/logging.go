@@ -85,22 +85,12 @@ func (d *dragonboatLogger) Errorf(format string, args ...any) {
 	d.log(dblogger.ERROR, slog.LevelError, format, args)
 }
 
-// nonFatal reports whether pkg is a Dragonboat package whose Panicf is
-// logged and returns instead of panicking. Dragonboat's node registry ("registry",
-// internal/registry/registry.go) panics only in Registry.Add, on an invalid
-// target or one contradicting the recorded address; returning from there
-// leaves the recorded address in place, which is exactly "refuse and log".
-// The inbound filter keeps such addresses from the network away from it;
-// this covers the race where a committed membership change records an
-// address after the filter let an inbound batch teach another one.
-func nonFatal(pkg string) bool { return pkg == "registry" }
-
+// Panicf logs and panics, as Dragonboat expects. (Its node registry's
+// panics on invalid or conflicting targets cannot happen: Graft installs
+// its own registry, see registry.go.)
 func (d *dragonboatLogger) Panicf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	d.log(dblogger.CRITICAL, slog.LevelError, "%s", []any{msg})
-	if nonFatal(d.pkg) {
-		return
-	}
 	panic(msg)
 }
 

@@ -16,7 +16,9 @@ type Membership struct {
 	// ConfigChangeID orders membership changes: a change proposed with a
 	// stale ID is rejected, so two members cannot change it concurrently.
 	ConfigChangeID uint64
-	// Replicas maps each voting replica ID to its Raft address.
+	// Replicas maps each voting replica ID to its Raft target: its
+	// member's NodeHost ID, or its Raft address in a shard whose replica
+	// was added before NodeHost ID targets.
 	Replicas map[uint64]string
 	// Removed holds the IDs of replicas removed from the shard; they can
 	// never come back.
@@ -59,9 +61,9 @@ func (h *Host) Membership(ctx context.Context, shardID uint64) (*Membership, err
 		Replicas:       make(map[uint64]string, len(mem.Nodes)),
 		Removed:        make(map[uint64]struct{}, len(mem.Removed)),
 	}
-	for id, addr := range mem.Nodes {
-		out.Replicas[id] = addr
-		h.reg.Add(shardID, id, addr)
+	for id, target := range mem.Nodes {
+		out.Replicas[id] = target
+		h.reg.Add(shardID, id, target)
 	}
 	for id := range mem.Removed {
 		out.Removed[id] = struct{}{}
@@ -77,23 +79,25 @@ func (h *Host) Membership(ctx context.Context, shardID uint64) (*Membership, err
 	return out, nil
 }
 
-// AddReplica adds replicaID at raftAddress to shardID as a voting member.
+// AddReplica adds replicaID on the member whose NodeHost ID is target to
+// shardID as a voting member (a target that is not a NodeHost ID is
+// refused with Dragonboat's ErrInvalidAddress).
 // configChangeID must be the ConfigChangeID of the Membership the decision
 // was based on, or the change is rejected (ErrNotReady). The new replica
 // catches up once its member starts it with StartShard(join=true). Call it
 // on a member hosting the shard, ideally its leader.
-func (h *Host) AddReplica(ctx context.Context, shardID, replicaID uint64, raftAddress string, configChangeID uint64) error {
+func (h *Host) AddReplica(ctx context.Context, shardID, replicaID uint64, target string, configChangeID uint64) error {
 	if _, err := h.enter(shardID); err != nil {
 		return err
 	}
 	defer h.ops.Done()
 	ctx, cancel := h.bound(ctx)
 	defer cancel()
-	if err := h.nh.SyncRequestAddReplica(ctx, shardID, replicaID, raftAddress, configChangeID); err != nil {
+	if err := h.nh.SyncRequestAddReplica(ctx, shardID, replicaID, target, configChangeID); err != nil {
 		return membershipError(err)
 	}
-	h.reg.Add(shardID, replicaID, raftAddress)
-	h.log.Info("replica added", attrShard, shardID, attrReplica, replicaID, "raft_address", raftAddress)
+	h.reg.Add(shardID, replicaID, target)
+	h.log.Info("replica added", attrShard, shardID, attrReplica, replicaID, "target", target)
 	return nil
 }
 
@@ -125,7 +129,7 @@ func (h *Host) TransferLeader(shardID, replicaID uint64) error {
 	return translate(h.nh.RequestLeaderTransfer(shardID, replicaID))
 }
 
-// AppliedMembership returns the voting replicas (ID -> Raft address) of
+// AppliedMembership returns the voting replicas (ID -> Raft target) of
 // shardID as this member's replica has applied them, without asking a
 // quorum: it may lag the shard's committed membership, but it never names a
 // replica whose addition was not committed. ok is false if the shard does
@@ -157,12 +161,12 @@ func (h *Host) ReplicaID(shardID uint64) (uint64, bool) {
 	return s.replicaID, true
 }
 
-// ReplicaAddress returns the Raft address of replica replicaID of shardID
-// as this member last learned it (from a membership read or from Raft),
-// and whether it knows one.
-func (h *Host) ReplicaAddress(shardID, replicaID uint64) (string, bool) {
-	addr, _, err := h.reg.Resolve(shardID, replicaID)
-	return addr, err == nil
+// ReplicaTarget returns the Raft target (NodeHost ID, or Raft address in
+// older shards) of replica replicaID of shardID as this member last
+// learned it (from a membership read or from Raft), and whether it knows
+// one.
+func (h *Host) ReplicaTarget(shardID, replicaID uint64) (string, bool) {
+	return h.reg.target(shardID, replicaID)
 }
 
 // Removed reports whether shardID was started here but its replica is no
@@ -247,9 +251,10 @@ func membershipError(err error) error {
 	return translate(err)
 }
 
-// LeaderAddresses returns, for each shard started here whose leader this
-// member knows, the leader's Raft address.
-func (h *Host) LeaderAddresses() map[uint64]string {
+// LeaderTargets returns, for each shard started here whose leader this
+// member knows, the leader's Raft target (NodeHost ID, or Raft address in
+// older shards).
+func (h *Host) LeaderTargets() map[uint64]string {
 	h.mu.RLock()
 	if h.closed {
 		h.mu.RUnlock()
@@ -261,8 +266,8 @@ func (h *Host) LeaderAddresses() map[uint64]string {
 	info := h.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
 	out := make(map[uint64]string, len(info.ShardInfoList))
 	for _, si := range info.ShardInfoList {
-		if addr, ok := si.Replicas[si.LeaderID]; ok && si.LeaderID != 0 {
-			out[si.ShardID] = addr
+		if target, ok := si.Replicas[si.LeaderID]; ok && si.LeaderID != 0 {
+			out[si.ShardID] = target
 		}
 	}
 	return out

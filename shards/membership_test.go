@@ -15,13 +15,13 @@ import (
 // state n3 held before.
 func TestMoveReplica(t *testing.T) {
 	t.Parallel()
-	cfg := Config{SnapshotEntries: 20, CompactionOverhead: 5}
+	cfg := Config{SnapshotEntries: 20, CompactionOverhead: 5, Directory: &testDir{}}
 	nodes := make([]*testNode, 4)
 	addrs := map[uint64]string{}
 	for i := range nodes {
 		nodes[i] = newTestNode(t, fmt.Sprintf("n%d", i+1), cfg)
 		if i < 3 {
-			addrs[uint64(i+1)] = nodes[i].cfg.RaftAddress
+			addrs[uint64(i+1)] = nodes[i].target()
 		}
 	}
 	for i, n := range nodes[:3] {
@@ -38,12 +38,12 @@ func TestMoveReplica(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uint64{1, 2, 3}, mem.ReplicaIDs())
 	leader, _ := nodes[1].h.LeaderID(7)
-	require.Equal(t, map[uint64]string{7: mem.Replicas[leader]}, nodes[1].h.LeaderAddresses())
-	require.Empty(t, nodes[3].h.LeaderAddresses(), "n4 does not host shard 7 yet")
+	require.Equal(t, map[uint64]string{7: mem.Replicas[leader]}, nodes[1].h.LeaderTargets())
+	require.Empty(t, nodes[3].h.LeaderTargets(), "n4 does not host shard 7 yet")
 	require.Equal(t, uint64(4), mem.NextReplicaID())
-	require.NoError(t, nodes[0].h.AddReplica(ctx, 7, 4, nodes[3].cfg.RaftAddress, mem.ConfigChangeID))
+	require.NoError(t, nodes[0].h.AddReplica(ctx, 7, 4, nodes[3].target(), mem.ConfigChangeID))
 	// A second change based on the same (now stale) membership is refused.
-	err = nodes[0].h.AddReplica(ctx, 7, 5, freeAddr(t), mem.ConfigChangeID)
+	err = nodes[0].h.AddReplica(ctx, 7, 5, NodeHostIDOf("n5"), mem.ConfigChangeID)
 	require.ErrorIs(t, err, ErrNotReady)
 
 	require.NoError(t, nodes[3].h.StartShard(7, 4, nil, true))
@@ -73,7 +73,7 @@ func TestMoveReplica(t *testing.T) {
 	require.Equal(t, uint64(5), mem.NextReplicaID(), "removed IDs are never reused")
 
 	// n3 comes back as replica 5 and converges on the current state.
-	require.NoError(t, nodes[0].h.AddReplica(ctx, 7, 5, nodes[2].cfg.RaftAddress, mem.ConfigChangeID))
+	require.NoError(t, nodes[0].h.AddReplica(ctx, 7, 5, nodes[2].target(), mem.ConfigChangeID))
 	require.NoError(t, nodes[2].h.StartShard(7, 5, nil, true))
 	got, err = nodes[2].h.Read(ctx, 7, []byte("n"))
 	require.NoError(t, err)

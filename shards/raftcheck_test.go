@@ -69,7 +69,7 @@ type messageBundle struct {
 func setupMessages(t *testing.T) *messageBundle {
 	t.Helper()
 	stats := &transportStats{}
-	reg := newNodeRegistry(testLogger(t, "reg"), stats)
+	reg := newNodeRegistry(testLogger(t, "reg"), stats, nil, "")
 	reg.setLocal(1, 1)
 	src := "127.0.0.1:7002"
 	reg.Add(1, 2, src)
@@ -233,7 +233,7 @@ func TestInboundDropsOnlyTheMalformedMessage(t *testing.T) {
 
 func TestInboundChunkContentChecks(t *testing.T) {
 	t.Parallel()
-	reg := newNodeRegistry(testLogger(t, "reg"), &transportStats{})
+	reg := newNodeRegistry(testLogger(t, "reg"), &transportStats{}, nil, "")
 	reg.setLocal(1, 2)
 	term, known := uint64(2), true
 	in := &inbound{log: testLogger(t, "in"), reg: reg, stats: reg.stats,

@@ -62,7 +62,7 @@ func TestHostStoresThroughConfigFS(t *testing.T) {
 	require.Positive(t, fs.createdUnder(filepath.Join(dir, "raft")), "no raft log file created through Config.FS")
 
 	n2 := newTestNode(t, "n1-restarted", cfg)
-	require.NoError(t, n2.h.StartShard(1, 1, map[uint64]string{1: addr}, false))
+	require.NoError(t, n2.h.StartShard(1, 1, map[uint64]string{1: n2.target()}, false))
 	waitLeader(t, n2.h, 1)
 	got, err := n2.h.Read(ctx, 1, []byte("n"))
 	require.NoError(t, err)

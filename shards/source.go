@@ -10,13 +10,14 @@ import (
 	"time"
 )
 
-// Without TLS a Raft peer is known only by the address it claims in each
-// batch (SourceAddress), and Raft trusts its peers: a forged batch with a
-// false commit index stops a follower. TCP cannot be spoofed past its
-// handshake, so a batch is accepted only when its SourceAddress names the
-// host the connection comes from: only a process on a member's host can
-// speak for that member. (With TLS the peer's certificate decides instead;
-// see TLS.Bind.)
+// Without TLS a Raft peer is known only by the source it claims in each
+// batch (SourceAddress: its NodeHost ID, which the node registry maps to
+// its Raft address, or its Raft address), and Raft trusts its peers: a
+// forged batch with a false commit index stops a follower. TCP cannot be
+// spoofed past its handshake, so a batch is accepted only when its source
+// names the host the connection comes from: only a process on a member's
+// host can speak for that member. (With TLS the peer's certificate decides
+// instead; see TLS.Bind.)
 
 // errSourceMismatch is a batch claiming a source on another host.
 var errSourceMismatch = errors.New("batch source address is not on the connection's host")

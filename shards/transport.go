@@ -70,6 +70,9 @@ type tcpFactory struct {
 	// sources binds, without TLS, a batch's SourceAddress to the IP the
 	// connection comes from.
 	sources sourceIPs
+	// resolve, if set, returns the Raft address of the member whose
+	// NodeHost ID is its argument (the Host's node registry).
+	resolve func(nodeHostID string) (string, bool)
 }
 
 var _ config.TransportFactory = (*tcpFactory)(nil)
@@ -320,12 +323,29 @@ func (t *tcpTransport) deliver(peer, id string, method uint16, payload []byte) b
 			t.frameError(peer, fmt.Errorf("peer %q sent a batch from %q: %w", id, batch.SourceAddress, err))
 			return false
 		}
-	} else if err := t.f.sources.check(peer, batch.SourceAddress); err != nil {
+	} else if err := t.f.checkSource(peer, batch.SourceAddress); err != nil {
 		t.frameError(peer, err)
 		return false
 	}
 	t.handler(batch)
 	return true
+}
+
+// checkSource returns nil if the batch source src names the host peer (an
+// IP) connects from: src is a NodeHost ID whose member's Raft address is
+// on that host, or such a Raft address.
+func (f *tcpFactory) checkSource(peer, src string) error {
+	if IsNodeHostID(src) {
+		addr, ok := "", false
+		if f.resolve != nil {
+			addr, ok = f.resolve(src)
+		}
+		if !ok {
+			return fmt.Errorf("%w: %s is no known member's NodeHost ID", errSourceMismatch, src)
+		}
+		src = addr
+	}
+	return f.sources.check(peer, src)
 }
 
 // frameError counts and logs (once per peer and reason) a connection ended
@@ -510,20 +530,26 @@ const maxLoggedReasons = 4096
 
 // note logs reason for peer the first time the pair is seen.
 func (s *transportStats) note(log *slog.Logger, peer, reason string, args ...any) {
-	key := [2]string{peer, reason}
+	s.noteOnce(log, "raft inbound traffic refused (logged once per peer and reason)", peer, reason,
+		append([]any{"peer", peer, "reason", reason}, args...)...)
+}
+
+// noteOnce logs msg with args the first time the pair (key, reason) is
+// seen.
+func (s *transportStats) noteOnce(log *slog.Logger, msg, key, reason string, args ...any) {
+	k := [2]string{key, reason}
 	s.mu.Lock()
-	_, seen := s.logged[key]
+	_, seen := s.logged[k]
 	full := len(s.logged) >= maxLoggedReasons
 	if !seen && !full {
 		if s.logged == nil {
 			s.logged = make(map[[2]string]struct{})
 		}
-		s.logged[key] = struct{}{}
+		s.logged[k] = struct{}{}
 	}
 	s.mu.Unlock()
 	if seen || full {
 		return
 	}
-	log.Warn("raft inbound traffic refused (logged once per peer and reason)",
-		append([]any{"peer", peer, "reason", reason}, args...)...)
+	log.Warn(msg, args...)
 }

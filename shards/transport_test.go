@@ -26,8 +26,9 @@ type probeBundle struct {
 
 func setupProbe(t *testing.T) *probeBundle {
 	t.Helper()
-	b := &probeBundle{n1: newTestNode(t, "n1", Config{}), n2: newTestNode(t, "n2", Config{})}
-	members := map[uint64]string{1: b.n1.cfg.RaftAddress, 2: b.n2.cfg.RaftAddress}
+	dir := &testDir{}
+	b := &probeBundle{n1: newTestNode(t, "n1", Config{Directory: dir}), n2: newTestNode(t, "n2", Config{Directory: dir})}
+	members := map[uint64]string{1: b.n1.target(), 2: b.n2.target()}
 	require.NoError(t, b.n1.h.StartShard(1, 1, members, false))
 	require.NoError(t, b.n2.h.StartShard(1, 2, members, false))
 	waitLeader(t, b.n1.h, 1)
@@ -142,6 +143,24 @@ func TestInboundProbesDoNotTakeMemberDown(t *testing.T) {
 	}{
 		{"forged heartbeat claiming a member on another host", hostile.RaftBatch("10.200.0.1:7000",
 			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1, Commit: 1 << 40}), badFrame},
+		// A NodeHost ID no member has: the transport cannot place it on
+		// any host.
+		{"batch from an unknown NodeHost ID", hostile.RaftBatch(NodeHostIDOf("stranger"),
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1}), badFrame},
+		// n1's own ID (on this host) claiming to be replica 2, which the
+		// shard records at n2: the registry's conflict, refused.
+		{"batch from a known NodeHost ID claiming another member's replica", hostile.RaftBatch(b.n1.target(),
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1}),
+			func(t *testing.T, before, after TransportStats) {
+				require.Equal(t, before.DroppedBatches+1, after.DroppedBatches)
+				require.Equal(t, before.AddressConflicts+1, after.AddressConflicts)
+			}},
+		// The same forgery in n2's name, by its NodeHost ID.
+		{"forged heartbeat from a member's NodeHost ID, committing past the log", hostile.RaftBatch(b.n2.target(),
+			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1 << 20, Commit: 1 << 40}),
+			func(t *testing.T, before, after TransportStats) {
+				require.Equal(t, before.DroppedMessages+1, after.DroppedMessages)
+			}},
 		{"forged heartbeat from a member's own address, committing past the log", hostile.RaftBatch(b.n2.cfg.RaftAddress,
 			pb.Message{Type: pb.Heartbeat, ShardID: 1, From: 2, To: 1, Term: 1 << 20, Commit: 1 << 40}),
 			func(t *testing.T, before, after TransportStats) {
@@ -224,7 +243,7 @@ func TestInboundJunkConnectionsDoNotLeak(t *testing.T) {
 
 func TestInboundSnapshotChunkChecks(t *testing.T) {
 	t.Parallel()
-	reg := newNodeRegistry(testLogger(t, "reg"), &transportStats{})
+	reg := newNodeRegistry(testLogger(t, "reg"), &transportStats{}, nil, "")
 	reg.setLocal(1, 2)
 	in := &inbound{log: testLogger(t, "in"), reg: reg, stats: reg.stats}
 	good := testChunk()
@@ -253,53 +272,6 @@ func TestInboundSnapshotChunkChecks(t *testing.T) {
 		mutate(&c)
 		require.NotEmpty(t, in.checkChunk(c), name)
 	}
-}
-
-func TestNodeRegistryRefusesConflicts(t *testing.T) {
-	t.Parallel()
-	stats := &transportStats{}
-	r := newNodeRegistry(testLogger(t, "reg"), stats)
-	ok, _ := r.learn(1, 2, "127.0.0.1:7002")
-	require.True(t, ok)
-	ok, rec := r.learn(1, 2, "127.0.0.1:9999")
-	require.False(t, ok)
-	require.Equal(t, "127.0.0.1:7002", rec)
-
-	// Committed membership replaces a learned address...
-	r.Add(1, 2, "127.0.0.1:7102")
-	addr, _, err := r.Resolve(1, 2)
-	require.NoError(t, err)
-	require.Equal(t, "127.0.0.1:7102", addr)
-	// ...but nothing replaces a committed one.
-	r.Add(1, 2, "127.0.0.1:7202")
-	ok, _ = r.learn(1, 2, "127.0.0.1:7002")
-	require.False(t, ok)
-	addr, _, _ = r.Resolve(1, 2)
-	require.Equal(t, "127.0.0.1:7102", addr)
-	require.Equal(t, uint64(1), stats.conflicts.Load())
-
-	r.Add(1, 3, "not-an-address")
-	_, _, err = r.Resolve(1, 3)
-	require.ErrorIs(t, err, errUnknownTarget)
-
-	// The same member coming back with the same address is no conflict.
-	r.Add(1, 2, "127.0.0.1:7102")
-	ok, _ = r.learn(1, 2, "127.0.0.1:7102")
-	require.True(t, ok)
-
-	r.RemoveShard(1)
-	_, _, err = r.Resolve(1, 2)
-	require.ErrorIs(t, err, errUnknownTarget)
-	require.NoError(t, r.Close())
-}
-
-func TestDragonboatRegistryPanicIsLogged(t *testing.T) {
-	t.Parallel()
-	routeDragonboatLogs(testLogger(t, "log"))
-	reg := &dragonboatLogger{pkg: "registry", level: 4}
-	require.NotPanics(t, func() { reg.Panicf("inconsistent target for %s", "[00001:00002]") })
-	other := &dragonboatLogger{pkg: "dragonboat", level: 4}
-	require.Panics(t, func() { other.Panicf("to field not set, %s", "Heartbeat") })
 }
 
 func TestFrameHeaderRoundTrip(t *testing.T) {
@@ -349,7 +321,7 @@ func TestInboundCraftedRaftContentDoesNotTakeMemberDown(t *testing.T) {
 	chunk.ReplicaID, chunk.From, chunk.DeploymentId = follower, leader, 1
 	chunk.Index, chunk.Term = 1<<20, 1
 	chunk.Filepath = snapshotFileName(chunk.Index)
-	chunk.Membership.Addresses = map[uint64]string{1: b.n1.cfg.RaftAddress, 2: b.n2.cfg.RaftAddress}
+	chunk.Membership.Addresses = map[uint64]string{1: b.n1.target(), 2: b.n2.target()}
 	chunk.Data = chunk.Data[:10]
 	payload, err := chunk.Marshal()
 	require.NoError(t, err)

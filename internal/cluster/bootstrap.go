@@ -147,11 +147,11 @@ func (c *Cluster) bootstrap(ctx context.Context, shardCount uint64) (*layout, er
 func (c *Cluster) found(id string, founders []gossip.Member, shardCount uint64) (*layout, error) {
 	lay := &layout{ClusterID: id, Shards: int(shardCount), RF: c.cfg.ReplicationFactor, Replicas: map[uint64]uint64{}}
 	members := make([]ring.Member, len(founders))
-	raft := map[string]string{}
+	targets := map[string]string{}
 	for i, p := range founders {
 		lay.Members = append(lay.Members, p.ID)
 		members[i] = ring.Member{ID: p.ID}
-		raft[p.ID] = p.Tags[tagRaft]
+		targets[p.ID] = targetOf(p)
 	}
 	place, err := ring.Place(ring.Config{ShardCount: lay.Shards, ReplicationFactor: lay.RF}, members)
 	if err != nil {
@@ -167,7 +167,7 @@ func (c *Cluster) found(id string, founders []gossip.Member, shardCount uint64) 
 	for _, s := range place.ShardsOf(c.cfg.NodeID) {
 		initial := map[uint64]string{}
 		for _, r := range place.Replicas(s) {
-			initial[replicaID(r)] = raft[r]
+			initial[replicaID(r)] = targets[r]
 		}
 		if err := c.host.StartShard(s, lay.Replicas[s], initial, false); err != nil {
 			return nil, fmt.Errorf("starting shard %d: %w", s, err)

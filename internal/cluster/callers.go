@@ -121,17 +121,3 @@ func (c *Cluster) known() []gossip.Member {
 		return (p.Status != gossip.StatusAlive && p.Status != gossip.StatusFailed) || !c.ours(p)
 	})
 }
-
-// BindRaftPeer accepts Raft traffic from peer only for the Raft address
-// that member advertises in gossip.
-func (c *Cluster) BindRaftPeer(peer, source string) error {
-	if c.isPeer(func(p gossip.Member) bool { return p.ID == peer && p.Tags[tagRaft] == source }) {
-		return nil
-	}
-	for _, p := range c.known() { // refused: say why
-		if p.ID == peer {
-			return fmt.Errorf("member %q's Raft address is %q", peer, p.Tags[tagRaft])
-		}
-	}
-	return fmt.Errorf("%q is not a member of this cluster (yet)", peer)
-}

@@ -49,9 +49,11 @@ func (c *Cluster) Close(h *shards.Host) error {
 // from handing leadership back: a member that left is out of every
 // placement.
 func (c *Cluster) handOff(h *shards.Host) {
-	alive := map[string]bool{} // Raft address -> alive
+	alive := map[string]bool{} // Raft target -> alive
 	for _, p := range c.members() {
-		alive[p.Tags[tagRaft]] = p.Status == gossip.StatusAlive
+		for _, t := range append([]string{targetOf(p)}, aliasesOf(p)...) {
+			alive[t] = alive[t] || p.Status == gossip.StatusAlive
+		}
 	}
 	var led []uint64
 	for _, s := range c.hosted() {

@@ -26,12 +26,13 @@ import (
 
 // Gossip tags every member publishes.
 const (
-	tagRaft    = "raft"    // Raft address (Config.BindAddr)
-	tagRPC     = "rpc"     // member RPC address (host:grpcPort)
-	tagShards  = "shards"  // shard count of its data directory
-	tagCluster = "cluster" // its cluster's ID, once it is part of a running cluster
-	tagSeed    = "seed"    // the cluster ID it proposes should it found one
-	tagRules   = "found"   // fingerprint of its founding rules (formation.Rules)
+	tagRaft     = "raft"    // Raft address (Config.BindAddr)
+	tagNodeHost = "nhid"    // NodeHost ID, the Raft target of its replicas (shards.Host.NodeHostID)
+	tagRPC      = "rpc"     // member RPC address (host:grpcPort)
+	tagShards   = "shards"  // shard count of its data directory
+	tagCluster  = "cluster" // its cluster's ID, once it is part of a running cluster
+	tagSeed     = "seed"    // the cluster ID it proposes should it found one
+	tagRules    = "found"   // fingerprint of its founding rules (formation.Rules)
 )
 
 // Cluster is what a clustered member runs besides its shards and engine:
@@ -307,6 +308,9 @@ func (c *Cluster) tags() map[string]string {
 	t := map[string]string{
 		tagRaft: c.cfg.BindAddr, tagRPC: c.rpcAddr, tagShards: strconv.FormatUint(c.shardCount, 10),
 		tagSeed: c.seed, tagRules: c.cfg.Founding.Fingerprint(),
+	}
+	if c.host != nil {
+		t[tagNodeHost] = c.host.NodeHostID()
 	}
 	c.mu.Lock()
 	if c.booted {

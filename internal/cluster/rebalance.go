@@ -139,8 +139,8 @@ func (hs hostShards) Membership(ctx context.Context, shard uint64) (rebalance.Me
 }
 
 // AddReplica adds a replica to shard.
-func (hs hostShards) AddReplica(ctx context.Context, shard, replica uint64, raftAddr string, configChangeID uint64) error {
-	return hs.h.AddReplica(ctx, shard, replica, raftAddr, configChangeID)
+func (hs hostShards) AddReplica(ctx context.Context, shard, replica uint64, target string, configChangeID uint64) error {
+	return hs.h.AddReplica(ctx, shard, replica, target, configChangeID)
 }
 
 // RemoveReplica removes a replica from shard.

@@ -182,7 +182,7 @@ func (c *Cluster) ServeDrop(ctx context.Context, req wire.ReplicaRequest) error 
 }
 
 // confirmAdded returns nil if shard s's membership names replica rid at
-// this member's Raft address, as applied by some other member's replica
+// this member (by its NodeHost ID or Raft address), as applied by some other member's replica
 // (an applied membership change was committed), and otherwise the error
 // to answer a request to start it with.
 func (c *Cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
@@ -209,7 +209,7 @@ func (c *Cluster) confirmAdded(ctx context.Context, s, rid uint64) error {
 			continue
 		}
 		answered = true
-		if addr, listed := rep.Replicas[rid]; listed && addr == c.cfg.BindAddr {
+		if target, listed := rep.Replicas[rid]; listed && c.isOwnTarget(target) {
 			return nil
 		}
 	}

@@ -149,8 +149,8 @@ func (c *Cluster) Describe() (peers []string, coordinator bool, clusterID string
 // that starts can go to it directly.
 func (c *Cluster) refreshLeaders(h *shards.Host, v *view) {
 	next := map[uint64]string{}
-	for s, raft := range h.LeaderAddresses() {
-		if id := v.byRaft[raft]; id != c.cfg.NodeID && v.alive(id) {
+	for s, target := range h.LeaderTargets() {
+		if id := v.byTarget[target]; id != c.cfg.NodeID && v.alive(id) {
 			next[s] = v.rpcAddr(id)
 		}
 	}

@@ -14,11 +14,11 @@ import (
 
 // view is one member's picture of the cluster, for placement and routing.
 type view struct {
-	at      time.Time
-	place   *ring.Placement
-	members map[string]gossip.Member    // every member of this cluster, any status
-	byRaft  map[string]string           // Raft address -> member ID
-	seen    map[string]rebalance.Member // members as rebalancing sees them, by ID
+	at       time.Time
+	place    *ring.Placement
+	members  map[string]gossip.Member    // every member of this cluster, any status
+	byTarget map[string]string           // Raft target (NodeHost ID or Raft address) -> member ID
+	seen     map[string]rebalance.Member // members as rebalancing sees them, by ID
 }
 
 // alive reports whether gossip sees member id alive.
@@ -39,7 +39,7 @@ func (c *Cluster) view() (*view, error) {
 	if lay == nil {
 		return nil, fmt.Errorf("%w: this member has not joined the cluster yet", errs.ErrNotReady)
 	}
-	v := &view{at: c.timing.Now(), members: map[string]gossip.Member{}, byRaft: map[string]string{}}
+	v := &view{at: c.timing.Now(), members: map[string]gossip.Member{}}
 	var seen []rebalance.Member
 	shardsTag := strconv.FormatUint(c.shardCount, 10)
 	c.mu.Lock()
@@ -48,10 +48,10 @@ func (c *Cluster) view() (*view, error) {
 			continue // not a member of this cluster's Raft layer
 		}
 		v.members[p.ID] = p
-		v.byRaft[p.Tags[tagRaft]] = p.ID
-		seen = append(seen, rebalance.Member{ID: p.ID, RaftAddr: p.Tags[tagRaft], Status: rebalanceStatus(p.Status)})
+		seen = append(seen, rebalance.Member{ID: p.ID, Target: targetOf(p), Aliases: aliasesOf(p), Status: rebalanceStatus(p.Status)})
 	}
 	c.mu.Unlock()
+	v.byTarget = targetIndex(v.members)
 	v.seen = c.rebal.Observe(seen)
 	var eligible []ring.Member
 	for _, id := range c.rebal.Eligible(v.seen) {
@@ -98,14 +98,4 @@ func (c *Cluster) recentView() (*view, error) {
 		return v, nil
 	}
 	return c.view()
-}
-
-// MemberAt returns the ID of the member of this cluster at Raft address
-// raftAddr, or "" if the recent view has none.
-func (c *Cluster) MemberAt(raftAddr string) string {
-	v, err := c.recentView()
-	if err != nil {
-		return ""
-	}
-	return v.byRaft[raftAddr]
 }

@@ -310,6 +310,7 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 		TransportFactory:   m.raftTransport(),
 		TLS:                auth.raft(m.bindRaftPeer),
 		FS:                 storageFS,
+		Directory:          raftDirectory{m},
 	})
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
@@ -325,7 +326,7 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 		m.syncer().Start(context.Background())
 		return nil
 	}
-	members := map[uint64]string{1: m.cfg.BindAddr}
+	members := map[uint64]string{1: host.NodeHostID()}
 	for s := uint64(1); s <= shardCount; s++ {
 		if err := host.StartShard(s, 1, members, false); err != nil {
 			return fmt.Errorf("starting shard %d: %w", s, err)
@@ -428,11 +429,11 @@ func (m *Member) replicaMember(s, rid, mine uint64) string {
 	if h == nil {
 		return ""
 	}
-	addr, ok := h.ReplicaAddress(s, rid)
+	target, ok := h.ReplicaTarget(s, rid)
 	if !ok {
 		return ""
 	}
-	return n.MemberAt(addr)
+	return n.MemberByTarget(target)
 }
 
 // letGo makes the engine let go of shard s, whose replica here is being
@@ -633,6 +634,16 @@ func (m *Member) memberAlive(member string) bool { return m.net().Alive(member) 
 func (m *Member) endpoint() string {
 	host, _, _ := net.SplitHostPort(m.cfg.BindAddr)
 	return host
+}
+
+// raftDirectory is the shards.Directory of the member's Raft layer: its
+// network's view of the other members' NodeHost IDs.
+type raftDirectory struct{ m *Member }
+
+// RaftAddress returns the Raft address of the member whose NodeHost ID is
+// nodeHostID, and whether it is known.
+func (d raftDirectory) RaftAddress(nodeHostID string) (string, bool) {
+	return d.m.net().RaftAddress(nodeHostID)
 }
 
 // raftTransport is Expert.Network's Raft transport, or nil for TCP.

@@ -39,8 +39,12 @@ type network interface {
 	Peers() []cluster.Peer
 	// Alive reports whether gossip sees member alive.
 	Alive(member string) bool
-	// MemberAt returns the ID of the member at Raft address raftAddr, or "".
-	MemberAt(raftAddr string) string
+	// MemberByTarget returns the ID of the member a Raft target (NodeHost
+	// ID or Raft address) names, or "".
+	MemberByTarget(target string) string
+	// RaftAddress returns the Raft address of the member whose NodeHost
+	// ID is nodeHostID, and whether it is known.
+	RaftAddress(nodeHostID string) (string, bool)
 	// Describe returns the other members' IDs, whether this member
 	// coordinates the cluster, and the cluster's ID.
 	Describe() (peers []string, coordinator bool, clusterID string)
@@ -57,8 +61,8 @@ type network interface {
 	// IsMemberAddr reports whether a member of this cluster advertises
 	// ip.
 	IsMemberAddr(ip netip.Addr) bool
-	// BindRaftPeer accepts Raft traffic from peer only for its own Raft
-	// address.
+	// BindRaftPeer accepts Raft traffic from peer only for a source that
+	// names it: its NodeHost ID or Raft address.
 	BindRaftPeer(peer, source string) error
 	// Close stops gossip and the RPC, handing off the leadership of the
 	// shards this member leads on h first.
@@ -93,7 +97,9 @@ func (lone) Peers() []cluster.Peer { return nil }
 
 func (lone) Alive(string) bool { return true }
 
-func (lone) MemberAt(string) string { return "" }
+func (lone) MemberByTarget(string) string { return "" }
+
+func (lone) RaftAddress(string) (string, bool) { return "", false }
 
 func (lone) Describe() ([]string, bool, string) { return nil, true, "" }
 

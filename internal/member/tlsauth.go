@@ -88,7 +88,7 @@ func (a *peerAuth) logRefusal(peer string, err error) {
 }
 
 // raft returns the TLS settings of the Raft transport, or nil without TLS.
-// bind checks that a peer speaks for its own Raft address.
+// bind checks that a peer speaks only for itself.
 func (a *peerAuth) raft(bind func(peer, source string) error) *shards.TLS {
 	if a == nil {
 		return nil
@@ -102,13 +102,26 @@ func (a *peerAuth) raft(bind func(peer, source string) error) *shards.TLS {
 }
 
 // bindRaftPeer accepts Raft traffic from peer (the node ID its certificate
-// names) only for the Raft address that member advertises: an
-// authenticated member cannot speak for another.
+// names) only for a batch source that names that member (its NodeHost ID
+// or the Raft address it advertises): an authenticated member cannot speak
+// for another.
 func (m *Member) bindRaftPeer(peer, source string) error {
-	if peer == m.cfg.NodeID && source == m.cfg.BindAddr {
+	if peer == m.cfg.NodeID && (source == m.cfg.BindAddr || source == shards.NodeHostIDOf(peer) || source == m.nodeHostID()) {
 		return nil
 	}
 	return m.net().BindRaftPeer(peer, source)
+}
+
+// nodeHostID returns the NodeHost ID of the member's Raft layer, or ""
+// before it is open.
+func (m *Member) nodeHostID() string {
+	m.mu.Lock()
+	h := m.host
+	m.mu.Unlock()
+	if h == nil {
+		return ""
+	}
+	return h.NodeHostID()
 }
 
 // callerID returns the node ID the caller of a member RPC handler

@@ -14,7 +14,7 @@ const (
 	// RemoveDeparted removes Replica, whose member is gone for good (rule
 	// 1).
 	RemoveDeparted
-	// Add adds Replica, a never-used ID, on Member at RaftAddr; the
+	// Add adds Replica, a never-used ID, on Member at Target; the
 	// member is then asked to start it (rule 2).
 	Add
 	// Confirm asks Member to confirm that Replica runs and has caught up
@@ -62,10 +62,10 @@ type Action struct {
 	// Replica is the replica added, confirmed, removed, or handed
 	// leadership.
 	Replica uint64
-	// Member is Replica's member; "" when no member has its address.
+	// Member is Replica's member; "" when no member has its target.
 	Member string
-	// RaftAddr is where an added replica runs (Add only).
-	RaftAddr string
+	// Target names the member an added replica runs on (Add only).
+	Target string
 	// ConfigChangeID is the membership version the change was decided on:
 	// pass it on so that a change based on a stale membership is refused.
 	ConfigChangeID uint64
@@ -84,7 +84,7 @@ func (a Action) String() string {
 	switch a.Kind {
 	case Nothing:
 	case Add:
-		fmt.Fprintf(&b, " replica %d on %s at %s", a.Replica, a.Member, a.RaftAddr)
+		fmt.Fprintf(&b, " replica %d on %s at %s", a.Replica, a.Member, a.Target)
 	case TransferLeader, Confirm:
 		fmt.Fprintf(&b, " replica %d on %s", a.Replica, a.Member)
 	default:

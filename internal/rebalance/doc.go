@@ -12,7 +12,7 @@
 // The rules, in order (Plan returns the first that applies):
 //
 //  1. remove the replicas of members that are gone for good (left, or
-//     failed for at least FailureGrace; a replica whose address no member
+//     failed for at least FailureGrace; a replica whose target no member
 //     has counts from when it was first seen so);
 //  2. while every current replica is up, add a replica (a never-used
 //     replica ID) on each placed member that has none: a new replica raises

@@ -40,9 +40,13 @@ func (s Status) String() string {
 type Member struct {
 	// ID is the member's node ID.
 	ID string
-	// RaftAddr is the member's Raft address, which a shard's membership
-	// names its replicas by.
-	RaftAddr string
+	// Target is the Raft target a replica added on the member is named
+	// by in the shard's membership: its NodeHost ID.
+	Target string
+	// Aliases are other targets that name the member's replicas in
+	// memberships committed earlier (its Raft address, in shards created
+	// before NodeHost ID targets).
+	Aliases []string
 	// Status is the member's gossip state.
 	Status Status
 	// FailedSince is when the leader first saw the member failed; used
@@ -82,7 +86,7 @@ type Membership struct {
 	// ConfigChangeID is the version of the membership: a change proposed
 	// with a stale one is refused by Raft.
 	ConfigChangeID uint64
-	// Replicas maps each voting replica ID to its Raft address.
+	// Replicas maps each voting replica ID to its Raft target.
 	Replicas map[uint64]string
 	// Removed holds the IDs of replicas removed from the shard; IDs are
 	// never reused.
@@ -141,7 +145,7 @@ type Input struct {
 	// Members holds every member of the cluster the leader knows, by ID,
 	// Self included.
 	Members map[string]Member
-	// UnknownSince maps the Raft address of a replica that no member has
+	// UnknownSince maps the Raft target of a replica that no member has
 	// to when the leader first saw it so. A missing entry counts as Now.
 	UnknownSince map[string]time.Time
 	// Confirmed maps a replica ID to when its member last confirmed it
@@ -172,17 +176,18 @@ func (in *Input) alive(id string) bool {
 }
 
 // owners maps each replica of the membership to its member's ID, "" when
-// no member has the replica's address, and each member to its replica. A
-// Raft address claimed by several members (a member replaced at the same
+// no member has the replica's target, and each member to its replica. A
+// target claimed by several members (a member replaced at the same
 // address) goes to an alive one first, then the lowest ID.
 func (in *Input) owners() (owner map[uint64]string, have map[string]uint64) {
 	byRaft := map[string]string{}
 	for _, id := range slices.Sorted(maps.Keys(in.Members)) {
-		addr := in.Members[id].RaftAddr
-		if prev, taken := byRaft[addr]; addr == "" || taken && (in.alive(prev) || !in.alive(id)) {
-			continue
+		for _, addr := range append([]string{in.Members[id].Target}, in.Members[id].Aliases...) {
+			if prev, taken := byRaft[addr]; addr == "" || taken && (in.alive(prev) || !in.alive(id)) {
+				continue
+			}
+			byRaft[addr] = id
 		}
-		byRaft[addr] = id
 	}
 	owner = map[uint64]string{}
 	have = map[string]uint64{}
@@ -220,7 +225,7 @@ func Plan(in Input) Action {
 			if in.Now.Sub(since) < in.FailureGrace {
 				continue
 			}
-			why = fmt.Sprintf("no member has its address for %s", in.Now.Sub(since))
+			why = fmt.Sprintf("no member has its target for %s", in.Now.Sub(since))
 		} else {
 			m := in.Members[id]
 			if !m.goneForGood(in.Now, in.FailureGrace) {
@@ -247,7 +252,7 @@ func Plan(in Input) Action {
 		if _, ok := have[id]; ok || !in.alive(id) {
 			continue
 		}
-		act.Kind, act.Replica, act.Member, act.RaftAddr = Add, mem.NextReplicaID(), id, in.Members[id].RaftAddr
+		act.Kind, act.Replica, act.Member, act.Target = Add, mem.NextReplicaID(), id, in.Members[id].Target
 		act.Reason = "placed"
 		return act
 	}

@@ -90,7 +90,7 @@ func runCommand(s *sim, cmd string, args []string) (string, error) {
 	case "members":
 		clear(in.Members)
 		for _, id := range args {
-			in.Members[id] = Member{ID: id, RaftAddr: raftAddr(id), Status: Alive}
+			in.Members[id] = Member{ID: id, Target: raftAddr(id), Status: Alive}
 		}
 		return describeMembers(in), nil
 	case "fail", "leave", "alive":

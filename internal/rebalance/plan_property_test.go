@@ -37,7 +37,7 @@ func randomShard(rng *rand.Rand) *sim {
 	s.in.Now = epoch.Add(time.Hour)
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
-		m := Member{ID: id, RaftAddr: raftAddr(id), Status: Alive}
+		m := Member{ID: id, Target: raftAddr(id), Status: Alive}
 		switch rng.IntN(6) {
 		case 0:
 			m.Status = Left

@@ -92,7 +92,7 @@ type Reconciler struct {
 
 	mu           sync.Mutex
 	failedSince  map[string]time.Time     // member ID -> when first seen failed
-	unknownSince map[string]time.Time     // Raft address -> when first seen owned by no member
+	unknownSince map[string]time.Time     // Raft target -> when first seen owned by no member
 	confirmed    map[replicaKey]time.Time // when replicas confirmed they caught up
 	added        map[replicaKey]bool      // replicas added here, not confirmed yet
 }
@@ -189,7 +189,10 @@ func (r *Reconciler) input(shard uint64, mem Membership, placed []string, member
 	now := r.cfg.Now()
 	known := map[string]bool{}
 	for _, m := range members {
-		known[m.RaftAddr] = true
+		known[m.Target] = true
+		for _, a := range m.Aliases {
+			known[a] = true
+		}
 	}
 	in := Input{Shard: shard, Self: r.cfg.Self, Membership: mem, Placed: placed, Members: members,
 		UnknownSince: map[string]time.Time{}, Confirmed: map[uint64]time.Time{}, Answers: maps.Clone(answers),
@@ -225,7 +228,7 @@ func (r *Reconciler) apply(ctx context.Context, a Action, peers Peers) error {
 	case TransferLeader:
 		return r.cfg.Shards.TransferLeader(s, a.Replica)
 	case Add:
-		if err := r.cfg.Shards.AddReplica(ctx, s, a.Replica, a.RaftAddr, a.ConfigChangeID); err != nil {
+		if err := r.cfg.Shards.AddReplica(ctx, s, a.Replica, a.Target, a.ConfigChangeID); err != nil {
 			return fmt.Errorf("adding replica %d on %q: %w", a.Replica, a.Member, err)
 		}
 		log.Info("replica added", logkeys.Shard, s, "replica", a.Replica, "member", a.Member)

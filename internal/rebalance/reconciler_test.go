@@ -114,7 +114,7 @@ func members(n int) []Member {
 	var out []Member
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
-		out = append(out, Member{ID: id, RaftAddr: raftAddr(id), Status: Alive})
+		out = append(out, Member{ID: id, Target: raftAddr(id), Status: Alive})
 	}
 	return out
 }
@@ -218,5 +218,5 @@ func TestReconcilerTimesUnknownAddresses(t *testing.T) {
 	require.Empty(t, b.pass(t, placed, ms), "an unknown address blocks adds during the grace")
 	b.now = b.now.Add(30 * time.Second)
 	require.Equal(t, []string{"remove 1/3"}, b.pass(t, placed, ms))
-	require.Equal(t, []string{"1/3  removed: no member has its address for 30s"}, b.events.got)
+	require.Equal(t, []string{"1/3  removed: no member has its target for 30s"}, b.events.got)
 }

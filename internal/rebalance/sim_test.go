@@ -76,7 +76,7 @@ func (s *sim) apply(a Action) error {
 		if err := change(); err != nil {
 			return err
 		}
-		mem.Replicas[a.Replica] = a.RaftAddr
+		mem.Replicas[a.Replica] = a.Target
 		// The new member confirms at once, as the Reconciler asks it.
 		if !s.silent[a.Replica] {
 			s.in.Confirmed[a.Replica] = s.in.Now

@@ -290,7 +290,9 @@ type ReplicaRequest struct {
 	Applied bool `json:"applied,omitempty"`
 }
 
-// MembershipReply is a shard's membership as one of its replicas sees it.
+// MembershipReply is a shard's membership as one of its replicas sees it:
+// each replica ID with its Raft target (NodeHost ID, or Raft address in
+// older shards), and the removed replica IDs.
 type MembershipReply struct {
 	Replicas map[uint64]string `json:"replicas"`
 	Removed  []uint64          `json:"removed"`

@@ -55,7 +55,7 @@ func runRawPropose(ctx context.Context, o *options, dir string, _ map[string]*re
 	}
 	defer h.Close()
 	const shardID = 1
-	if err := h.StartShard(shardID, 1, map[uint64]string{1: addr}, false); err != nil {
+	if err := h.StartShard(shardID, 1, map[uint64]string{1: h.NodeHostID()}, false); err != nil {
 		return nil, err
 	}
 	if err := awaitLeader(ctx, h, shardID); err != nil {
