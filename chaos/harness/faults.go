@@ -168,6 +168,9 @@ func one(f Fault) string {
 
 // heal clears the network faults; crashed members stay cut off.
 func (h *harness) heal() {
+	if h.net == nil {
+		return
+	}
 	h.net.Heal()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -184,8 +187,10 @@ func (h *harness) leaderOf(ctx context.Context, s uint64) (string, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		for _, n := range h.upMembers() {
-			if m := h.up(n); m != nil && slices.Contains(m.GetClusterInfo().LeadShards, s) {
-				return n, nil
+			if m := h.up(n); m != nil {
+				if v, err := m.state(ctx); err == nil && slices.Contains(v.LeadShards, s) {
+					return n, nil
+				}
 			}
 		}
 		if time.Now().After(deadline) {
@@ -197,7 +202,8 @@ func (h *harness) leaderOf(ctx context.Context, s uint64) (string, error) {
 	}
 }
 
-// crash cuts member name off and stops its Manager in the background.
+// crash kills member name: a member process gets SIGKILL; a member in
+// this process is cut off and its Manager stopped in the background.
 func (h *harness) crash(name string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -205,14 +211,23 @@ func (h *harness) crash(name string) error {
 	if r == nil || r.state != memberUp {
 		return fmt.Errorf("member %q is not up", name)
 	}
-	h.net.Isolate(name)
 	r.state = memberCrashed
 	r.stopped = make(chan struct{})
 	m, done := r.m, r.stopped
+	if p, ok := m.(*memberProcess); ok {
+		p.kill()
+		h.stops.Go(func() {
+			defer close(done)
+			<-p.exited
+			h.log.Info("chaos: crashed member's process ended", "member", name, "exit", p.exitErr)
+		})
+		return nil
+	}
+	h.net.Isolate(name)
 	h.stops.Go(func() {
 		defer close(done)
 		began := time.Now()
-		err := m.Stop()
+		err := m.stop()
 		h.log.Info("chaos: crashed member's Manager stopped", "member", name, "took", time.Since(began), "error", err)
 	})
 	return nil
@@ -243,7 +258,9 @@ func (h *harness) restart(ctx context.Context, name string) error {
 	if err := h.waitStopped(ctx, name); err != nil {
 		return err
 	}
-	h.net.Reconnect(name)
+	if h.net != nil {
+		h.net.Reconnect(name)
+	}
 	return h.startMember(ctx, name)
 }
 
@@ -348,14 +365,16 @@ func (h *harness) setDisk(ctx context.Context, name string, full bool) error {
 	}
 	h.mu.Unlock()
 	if wasUp {
-		if err := m.Stop(); err != nil {
+		if err := m.stop(); err != nil {
 			return fmt.Errorf("stopping %s: %w", name, err)
 		}
 	} else {
 		if err := h.waitStopped(ctx, name); err != nil {
 			return err
 		}
-		h.net.Reconnect(name)
+		if h.net != nil {
+			h.net.Reconnect(name)
+		}
 	}
 	h.mu.Lock()
 	h.members[name].diskFloor = full
@@ -385,7 +404,7 @@ func (h *harness) leave(name string) error {
 	r.state = memberGone
 	m := r.m
 	h.mu.Unlock()
-	if err := m.Stop(); err != nil {
+	if err := m.stop(); err != nil {
 		return fmt.Errorf("stopping %s: %w", name, err)
 	}
 	return nil
@@ -394,7 +413,9 @@ func (h *harness) leave(name string) error {
 // recover ends the fault phase: it heals the network and restarts every
 // crashed member.
 func (h *harness) recover(ctx context.Context) error {
-	h.net.Heal()
+	if h.net != nil {
+		h.net.Heal()
+	}
 	for _, n := range h.names {
 		if fs := h.fs[n]; fs != nil {
 			fs.SetFull(false)
@@ -406,7 +427,9 @@ func (h *harness) recover(ctx context.Context) error {
 	for n, r := range h.members {
 		if r.state == memberCrashed {
 			crashed = append(crashed, n)
-			h.net.Isolate(n) // until its stop is over
+			if h.net != nil {
+				h.net.Isolate(n) // until its stop is over
+			}
 		}
 	}
 	h.mu.Unlock()
