@@ -27,18 +27,88 @@ type AppliedFault struct {
 	// NextStep is how long after it was applied the next step run
 	// succeeded anywhere.
 	NextStep Duration `json:"next_step,omitempty"`
-	// Recovered is how long after it was applied the throughput (successful
-	// step runs in a one-second window, slid by 100ms) first came back to
-	// half of what it was in the two seconds before; absent when there was
-	// no throughput before or it never came back (the workload starts
-	// workflows at an even pace during 80% of the fault phase, so later
-	// faults find less to run).
-	Recovered Duration `json:"recovered,omitempty"`
+	// Recovery is how the step throughput came back after the fault
+	// ended; nil for a fault that ends others (heal, restart, disk-free,
+	// fast-disk, disk-floor-off).
+	Recovery *Recovery `json:"recovery,omitempty"`
 }
 
-// recovery returns how long after at the rate of successful step ends came
-// back to half its rate over the two seconds before at, or false.
-func recovery(ends []Duration, at Duration) (Duration, bool) {
+// Recovery is the time a fault's throughput took to come back. The
+// throughput is successful step runs per second (steps of every member,
+// by when they ended).
+type Recovery struct {
+	// Ended is when the fault ended, from the start of the run: when the
+	// fault that ends it was applied (the next heal for a network fault,
+	// the member's restart for a crash or wipe, disk-free, fast-disk or
+	// disk-floor-off for a disk fault), the end of the fault phase if
+	// none did, or when it was done applying for join and leave.
+	Ended Duration `json:"ended"`
+	// EndedBy is the kind of the fault that ended it, or "end of fault
+	// phase", or "itself" (join, leave).
+	EndedBy string `json:"ended_by"`
+	// RateBefore is the throughput over the two seconds before the fault
+	// was applied.
+	RateBefore float64 `json:"rate_before"`
+	// Recovered reports whether the throughput came back to
+	// RecoveryFraction of RateBefore: over some one-second window (slid by
+	// 100ms) starting at Ended or later, before the run's last successful
+	// step; After is then how long after Ended that window starts (zero:
+	// the first second after the end already ran at that rate). Not
+	// recovered also when there was no throughput before (RateBefore 0)
+	// or the workload ran out of work: it starts workflows during the
+	// first 80% of the fault phase only, so a fault ending late finds less
+	// to run (compare RateBefore with Report.Throughput).
+	Recovered bool     `json:"recovered"`
+	After     Duration `json:"after,omitempty"`
+}
+
+// RecoveryFraction is the fraction of the pre-fault throughput a fault's
+// Recovery waits for.
+const RecoveryFraction = 0.8
+
+// endsOthers reports whether faults of kind k end earlier faults rather
+// than disturb anything of their own.
+func endsOthers(k FaultKind) bool {
+	switch k {
+	case FaultHeal, FaultRestart, FaultDiskFree, FaultFastDisk, FaultDiskFloorOff:
+		return true
+	}
+	return false
+}
+
+// endOf returns when faults[i] ended and what ended it (see
+// Recovery.Ended).
+func endOf(faults []AppliedFault, i int, faultsEnd Duration) (Duration, string) {
+	f := faults[i]
+	var enders []FaultKind
+	switch f.Kind {
+	case FaultPartition, FaultIsolate, FaultIsolateLeader, FaultDrop, FaultDelay:
+		enders = []FaultKind{FaultHeal}
+	case FaultCrash, FaultWipe:
+		enders = []FaultKind{FaultRestart, FaultDiskFree}
+	case FaultDiskFull:
+		enders = []FaultKind{FaultDiskFree, FaultRestart}
+	case FaultSlowDisk:
+		enders = []FaultKind{FaultFastDisk}
+	case FaultDiskFloor:
+		enders = []FaultKind{FaultDiskFloorOff}
+	default:
+		return f.Applied + f.Took, "itself"
+	}
+	for _, g := range faults[i+1:] {
+		if !slices.Contains(enders, g.Kind) {
+			continue
+		}
+		if g.Kind == FaultHeal || (len(g.Members) > 0 && len(f.Members) > 0 && g.Members[0] == f.Members[0]) {
+			return g.Applied + g.Took, string(g.Kind)
+		}
+	}
+	return faultsEnd, "end of fault phase"
+}
+
+// recoveryOf measures the recovery of a fault applied at applied and ended
+// at ended, from the end times of the successful step runs.
+func recoveryOf(ends []Duration, applied, ended Duration) (rateBefore float64, after Duration, ok bool) {
 	const window, slide = Duration(time.Second), Duration(100 * time.Millisecond)
 	count := func(from, to Duration) int {
 		n := 0
@@ -49,17 +119,17 @@ func recovery(ends []Duration, at Duration) (Duration, bool) {
 		}
 		return n
 	}
-	before := float64(count(at-2*window, at)) / 2 // per window
-	if before == 0 {
-		return 0, false
+	rateBefore = float64(count(applied-2*window, applied)) / 2
+	if rateBefore == 0 || len(ends) == 0 {
+		return rateBefore, 0, false
 	}
 	last := slices.Max(ends)
-	for t := at; t+window <= last+window; t += slide {
-		if float64(count(t, t+window)) >= before/2 {
-			return t + window - at, true
+	for t := ended; t < last; t += slide {
+		if float64(count(t, t+window)) >= RecoveryFraction*rateBefore {
+			return rateBefore, t - ended, true
 		}
 	}
-	return 0, false
+	return rateBefore, 0, false
 }
 
 // runFaults applies the faults at their times, one after another, then

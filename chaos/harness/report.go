@@ -146,8 +146,11 @@ func newReport(scenario string, o Options, h *History, faults []AppliedFault, ch
 		}
 	}
 	for i := range r.Faults {
-		if d, ok := recovery(ends, r.Faults[i].Applied); ok {
-			r.Faults[i].Recovered = d
+		if !endsOthers(r.Faults[i].Kind) {
+			ended, by := endOf(r.Faults, i, faultsEnd)
+			rec := &Recovery{Ended: ended, EndedBy: by}
+			rec.RateBefore, rec.After, rec.Recovered = recoveryOf(ends, r.Faults[i].Applied, ended)
+			r.Faults[i].Recovery = rec
 		}
 		var next Duration = -1
 		for _, s := range h.Steps {

@@ -422,27 +422,31 @@ func (h *harness) upMembers() []string {
 	return out
 }
 
-// shutdown stops every member still up, waits for crashed members' stops
-// and closes the network.
+// shutdown stops every member still up, one after another (members
+// stopping together each wait out their gossip leave and leadership
+// hand-off against the others, about 6s; one after another, each finds
+// the rest alive, or none), waits for crashed members' stops and closes
+// the network.
 func (h *harness) shutdown() {
 	h.mu.Lock()
-	var ms []member
+	var ms []*memberRun
 	for _, r := range h.members {
 		if r.state == memberUp {
-			ms = append(ms, r.m)
+			ms = append(ms, r)
 			r.state = memberGone
 		}
 	}
 	h.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, m := range ms {
-		wg.Go(func() {
-			if err := m.stop(); err != nil {
-				h.log.Warn("chaos: stopping a member", "error", err)
-			}
-		})
+	slices.SortFunc(ms, func(a, b *memberRun) int { return strings.Compare(a.name, b.name) })
+	began := time.Now()
+	for _, r := range ms {
+		t := time.Now()
+		if err := r.m.stop(); err != nil {
+			h.log.Warn("chaos: stopping a member", "member", r.name, "error", err)
+		}
+		h.log.Debug("chaos: member stopped", "member", r.name, "took", time.Since(t))
 	}
-	wg.Wait()
+	h.log.Info("chaos: members stopped", "took", time.Since(began))
 	h.stops.Wait()
 	if h.net != nil {
 		_ = h.net.Close()

@@ -97,6 +97,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintln(stdout, rep.Summary())
+	for _, f := range rep.Faults {
+		line := fmt.Sprintf("  fault %-40s applied %v", f.Fault.String(), time.Duration(f.Applied).Round(time.Millisecond))
+		if f.Error != "" {
+			line += " NOT APPLIED: " + f.Error
+		}
+		if r := f.Recovery; r != nil {
+			line += fmt.Sprintf(", ended %v (%s), %.1f steps/s before", time.Duration(r.Ended).Round(time.Millisecond), r.EndedBy, r.RateBefore)
+			if r.Recovered {
+				line += fmt.Sprintf(", back to %.0f%% %v after its end", harness.RecoveryFraction*100, time.Duration(r.After).Round(time.Millisecond))
+			} else {
+				line += ", not recovered"
+			}
+		}
+		fmt.Fprintln(stdout, line)
+	}
 	for _, c := range rep.Checks {
 		verdict := "ok"
 		if !c.Passed {
