@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eleven-am/graft"
@@ -264,6 +265,9 @@ func (p *processes) start(ctx context.Context, name string) (member, string, err
 		p.mu.Lock()
 		delete(p.live, mp)
 		p.mu.Unlock()
+		if !mp.ending.Load() {
+			h.processDied(name, mp, out.last())
+		}
 	})
 	select {
 	case addr := <-mp.ready:
@@ -337,6 +341,9 @@ type memberProcess struct {
 	base   string
 	client *http.Client
 	ready  chan string
+	// ending is set once the harness killed the process or asked it to
+	// stop: an exit before that is the member's own doing.
+	ending atomic.Bool
 	// exited is closed when the process has ended; exitErr is then its
 	// exit status.
 	exited  chan struct{}
@@ -345,6 +352,7 @@ type memberProcess struct {
 
 // kill ends the process at once (SIGKILL).
 func (mp *memberProcess) kill() {
+	mp.ending.Store(true)
 	_ = mp.cmd.Process.Kill()
 	_ = mp.stdin.Close()
 }
@@ -388,6 +396,7 @@ const stopTimeout = 60 * time.Second
 // stop asks the member to stop gracefully and waits for its process to end;
 // a member that does not stop within stopTimeout is killed.
 func (mp *memberProcess) stop() error {
+	mp.ending.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	var res memberView
@@ -667,4 +676,24 @@ func RunsInProcesses(sc Scenario) bool {
 		}
 	}
 	return true
+}
+
+// processDied records that member name's process mp ended on its own (a
+// panic, a fatal error) while it was up: the member counts as crashed from
+// then on, so the end of the fault phase restarts it, and the report lists
+// the crash with the process's exit and last output.
+func (h *harness) processDied(name string, mp *memberProcess, output string) {
+	h.mu.Lock()
+	r := h.members[name]
+	if r == nil || r.state != memberUp || r.m != member(mp) {
+		h.mu.Unlock()
+		return
+	}
+	r.state = memberCrashed
+	r.stopped = mp.exited
+	at := h.rec.now()
+	h.applied = append(h.applied, AppliedFault{Fault: Fault{At: at, Kind: FaultCrash, Members: []string{name}}, Applied: at,
+		Detail: fmt.Sprintf("the member process ended on its own (%v); its last output: %s", mp.exitErr, output)})
+	h.mu.Unlock()
+	h.log.Warn("chaos: a member process ended on its own", "member", name, "exit", mp.exitErr, "output", output)
 }
