@@ -122,6 +122,7 @@ func (h *harness) settle(ctx context.Context) error {
 				f.Status = "not-found"
 			case res.HasStatus:
 				f.Status, f.Committed, f.Shape = res.Status, op.Committed, res.Shape
+				f.Executing, f.Pending = res.Executing, res.Pending
 			}
 			last[id] = f
 			switch {

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/eleven-am/graft"
 )
@@ -30,6 +31,10 @@ type opResult struct {
 	Status    string   `json:"status,omitempty"`
 	Committed []string `json:"committed,omitempty"`
 	Shape     string   `json:"shape,omitempty"`
+	// Executing and Pending are the workflow's executions in flight and
+	// its pending steps, as the read returned them.
+	Executing []string `json:"executing,omitempty"`
+	Pending   int      `json:"pending,omitempty"`
 }
 
 // memberView is what a member reports about itself.
@@ -76,6 +81,11 @@ func callManager(ctx context.Context, m *graft.Manager, p plannedOp) opResult {
 				res.Committed = append(res.Committed, x.ExecutionID)
 			}
 		}
+		for _, x := range st.ExecutingNodes {
+			res.Executing = append(res.Executing, fmt.Sprintf("%s attempt %d on %s since %s",
+				x.ExecutionID, x.Attempt, x.MemberID, x.StartedAt.UTC().Format("15:04:05.000")))
+		}
+		res.Pending = len(st.PendingNodes)
 	}
 	return res
 }
