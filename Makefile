@@ -68,8 +68,8 @@ sizing:
 # chaos-out/<scenario>-<seed>/, one line per run in chaos-out/results.txt.
 # Fails if any run fails; the failing runs are listed with their seeds.
 # A run waits more than it computes (about 3s of CPU in 12-20s), so three
-# at once fit two cores: the 130 runs of CHAOS_SEEDS=10 take about 15
-# minutes (see the README's chaos section for a measured run).
+# at once fit two cores: the 130 runs of CHAOS_SEEDS=10 took 10m54s on a
+# shared 2-core machine (see the README's chaos section).
 # CHAOS_FLAGS=-processes runs the scenarios process mode can apply.
 # (make test runs three short scenarios: harness.TestRunPartitionMinority,
 # TestRunDiskFull and TestRunSlowDisk, and one in process mode.)
