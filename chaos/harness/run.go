@@ -43,11 +43,13 @@ type Options struct {
 	Workload Workload
 	// Register registers the user's own node types on a member; it runs
 	// on every member each time it starts (restarts included), after the
-	// harness registered its own ("chaos.step", "chaos.join").
+	// harness registered its own ("chaos.step", "chaos.join"). Process
+	// mode refuses it: pass MemberOptions.Register to MemberMain instead.
 	Register func(*graft.Manager) error
 	// Config adjusts each member's configuration after the harness and
 	// the scenario (Scenario.Config) set it (do not change NodeID,
-	// BindAddr, DataDir, Discovery or Expert.Network).
+	// BindAddr, DataDir, Discovery or Expert.Network). Process mode
+	// refuses it: pass MemberOptions.Config to MemberMain instead.
 	Config func(*graft.Config)
 	// Dir receives the artefacts of a failed check (Dir/history.html when
 	// the history is not linearizable). Empty means none are written.
