@@ -116,7 +116,7 @@ func CheckTerminalAfterFaults(h *History) CheckResult {
 		c.Checked++
 		switch {
 		case !isTerminal(f.Status):
-			c.violate("%s: still %s after the liveness bound", id, f.Status)
+			c.violate("%s: still %s after the liveness bound (executing %v, %d pending)", id, f.Status, f.Executing, f.Pending)
 		case f.Status == "failed" && !f.Stopped && f.Shape != "":
 			c.violate("%s: failed, though its steps fail fewer times than the retries allow", id)
 		case f.Status == "stopped" && !f.Stopped:

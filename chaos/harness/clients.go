@@ -49,41 +49,19 @@ func (h *harness) do(ctx context.Context, client int, p plannedOp) {
 }
 
 // issue runs one operation on m and records it; it returns what was
-// recorded and, for a successful read, the status.
-func (h *harness) issue(ctx context.Context, client int, name string, m *graft.Manager, p plannedOp) (ClientOp, *graft.WorkflowStatus) {
+// recorded and what the member returned.
+func (h *harness) issue(ctx context.Context, client int, name string, m member, p plannedOp) (ClientOp, opResult) {
 	op := ClientOp{Client: client, Kind: p.Kind, Workflow: p.Workflow, Member: name, Invoke: h.rec.now()}
 	cctx, cancel := context.WithTimeout(ctx, h.opts.Workload.OpTimeout)
 	defer cancel()
-	var err error
-	var st *graft.WorkflowStatus
-	switch p.Kind {
-	case OpStart:
-		err = m.StartWorkflowContext(cctx, *p.Trigger)
-	case OpStatus:
-		st, err = m.GetWorkflowStatusContext(cctx, p.Workflow)
-	case OpPause:
-		err = m.PauseWorkflow(cctx, p.Workflow)
-	case OpResume:
-		err = m.ResumeWorkflow(cctx, p.Workflow)
-	case OpStop:
-		err = m.StopWorkflow(cctx, p.Workflow)
-	}
+	res := m.call(cctx, p)
 	op.Return = h.rec.now()
-	op.Outcome = classify(p.Kind, err)
-	if err != nil {
-		op.Error = err.Error()
-		st = nil
-	}
-	if st != nil {
-		op.Status = string(st.Status)
-		for _, x := range st.ExecutedNodes {
-			if x.Error == "" {
-				op.Committed = append(op.Committed, x.ExecutionID)
-			}
-		}
+	op.Outcome, op.Error = res.Outcome, res.Error
+	if res.HasStatus {
+		op.Status, op.Committed = res.Status, res.Committed
 	}
 	h.rec.op(op)
-	return op, st
+	return op, res
 }
 
 // classify maps a client call's error to its outcome. Only the errors
@@ -137,13 +115,14 @@ func (h *harness) settle(ctx context.Context) error {
 				still = append(still, id)
 				continue
 			}
-			op, st := h.issue(ctx, client, name, m, plannedOp{Kind: OpStatus, Workflow: id})
+			op, res := h.issue(ctx, client, name, m, plannedOp{Kind: OpStatus, Workflow: id})
 			f := Final{Stopped: stopped[id], Error: op.Error}
 			switch {
 			case op.Outcome == OutcomeNotFound:
 				f.Status = "not-found"
-			case st != nil:
-				f.Status, f.Committed, f.Shape = string(st.Status), op.Committed, st.Metadata[shapeKey]
+			case res.HasStatus:
+				f.Status, f.Committed, f.Shape = res.Status, op.Committed, res.Shape
+				f.Executing, f.Pending = res.Executing, res.Pending
 			}
 			last[id] = f
 			switch {

@@ -1,5 +1,6 @@
 // Package harness tests Graft under faults: it runs real members in one
-// process over a [chaos.Network], drives a recorded workload through a
+// process over a [chaos.Network] (or each in a process of its own, see
+// Process mode), drives a recorded workload through a
 // seeded fault schedule, and checks the history and the cluster afterwards.
 //
 // # Running a scenario
@@ -46,6 +47,25 @@
 // normal mode. [FaultDiskFloor] restarts a member with a free-space floor
 // no disk meets, so only Graft's disk guard sees a full disk (refused
 // starts and controls, held step writes) until [FaultDiskFloorOff].
+//
+// # Process mode
+//
+// With Options.Process set, every member runs in a child process of its
+// own (the program [ProcessOptions] names, which calls [MemberMain]; by
+// default this program) and the members talk over real loopback sockets.
+// The workload, the history and the checkers stay in the harness process:
+// each client operation is an HTTP call to the picked member's control
+// server (127.0.0.1, a per-run token), timed in the harness around the
+// call, and a call without an answer has an unknown outcome; each member
+// streams its step executions to the harness over a pipe as they end
+// (their times are wall-clock offsets from the run's start); and the
+// members report their gossip views, replicas (state hashes) and led
+// shards for the convergence checks. A crash is SIGKILL and a restart a
+// new process on the same data directory and ports. The in-process
+// [chaos.Network] and [chaos.FaultFS] cannot reach another process, so
+// process mode applies only the faults [ProcessFaults] lists (crash,
+// restart, wipe, join, leave, disk-floor and disk-floor-off) and Run
+// refuses any other schedule with an error naming the fault.
 //
 // # Workload and history
 //

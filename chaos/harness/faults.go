@@ -27,18 +27,88 @@ type AppliedFault struct {
 	// NextStep is how long after it was applied the next step run
 	// succeeded anywhere.
 	NextStep Duration `json:"next_step,omitempty"`
-	// Recovered is how long after it was applied the throughput (successful
-	// step runs in a one-second window, slid by 100ms) first came back to
-	// half of what it was in the two seconds before; absent when there was
-	// no throughput before or it never came back (the workload starts
-	// workflows at an even pace during 80% of the fault phase, so later
-	// faults find less to run).
-	Recovered Duration `json:"recovered,omitempty"`
+	// Recovery is how the step throughput came back after the fault
+	// ended; nil for a fault that ends others (heal, restart, disk-free,
+	// fast-disk, disk-floor-off).
+	Recovery *Recovery `json:"recovery,omitempty"`
 }
 
-// recovery returns how long after at the rate of successful step ends came
-// back to half its rate over the two seconds before at, or false.
-func recovery(ends []Duration, at Duration) (Duration, bool) {
+// Recovery is the time a fault's throughput took to come back. The
+// throughput is successful step runs per second (steps of every member,
+// by when they ended).
+type Recovery struct {
+	// Ended is when the fault ended, from the start of the run: when the
+	// fault that ends it was applied (the next heal for a network fault,
+	// the member's restart for a crash or wipe, disk-free, fast-disk or
+	// disk-floor-off for a disk fault), the end of the fault phase if
+	// none did, or when it was done applying for join and leave.
+	Ended Duration `json:"ended"`
+	// EndedBy is the kind of the fault that ended it, or "end of fault
+	// phase", or "itself" (join, leave).
+	EndedBy string `json:"ended_by"`
+	// RateBefore is the throughput over the two seconds before the fault
+	// was applied.
+	RateBefore float64 `json:"rate_before"`
+	// Recovered reports whether the throughput came back to
+	// RecoveryFraction of RateBefore: over some one-second window (slid by
+	// 100ms) starting at Ended or later, before the run's last successful
+	// step; After is then how long after Ended that window starts (zero:
+	// the first second after the end already ran at that rate). Not
+	// recovered also when there was no throughput before (RateBefore 0)
+	// or the workload ran out of work: it starts workflows during the
+	// first 80% of the fault phase only, so a fault ending late finds less
+	// to run (compare RateBefore with Report.Throughput).
+	Recovered bool     `json:"recovered"`
+	After     Duration `json:"after,omitempty"`
+}
+
+// RecoveryFraction is the fraction of the pre-fault throughput a fault's
+// Recovery waits for.
+const RecoveryFraction = 0.8
+
+// endsOthers reports whether faults of kind k end earlier faults rather
+// than disturb anything of their own.
+func endsOthers(k FaultKind) bool {
+	switch k {
+	case FaultHeal, FaultRestart, FaultDiskFree, FaultFastDisk, FaultDiskFloorOff:
+		return true
+	}
+	return false
+}
+
+// endOf returns when faults[i] ended and what ended it (see
+// Recovery.Ended).
+func endOf(faults []AppliedFault, i int, faultsEnd Duration) (Duration, string) {
+	f := faults[i]
+	var enders []FaultKind
+	switch f.Kind {
+	case FaultPartition, FaultIsolate, FaultIsolateLeader, FaultDrop, FaultDelay:
+		enders = []FaultKind{FaultHeal}
+	case FaultCrash, FaultWipe:
+		enders = []FaultKind{FaultRestart, FaultDiskFree}
+	case FaultDiskFull:
+		enders = []FaultKind{FaultDiskFree, FaultRestart}
+	case FaultSlowDisk:
+		enders = []FaultKind{FaultFastDisk}
+	case FaultDiskFloor:
+		enders = []FaultKind{FaultDiskFloorOff}
+	default:
+		return f.Applied + f.Took, "itself"
+	}
+	for _, g := range faults[i+1:] {
+		if !slices.Contains(enders, g.Kind) {
+			continue
+		}
+		if g.Kind == FaultHeal || (len(g.Members) > 0 && len(f.Members) > 0 && g.Members[0] == f.Members[0]) {
+			return g.Applied + g.Took, string(g.Kind)
+		}
+	}
+	return faultsEnd, "end of fault phase"
+}
+
+// recoveryOf measures the recovery of a fault applied at applied and ended
+// at ended, from the end times of the successful step runs.
+func recoveryOf(ends []Duration, applied, ended Duration) (rateBefore float64, after Duration, ok bool) {
 	const window, slide = Duration(time.Second), Duration(100 * time.Millisecond)
 	count := func(from, to Duration) int {
 		n := 0
@@ -49,17 +119,17 @@ func recovery(ends []Duration, at Duration) (Duration, bool) {
 		}
 		return n
 	}
-	before := float64(count(at-2*window, at)) / 2 // per window
-	if before == 0 {
-		return 0, false
+	rateBefore = float64(count(applied-2*window, applied)) / 2
+	if rateBefore == 0 || len(ends) == 0 {
+		return rateBefore, 0, false
 	}
 	last := slices.Max(ends)
-	for t := at; t+window <= last+window; t += slide {
-		if float64(count(t, t+window)) >= before/2 {
-			return t + window - at, true
+	for t := ended; t < last; t += slide {
+		if float64(count(t, t+window)) >= RecoveryFraction*rateBefore {
+			return rateBefore, t - ended, true
 		}
 	}
-	return 0, false
+	return rateBefore, 0, false
 }
 
 // runFaults applies the faults at their times, one after another, then
@@ -168,6 +238,9 @@ func one(f Fault) string {
 
 // heal clears the network faults; crashed members stay cut off.
 func (h *harness) heal() {
+	if h.net == nil {
+		return
+	}
 	h.net.Heal()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -184,8 +257,10 @@ func (h *harness) leaderOf(ctx context.Context, s uint64) (string, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		for _, n := range h.upMembers() {
-			if m := h.up(n); m != nil && slices.Contains(m.GetClusterInfo().LeadShards, s) {
-				return n, nil
+			if m := h.up(n); m != nil {
+				if v, err := m.state(ctx); err == nil && slices.Contains(v.LeadShards, s) {
+					return n, nil
+				}
 			}
 		}
 		if time.Now().After(deadline) {
@@ -197,7 +272,8 @@ func (h *harness) leaderOf(ctx context.Context, s uint64) (string, error) {
 	}
 }
 
-// crash cuts member name off and stops its Manager in the background.
+// crash kills member name: a member process gets SIGKILL; a member in
+// this process is cut off and its Manager stopped in the background.
 func (h *harness) crash(name string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -205,14 +281,23 @@ func (h *harness) crash(name string) error {
 	if r == nil || r.state != memberUp {
 		return fmt.Errorf("member %q is not up", name)
 	}
-	h.net.Isolate(name)
 	r.state = memberCrashed
 	r.stopped = make(chan struct{})
 	m, done := r.m, r.stopped
+	if p, ok := m.(*memberProcess); ok {
+		p.kill()
+		h.stops.Go(func() {
+			defer close(done)
+			<-p.exited
+			h.log.Info("chaos: crashed member's process ended", "member", name, "exit", p.exitErr)
+		})
+		return nil
+	}
+	h.net.Isolate(name)
 	h.stops.Go(func() {
 		defer close(done)
 		began := time.Now()
-		err := m.Stop()
+		err := m.stop()
 		h.log.Info("chaos: crashed member's Manager stopped", "member", name, "took", time.Since(began), "error", err)
 	})
 	return nil
@@ -243,7 +328,9 @@ func (h *harness) restart(ctx context.Context, name string) error {
 	if err := h.waitStopped(ctx, name); err != nil {
 		return err
 	}
-	h.net.Reconnect(name)
+	if h.net != nil {
+		h.net.Reconnect(name)
+	}
 	return h.startMember(ctx, name)
 }
 
@@ -348,14 +435,16 @@ func (h *harness) setDisk(ctx context.Context, name string, full bool) error {
 	}
 	h.mu.Unlock()
 	if wasUp {
-		if err := m.Stop(); err != nil {
+		if err := m.stop(); err != nil {
 			return fmt.Errorf("stopping %s: %w", name, err)
 		}
 	} else {
 		if err := h.waitStopped(ctx, name); err != nil {
 			return err
 		}
-		h.net.Reconnect(name)
+		if h.net != nil {
+			h.net.Reconnect(name)
+		}
 	}
 	h.mu.Lock()
 	h.members[name].diskFloor = full
@@ -385,7 +474,7 @@ func (h *harness) leave(name string) error {
 	r.state = memberGone
 	m := r.m
 	h.mu.Unlock()
-	if err := m.Stop(); err != nil {
+	if err := m.stop(); err != nil {
 		return fmt.Errorf("stopping %s: %w", name, err)
 	}
 	return nil
@@ -394,7 +483,9 @@ func (h *harness) leave(name string) error {
 // recover ends the fault phase: it heals the network and restarts every
 // crashed member.
 func (h *harness) recover(ctx context.Context) error {
-	h.net.Heal()
+	if h.net != nil {
+		h.net.Heal()
+	}
 	for _, n := range h.names {
 		if fs := h.fs[n]; fs != nil {
 			fs.SetFull(false)
@@ -406,7 +497,9 @@ func (h *harness) recover(ctx context.Context) error {
 	for n, r := range h.members {
 		if r.state == memberCrashed {
 			crashed = append(crashed, n)
-			h.net.Isolate(n) // until its stop is over
+			if h.net != nil {
+				h.net.Isolate(n) // until its stop is over
+			}
 		}
 	}
 	h.mu.Unlock()

@@ -103,6 +103,12 @@ type Final struct {
 	// Workload.Trigger), from its metadata.
 	Shape string `json:"shape,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Executing describes the executions in flight the last read saw
+	// (execution ID, attempt, member, start in UTC), and Pending counts
+	// its pending steps: what a workflow still active at the bound was
+	// waiting for.
+	Executing []string `json:"executing,omitempty"`
+	Pending   int      `json:"pending,omitempty"`
 }
 
 // History is everything a run recorded: the client operations in the order

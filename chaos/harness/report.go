@@ -146,8 +146,11 @@ func newReport(scenario string, o Options, h *History, faults []AppliedFault, ch
 		}
 	}
 	for i := range r.Faults {
-		if d, ok := recovery(ends, r.Faults[i].Applied); ok {
-			r.Faults[i].Recovered = d
+		if !endsOthers(r.Faults[i].Kind) {
+			ended, by := endOf(r.Faults, i, faultsEnd)
+			rec := &Recovery{Ended: ended, EndedBy: by}
+			rec.RateBefore, rec.After, rec.Recovered = recoveryOf(ends, r.Faults[i].Applied, ended)
+			r.Faults[i].Recovery = rec
 		}
 		var next Duration = -1
 		for _, s := range h.Steps {
@@ -186,11 +189,16 @@ func newReport(scenario string, o Options, h *History, faults []AppliedFault, ch
 }
 
 // snapshot reads every member up: its gossip view and replicas.
-func (h *harness) snapshot() ClusterState {
+func (h *harness) snapshot(ctx context.Context) ClusterState {
 	c := ClusterState{Shards: h.opts.Shards, ReplicationFactor: h.rf}
 	for _, n := range h.upMembers() {
 		if m := h.up(n); m != nil {
-			c.Members = append(c.Members, MemberState{Name: n, Peers: m.GetClusterInfo().Peers, Replicas: m.ReplicaStates()})
+			v, err := m.state(ctx)
+			if err != nil {
+				h.log.Warn("chaos: reading a member's state", "member", n, "error", err)
+				continue
+			}
+			c.Members = append(c.Members, MemberState{Name: n, Peers: v.Peers, Replicas: v.Replicas})
 		}
 	}
 	return c
@@ -201,7 +209,7 @@ func (h *harness) snapshot() ClusterState {
 func (h *harness) converge(ctx context.Context) (ClusterState, []CheckResult, error) {
 	deadline := time.Now().Add(h.opts.Settle)
 	for {
-		c := h.snapshot()
+		c := h.snapshot(ctx)
 		res := convergence(c)
 		if allPassed(res) || time.Now().After(deadline) {
 			return c, res, nil

@@ -43,11 +43,13 @@ type Options struct {
 	Workload Workload
 	// Register registers the user's own node types on a member; it runs
 	// on every member each time it starts (restarts included), after the
-	// harness registered its own ("chaos.step", "chaos.join").
+	// harness registered its own ("chaos.step", "chaos.join"). Process
+	// mode refuses it: pass MemberOptions.Register to MemberMain instead.
 	Register func(*graft.Manager) error
 	// Config adjusts each member's configuration after the harness and
 	// the scenario (Scenario.Config) set it (do not change NodeID,
-	// BindAddr, DataDir, Discovery or Expert.Network).
+	// BindAddr, DataDir, Discovery or Expert.Network). Process mode
+	// refuses it: pass MemberOptions.Config to MemberMain instead.
 	Config func(*graft.Config)
 	// Dir receives the artefacts of a failed check (Dir/history.html when
 	// the history is not linearizable). Empty means none are written.
@@ -59,8 +61,13 @@ type Options struct {
 	// nil means slog.Default().
 	Logger *slog.Logger
 	// MemberLogger returns the logger of a member; nil means members log
-	// nowhere.
+	// nowhere. A member process's log lines (warnings and errors) reach it
+	// as the "line" attribute of a record.
 	MemberLogger func(member string) *slog.Logger
+	// Process, when set, runs every member in a child process of its own
+	// on real loopback sockets instead of in this process (see
+	// ProcessOptions for what that allows and what it does not).
+	Process *ProcessOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -98,8 +105,9 @@ type memberRun struct {
 	name    string
 	dataDir string
 	state   memberState
-	m       *graft.Manager
-	// stopped is closed when the crashed Manager's Stop returned.
+	m       member
+	// stopped is closed when the crashed member has stopped (its
+	// Manager's Stop returned, or its process exited).
 	stopped chan struct{}
 	// diskDied is set when a Raft log write of the member failed on a
 	// full disk and the harness crashed it for that (see diskDeath).
@@ -111,9 +119,13 @@ type memberRun struct {
 
 // harness is one run in progress.
 type harness struct {
-	opts  Options
-	sc    Scenario
-	net   *chaos.Network
+	opts Options
+	sc   Scenario
+	// net is the network of the members in this process; nil in process
+	// mode, whose members use real loopback sockets.
+	net *chaos.Network
+	// procs runs the member processes in process mode; nil otherwise.
+	procs *processes
 	rec   *recorder
 	log   *slog.Logger
 	topo  Topology
@@ -153,13 +165,29 @@ type harness struct {
 // times under a workload issued the same way, not the same history.
 func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
+	faults := sc.Schedule(opts.Seed, opts.Members, opts.Shards, opts.Duration)
+	if opts.Process != nil {
+		if err := checkProcessMode(sc, opts, faults); err != nil {
+			return nil, err
+		}
+	}
 	began := time.Now()
-	h := &harness{opts: opts, sc: sc, net: chaos.NewNetwork(opts.Seed), rec: newRecorder(began),
+	h := &harness{opts: opts, sc: sc, rec: newRecorder(began),
 		log: opts.Logger.With("scenario", sc.Name, "seed", opts.Seed), members: map[string]*memberRun{}}
 	h.topo = topology(opts.Members, sc.Spares, opts.Shards, opts.Duration)
 	h.names = append(slices.Clone(h.topo.Members), h.topo.Spares...)
-	for _, n := range h.names {
-		h.peers = append(h.peers, graft.StaticPeer{ID: n, Address: h.net.IP(n).String(), Port: 7000, GossipPort: chaos.MemberlistPort})
+	if opts.Process == nil {
+		h.net = chaos.NewNetwork(opts.Seed)
+		for _, n := range h.names {
+			h.peers = append(h.peers, graft.StaticPeer{ID: n, Address: h.net.IP(n).String(), Port: 7000, GossipPort: chaos.MemberlistPort})
+		}
+	} else {
+		procs, err := newProcesses(h)
+		if err != nil {
+			return nil, err
+		}
+		h.procs = procs
+		h.peers = procs.peers
 	}
 
 	h.data = opts.DataDir
@@ -171,7 +199,6 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 		defer func() { _ = os.RemoveAll(tmp) }()
 		h.data = tmp
 	}
-	faults := sc.Schedule(opts.Seed, opts.Members, opts.Shards, opts.Duration)
 	h.fs = make(map[string]*chaos.FaultFS, len(h.names))
 	if slices.ContainsFunc(faults, isFileSystemFault) { // otherwise members keep the real file system
 		for _, n := range h.names {
@@ -188,7 +215,7 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 	h.rf = cmp.Or(h.config(h.names[0]).Cluster.ReplicationFactor, 3)
 	defer h.shutdown()
 
-	h.log.Info("chaos: starting members", "members", opts.Members)
+	h.log.Info("chaos: starting members", "members", opts.Members, "processes", opts.Process != nil)
 	if err := h.startFounders(ctx); err != nil {
 		return nil, err
 	}
@@ -239,29 +266,35 @@ func Run(ctx context.Context, sc Scenario, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// config returns member name's configuration.
+// spec describes member name as it starts now.
+func (h *harness) spec(name string) memberSpec {
+	h.mu.Lock()
+	full := h.members[name] != nil && h.members[name].diskFloor
+	h.mu.Unlock()
+	spec := memberSpec{Name: name, DataDir: filepath.Join(h.data, name), Members: h.opts.Members, Shards: h.opts.Shards,
+		Peers: h.peers, DiskFloor: full}
+	if h.procs == nil {
+		spec.BindAddr, spec.GossipPort = name+":7000", chaos.MemberlistPort
+	} else {
+		spec.BindAddr, spec.GossipPort = h.procs.addr(name), h.procs.gossipPort(name)
+	}
+	return spec
+}
+
+// config returns member name's configuration as it starts now. In process
+// mode the member process builds the same from its spec (its logger and
+// MemberOptions.Config aside).
 func (h *harness) config(name string) *graft.Config {
-	cfg := graft.DefaultConfig(name, name+":7000", filepath.Join(h.data, name))
+	cfg := h.spec(name).config()
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	if h.opts.MemberLogger != nil {
 		cfg.Logger = h.opts.MemberLogger(name)
 	}
-	cfg.Cluster.ExpectedMembers = h.opts.Members
-	cfg.Cluster.ShardCount = h.opts.Shards
-	cfg.Cluster.GossipPort = chaos.MemberlistPort
-	cfg.Discovery = []graft.DiscoveryConfig{{Type: graft.DiscoveryStatic, Static: slices.Clone(h.peers)}}
-	cfg.Expert.Memberlist = fastGossip
-	cfg.Expert.Network = h.net
-	cfg.Engine.RetryDelay, cfg.Engine.MaxRetryDelay = 5*time.Millisecond, 50*time.Millisecond
-	cfg.Engine.DrainTimeout = 2 * time.Second
+	if h.net != nil {
+		cfg.Expert.Network = h.net
+	}
 	if fs := h.fs[name]; fs != nil {
 		cfg.Expert.FS = fs
-	}
-	h.mu.Lock()
-	full := h.members[name] != nil && h.members[name].diskFloor
-	h.mu.Unlock()
-	if full {
-		cfg.Expert.MinFreeDiskBytes = fullDisk
 	}
 	if h.sc.Config != nil {
 		h.sc.Config(cfg)
@@ -288,8 +321,15 @@ func fastGossip(c *memberlist.Config) {
 // startTimeout bounds one member's Start.
 const startTimeout = 60 * time.Second
 
-// newMember creates member name's Manager with the nodes registered.
-func (h *harness) newMember(name string) (*graft.Manager, string, error) {
+// launch starts member name (in this process or as a member process) and
+// returns it once it is ready, with its data directory. A member that
+// could not start is stopped again.
+func (h *harness) launch(ctx context.Context, name string) (member, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if h.procs != nil {
+		return h.procs.start(ctx, name)
+	}
 	cfg := h.config(name)
 	m := graft.NewWithConfig(cfg)
 	if err := registerNodes(m, name, h.rec); err != nil {
@@ -300,35 +340,32 @@ func (h *harness) newMember(name string) (*graft.Manager, string, error) {
 			return nil, "", fmt.Errorf("member %s: Options.Register: %w", name, err)
 		}
 	}
-	return m, cfg.DataDir, nil
+	if err := m.Start(ctx, 0); err != nil {
+		_ = m.Stop()
+		return nil, "", fmt.Errorf("starting member %s: %w", name, err)
+	}
+	return localMember{m}, cfg.DataDir, nil
 }
 
 // startFounders starts the founding members together.
 func (h *harness) startFounders(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
 	runs := make([]*memberRun, len(h.topo.Members))
-	for i, name := range h.topo.Members {
-		m, dir, err := h.newMember(name)
-		if err != nil {
-			return err
-		}
-		runs[i] = &memberRun{name: name, dataDir: dir, m: m}
-	}
 	errs := make([]error, len(runs))
 	var wg sync.WaitGroup
-	for i, r := range runs {
+	for i, name := range h.topo.Members {
 		wg.Go(func() {
-			if err := r.m.Start(ctx, 0); err != nil {
-				errs[i] = fmt.Errorf("starting member %s: %w", r.name, err)
-			}
+			m, dir, err := h.launch(ctx, name)
+			runs[i], errs[i] = &memberRun{name: name, dataDir: dir, m: m, state: memberUp}, err
 		})
 	}
 	wg.Wait()
 	h.mu.Lock()
-	for _, r := range runs {
-		r.state = memberUp
-		h.members[r.name] = r
+	for i, r := range runs {
+		if errs[i] == nil {
+			h.members[r.name] = r
+		} else {
+			h.members[r.name] = &memberRun{name: r.name, state: memberGone}
+		}
 	}
 	for _, n := range h.topo.Spares {
 		h.members[n] = &memberRun{name: n, state: memberAbsent}
@@ -340,26 +377,20 @@ func (h *harness) startFounders(ctx context.Context) error {
 // startMember starts member name (a restart or a join) and waits until it
 // is ready.
 func (h *harness) startMember(ctx context.Context, name string) error {
-	m, dir, err := h.newMember(name)
+	m, dir, err := h.launch(ctx, name)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	err = m.Start(ctx, 0)
 	h.mu.Lock()
 	r := h.members[name]
 	r.m, r.dataDir, r.stopped, r.diskDied = m, dir, nil, false
 	r.state = memberUp
 	h.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("starting member %s: %w", name, err)
-	}
 	return nil
 }
 
-// up returns the Manager of member name if it is up.
-func (h *harness) up(name string) *graft.Manager {
+// up returns member name if it is up.
+func (h *harness) up(name string) member {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if r := h.members[name]; r != nil && r.state == memberUp {
@@ -369,7 +400,7 @@ func (h *harness) up(name string) *graft.Manager {
 }
 
 // pick returns the member the plan's index i names, or the next one up.
-func (h *harness) pick(i int) (string, *graft.Manager) {
+func (h *harness) pick(i int) (string, member) {
 	for j := range h.names {
 		name := h.names[(i+j)%len(h.names)]
 		if m := h.up(name); m != nil {
@@ -393,27 +424,36 @@ func (h *harness) upMembers() []string {
 	return out
 }
 
-// shutdown stops every member still up, waits for crashed members' stops
-// and closes the network.
+// shutdown stops every member still up, one after another (members
+// stopping together each wait out their gossip leave and leadership
+// hand-off against the others, about 6s; one after another, each finds
+// the rest alive, or none), waits for crashed members' stops and closes
+// the network.
 func (h *harness) shutdown() {
 	h.mu.Lock()
-	var ms []*graft.Manager
+	var ms []*memberRun
 	for _, r := range h.members {
 		if r.state == memberUp {
-			ms = append(ms, r.m)
+			ms = append(ms, r)
 			r.state = memberGone
 		}
 	}
 	h.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, m := range ms {
-		wg.Go(func() {
-			if err := m.Stop(); err != nil {
-				h.log.Warn("chaos: stopping a member", "error", err)
-			}
-		})
+	slices.SortFunc(ms, func(a, b *memberRun) int { return strings.Compare(a.name, b.name) })
+	began := time.Now()
+	for _, r := range ms {
+		t := time.Now()
+		if err := r.m.stop(); err != nil {
+			h.log.Warn("chaos: stopping a member", "member", r.name, "error", err)
+		}
+		h.log.Debug("chaos: member stopped", "member", r.name, "took", time.Since(t))
 	}
-	wg.Wait()
+	h.log.Info("chaos: members stopped", "took", time.Since(began))
 	h.stops.Wait()
-	_ = h.net.Close()
+	if h.net != nil {
+		_ = h.net.Close()
+	}
+	if h.procs != nil {
+		h.procs.close()
+	}
 }

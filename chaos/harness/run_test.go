@@ -135,8 +135,95 @@ func TestRunWithUserNodes(t *testing.T) {
 	}
 }
 
+// Three members in child processes of their own, on loopback sockets: one
+// is killed with SIGKILL mid-workload and restarted on its data directory
+// by a new process 3s later (long enough for gossip to see it dead and the
+// other members to re-run what it was executing: restarts 1.5-1.8s after
+// the kill have left its executions waiting out their 5-minute lease, see
+// the README's chaos section). Every checker passes over the history the harness
+// recorded through the members' control servers, nothing acknowledged is
+// lost, the killed process answered client operations before the kill and
+// its successor after the restart and holds replicas equal
+// to the others', and the report shows the kill and the restart.
+func TestRunProcessesKillAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three member processes for about 30s")
+	}
+	sc := harness.Scenario{Name: "kill-one", Faults: func(_ *rand.Rand, tp harness.Topology) []harness.Fault {
+		return []harness.Fault{
+			{At: harness.Duration(tp.Duration * 2 / 10), Kind: harness.FaultCrash, Members: []string{"n2"}},
+			{At: harness.Duration(tp.Duration * 7 / 10), Kind: harness.FaultRestart, Members: []string{"n2"}},
+		}
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	began := time.Now()
+	rep, err := harness.Run(ctx, sc, harness.Options{
+		Members: 3, Seed: 5, Duration: 6 * time.Second, Settle: 40 * time.Second, Dir: dir, DataDir: t.TempDir(),
+		Workload: harness.Workload{Workflows: 24},
+		Process:  &harness.ProcessOptions{},
+		Logger:   slog.New(slog.NewTextHandler(testlog.New(t, "harness: "), nil)),
+		MemberLogger: func(name string) *slog.Logger {
+			return slog.New(slog.NewTextHandler(testlog.New(t, name+": "), nil))
+		},
+	})
+	require.NoError(t, err)
+	t.Logf("%s (test took %v)", rep.Summary(), time.Since(began))
+	if !rep.Passed {
+		require.NoError(t, rep.WriteFiles(dir))
+		for _, c := range rep.Checks {
+			t.Logf("%s: passed %v, checked %d, violations %v %s", c.Name, c.Passed, c.Checked, c.Violations, c.Note)
+		}
+		t.Fatalf("checks failed: %v (report in %s)", rep.Failed(), dir)
+	}
+	require.Len(t, rep.Checks, 9)
+	require.Equal(t, 24, rep.Workflows.Started)
+	require.Positive(t, rep.Workflows.Completed)
+	require.Zero(t, rep.Workflows.Lost)
+	require.GreaterOrEqual(t, len(rep.Faults), 2)
+	require.Equal(t, harness.FaultCrash, rep.Faults[0].Kind)
+	require.Empty(t, rep.Faults[0].Error)
+	require.Equal(t, harness.FaultRestart, rep.Faults[1].Kind)
+	require.Empty(t, rep.Faults[1].Error)
+	restarted := rep.Faults[1].Applied + rep.Faults[1].Took
+	var before, served int
+	for _, o := range rep.History.Ops {
+		switch {
+		case o.Member != "n2" || o.Outcome != harness.OutcomeOK:
+		case o.Return < rep.Faults[0].Applied:
+			before++
+		case o.Invoke > restarted:
+			served++
+		}
+	}
+	require.Positive(t, before, "n2 answered client operations before the kill")
+	require.Positive(t, served, "n2's new process answered client operations after the restart")
+	require.Positive(t, rep.StepRuns, "the member processes streamed their step runs")
+	require.Len(t, rep.Cluster.Members, 3)
+	require.Equal(t, "n2", rep.Cluster.Members[1].Name)
+	require.NotEmpty(t, rep.Cluster.Members[1].Replicas, "n2's replicas, equal to the others' (replicas-agree passed)")
+}
+
+// Process mode refuses a scenario whose faults need the in-process network,
+// naming the fault, and the hooks that cannot reach a member process.
+func TestRunProcessesRefusesNetworkFaults(t *testing.T) {
+	sc, ok := harness.ScenarioNamed("partition-minority")
+	require.True(t, ok)
+	_, err := harness.Run(context.Background(), sc, harness.Options{Seed: 1, Process: &harness.ProcessOptions{}})
+	require.ErrorContains(t, err, `process mode cannot apply scenario partition-minority's fault "partition"`)
+	sc, ok = harness.ScenarioNamed("crash-restart")
+	require.True(t, ok)
+	_, err = harness.Run(context.Background(), sc, harness.Options{Seed: 1, Process: &harness.ProcessOptions{},
+		Register: func(*graft.Manager) error { return nil }})
+	require.ErrorContains(t, err, "Options.Register and Options.Config cannot reach a member process")
+}
+
 // TestMain fails the package if any goroutine outlives the tests: every
 // member and Network a run starts must stop.
+// A process the test starts as a chaos member (process mode) runs the
+// member instead.
 func TestMain(m *testing.M) {
+	harness.MemberMain(harness.MemberOptions{})
 	goleak.VerifyTestMain(m)
 }

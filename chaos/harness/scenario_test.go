@@ -157,8 +157,9 @@ func TestShapes(t *testing.T) {
 	}
 }
 
-// Recovery is measured from the fault to the end of the first one-second
-// window whose step rate is back to half the rate before the fault.
+// A fault's recovery is measured from its end to the start of the first
+// one-second window whose step rate is back to 80% of the rate in the two
+// seconds before the fault was applied.
 func TestRecovery(t *testing.T) {
 	t.Parallel()
 	var ends []Duration
@@ -168,13 +169,50 @@ func TestRecovery(t *testing.T) {
 	for i := range 20 { // then nothing for 3s, then 10 a second again
 		ends = append(ends, ms(7000+100*i+50))
 	}
-	d, ok := recovery(ends, ms(4000))
+	rate, after, ok := recoveryOf(ends, ms(4000), ms(5000))
 	require.True(t, ok)
-	// The window (6.5s, 7.5s] holds 5 ends, half of 10 a second.
-	require.Equal(t, ms(3500), d)
+	require.Equal(t, 10.0, rate)
+	// The window (6.8s, 7.8s] is the first after 5s with 8 ends (7.05s to 7.75s).
+	require.Equal(t, ms(1800), after)
 
-	_, ok = recovery(ends, ms(0))
+	_, after, ok = recoveryOf(ends, ms(4000), ms(7500))
+	require.True(t, ok)
+	require.Zero(t, after, "the first second after the end ran at full rate")
+
+	rate, _, ok = recoveryOf(ends, ms(0), ms(1000))
 	require.False(t, ok, "no throughput before the fault")
-	_, ok = recovery(ends[:40], ms(4000))
+	require.Zero(t, rate)
+	_, _, ok = recoveryOf(ends[:40], ms(3000), ms(4000))
 	require.False(t, ok, "throughput never came back")
+}
+
+// Each fault ends at the fault that ends it: a partition at the next heal,
+// a crash at its member's restart (not another member's), a join when it
+// is done, a fault nothing ends at the end of the fault phase.
+func TestEndOf(t *testing.T) {
+	t.Parallel()
+	fs := []AppliedFault{
+		{Fault: Fault{Kind: FaultPartition}, Applied: ms(1000)},
+		{Fault: Fault{Kind: FaultCrash, Members: []string{"n1"}}, Applied: ms(1500)},
+		{Fault: Fault{Kind: FaultHeal}, Applied: ms(2000)},
+		{Fault: Fault{Kind: FaultRestart, Members: []string{"n2"}}, Applied: ms(2500)},
+		{Fault: Fault{Kind: FaultRestart, Members: []string{"n1"}}, Applied: ms(3000), Took: ms(400)},
+		{Fault: Fault{Kind: FaultJoin, Members: []string{"n4"}}, Applied: ms(4000), Took: ms(700)},
+		{Fault: Fault{Kind: FaultDrop}, Applied: ms(5000)},
+	}
+	type end struct {
+		at Duration
+		by string
+	}
+	var got []end
+	for i := range fs {
+		at, by := endOf(fs, i, ms(9000))
+		got = append(got, end{at, by})
+	}
+	require.Equal(t, end{ms(2000), "heal"}, got[0])
+	require.Equal(t, end{ms(3400), "restart"}, got[1])
+	require.Equal(t, end{ms(4700), "itself"}, got[5])
+	require.Equal(t, end{ms(9000), "end of fault phase"}, got[6])
+	require.True(t, endsOthers(FaultHeal))
+	require.False(t, endsOthers(FaultCrash))
 }

@@ -239,7 +239,16 @@ var errInjected = errors.New("chaos: injected step error")
 type stepNode struct {
 	name   string
 	member string
-	rec    *recorder
+	rec    stepSink
+}
+
+// stepSink receives the step executions a member records: the run's
+// recorder in this process, the stream to the harness in a member process.
+type stepSink interface {
+	// now is the offset of the current time from the start of the run.
+	now() Duration
+	// step records one execution.
+	step(StepRun)
 }
 
 // GetName returns the node's registered name.
@@ -306,7 +315,7 @@ func (n *joinNode) CanStart(_ context.Context, state map[string]any, cfg stepCon
 }
 
 // registerNodes registers the workload's node types on m.
-func registerNodes(m *graft.Manager, member string, rec *recorder) error {
+func registerNodes(m *graft.Manager, member string, rec stepSink) error {
 	if err := m.RegisterNode(&stepNode{name: stepNodeName, member: member, rec: rec}); err != nil {
 		return fmt.Errorf("registering %s: %w", stepNodeName, err)
 	}

@@ -1,8 +1,13 @@
 // Command graft-chaos runs one of the chaos harness's named scenarios
 // against real Graft members in this process and writes a report: it exits
-// 0 only when every checker passed.
+// 0 only when every checker passed. With -processes every member runs in
+// a child process of its own (this program again, see
+// harness.ProcessOptions), so a crash is a SIGKILL; that mode applies
+// only the crash, restart, wipe, join, leave and disk-floor faults, and
+// refuses a scenario with any other.
 //
 //	go run ./chaos/cmd/graft-chaos -scenario partition-minority -seed 7 -members 3 -workflows 40 -duration 10s -out ./chaos-out
+//	go run ./chaos/cmd/graft-chaos -processes -scenario crash-restart -seed 7
 //	go run ./chaos/cmd/graft-chaos -list
 //
 // The -out directory gets report.json (scenario, seed, the faults as
@@ -26,6 +31,7 @@ import (
 )
 
 func main() {
+	harness.MemberMain(harness.MemberOptions{}) // in a member process: runs the member and exits
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -49,12 +55,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		data      = fs.String("data", "", "directory for the members' data (default: a temporary directory, removed)")
 		list      = fs.Bool("list", false, "list the scenarios and exit")
 		verbose   = fs.Bool("v", false, "log the members' warnings and errors to stderr")
+		processes = fs.Bool("processes", false, "run every member in a child process of its own on loopback sockets (crash = SIGKILL; network and disk faults refused)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *list {
 		for _, s := range harness.Scenarios() {
+			if *processes && !harness.RunsInProcesses(s) {
+				continue
+			}
 			fmt.Fprintf(stdout, "%-20s %s\n", s.Name, s.Description)
 		}
 		return 0
@@ -67,6 +77,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	opts := harness.Options{Members: *members, Seed: *seed, Shards: *shards, Duration: *duration, Settle: *settle,
 		Workload: harness.Workload{Workflows: *workflows, OpTimeout: *opTimeout, Controls: *controls}, Dir: *out, DataDir: *data, Logger: logger}
+	if *processes {
+		opts.Process = &harness.ProcessOptions{}
+	}
 	if *verbose {
 		opts.MemberLogger = func(m string) *slog.Logger {
 			return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("member", m)
@@ -84,6 +97,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintln(stdout, rep.Summary())
+	for _, f := range rep.Faults {
+		line := fmt.Sprintf("  fault %-40s applied %v", f.Fault.String(), time.Duration(f.Applied).Round(time.Millisecond))
+		if f.Error != "" {
+			line += " NOT APPLIED: " + f.Error
+		}
+		if r := f.Recovery; r != nil {
+			line += fmt.Sprintf(", ended %v (%s), %.1f steps/s before", time.Duration(r.Ended).Round(time.Millisecond), r.EndedBy, r.RateBefore)
+			if r.Recovered {
+				line += fmt.Sprintf(", back to %.0f%% %v after its end", harness.RecoveryFraction*100, time.Duration(r.After).Round(time.Millisecond))
+			} else {
+				line += ", not recovered"
+			}
+		}
+		fmt.Fprintln(stdout, line)
+	}
 	for _, c := range rep.Checks {
 		verdict := "ok"
 		if !c.Passed {
@@ -92,7 +120,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %-26s checked %4d  %s %s\n", c.Name, c.Checked, verdict, c.Note)
 	}
 	if !rep.Passed {
-		fmt.Fprintf(stdout, "repeat with: -scenario %s -seed %d -members %d\n", *name, *seed, *members)
+		mode := ""
+		if *processes {
+			mode = " -processes"
+		}
+		fmt.Fprintf(stdout, "repeat with:%s -scenario %s -seed %d -members %d\n", mode, *name, *seed, *members)
 		return 1
 	}
 	return 0

@@ -29,3 +29,20 @@ func TestCommandWithoutARun(t *testing.T) {
 	require.Equal(t, 2, run([]string{"-members", "x"}, &out, &errs))
 	require.Contains(t, errs.String(), "invalid value")
 }
+
+// With -processes, -list names only the scenarios process mode can apply,
+// and a scenario with a network fault exits 2 naming the fault.
+func TestCommandProcessMode(t *testing.T) {
+	t.Parallel()
+	var out, errs bytes.Buffer
+	require.Equal(t, 0, run([]string{"-processes", "-list"}, &out, &errs))
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		names = append(names, strings.Fields(line)[0])
+	}
+	require.Equal(t, []string{"crash-past-grace", "crash-restart", "disk-floor", "join-leave", "wipe"}, names)
+
+	out.Reset()
+	require.Equal(t, 2, run([]string{"-processes", "-scenario", "lossy"}, &out, &errs))
+	require.Contains(t, errs.String(), `process mode cannot apply scenario lossy's fault "drop"`)
+}
