@@ -29,6 +29,7 @@ const (
 	tagRaft     = "raft"    // Raft address (Config.BindAddr)
 	tagNodeHost = "nhid"    // NodeHost ID, the Raft target of its replicas (shards.Host.NodeHostID)
 	tagRPC      = "rpc"     // member RPC address (host:grpcPort)
+	tagInc      = "inc"     // this run's incarnation (Config.Incarnation): a restart changes it
 	tagShards   = "shards"  // shard count of its data directory
 	tagCluster  = "cluster" // its cluster's ID, once it is part of a running cluster
 	tagSeed     = "seed"    // the cluster ID it proposes should it found one
@@ -96,6 +97,9 @@ type Cluster struct {
 type Config struct {
 	// NodeID, BindAddr (the Raft address) and DataDir are the member's.
 	NodeID, BindAddr, DataDir string
+	// Incarnation names this run of the member (the engine's), published
+	// so that the others know when it restarted (Incarnation).
+	Incarnation string
 	// Logger receives the cluster's logs; Bus its events.
 	Logger *slog.Logger
 	Bus    *events.Bus
@@ -311,6 +315,9 @@ func (c *Cluster) tags() map[string]string {
 	}
 	if c.host != nil {
 		t[tagNodeHost] = c.host.NodeHostID()
+	}
+	if c.cfg.Incarnation != "" {
+		t[tagInc] = c.cfg.Incarnation
 	}
 	c.mu.Lock()
 	if c.booted {

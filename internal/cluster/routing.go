@@ -124,6 +124,17 @@ func (c *Cluster) Alive(member string) bool {
 	return false
 }
 
+// Incarnation returns the incarnation alive member publishes (the run
+// it is in), or "" when gossip lists no such member or it publishes none.
+func (c *Cluster) Incarnation(member string) string {
+	for _, p := range c.members() {
+		if p.ID == member {
+			return p.Tags[tagInc]
+		}
+	}
+	return ""
+}
+
 // Call calls method on the member at RPC address addr.
 func (c *Cluster) Call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
 	return c.client.Call(ctx, addr, method, body)

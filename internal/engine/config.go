@@ -68,10 +68,14 @@ type Config struct {
 	// Their CanStart, if any, is not evaluated. Nil means such steps wait
 	// until the node is registered here.
 	Remote Remote
-	// Alive reports whether another member is alive (from gossip); the
-	// executions of a member that is not are re-queued at once instead of
-	// when their lease lapses. Nil means every member counts as alive.
-	Alive func(member string) bool
+	// Alive reports whether a run of another member, in incarnation, may
+	// still be running: the member is alive (from gossip) and has not
+	// restarted since (its current incarnation, where known, is that one).
+	// The executions of a run that is not are re-queued at once instead of
+	// when their lease lapses: a member killed and back within a sweep is
+	// alive, but its steps died with its earlier process. Nil means every
+	// run counts as alive.
+	Alive func(member, incarnation string) bool
 
 	// WorkerCount is how many steps run at once. At least 1.
 	WorkerCount int

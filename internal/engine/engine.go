@@ -321,7 +321,8 @@ func (e *Engine) syncLocked(shard uint64, v *wf.View, gained bool) {
 
 // recoverExecutionsLocked re-queues executions that no live claim of this
 // member holds: those of an earlier incarnation of this member at once, and
-// other members' ones once their lease lapses.
+// other members' ones once their lease lapses, or at once when their run
+// is not alive (the member is gone, or restarted since it claimed them).
 func (e *Engine) recoverExecutionsLocked(w *wfState, v *wf.View) {
 	now := e.now().UnixNano()
 	for _, x := range v.Executing {
@@ -335,7 +336,7 @@ func (e *Engine) recoverExecutionsLocked(w *wfState, v *wf.View) {
 			e.holdRunLocked(w, r)
 			continue
 		}
-		if x.Member == e.cfg.MemberID || x.LeaseUntil <= now || !e.alive(x.Member) {
+		if x.Member == e.cfg.MemberID || x.LeaseUntil <= now || !e.alive(x.Member, x.Incarnation) {
 			e.requeueLocked(w.key, x.ID, x.ExecID, false)
 			continue
 		}
@@ -782,7 +783,7 @@ func (e *Engine) sweep() {
 				e.requeueLocked(w.key, x.ID, x.ExecID, false)
 			case x.Member == e.cfg.MemberID && now.Sub(time.Unix(0, x.StartedAt)) > orphanGrace:
 				e.requeueLocked(w.key, x.ID, x.ExecID, true)
-			case x.Member != e.cfg.MemberID && (x.LeaseUntil <= now.UnixNano() || !e.alive(x.Member)):
+			case x.Member != e.cfg.MemberID && (x.LeaseUntil <= now.UnixNano() || !e.alive(x.Member, x.Incarnation)):
 				e.requeueLocked(w.key, x.ID, x.ExecID, false)
 			}
 		}
@@ -797,10 +798,10 @@ func (e *Engine) runnable(node string) bool {
 	return e.cfg.Remote != nil && e.cfg.Remote.Has(node)
 }
 
-// alive reports whether member is alive according to Config.Alive
-// (always, without one).
-func (e *Engine) alive(member string) bool {
-	return e.cfg.Alive == nil || e.cfg.Alive(member)
+// alive reports whether member's run in incarnation may still be running,
+// according to Config.Alive (always, without one).
+func (e *Engine) alive(member, incarnation string) bool {
+	return e.cfg.Alive == nil || e.cfg.Alive(member, incarnation)
 }
 
 // purgeNow purges, on every shard this member leads, the terminal workflows

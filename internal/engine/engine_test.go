@@ -409,6 +409,7 @@ func TestAbandonedExecutionsAreRequeued(t *testing.T) {
 		member     string
 		inc        string
 		alive      bool
+		current    string        // the member's incarnation now, "" for unknown
 		leadFirst  bool          // lead before the claim, so only the sweep finds it
 		requeuedAt time.Duration // after the claim
 	}{
@@ -416,11 +417,16 @@ func TestAbandonedExecutionsAreRequeued(t *testing.T) {
 		{name: "lease lapses, found by the sweep", member: "n2", inc: "run-9", alive: true, leadFirst: true, requeuedAt: lease},
 		{name: "member not alive", member: "n2", inc: "run-9", alive: false},
 		{name: "an earlier run of this member", member: "n1", inc: "run-0", alive: true},
+		{name: "member restarted since its claim", member: "n2", inc: "run-9", alive: true, current: "run-10"},
+		{name: "member restarted since its claim, found by the sweep", member: "n2", inc: "run-9", alive: true, current: "run-10", leadFirst: true},
+		{name: "member alive in the same run", member: "n2", inc: "run-9", alive: true, current: "run-9", requeuedAt: lease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, func(c *Config) { c.Alive = func(string) bool { return tt.alive } })
+			b := setup(t, func(c *Config) {
+				c.Alive = func(_, inc string) bool { return tt.alive && (tt.current == "" || inc == tt.current) }
+			})
 			rec := &recorder{name: "Rec"}
 			b.register(t, rec)
 			if tt.leadFirst {

@@ -22,7 +22,7 @@ import (
 func (m *Member) startCluster(ctx context.Context, grpcPort int, shardCount uint64) error {
 	cc := m.cfg.Cluster
 	c, err := cluster.Open(cluster.Config{
-		NodeID: m.cfg.NodeID, BindAddr: m.cfg.BindAddr, DataDir: m.cfg.DataDir, Logger: m.log, Bus: m.bus,
+		NodeID: m.cfg.NodeID, BindAddr: m.cfg.BindAddr, DataDir: m.cfg.DataDir, Incarnation: m.incarnate, Logger: m.log, Bus: m.bus,
 		Policy: cc.Policy, Key: cc.Key, AllowedNodes: cc.AllowedNodes, BootstrapWait: cc.BootstrapWait,
 		FailureGrace: cc.FailureGrace, ReplicationFactor: cc.ReplicationFactor, GossipPort: cc.GossipPort,
 		ShardCount: shardCount, Founding: m.cfg.Founding, Discovery: m.cfg.Discovery,

@@ -626,9 +626,24 @@ func (m *Member) storage() (*shards.Host, error) {
 	return m.host, nil
 }
 
-// memberAlive reports whether gossip sees member alive (always true on a
-// lone member).
-func (m *Member) memberAlive(member string) bool { return m.net().Alive(member) }
+// memberAlive reports whether member's run in incarnation may still be
+// running (engine.Config.Alive): gossip sees the member alive, and the
+// incarnation it publishes, where it publishes one, is that one. A member
+// killed and restarted within a sweep is alive, but not in the run whose
+// steps its claims name. Always true on a lone member.
+func (m *Member) memberAlive(member, incarnation string) bool {
+	n := m.net()
+	return runAlive(n.Alive(member), n.Incarnation(member), incarnation)
+}
+
+// runAlive decides whether a run of a member, in incarnation claimed, may
+// still be running, given whether gossip sees the member alive and the
+// incarnation it publishes now (current; "" when it publishes none, as an
+// older member does, or is not listed): only if alive and not restarted
+// since.
+func runAlive(alive bool, current, claimed string) bool {
+	return alive && (current == "" || claimed == "" || current == claimed)
+}
 
 // endpoint is this member's name on Expert.Network: BindAddr's host.
 func (m *Member) endpoint() string {

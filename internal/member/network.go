@@ -39,6 +39,9 @@ type network interface {
 	Peers() []cluster.Peer
 	// Alive reports whether gossip sees member alive.
 	Alive(member string) bool
+	// Incarnation returns the incarnation alive member publishes, "" if
+	// unknown.
+	Incarnation(member string) string
 	// MemberByTarget returns the ID of the member a Raft target (NodeHost
 	// ID or Raft address) names, or "".
 	MemberByTarget(target string) string
@@ -96,6 +99,9 @@ func (lone) AlivePeers() []string { return nil }
 func (lone) Peers() []cluster.Peer { return nil }
 
 func (lone) Alive(string) bool { return true }
+
+// Incarnation is unknown: a lone member knows no other.
+func (lone) Incarnation(string) string { return "" }
 
 func (lone) MemberByTarget(string) string { return "" }
 
