@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"os"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/eleven-am/graft"
+	"github.com/eleven-am/graft/internal/loopback"
 	"github.com/eleven-am/graft/internal/testlog"
 	"github.com/stretchr/testify/require"
 )
@@ -20,43 +17,20 @@ import (
 // freeAddr returns a loopback host:port nothing listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	addr := loopbackAddr()
-	if addr == "" {
-		t.Fatal("no free loopback port found")
-	}
+	addr, err := ports.Addr()
+	require.NoError(t, err)
 	return addr
 }
 
-// loopbackAddr returns a loopback host:port nothing listens on (TCP or
-// UDP), never the same twice in this process, or "" if it found none.
+// loopbackAddr is freeAddr for the examples, which have no *testing.T: ""
+// if none was found.
 func loopbackAddr() string {
-	for range 1000 {
-		port := 10000 + rand.IntN(22000)
-		if _, taken := handedOut.LoadOrStore(port, true); taken {
-			continue
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		_ = l.Close()
-		if err != nil {
-			continue
-		}
-		_ = u.Close()
-		return addr
-	}
-	return ""
+	addr, _ := ports.Addr()
+	return addr
 }
 
-// handedOut remembers the ports freeAddr gave out in this process. It picks
-// them below the kernel's ephemeral range (32768 and up here), which the
-// outgoing connections of the members under test draw from: a port taken
-// from that range could be grabbed by such a connection before the member
-// binds it.
-var handedOut sync.Map
+// ports hands out the loopback ports of this package's members.
+var ports loopback.Ports
 
 // testLogger sends logs to t.Log with the member's name, at warn and above
 // (GRAFT_TEST_LOG=info or debug for more), until the test's cleanup starts.

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/eleven-am/graft"
+	"github.com/eleven-am/graft/internal/loopback"
 	"github.com/eleven-am/graft/internal/testlog"
 	"github.com/stretchr/testify/require"
 )
@@ -54,33 +52,15 @@ func (n *gateNode) CanStart(_ context.Context, _ map[string]any, _ map[string]an
 	return n.open()
 }
 
-// handedOut remembers the ports freeAddr gave out in this process.
-var handedOut sync.Map
+// ports hands out the loopback ports of this package's members.
+var ports loopback.Ports
 
-// freeAddr returns a loopback host:port nothing listens on (TCP or UDP),
-// below the kernel's ephemeral range.
+// freeAddr returns a loopback host:port nothing listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	for range 1000 {
-		port := 10000 + rand.IntN(22000)
-		if _, taken := handedOut.LoadOrStore(port, true); taken {
-			continue
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		_ = l.Close()
-		if err != nil {
-			continue
-		}
-		_ = u.Close()
-		return addr
-	}
-	t.Fatal("no free loopback port found")
-	return ""
+	addr, err := ports.Addr()
+	require.NoError(t, err)
+	return addr
 }
 
 // newFixture starts a member and its workflows, and waits until each

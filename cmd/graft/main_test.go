@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/eleven-am/graft"
 	"github.com/eleven-am/graft/internal/certs"
+	"github.com/eleven-am/graft/internal/loopback"
 	"github.com/eleven-am/graft/internal/operator"
 	"github.com/eleven-am/graft/internal/testlog"
 	"github.com/stretchr/testify/require"
@@ -109,27 +109,17 @@ func cleanEnv() []string {
 	return env
 }
 
+// ports hands out the loopback ports of this package's members.
+var ports loopback.Ports
+
 // freePort returns a loopback port nothing listens on, below the
 // ephemeral range, never the same twice in this process.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 1000 {
-		port := 10000 + rand.IntN(22000)
-		if _, taken := handedOut.LoadOrStore(port, true); taken {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		_ = l.Close()
-		return port
-	}
-	t.Fatal("no free loopback port")
-	return 0
+	port, err := ports.Port()
+	require.NoError(t, err)
+	return port
 }
-
-var handedOut sync.Map
 
 // node is a node over map state running fn.
 type node struct {

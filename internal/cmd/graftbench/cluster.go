@@ -91,10 +91,9 @@ func startClusterMembers(ctx context.Context, o *options, dir string, spec clust
 	type ports struct{ raft, gossip int }
 	ps := make([]ports, n)
 	var peers []graft.StaticPeer
-	taken := map[int]bool{}
 	for i := range ps {
 		for _, p := range []*int{&ps[i].raft, &ps[i].gossip} {
-			addr, err := freeAddr(taken)
+			addr, err := o.ports.Addr()
 			if err != nil {
 				return nil, err
 			}

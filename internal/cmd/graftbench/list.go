@@ -50,7 +50,7 @@ func newLatency(d []time.Duration, items int) latency {
 // CountWorkflows without filters.
 func runList(ctx context.Context, o *options, dir string, _ map[string]*result) (*result, error) {
 	n := o.listWorkflows
-	addr, err := freeAddr(map[int]bool{})
+	addr, err := o.ports.Addr()
 	if err != nil {
 		return nil, err
 	}

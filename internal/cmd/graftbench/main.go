@@ -64,10 +64,14 @@ import (
 	"runtime/trace"
 	"strings"
 	"time"
+
+	"github.com/eleven-am/graft/internal/loopback"
 )
 
 // options are the command-line settings shared by every scenario.
 type options struct {
+	// ports hands out the members' loopback addresses, none twice in a run.
+	ports     loopback.Ports
 	workflows int
 	starters  int
 	// clusterStarters is seq3-cluster's closed-loop concurrency.

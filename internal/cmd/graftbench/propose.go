@@ -39,7 +39,7 @@ func (nopLogic) Lookup(shards.Reader, []byte) ([]byte, error) { return nil, nil 
 // goroutines proposing proposalBytes-byte commands for proposeDuration or
 // until maxProposals were issued.
 func runRawPropose(ctx context.Context, o *options, dir string, _ map[string]*result) (*result, error) {
-	addr, err := freeAddr(map[int]bool{})
+	addr, err := o.ports.Addr()
 	if err != nil {
 		return nil, err
 	}

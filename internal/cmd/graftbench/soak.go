@@ -19,7 +19,7 @@ import (
 // should level off instead of growing with the number of workflows.
 func runRetentionSoak(ctx context.Context, o *options, dir string, _ map[string]*result) (*result, error) {
 	n := 5 * o.workflows
-	addr, err := freeAddr(map[int]bool{})
+	addr, err := o.ports.Addr()
 	if err != nil {
 		return nil, err
 	}

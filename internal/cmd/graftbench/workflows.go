@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -367,7 +365,7 @@ func (t *tracker) summarise(sh shape, openLoop bool) *result {
 // startMember starts a lone Graft member in dir on a free loopback port
 // with sh's nodes and tr's event handlers registered.
 func startMember(ctx context.Context, o *options, dir string, sh shape, tr *tracker) (*graft.Manager, error) {
-	addr, err := freeAddr(map[int]bool{})
+	addr, err := o.ports.Addr()
 	if err != nil {
 		return nil, err
 	}
@@ -389,33 +387,4 @@ func startMember(ctx context.Context, o *options, dir string, sh shape, tr *trac
 		return nil, fmt.Errorf("starting member: %w", err)
 	}
 	return m, nil
-}
-
-// freeAddr returns a loopback host:port nothing listens on.
-func freeAddr(taken map[int]bool) (string, error) {
-	// Below the kernel's ephemeral range (32768 and up on Linux), which the
-	// members' outgoing connections draw from: a freed ephemeral port can be
-	// taken by one of them before the member binds it. The port must be
-	// free for TCP and UDP (gossip uses both); taken lists ports already
-	// handed out in this run.
-	for range 1000 {
-		port := 10000 + rand.IntN(22000)
-		if taken[port] {
-			continue
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		_ = l.Close()
-		if err != nil {
-			continue
-		}
-		_ = u.Close()
-		taken[port] = true
-		return addr, nil
-	}
-	return "", errors.New("no free loopback port found")
 }
