@@ -104,7 +104,7 @@ type Config struct {
 	// machines' Pebble database and Dragonboat's raft log database and
 	// snapshots (through an adapter to Dragonboat's lni/vfs.FS, which is a
 	// fork of this interface, not the same one). A member passes the real
-	// file system (or Expert.FS) wrapped in Pebble's vfs.OnDiskFull, which
+	// file system (or Expert.FS) wrapped in disk.NoSpaceFS, which
 	// releases its emergency reserve on ENOSPC and retries the write (see
 	// internal/disk.Reserve); tests pass fault-injecting ones
 	// (chaos.FaultFS). Nil means the real file system, unwrapped.

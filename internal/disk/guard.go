@@ -336,7 +336,7 @@ func (g *Guard) noteNoReserve(free, need uint64) {
 }
 
 // DiskFull is what a member does when a write found the disk full
-// (Pebble's vfs.OnDiskFull callback; every write waits while it runs): it
+// (NoSpaceFS's callback): it
 // releases the emergency reserve, so that the write can be retried into
 // the space it gave back, and takes a fresh reading, which refuses new
 // workflows and holds steps until space returns.

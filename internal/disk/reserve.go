@@ -15,19 +15,20 @@ import (
 // Dragonboat cannot finish is fatal to them: Pebble panics on a failed WAL
 // write, Dragonboat on a failed Raft log write. So a member keeps a file
 // of zeros in its data directory, the reserve, and writes through
-// Pebble's vfs.OnDiskFull: the first write that fails with ENOSPC blocks
-// every other write, the reserve is deleted (OnDiskFull's callback), the
-// guard takes a fresh reading, which now refuses new workflows and holds
-// steps, and the write is retried into the space the reserve gave back.
-// When space returns, the guard's monitor writes the reserve again.
+// NoSpaceFS: the first write that fails with ENOSPC calls the guard's
+// DiskFull (other writes failing meanwhile wait for it), which deletes
+// the reserve and takes a fresh reading, which now refuses new workflows
+// and holds steps; then the write is retried into the space the reserve
+// gave back. When space returns, the guard's monitor writes the reserve
+// again.
 //
 // What the reserve cannot save: a write that fails after the reserve is
 // gone (a second ENOSPC before the guard's monitor could write it again,
 // which takes something filling the disk again after the reserve was
 // released, or the reserve being too small for the writes in flight), and
-// a failed fsync, which OnDiskFull never retries (after a failed fsync
-// the kernel may have dropped the unsynced pages: PostgreSQL's
-// "fsyncgate"), both fatal as before.
+// a failed fsync, which NoSpaceFS never retries (after a failed fsync the
+// kernel may have dropped the unsynced pages: PostgreSQL's "fsyncgate"),
+// both fatal as before.
 
 // ReserveName is the emergency reserve's file name in the data directory.
 const ReserveName = "EMERGENCY_RESERVE"
@@ -141,8 +142,9 @@ func (r *Reserve) write(name string) (err error) {
 }
 
 // Release deletes the reserve, returning whether it was on disk (and so
-// gave back Size bytes). It is OnDiskFull's callback: every write waits
-// while it runs, so it does nothing but the delete.
+// gave back Size bytes). It runs in NoSpaceFS's callback (Guard.DiskFull),
+// which writes that fail meanwhile wait for, so it does nothing but the
+// delete.
 func (r *Reserve) Release() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -276,7 +276,7 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 		inner := cmp.Or[vfs.FS](m.cfg.Expert.FS, vfs.Default)
 		size := min(uint64(floor)/2, disk.MaxReserve)
 		g.SetReserve(disk.NewReserve(inner, filepath.Join(m.cfg.DataDir, disk.ReserveName), size, m.log))
-		storageFS = vfs.OnDiskFull(inner, g.DiskFull)
+		storageFS = disk.NoSpaceFS(inner, g.DiskFull)
 		m.mu.Lock()
 		m.disk = g
 		m.mu.Unlock()
