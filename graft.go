@@ -89,8 +89,14 @@ func (m *Manager) Start(ctx context.Context, grpcPort int) error {
 // they re-run after restart), results are committed, storage is closed and
 // every goroutine ends, except those of steps that ignore the cancellation
 // (see EngineConfig.DrainTimeout). Safe to call more than once; later calls
-// return the first call's result.
-func (m *Manager) Stop() error { return m.member.Stop(m.subs.Close) }
+// return the first call's result. A member whose storage failed stops by
+// itself (see ReadinessStorageFailed); Stop then ends what it left, the
+// state subscriptions, and returns the first stop's result.
+func (m *Manager) Stop() error {
+	err := m.member.Stop(m.subs.Close)
+	m.subs.Close() // idempotent; here for a member that stopped by itself
+	return err
+}
 
 // Done is closed when Stop has finished.
 func (m *Manager) Done() <-chan struct{} { return m.member.Done() }

@@ -11,7 +11,8 @@ type HealthCheck struct {
 	// Name is the check's name:
 	//   - "started": Start succeeded (the member is "ready" or
 	//     "storage-full");
-	//   - "storage": the data directory's storage is open;
+	//   - "storage": the data directory's storage is open, and no write
+	//     to it failed (see ReadinessStorageFailed);
 	//   - "disk": free disk space is above Expert.MinFreeDiskBytes;
 	//   - "shards": every shard this member holds a replica of has a
 	//     known Raft leader (here or on another member).
@@ -24,8 +25,9 @@ type HealthCheck struct {
 
 // Health is a member's health, as Kubernetes probes want it.
 type Health struct {
-	// Live is false once the member stopped, or its Start failed: the
-	// process should be restarted. It is true while starting.
+	// Live is false once the member stopped, its Start failed, or its
+	// storage failed: the process should be restarted. It is true while
+	// starting.
 	Live bool
 	// Ready is true when every check passes: StartWorkflow can succeed
 	// on this member.
@@ -50,8 +52,8 @@ func (m *Manager) Health() Health {
 
 // LivezHandler returns an http.Handler for a liveness probe (mount it at
 // /healthz or /livez): 200 "ok" while the process's member is live
-// (starting, running, or with a full disk), 503 once it stopped or its
-// Start failed.
+// (starting, running, or with a full disk), 503 once it stopped, its Start
+// failed or its storage failed.
 func (m *Manager) LivezHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := m.Health()

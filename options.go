@@ -204,10 +204,12 @@ type ExpertConfig struct {
 	// to release: Pebble panics on the next commit after a failed WAL
 	// write, and Dragonboat on a failed Raft log write. With the free-space
 	// check on (the default), or with FS set, Dragonboat runs in its error
-	// injection mode, where that panic stops the member's Raft step worker
-	// instead (every replica on the member stops until it is restarted)
-	// rather than ending the process, and Stop then returns the write's
-	// error.
+	// injection mode, where that panic only stops the member's Raft step
+	// worker; so Graft watches every write and fsync through the FS, and a
+	// member whose storage write failed stops by itself, reporting
+	// ReadinessStorageFailed (see there) rather than lingering with frozen
+	// replicas. A failure under Pebble's own commit can still end the
+	// process first.
 	FS vfs.FS
 }
 

@@ -25,6 +25,16 @@ const (
 	// returns to "ready" by itself, within about a second of space being
 	// freed.
 	ReadinessStorageFull = member.StorageFull
+	// ReadinessStorageFailed: a write or fsync of the member's storage
+	// failed for good (an I/O error, or no space even after the emergency
+	// reserve was released). Pebble and Dragonboat cannot go on after
+	// that, so the member stopped by itself: Health reports it neither
+	// live nor ready and names the failure, StartWorkflow returns
+	// ErrClosed, and its shards move to the other members. What was
+	// committed before the failure is kept; restart the process on the
+	// repaired disk. (A failure under Pebble's own commit can instead end
+	// the process, as Pebble panics there.)
+	ReadinessStorageFailed = member.StorageFailed
 )
 
 // GetReadinessState names what the member is doing: "ready" once
@@ -32,7 +42,8 @@ const (
 // "starting" (before and during Start), "joining" (waiting to bootstrap or
 // join the cluster), "storage-full" (running, but its disk is below
 // Expert.MinFreeDiskBytes free, so new workflows are refused with
-// ErrStorageFull; back to "ready" by itself once space is freed) or
+// ErrStorageFull; back to "ready" by itself once space is freed),
+// "storage-failed" (a storage write failed and the member stopped) or
 // "stopped" (after Stop, or after Start failed). The values are the
 // Readiness* constants.
 func (m *Manager) GetReadinessState() string { return m.member.Readiness() }
@@ -43,8 +54,9 @@ func (m *Manager) IsReady() bool { return m.member.IsReady() }
 
 // WaitUntilReady blocks until the member is ready (returns nil; a
 // "storage-full" member is waited for until space is freed), ctx ends
-// (returns ctx.Err()), or the member cannot become ready: after Stop it
-// returns an error that errors.Is ErrClosed, and if Start fails one that
+// (returns ctx.Err()), or the member cannot become ready: after Stop, or
+// once its storage failed, it returns an error that errors.Is ErrClosed,
+// and if Start fails one that
 // errors.Is ErrNotStarted. It may be called before Start. It wakes on each
 // change of the readiness state, without polling.
 func (m *Manager) WaitUntilReady(ctx context.Context) error { return m.member.WaitUntilReady(ctx) }

@@ -113,7 +113,9 @@ type Config struct {
 	// a failed WAL write, and Dragonboat on a failed raft log write, which
 	// ends the process; with FS set Dragonboat runs in its error injection
 	// mode (see dragonboatFS), where the panic instead stops the Host's
-	// step worker for good, and Close returns the error.
+	// step worker for good, and Close returns the error. The FS is where
+	// to notice such a failure (a member's stops the member, see
+	// disk.NoSpaceFS).
 	FS vfs.FS
 }
 

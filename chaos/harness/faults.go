@@ -379,11 +379,11 @@ func (h *harness) diskFault(name string, set func(*chaos.FaultFS) string) (strin
 // diskDeath is called when a write or sync under member name's data
 // directory failed on its full disk. Either store treats that as fatal:
 // Dragonboat panics on a failed Raft log write, and Pebble panics on the
-// commit after a failed WAL write (both end the process in production; see
-// TestAbruptlyFullDiskEndsTheProcess). In this process the member's FS
-// (chaos.FaultFS, given as Expert.FS) puts Dragonboat in error injection
-// mode, where its panic only stops the step worker and the member would
-// linger without a working Raft log. So the harness crashes it, as the
+// commit after a failed WAL write (both end a process that runs without
+// Graft's storage wrapper). Under the wrapper
+// Dragonboat runs in its error injection mode, where its panic only stops
+// the step worker, and the member stops itself on the failed write
+// (graft.ReadinessStorageFailed). The harness crashes it as well, as the
 // panic would have, and FaultDiskFree (or the end of the fault phase)
 // restarts it on its data directory. What it cannot prevent: a Pebble
 // commit on the member between the failed write and its stop panics and

@@ -133,8 +133,7 @@ type harness struct {
 	peers []graft.StaticPeer
 	// fs is each member's file system, kept across restarts (FaultDiskFull,
 	// FaultSlowDisk act on it); empty when the schedule has no such fault,
-	// so that members run as in production: an Expert.FS puts Dragonboat
-	// in its error injection mode (see graft.ExpertConfig.FS).
+	// so that members run on the real file system, as in production.
 	fs   map[string]*chaos.FaultFS
 	data string
 	rf   int // the members' replication factor

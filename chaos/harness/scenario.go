@@ -60,9 +60,9 @@ const (
 	// restarted for the fault itself, but the first write or sync that
 	// fails under its data directory makes the harness crash it, as
 	// Dragonboat's panic on a failed Raft log write, or Pebble's on a
-	// commit after a failed WAL write, would end its process (Dragonboat,
-	// in the error injection mode a custom FS puts it in, would instead
-	// stop the member's step worker for good); FaultDiskFree then restarts
+	// commit after a failed WAL write, would end its process (under
+	// Graft's storage wrapper the member stops itself, reporting
+	// graft.ReadinessStorageFailed); FaultDiskFree then restarts
 	// it on its data directory. The report lists that crash with the write
 	// that failed. A Pebble commit on the member before its stop would
 	// still panic the run's process.

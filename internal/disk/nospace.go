@@ -24,16 +24,31 @@ import (
 // and then retry without calling it again; a later failure (after onFull
 // returned) calls it again. A failed Sync calls onFull but is never
 // retried: after a failed fsync the kernel may have dropped the unsynced
-// pages, so a second Sync could report success for data that is gone.
-func NoSpaceFS(fs vfs.FS, onFull func()) vfs.FS {
-	return &noSpaceFS{FS: fs, onFull: onFull}
+// pages, so a second Sync could report success for data that is gone. A
+// nil onFull retries nothing.
+//
+// onFailed, if not nil, is told of every file write, positioned write or
+// sync that fails for good (after the retry, or with an error other than
+// ENOSPC), with the operation ("write", "sync") and the file's path:
+// Pebble and Dragonboat treat such a failure as fatal to the store, so
+// the member stops (see member.storageFailed).
+func NoSpaceFS(fs vfs.FS, onFull func(), onFailed func(op, path string, err error)) vfs.FS {
+	return &noSpaceFS{FS: fs, onFull: onFull, onFailed: onFailed}
 }
 
 type noSpaceFS struct {
 	vfs.FS
-	onFull func()
-	mu     sync.Mutex    // held while onFull runs
-	gen    atomic.Uint64 // episodes handled so far
+	onFull   func()
+	onFailed func(op, path string, err error)
+	mu       sync.Mutex    // held while onFull runs
+	gen      atomic.Uint64 // episodes handled so far
+}
+
+// failed reports a write or sync that failed for good to onFailed.
+func (fs *noSpaceFS) failed(op, path string, err error) {
+	if err != nil && fs.onFailed != nil {
+		fs.onFailed(op, path, err)
+	}
 }
 
 // isNoSpace reports whether err is ENOSPC.
@@ -42,6 +57,9 @@ func isNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }
 // handle runs onFull for the episode gen, unless a write of that episode
 // already did; it returns when onFull has run.
 func (fs *noSpaceFS) handle(gen uint64) {
+	if fs.onFull == nil {
+		return
+	}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.gen.Load() == gen {
@@ -54,7 +72,7 @@ func (fs *noSpaceFS) handle(gen uint64) {
 func (fs *noSpaceFS) retry(op func() error) error {
 	gen := fs.gen.Load()
 	err := op()
-	if err != nil && isNoSpace(err) {
+	if err != nil && isNoSpace(err) && fs.onFull != nil {
 		fs.handle(gen)
 		err = op()
 	}
@@ -64,18 +82,23 @@ func (fs *noSpaceFS) retry(op func() error) error {
 func (fs *noSpaceFS) Create(name string) (vfs.File, error) {
 	var f vfs.File
 	err := fs.retry(func() (err error) { f, err = fs.FS.Create(name); return err })
-	return fs.wrap(f, err)
+	return fs.wrap(name, f, err)
 }
 
 func (fs *noSpaceFS) ReuseForWrite(oldname, newname string) (vfs.File, error) {
 	var f vfs.File
 	err := fs.retry(func() (err error) { f, err = fs.FS.ReuseForWrite(oldname, newname); return err })
-	return fs.wrap(f, err)
+	return fs.wrap(newname, f, err)
 }
 
 func (fs *noSpaceFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 	f, err := fs.FS.Open(name, opts...)
-	return fs.wrap(f, err)
+	return fs.wrap(name, f, err)
+}
+
+func (fs *noSpaceFS) OpenDir(name string) (vfs.File, error) {
+	f, err := fs.FS.OpenDir(name)
+	return fs.wrap(name, f, err)
 }
 
 func (fs *noSpaceFS) Link(oldname, newname string) error {
@@ -93,13 +116,13 @@ func (fs *noSpaceFS) MkdirAll(dir string, perm os.FileMode) error {
 // Unwrap returns the wrapped file system.
 func (fs *noSpaceFS) Unwrap() vfs.FS { return fs.FS }
 
-// wrap returns f as a noSpaceFile (a noSpaceFdFile when f has a
-// descriptor).
-func (fs *noSpaceFS) wrap(f vfs.File, err error) (vfs.File, error) {
+// wrap returns f, opened at path, as a noSpaceFile (a noSpaceFdFile when
+// f has a descriptor).
+func (fs *noSpaceFS) wrap(path string, f vfs.File, err error) (vfs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	nf := noSpaceFile{File: f, fs: fs}
+	nf := noSpaceFile{File: f, fs: fs, path: path}
 	if d, ok := f.(interface{ Fd() uintptr }); ok {
 		return noSpaceFdFile{noSpaceFile: nf, fd: d.Fd()}, nil
 	}
@@ -109,7 +132,8 @@ func (fs *noSpaceFS) wrap(f vfs.File, err error) (vfs.File, error) {
 // noSpaceFile is a file of a noSpaceFS.
 type noSpaceFile struct {
 	vfs.File
-	fs *noSpaceFS
+	fs   *noSpaceFS
+	path string
 }
 
 // Write writes p, writing what a write that failed with ENOSPC left out
@@ -117,12 +141,13 @@ type noSpaceFile struct {
 func (f noSpaceFile) Write(p []byte) (int, error) {
 	gen := f.fs.gen.Load()
 	n, err := f.File.Write(p)
-	if err != nil && isNoSpace(err) {
+	if err != nil && isNoSpace(err) && f.fs.onFull != nil {
 		f.fs.handle(gen)
 		var m int
 		m, err = f.File.Write(p[n:])
 		n += m
 	}
+	f.fs.failed("write", f.path, err)
 	return n, err
 }
 
@@ -134,12 +159,13 @@ func (f noSpaceFile) WriteAt(p []byte, off int64) (int, error) {
 	}
 	gen := f.fs.gen.Load()
 	n, err := w.WriteAt(p, off)
-	if err != nil && isNoSpace(err) {
+	if err != nil && isNoSpace(err) && f.fs.onFull != nil {
 		f.fs.handle(gen)
 		var m int
 		m, err = w.WriteAt(p[n:], off+int64(n))
 		n += m
 	}
+	f.fs.failed("write", f.path, err)
 	return n, err
 }
 
@@ -159,6 +185,7 @@ func (f noSpaceFile) Sync() error {
 	if err != nil && isNoSpace(err) {
 		f.fs.handle(gen)
 	}
+	f.fs.failed("sync", f.path, err)
 	return err
 }
 

@@ -149,7 +149,7 @@ func TestReserveThatDoesNotFit(t *testing.T) {
 }
 
 // The point of the reserve: something else fills the disk to the last
-// byte, and a member's write through NoSpaceFS(fs, guard.DiskFull)
+// byte, and a member's write through NoSpaceFS(fs, guard.DiskFull, nil)
 // still succeeds, into the space the released reserve gave back; the
 // guard then refuses new workflows, and its monitor writes the reserve
 // again once space returns. Without the wrapper the same write fails.
@@ -172,7 +172,7 @@ func TestDiskFullReleasesTheReserveForTheWrite(t *testing.T) {
 	require.ErrorIs(t, fill(t, fs, "/other", int(free)+1), syscall.ENOSPC)
 	require.ErrorIs(t, fill(t, fs, "/data/plain", 1000), syscall.ENOSPC, "without the wrapper a write fails")
 
-	wrapped := NoSpaceFS(fs, g.DiskFull)
+	wrapped := NoSpaceFS(fs, g.DiskFull, nil)
 	require.NoError(t, fill(t, wrapped, "/data/wal", 4*mib), "the write goes into the released reserve")
 	require.False(t, r.Present())
 	require.Equal(t, []bool{true}, fulls, "the guard took a reading at once and went full")

@@ -27,6 +27,7 @@ type Health struct {
 // healthInput is what Health observes of the member.
 type healthInput struct {
 	phase       readiness
+	failed      error // the storage failure, if any (phase is phaseStorageFailed)
 	storageOpen bool
 	hosted      int      // shards this member holds a replica of
 	leaderless  []uint64 // of those, the ones with no known leader
@@ -34,7 +35,9 @@ type healthInput struct {
 
 // healthOf decides the member's health from what it observed.
 func healthOf(in healthInput) Health {
-	h := Health{Live: in.phase != phaseStopped, State: in.phase.String()}
+	// A member whose storage failed is not live: it stopped, and only a
+	// restart of the process (on the repaired disk) brings it back.
+	h := Health{Live: in.phase != phaseStopped && in.failed == nil, State: in.phase.String()}
 	started := in.phase == phaseReady || in.phase == phaseStorageFull
 	h.Checks = []HealthCheck{
 		{Name: "started", OK: started, Detail: in.phase.String()},
@@ -43,7 +46,11 @@ func healthOf(in healthInput) Health {
 		{Name: "shards", OK: started && len(in.leaderless) == 0,
 			Detail: fmt.Sprintf("a leader known for each of the %d shards held here", in.hosted)},
 	}
-	if !in.storageOpen {
+	switch {
+	case in.failed != nil:
+		h.Checks[1].OK = false
+		h.Checks[1].Detail = fmt.Sprintf("storage failed, so the member stopped (restart the process once the disk is repaired): %v", in.failed)
+	case !in.storageOpen:
 		h.Checks[1].Detail = "storage is not open"
 	}
 	if in.phase == phaseStorageFull {
@@ -65,7 +72,7 @@ func healthOf(in healthInput) Health {
 // Health reports the member's health (see graft.Manager.Health).
 func (m *Member) Health() Health {
 	p, _, _ := m.ready.snapshot()
-	in := healthInput{phase: p}
+	in := healthInput{phase: p, failed: m.ready.failure()}
 	h, err := m.storage()
 	in.storageOpen = err == nil && p != phaseStopped
 	if in.storageOpen {

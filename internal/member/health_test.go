@@ -1,6 +1,7 @@
 package member
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,6 +34,10 @@ func TestHealthOf(t *testing.T) {
 			[]string{"disk: free disk space is below Expert.MinFreeDiskBytes: new workflows are refused"}},
 		{"stopped", healthInput{phase: phaseStopped}, false, false,
 			[]string{"started: stopped", "storage: storage is not open", "shards: not started"}},
+		{"storage failed", healthInput{phase: phaseStorageFailed, failed: errors.New("sync raft/000001.log: input/output error"), storageOpen: true, hosted: 8}, false, false,
+			[]string{"started: storage-failed",
+				"storage: storage failed, so the member stopped (restart the process once the disk is repaired): sync raft/000001.log: input/output error",
+				"shards: not started"}},
 		{"a cluster member holding no shard", healthInput{phase: phaseReady, storageOpen: true}, true, true, nil},
 	}
 	for _, tc := range cases {

@@ -276,11 +276,13 @@ func (m *Member) start(ctx context.Context, grpcPort int) error {
 		inner := cmp.Or[vfs.FS](m.cfg.Expert.FS, vfs.Default)
 		size := min(uint64(floor)/2, disk.MaxReserve)
 		g.SetReserve(disk.NewReserve(inner, filepath.Join(m.cfg.DataDir, disk.ReserveName), size, m.log))
-		storageFS = disk.NoSpaceFS(inner, g.DiskFull)
+		storageFS = disk.NoSpaceFS(inner, g.DiskFull, m.storageFailed)
 		m.mu.Lock()
 		m.disk = g
 		m.mu.Unlock()
 		g.StartMonitor(disk.MonitorInterval)
+	} else if storageFS != nil {
+		storageFS = disk.NoSpaceFS(storageFS, nil, m.storageFailed)
 	}
 	if err := m.openState(); err != nil {
 		return err
@@ -604,10 +606,35 @@ func (m *Member) running() (*shards.Host, error) {
 	case stateRunning:
 		return m.host, nil
 	case stateStopped:
+		if err := m.ready.failure(); err != nil {
+			return nil, fmt.Errorf("%w: the member stopped after its storage failed: %w", errs.ErrClosed, err)
+		}
 		return nil, errs.ErrClosed
 	default:
 		return nil, errs.ErrNotStarted
 	}
+}
+
+// storageFailed is told of a storage write or fsync that failed for good
+// (disk.NoSpaceFS's onFailed). Both stores treat that as fatal: Pebble
+// panics on its next commit after a failed WAL write, and Dragonboat's step
+// worker stops for good (under a wrapped file system it runs in its error
+// injection mode, see shards.Config.FS), which would leave every replica
+// here frozen while gossip still shows the member alive. So the member
+// stops, as a crash would stop it, but saying why: it reports
+// "storage-failed" (neither live nor ready, the failure named), the failure
+// is logged once, and Stop leaves the cluster, whose other members take
+// over its shards. What was committed before the failure is on disk; a
+// restart of the process on the repaired disk resumes it.
+func (m *Member) storageFailed(op, path string, err error) {
+	if !m.ready.setFailed(fmt.Errorf("%s %s: %w", op, path, err)) {
+		return
+	}
+	m.log.Error("storage failed: the member stops; restart the process once the disk is repaired",
+		"op", op, "path", path, "err", err)
+	// Not on this goroutine: it is a store's, mid-write, and Stop waits
+	// for the stores to close. Stop owns the goroutine's whole life.
+	go func() { _ = m.Stop(nil) }()
 }
 
 // Storage returns the member's shards while they are open (for tests

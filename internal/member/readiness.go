@@ -15,6 +15,9 @@ const (
 	Ready       = "ready"
 	Stopped     = "stopped"
 	StorageFull = "storage-full"
+	// StorageFailed: a write or fsync of the member's storage failed, so
+	// the member stopped (see Member.storageFailed).
+	StorageFailed = "storage-failed"
 )
 
 // readiness is the phase a member is in, as GetReadinessState names it.
@@ -25,7 +28,8 @@ const (
 	phaseJoining            // set with m.setReadiness while the member forms or joins its cluster (bootstrap.go)
 	phaseReady
 	phaseStopped
-	phaseStorageFull // reported, never set: phaseReady while the disk guard says full
+	phaseStorageFull   // reported, never set: phaseReady while the disk guard says full
+	phaseStorageFailed // reported, never set: any phase once a storage write failed
 )
 
 // String returns the phase's name (one of the readiness names).
@@ -41,6 +45,8 @@ func (p readiness) String() string {
 		return Stopped
 	case phaseStorageFull:
 		return StorageFull
+	case phaseStorageFailed:
+		return StorageFailed
 	default:
 		return fmt.Sprintf("readiness(%d)", int32(p))
 	}
@@ -52,14 +58,15 @@ func (p readiness) String() string {
 type readinessState struct {
 	mu      sync.Mutex
 	phase   readiness
-	full    bool // the disk guard refuses new workflows; a ready member reports phaseStorageFull
-	sealed  bool // Stop was called: the phase stays phaseStopped
+	full    bool  // the disk guard refuses new workflows; a ready member reports phaseStorageFull
+	failed  error // the first storage write that failed for good; the member then reports phaseStorageFailed
+	sealed  bool  // Stop was called: the phase stays phaseStopped
 	changed chan struct{}
 }
 
 // snapshot returns the phase as reported (phaseStorageFull for a ready
-// member whose disk is full), whether Stop sealed it, and a channel closed
-// at the next change.
+// member whose disk is full, phaseStorageFailed once storage failed),
+// whether Stop sealed it, and a channel closed at the next change.
 func (r *readinessState) snapshot() (readiness, bool, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -67,10 +74,33 @@ func (r *readinessState) snapshot() (readiness, bool, <-chan struct{}) {
 		r.changed = make(chan struct{})
 	}
 	p := r.phase
-	if p == phaseReady && r.full {
+	switch {
+	case r.failed != nil:
+		p = phaseStorageFailed
+	case p == phaseReady && r.full:
 		p = phaseStorageFull
 	}
 	return p, r.sealed, r.changed
+}
+
+// setFailed records the first storage failure and wakes the waiters; it
+// reports whether err was the first.
+func (r *readinessState) setFailed(err error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failed != nil {
+		return false
+	}
+	r.failed = err
+	r.wakeLocked()
+	return true
+}
+
+// failure returns the storage failure, or nil.
+func (r *readinessState) failure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
 }
 
 // isFull reports whether the disk guard refuses new workflows.
@@ -132,8 +162,9 @@ func (m *Member) IsReady() bool {
 
 // WaitUntilReady blocks until the member is ready (returns nil; a
 // "storage-full" member is waited for until space is freed), ctx ends
-// (returns ctx.Err()), or the member cannot become ready: after Stop it
-// returns an error that errors.Is errs.ErrClosed, and if Start fails one that
+// (returns ctx.Err()), or the member cannot become ready: after Stop, or
+// once its storage failed, it returns an error that errors.Is
+// errs.ErrClosed (and names the failure), and if Start fails one that
 // errors.Is errs.ErrNotStarted. It may be called before Start. It wakes on each
 // change of the readiness state, without polling.
 func (m *Member) WaitUntilReady(ctx context.Context) error {
@@ -142,6 +173,8 @@ func (m *Member) WaitUntilReady(ctx context.Context) error {
 		switch {
 		case p == phaseReady:
 			return nil
+		case p == phaseStorageFailed:
+			return fmt.Errorf("waiting until ready: the member stopped: %w: %w", m.ready.failure(), errs.ErrClosed)
 		case sealed:
 			return fmt.Errorf("waiting until ready: %w", errs.ErrClosed)
 		case p == phaseStopped:
