@@ -80,7 +80,7 @@ func TestStaticDiscoveryAloneFormsCluster(t *testing.T) {
 			return true
 		})
 		return n == 3
-	}, 10*time.Second, 10*time.Millisecond, "the broadcast did not reach every member")
+	}, 30*time.Second, 10*time.Millisecond, "the broadcast did not reach every member")
 
 	require.NoError(t, members[2].m.Stop())
 	rest := members[:2]
@@ -298,7 +298,7 @@ func TestReadinessJoiningWhileFormingACluster(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, first.Stop()) })
 	started := make(chan error, 1)
 	go func() { started <- first.Start(context.Background(), 0) }()
-	require.Eventually(t, func() bool { return first.GetReadinessState() == graft.ReadinessJoining }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return first.GetReadinessState() == graft.ReadinessJoining }, 30*time.Second, 5*time.Millisecond)
 	require.False(t, first.IsReady())
 	require.Equal(t, graft.ReadinessJoining, first.GetClusterInfo().Status)
 
@@ -339,7 +339,7 @@ func TestSubscriptionFollowsAWorkflowOnAnotherMember(t *testing.T) {
 			}
 		}
 		return false
-	}, 10*time.Second, 50*time.Millisecond)
+	}, 30*time.Second, 50*time.Millisecond, "%s leads every shard", watcher.cfg.NodeID)
 	require.NoError(t, members[0].m.StartWorkflow(graft.WorkflowTrigger{WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "Wait"}}}))
 
 	ch, unsubscribe, err := watcher.m.SubscribeToWorkflowState(id)

@@ -362,7 +362,9 @@ func TestFourthMemberJoinsUnderLoad(t *testing.T) {
 			dropped[id] = lost
 		}
 	}
-	obs.waitUntil(t, 10*time.Second, func() bool {
+	// A member publishes each move once it made it, to handlers that run
+	// asynchronously: the last may come after the replicas matched.
+	obs.waitUntil(t, 30*time.Second, func() bool {
 		return maps.EqualFunc(obs.moved(graft.ReplicaJoined), joined, slices.Equal) &&
 			maps.EqualFunc(obs.moved(graft.ReplicaDropped), dropped, slices.Equal)
 	}, func() string {
@@ -384,10 +386,11 @@ func TestFourthMemberJoinsUnderLoad(t *testing.T) {
 	// rebalancer hands each shard to its preferred leader once that replica
 	// has confirmed, so n4 comes to lead the shards placed first on it.
 	require.NotEmpty(t, after.LeadersOf("n4"), "the placement gives n4 no shard to lead")
-	obs.waitUntil(t, 20*time.Second, func() bool {
+	obs.waitUntil(t, 30*time.Second, func() bool {
 		return slices.Contains(slices.Collect(maps.Values(leadersNow())), "n4")
 	}, func() string { return fmt.Sprintf("n4 leads no shard; leaders %v", leadersNow()) })
-	obs.waitUntil(t, 10*time.Second, func() bool {
+	// Every replica learns of a leader change on its own, a moment apart.
+	obs.waitUntil(t, 30*time.Second, func() bool {
 		leaders := leadersNow()
 		for _, cm := range members {
 			for _, s := range cm.m.GetClusterInfo().HostedShards {

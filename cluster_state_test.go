@@ -188,8 +188,9 @@ func TestRestartedMemberKeepsItsCounters(t *testing.T) {
 	t.Logf("restarting %s, which committed %d steps", id, before.Counters.StepsExecuted)
 
 	require.NoError(t, members[v].m.Stop())
+	// The others learn of the leave through gossip.
 	require.Eventually(t, func() bool { return !slices.Contains(peersOf(members[other].m), id) },
-		10*time.Second, 10*time.Millisecond, "%s still lists %s after it stopped", members[other].cfg.NodeID, id)
+		30*time.Second, 10*time.Millisecond, "%s still lists %s after it stopped", members[other].cfg.NodeID, id)
 	var rest []*clusterMember
 	for i, cm := range members {
 		if i != v {

@@ -267,16 +267,18 @@ func TestThreeMemberCluster(t *testing.T) {
 	require.Equal(t, int64(3*len(ids)), runs.Load(), "every step ran exactly once")
 
 	// The member that started a workflow receives its completion event,
-	// wherever the workflow ran.
+	// wherever the workflow ran (forwarded to it, and delivered to its
+	// handler asynchronously).
 	for i, cm := range members {
 		for j := range 8 {
 			key := fmt.Sprintf("%s/wf-%d-%d", cm.cfg.NodeID, i, j)
-			require.Eventually(t, func() bool { _, ok := completedAt.Load(key); return ok }, 10*time.Second, 5*time.Millisecond,
+			require.Eventually(t, func() bool { _, ok := completedAt.Load(key); return ok }, 30*time.Second, 5*time.Millisecond,
 				"no completion event for %s", key)
 		}
 	}
 
-	// A command broadcast from one member runs on all, with its sender.
+	// A command broadcast from one member runs on all, with its sender
+	// (through gossip, in the background).
 	require.NoError(t, members[1].m.BroadcastCommand(context.Background(), &graft.DevCommand{Command: "ping"}))
 	require.Eventually(t, func() bool {
 		for _, cm := range members {
@@ -286,7 +288,7 @@ func TestThreeMemberCluster(t *testing.T) {
 			}
 		}
 		return true
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond, "the broadcast did not reach every member")
 
 	// A queried command collects every member's outcome, errors included.
 	for _, cm := range members {
@@ -298,7 +300,9 @@ func TestThreeMemberCluster(t *testing.T) {
 			return nil
 		}))
 	}
-	qctx, qcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// The query waits for every member's reply: time enough for a loaded
+	// machine.
+	qctx, qcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	replies, err := members[0].m.QueryCommand(qctx, &graft.DevCommand{Command: "check"})
 	qcancel()
 	require.NoError(t, err)
@@ -307,7 +311,8 @@ func TestThreeMemberCluster(t *testing.T) {
 	require.NoError(t, replies["n3"])
 	require.ErrorContains(t, replies["n2"], "disk almost full on n2")
 
-	// Cluster info: two peers each, exactly one coordinator.
+	// Cluster info: two peers each, exactly one coordinator (gossip's view,
+	// which converges in the background).
 	require.Eventually(t, func() bool {
 		leaders := 0
 		for _, cm := range members {
@@ -320,9 +325,10 @@ func TestThreeMemberCluster(t *testing.T) {
 			}
 		}
 		return leaders == 1
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond, "peers or coordinators never settled")
 
-	// Shard leadership spreads over the members (4 shards on 3 members).
+	// Shard leadership spreads over the members (4 shards on 3 members):
+	// the rebalancer hands shards to their preferred leaders periodically.
 	require.Eventually(t, func() bool {
 		total, most, least := 0, 0, 4
 		for _, cm := range members {
@@ -331,7 +337,7 @@ func TestThreeMemberCluster(t *testing.T) {
 			most, least = max(most, n), min(least, n)
 		}
 		return total == 4 && most-least <= 1
-	}, 20*time.Second, 50*time.Millisecond, "leadership never balanced")
+	}, 60*time.Second, 50*time.Millisecond, "leadership never balanced")
 
 	// One member stops: the other two keep completing workflows at once,
 	// including those on shards it led (a proposal lost with the old
@@ -410,10 +416,11 @@ func TestStepRunsWhereItsNodeIsRegistered(t *testing.T) {
 		require.NoError(t, m.RegisterNode(&whereNode{"Last", ""}))
 	})
 	require.NoError(t, members[2].m.RegisterNode(&whereNode{"Special", "Last"}))
-	// Start only once the other members learned that n3 has it.
+	// Start only once the other members learned that n3 has it (through
+	// the cluster state's gossip).
 	require.Eventually(t, func() bool {
 		return members[0].m.StartWorkflow(graft.WorkflowTrigger{WorkflowID: "probe", InitialNodes: []graft.NodeConfig{{Name: "Special"}}}) == nil
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond, "n1 never learned that n3 runs Special")
 	for i := range 9 {
 		id := fmt.Sprintf("special-%d", i)
 		require.NoError(t, members[i%3].m.StartWorkflow(graft.WorkflowTrigger{WorkflowID: id, InitialNodes: []graft.NodeConfig{{Name: "First"}}}))

@@ -32,7 +32,7 @@ func TestFullDiskRefusesNewWorkflows(t *testing.T) {
 	require.Equal(t, 0, b.m.GetClusterInfo().Metrics.ActiveWorkflows)
 
 	require.Eventually(t, func() bool { return b.m.GetReadinessState() == graft.ReadinessStorageFull },
-		5*time.Second, 5*time.Millisecond)
+		20*time.Second, 5*time.Millisecond)
 	require.False(t, b.m.IsReady())
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -95,9 +95,9 @@ func TestExpertFSCarriesStorageAndFreeSpace(t *testing.T) {
 		i++
 		err := b.m.StartWorkflow(graft.WorkflowTrigger{WorkflowID: fmt.Sprint("full-", i), InitialNodes: []graft.NodeConfig{{Name: "A"}}})
 		return errors.Is(err, graft.ErrStorageFull)
-	}, 5*time.Second, 20*time.Millisecond)
+	}, 20*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return b.m.GetReadinessState() == graft.ReadinessStorageFull },
-		5*time.Second, 5*time.Millisecond)
+		20*time.Second, 5*time.Millisecond)
 }
 
 // A member's storage goes through the ENOSPC wrapper (the emergency

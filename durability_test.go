@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,14 +370,27 @@ type killConfig struct {
 	Again bool `json:"again"`
 }
 
+// killStallAfter is how many steps the child member starts before its
+// further steps stall until it is killed. The parent kills it once it
+// logged killKillAt steps; without the stall a parent that does not run
+// for a few hundred milliseconds (a loaded machine) would find every step
+// done and the kill would test nothing.
+const (
+	killKillAt     = 35
+	killStallAfter = 60
+)
+
 // killNode appends "<workflow> <node> <attempt>" to its log (fsynced) when
 // it starts, then works for 20ms. S1 → S2 → S3; in keyed workflows S2 has
 // the key "s2" and S3 schedules S2 with that key again (which must not
 // run). execs, when set, records the execution IDs this process ran.
+// started, when set, counts the steps this process started: past
+// killStallAfter a step waits for its context, unlogged.
 type killNode struct {
-	name  string
-	log   string
-	execs *sync.Map
+	name    string
+	log     string
+	execs   *sync.Map
+	started *atomic.Int64
 }
 
 func (n *killNode) GetName() string { return n.name }
@@ -385,6 +399,10 @@ func (n *killNode) Execute(ctx context.Context, s killState, c killConfig) (*gra
 	wc, ok := graft.GetWorkflowContext(ctx)
 	if !ok {
 		return nil, graft.Permanent(errors.New("no workflow context"))
+	}
+	if n.started != nil && n.started.Add(1) > killStallAfter {
+		<-ctx.Done()
+		return nil, context.Cause(ctx)
 	}
 	if err := killAppend(n.log, fmt.Sprintf("%s %s %d\n", wc.WorkflowID, n.name, wc.Attempt)); err != nil {
 		return nil, err
@@ -469,9 +487,9 @@ func killMemberConfig(addr, dir string, logger *slog.Logger) *graft.Config {
 	return cfg
 }
 
-func registerKillNodes(t *testing.T, m *graft.Manager, log string, execs *sync.Map) {
+func registerKillNodes(t *testing.T, m *graft.Manager, log string, execs *sync.Map, started *atomic.Int64) {
 	for _, name := range []string{"S1", "S2", "S3"} {
-		require.NoError(t, m.RegisterNode(&killNode{name: name, log: log, execs: execs}))
+		require.NoError(t, m.RegisterNode(&killNode{name: name, log: log, execs: execs, started: started}))
 	}
 }
 
@@ -487,7 +505,8 @@ func TestChildMember(t *testing.T) {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	m := graft.NewWithConfig(killMemberConfig(os.Getenv(envChildAddr), dir, logger))
-	registerKillNodes(t, m, os.Getenv(envChildLog), nil)
+	var started atomic.Int64
+	registerKillNodes(t, m, os.Getenv(envChildLog), nil, &started)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, m.Start(ctx, 0))
@@ -578,7 +597,7 @@ func TestKillNineRestartResumesWorkflows(t *testing.T) {
 	}
 	require.Eventually(t, func() bool {
 		_, n := killReadLog(t, childSteps)
-		return n >= 35
+		return n >= killKillAt
 	}, 30*time.Second, 2*time.Millisecond, "the child member ran no steps")
 	require.NoError(t, cmd.Process.Kill())
 	<-exited
@@ -592,7 +611,7 @@ func TestKillNineRestartResumesWorkflows(t *testing.T) {
 
 	var execs sync.Map
 	m := durStart(t, killMemberConfig(addr, dir, durLogger(t, "restarted")), func(m *graft.Manager) {
-		registerKillNodes(t, m, parentSteps, &execs)
+		registerKillNodes(t, m, parentSteps, &execs, nil)
 	})
 	statuses := make([]*graft.WorkflowStatus, killWorkflows)
 	for i := range killWorkflows {

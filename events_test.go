@@ -198,6 +198,10 @@ func TestBlockedHandlerDoesNotStallWorkflows(t *testing.T) {
 	for i := range n {
 		waitStatus(t, b.m, fmt.Sprintf("free-%d", i), graft.WorkflowStateCompleted)
 	}
+	// Each handler runs on its own goroutine: the stuck one may not have
+	// taken its first event yet when the others are done.
+	require.Eventually(t, func() bool { return entered.Load() > 0 }, 20*time.Second, time.Millisecond,
+		"the stuck handler never received its first event")
 	require.Equal(t, int32(1), entered.Load(), "the stuck handler should still be in its first call")
 }
 

@@ -69,7 +69,7 @@ func TestReadyzOnAFullDisk(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *graft.Config) { c.Expert.MinFreeDiskBytes = 1 << 62 }, nil)
 	require.Eventually(t, func() bool { return b.m.GetReadinessState() == graft.ReadinessStorageFull },
-		5*time.Second, 5*time.Millisecond)
+		20*time.Second, 5*time.Millisecond)
 	code, body := probe(t, b.m.ReadyzHandler(), "/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Contains(t, body, "[-]disk failed: free disk space is below Expert.MinFreeDiskBytes")

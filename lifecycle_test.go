@@ -374,7 +374,7 @@ func TestStopEndsAStartInProgress(t *testing.T) {
 	started := make(chan error, 1)
 	go func() { started <- m.Start(context.Background(), 0) }()
 	require.Eventually(t, func() bool { return m.GetReadinessState() == graft.ReadinessJoining },
-		10*time.Second, 5*time.Millisecond, "the member never waited for its peer")
+		30*time.Second, 5*time.Millisecond, "the member never waited for its peer")
 	require.NoError(t, m.Stop())
 	select {
 	case err := <-started:

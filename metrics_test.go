@@ -110,7 +110,7 @@ func TestMetricsCollector(t *testing.T) {
 			}
 		}
 		return false
-	}, 10*time.Second, 5*time.Millisecond, "step and workflow duration histograms never reached %d samples", n)
+	}, 30*time.Second, 5*time.Millisecond, "step and workflow duration histograms never reached %d samples", n)
 
 	require.Equal(t, float64(n), g.value(t, graft.MetricWorkflowsCompleted))
 	require.GreaterOrEqual(t, g.value(t, graft.MetricStepsExecuted), float64(n))

@@ -78,7 +78,7 @@ func TestRetentionPurgesTerminalWorkflows(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, lastErr = b.m.GetWorkflowStatus("done")
 		return errors.Is(lastErr, graft.ErrWorkflowNotFound)
-	}, 10*time.Second, 10*time.Millisecond, "the completed workflow was never purged (last error: %v)", lastErr)
+	}, 30*time.Second, 10*time.Millisecond, "the completed workflow was never purged (last error: %v)", lastErr)
 
 	// The paused workflow is older than the purged one and is kept.
 	s, err := b.m.GetWorkflowStatus("parked")
@@ -186,7 +186,7 @@ func TestRetentionKeepsStorageBounded(t *testing.T) {
 		}, 30*time.Second, 20*time.Millisecond, "round %d: %d workflows never purged", r+1, len(remaining))
 		require.Eventually(t, func() bool {
 			return m.GetClusterInfo().Metrics.ActiveWorkflows == 0
-		}, 10*time.Second, 10*time.Millisecond, "round %d: active workflows remain (metrics %+v)",
+		}, 30*time.Second, 10*time.Millisecond, "round %d: active workflows remain (metrics %+v)",
 			r+1, m.GetClusterInfo().Metrics)
 
 		size := retDirSize(t, dir)

@@ -598,6 +598,16 @@ func TestPriorityOrdersReadySteps(t *testing.T) {
 	// (nothing may run meanwhile: the only worker is busy).
 	require.Never(t, func() bool { return len(order.list()) > 0 }, 200*time.Millisecond, 5*time.Millisecond,
 		"a step ran while the only worker was busy")
+	// The engine queues a claimed step once its claim's answer reaches it,
+	// a moment after the status shows the claim (later on a loaded
+	// machine): wait until all five wait for the worker, so that it picks
+	// them by priority and not by arrival.
+	var queued int
+	require.Eventually(t, func() bool {
+		queued = b.m.GetClusterInfo().Metrics.QueueDepth
+		return queued == 5
+	}, 20*time.Second, time.Millisecond, "steps queued for the worker: %d of 5", queued)
+	require.Empty(t, order.list(), "a step ran while the only worker was busy")
 	holdRel.open()
 	waitStatus(t, b.m, "prio", graft.WorkflowStateCompleted)
 	require.Equal(t, []string{"p10", "p5a", "p5b", "p5c", "p1"}, order.list())
@@ -607,7 +617,9 @@ func TestPriorityOrdersReadySteps(t *testing.T) {
 
 func TestDelayedNextNode(t *testing.T) {
 	t.Parallel()
-	const delay = 300 * time.Millisecond
+	// The status must be read while Child waits: a delay long enough for
+	// the poll below to see it on a loaded machine.
+	const delay = 2 * time.Second
 	b := setup(t, nil, func(m *graft.Manager) {
 		register(t, m,
 			fnNode("Parent", func(_ context.Context, _ map[string]any, _ map[string]any) (*graft.NodeResult, error) {
@@ -901,13 +913,16 @@ func TestPauseKeepsRunningStepResultAndHoldsTheRest(t *testing.T) {
 
 func TestStopCancelsRunningStep(t *testing.T) {
 	t.Parallel()
+	// The workflow must be stopped before Later is due: a delay the stop
+	// beats on a loaded machine too.
+	const laterDelay = 2 * time.Second
 	started := make(chan struct{}, 1)
 	cancelled := make(chan error, 1)
 	var laterRuns, afterRuns atomic.Int32
 	b := setup(t, nil, func(m *graft.Manager) {
 		register(t, m,
 			fnNode("Kick", func(_ context.Context, _ map[string]any, _ map[string]any) (*graft.NodeResult, error) {
-				d := 200 * time.Millisecond
+				d := laterDelay
 				return &graft.NodeResult{NextNodes: []graft.NextNode{{NodeName: "Long"}, {NodeName: "Later", Delay: &d}}}, nil
 			}),
 			fnNode("Long", func(ctx context.Context, s map[string]any, _ map[string]any) (*graft.NodeResult, error) {
@@ -938,8 +953,12 @@ func TestStopCancelsRunningStep(t *testing.T) {
 	require.NotNil(t, s.CompletedAt)
 	require.NoError(t, b.m.StopWorkflow(ctx, "stop"), "stopping a stopped workflow is a no-op")
 
-	// Later was due 200ms after Kick; neither it nor Long's next node runs.
-	require.Never(t, func() bool { return laterRuns.Load()+afterRuns.Load() > 0 }, 500*time.Millisecond, 10*time.Millisecond,
+	// Later was due laterDelay after Kick; neither it nor Long's next node
+	// runs, watched until well past that.
+	require.Equal(t, []string{"Kick"}, executedNames(s))
+	kick := s.ExecutedNodes[0]
+	due := kick.StartedAt.Add(kick.Duration).Add(laterDelay)
+	require.Never(t, func() bool { return laterRuns.Load()+afterRuns.Load() > 0 }, max(time.Until(due), 0)+500*time.Millisecond, 10*time.Millisecond,
 		"a step of a stopped workflow ran")
 	s, err := b.m.GetWorkflowStatus("stop")
 	require.NoError(t, err)
@@ -1070,8 +1089,10 @@ func TestStatusOfARetryingStep(t *testing.T) {
 	third := make(chan struct{}, 1)
 	b := setup(t, func(c *graft.Config) {
 		c.Engine.MaxRetries = 3
-		c.Engine.RetryDelay = 300 * time.Millisecond
-		c.Engine.MaxRetryDelay = time.Second
+		// Each retry must be seen pending: backoffs long enough for the
+		// poll below to see them on a loaded machine.
+		c.Engine.RetryDelay = time.Second
+		c.Engine.MaxRetryDelay = 2 * time.Second
 	}, func(m *graft.Manager) {
 		register(t, m, fnNode("Flaky", func(ctx context.Context, s map[string]any, _ map[string]any) (*graft.NodeResult, error) {
 			wc, _ := graft.GetWorkflowContext(ctx)
