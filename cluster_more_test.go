@@ -132,6 +132,7 @@ func TestFiveMemberCluster(t *testing.T) {
 	var runs atomic.Int64
 	var commands sync.Map // member → sender
 	members := startCluster(t, 5, seqNodes(t, &runs))
+	leaves := countLeaves(t, members)
 	for _, cm := range members {
 		require.Equal(t, 3, cm.cfg.Cluster.ReplicationFactor)
 		id := cm.cfg.NodeID
@@ -152,7 +153,10 @@ func TestFiveMemberCluster(t *testing.T) {
 	for _, id := range ids {
 		requireAgree(t, members, id)
 	}
-	require.Equal(t, int64(3*len(ids)), runs.Load(), "every step ran exactly once")
+	if n := runs.Load(); n != int64(3*len(ids)) {
+		require.Greater(t, n, int64(3*len(ids)))
+		leaves.requireExplains(t, fmt.Sprintf("%d step runs for %d steps", n, 3*len(ids)))
+	}
 
 	sender := members[3].cfg.NodeID
 	require.NoError(t, members[3].m.BroadcastCommand(context.Background(), &graft.DevCommand{Command: "ping"}))
@@ -313,6 +317,7 @@ func TestClusterPolicyStrictRefusesUnlisted(t *testing.T) {
 func TestClusterForwardsStartsAndReads(t *testing.T) {
 	var runs atomic.Int64
 	members := startCluster(t, 5, seqNodes(t, &runs))
+	leaves := countLeaves(t, members)
 	const perMember = 40
 	idOf := func(i, j int) string { return fmt.Sprintf("fwd-%d-%d", i, j) }
 
@@ -371,7 +376,10 @@ func TestClusterForwardsStartsAndReads(t *testing.T) {
 	for _, err := range errs {
 		require.NoError(t, err)
 	}
-	require.Equal(t, int64(3*len(want)), runs.Load(), "every step ran exactly once")
+	if n := runs.Load(); n != int64(3*len(want)) {
+		require.Greater(t, n, int64(3*len(want)))
+		leaves.requireExplains(t, fmt.Sprintf("%d step runs for %d steps", n, 3*len(want)))
+	}
 }
 
 // Three members that know nothing of each other but an mDNS service type

@@ -232,6 +232,7 @@ func TestThreeMemberCluster(t *testing.T) {
 		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"B", "C"}, &runs}))
 		require.NoError(t, m.RegisterNode(&countingNode{seqNode{"C", ""}, &runs}))
 	})
+	leaves := countLeaves(t, members)
 	var completedAt sync.Map // member/workflow → event
 	for _, cm := range members {
 		id := cm.cfg.NodeID
@@ -264,7 +265,10 @@ func TestThreeMemberCluster(t *testing.T) {
 			require.JSONEq(t, `{"trail":["A","B","C"]}`, string(s.CurrentStateJSON), "%s seen from %s", id, cm.cfg.NodeID)
 		}
 	}
-	require.Equal(t, int64(3*len(ids)), runs.Load(), "every step ran exactly once")
+	if n := runs.Load(); n != int64(3*len(ids)) {
+		require.Greater(t, n, int64(3*len(ids)))
+		leaves.requireExplains(t, fmt.Sprintf("%d step runs for %d steps", n, 3*len(ids)))
+	}
 
 	// The member that started a workflow receives its completion event,
 	// wherever the workflow ran (forwarded to it, and delivered to its
