@@ -350,13 +350,11 @@ func placeOn(t *testing.T, shards, rf int, ids ...string) *ring.Placement {
 	return p
 }
 
-// A fourth member joins a loaded three-member cluster: the shards whose
-// placement changed move (add on the new member, catch up, remove the old
-// replica), the others stay where they were, every shard keeps three
-// replicas, and no acknowledged workflow is lost or runs a step twice.
-func TestFourthMemberJoinsUnderLoad(t *testing.T) {
-	var runs sync.Map
-	register := onceNodes(t, &runs)
+// startThreeOfFour starts n1, n2 and n3 as a cluster of 8 shards (RF 3,
+// FailureGrace 2s) with register's nodes, and returns them with the config
+// of a fourth member, n4, that knows all four.
+func startThreeOfFour(t *testing.T, register func(*graft.Manager)) ([]*clusterMember, *graft.Config) {
+	t.Helper()
 	addrs := newMemberAddrs(t, "n1", "n2", "n3", "n4")
 	tweak := func(c *graft.Config) {
 		c.Cluster.ShardCount = 8
@@ -366,7 +364,17 @@ func TestFourthMemberJoinsUnderLoad(t *testing.T) {
 	for _, a := range addrs[:3] {
 		cfgs = append(cfgs, memberConfig(t, a, 3, staticPeers(addrs[:3]...), tweak))
 	}
-	members := startConfigs(t, cfgs, register)
+	return startConfigs(t, cfgs, register), memberConfig(t, addrs[3], 3, staticPeers(addrs...), tweak)
+}
+
+// A fourth member joins a loaded three-member cluster: the shards whose
+// placement changed move (add on the new member, catch up, remove the old
+// replica), the others stay where they were, every shard keeps three
+// replicas, and no acknowledged workflow is lost or runs a step twice.
+func TestFourthMemberJoinsUnderLoad(t *testing.T) {
+	var runs sync.Map
+	register := onceNodes(t, &runs)
+	members, fourth := startThreeOfFour(t, register)
 	leaves := countLeaves(t, members)
 	before := placeOn(t, 8, 3, "n1", "n2", "n3")
 	requirePlaced(t, members, before, 20*time.Second)
@@ -382,7 +390,7 @@ func TestFourthMemberJoinsUnderLoad(t *testing.T) {
 
 	// n4 knows everyone; the others learn of it through gossip.
 	obs := observeShards(t, members)
-	joiner := startConfigs(t, []*graft.Config{memberConfig(t, addrs[3], 3, staticPeers(addrs...), tweak)}, func(m *graft.Manager) {
+	joiner := startConfigs(t, []*graft.Config{fourth}, func(m *graft.Manager) {
 		register(m)
 		obs.watch(t, "n4", m)
 	})

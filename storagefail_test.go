@@ -220,22 +220,11 @@ func TestStorageFailureStopsTheMember(t *testing.T) {
 func TestStorageFailureMovesTheMembersShards(t *testing.T) {
 	// runs counts the steps n1..n3 ran, n4runs those n4 ran.
 	var runs, n4runs sync.Map
-	register := onceNodes(t, &runs)
-	addrs := newMemberAddrs(t, "n1", "n2", "n3", "n4")
-	tweak := func(c *graft.Config) {
-		c.Cluster.ShardCount = 8
-		c.Cluster.FailureGrace = 2 * time.Second
-	}
-	var cfgs []*graft.Config
-	for _, a := range addrs[:3] {
-		cfgs = append(cfgs, memberConfig(t, a, 3, staticPeers(addrs[:3]...), tweak))
-	}
-	members := startConfigs(t, cfgs, register)
+	members, cfg := startThreeOfFour(t, onceNodes(t, &runs))
 	leaves := countLeaves(t, members)
 
 	// n4 joins on a disk that will fail; it is stopped apart from the
 	// others, since its Stop returns the failed write.
-	cfg := memberConfig(t, addrs[3], 3, staticPeers(addrs...), tweak)
 	fs := &ioFailFS{FS: vfs.Default, under: filepath.Join(cfg.DataDir, "raft")}
 	cfg.Expert.FS = fs
 	n4 := graft.NewWithConfig(cfg)
