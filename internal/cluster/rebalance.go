@@ -105,8 +105,8 @@ func (c *Cluster) reconcile(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if h.Removed(s) {
-			c.drop(ctx, s, "removed from the shard")
+		if rid, ok := h.ReplicaID(s); ok && h.Removed(s) {
+			c.drop(ctx, s, rid, "removed from the shard")
 			continue
 		}
 		c.local.SyncLeader(s)
@@ -223,6 +223,6 @@ func (c *Cluster) checkOrphan(ctx context.Context, h *shards.Host, v *view, s ui
 		return
 	}
 	if rep, err := c.askMembership(ctx, v, s); err == nil && slices.Contains(rep.Removed, rid) {
-		c.drop(ctx, s, "removed from the shard while away")
+		c.drop(ctx, s, rid, "removed from the shard while away")
 	}
 }

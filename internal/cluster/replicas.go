@@ -55,12 +55,24 @@ func (c *Cluster) setReplica(s, rid uint64) error {
 	return nil
 }
 
-// drop deletes this member's replica of shard s, which was removed from the
-// shard: the executor lets go of it, the layout forgets it and its log and
-// state are deleted.
-func (c *Cluster) drop(ctx context.Context, s uint64, why string) {
+// drop deletes this member's replica rid of shard s, which was removed from
+// the shard: the executor lets go of it, the layout forgets it and its log
+// and state are deleted. It does nothing if the member no longer runs rid
+// for s: the callers learn that rid was removed over an RPC or two, and
+// meanwhile the shard's leader may have added this member anew (ServeReplica
+// replaces the old replica with the new one), which must not be deleted
+// for its predecessor's removal.
+func (c *Cluster) drop(ctx context.Context, s, rid uint64, why string) {
 	c.hostMu.Lock()
 	defer c.hostMu.Unlock()
+	h, err := c.local.Storage()
+	if err != nil {
+		return
+	}
+	if cur, ok := h.ReplicaID(s); !ok || cur != rid {
+		c.log.Debug("not dropping a replica that was replaced meanwhile", logkeys.Shard, s, "replica", rid, "now", cur, "reason", why)
+		return
+	}
 	c.dropLocked(ctx, s, why)
 }
 
@@ -177,7 +189,7 @@ func (c *Cluster) ServeDrop(ctx context.Context, req wire.ReplicaRequest) error 
 	if err := c.confirmRemoved(ctx, h, req.Shard, rid); err != nil {
 		return err
 	}
-	c.drop(ctx, req.Shard, "removed by the shard's leader")
+	c.drop(ctx, req.Shard, rid, "removed by the shard's leader")
 	return nil
 }
 
