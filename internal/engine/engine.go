@@ -109,7 +109,7 @@ type Engine struct {
 
 	proposeCond *sync.Cond
 	proposals   []proposal      // FIFO, drained by the proposers
-	queuedExecs map[string]bool // executions with a re-queue in proposals
+	queuedExecs map[string]bool // executions with a re-queue queued or in flight
 	closing     bool            // proposals are cancelled: no new proposal or commit runs
 
 	stepping        int           // steps whose node code is running
@@ -564,6 +564,9 @@ func (e *Engine) Adopt(shard uint64, c *wf.Command, res *wf.Result) {
 		return
 	}
 	for _, c := range res.Claimed {
+		if e.takenBackLocked(w, c.ExecID) {
+			continue
+		}
 		e.seq++
 		it := &item{kind: kindTask, shard: shard, wf: wfID, task: c.Task, seq: e.seq, index: -1, state: itemClaiming}
 		r := newRun(it, c, res)
@@ -573,6 +576,27 @@ func (e *Engine) Adopt(shard uint64, c *wf.Command, res *wf.Result) {
 		heap.Push(&e.claimed, it)
 	}
 	e.workCond.Broadcast()
+}
+
+// takenBackLocked reports whether execution execID, which a committed claim
+// gave this member, was taken back before the claim's answer reached the
+// engine: a re-queue of it is queued or in flight (this member lost and
+// regained the shard meanwhile, and recoverExecutionsLocked found it
+// running nowhere), or the workflow's replicated executions no longer list
+// it (that re-queue committed). Running it then would run the step twice:
+// the re-queued task runs again under a new claim. A claim wrongly judged
+// taken back is not lost: its execution, running nowhere, is re-queued by
+// the sweep after orphanGrace.
+func (e *Engine) takenBackLocked(w *wfState, execID string) bool {
+	if e.queuedExecs[execID] {
+		return true
+	}
+	for _, x := range w.execs {
+		if x.ExecID == execID {
+			return false
+		}
+	}
+	return true
 }
 
 type claimOutcome uint8
@@ -589,6 +613,16 @@ func (e *Engine) settleClaim(it *item, r *run, outcome claimOutcome) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	w := e.wfs[wfKey{it.shard, it.wf}]
+	if outcome == claimOK && w != nil && e.takenBackLocked(w, r.execID) {
+		// Taken back while the claim was answered: the re-queued task is
+		// claimed again. This item no longer stands for a pending task.
+		if w.tasks[it.task.ID] == it {
+			delete(w.tasks, it.task.ID)
+		}
+		e.inflight--
+		e.dispatchCond.Signal()
+		return
+	}
 	if outcome == claimOK {
 		if w != nil {
 			delete(w.tasks, it.task.ID)

@@ -81,6 +81,10 @@ type memStore struct {
 	engine  atomic.Pointer[Engine] // receives committed changes
 	gate    chan struct{}          // when set, Apply waits until it is closed (or ctx ends)
 	waiting atomic.Int64           // Apply calls waiting at the gate
+	// afterApply, when set, runs after a command committed and the engine
+	// got its changes, before Apply answers: what may happen to the engine
+	// while a committed command's answer is on its way.
+	afterApply func(*wf.Command)
 }
 
 var _ Store = (*memStore)(nil)
@@ -121,6 +125,9 @@ func (s *memStore) Apply(ctx context.Context, shard uint64, c *wf.Command) (wf.R
 	}
 	if e := s.engine.Load(); e != nil && len(changes) > 0 {
 		e.OnChanges(shard, changes)
+	}
+	if s.afterApply != nil {
+		s.afterApply(c)
 	}
 	return wf.DecodeResult(out)
 }
@@ -566,4 +573,52 @@ func TestRegainedShardKeepsItsRunningStep(t *testing.T) {
 	b.e.mu.Lock()
 	defer b.e.mu.Unlock()
 	require.Empty(t, b.e.live, "a finished run is forgotten")
+}
+
+// The engine loses and regains a shard while a claim it proposed is
+// answered: the claim committed, and on regaining the shard the engine
+// found the claimed execution running nowhere and re-queued it. The late
+// answer must not run the step as well, or it runs twice (the re-queued
+// task runs again under a new claim). Both for a claim of the dispatcher
+// and for one made in a start command (Adopt).
+func TestClaimAnsweredAfterTheShardWasRegainedRunsOnce(t *testing.T) {
+	t.Parallel()
+	for _, viaStart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "claim", true: "claim in start"}[viaStart], func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			rec := &recorder{name: "A"}
+			b.register(t, rec)
+			b.lead(t)
+			regain := func(c *wf.Command) {
+				if c.Op == wf.OpClaim || c.Op == wf.OpStart {
+					b.store.afterApply = nil
+					require.NoError(t, b.e.SetLeader(1, false))
+					require.NoError(t, b.e.SetLeader(1, true))
+				}
+			}
+			if viaStart {
+				c := &wf.Command{Op: wf.OpStart, WF: "w", Now: b.clock.Now().UnixNano(), State: json.RawMessage(`{}`),
+					Tasks: []wf.NewTask{task("A", "a", 0)}}
+				b.e.ClaimFields(1, c)
+				require.True(t, c.Tasks[0].Claim, "the start claims its task")
+				b.store.afterApply = regain
+				res, err := b.store.Apply(context.Background(), 1, c)
+				require.NoError(t, err)
+				require.Len(t, res.Claimed, 1)
+				b.e.Adopt(1, c, &res)
+			} else {
+				b.start(t, "w", task("A", "a", 0))
+				b.store.afterApply = regain
+				require.Equal(t, 1, b.dispatch())
+			}
+			require.Zero(t, b.work(), "the claim taken back on regaining the shard was run")
+			require.Equal(t, 1, b.propose(), "the re-queue")
+			require.Len(t, b.store.commands(wf.OpRequeue), 1)
+			require.Equal(t, 1, b.dispatch())
+			require.Equal(t, 1, b.work())
+			require.Equal(t, []string{"a"}, rec.ran(), "the step ran once")
+			require.Equal(t, wf.StatusCompleted, b.store.status(t, "w").View.Status)
+		})
+	}
 }

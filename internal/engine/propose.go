@@ -40,7 +40,8 @@ func (e *Engine) proposeLocked(p proposal) {
 }
 
 // requeueLocked queues the re-queue of an execution, unless one is queued
-// already; unstarted means it never ran, so it does not count as an attempt.
+// or in flight already; unstarted means it never ran, so it does not count
+// as an attempt.
 func (e *Engine) requeueLocked(k wfKey, task uint64, execID string, unstarted bool) {
 	if e.queuedExecs[execID] {
 		return
@@ -59,9 +60,6 @@ func (e *Engine) nextProposalLocked() (proposal, bool) {
 	e.proposals = e.proposals[1:]
 	if len(e.proposals) == 0 {
 		e.proposals = nil // let the backing array go after a burst
-	}
-	if p.kind == proposeRequeue {
-		delete(e.queuedExecs, p.execID)
 	}
 	return p, true
 }
@@ -90,11 +88,22 @@ func (e *Engine) propose(p proposal) {
 	now := e.now()
 	switch p.kind {
 	case proposeRequeue:
-		_, err := e.cfg.Store.Apply(e.storeCtx, p.k.shard, &wf.Command{Op: wf.OpRequeue, WF: p.k.id,
-			Now: now.UnixNano(), TaskID: p.task, ExecID: p.execID, Unstarted: p.unstarted})
-		if err != nil {
-			e.log.Warn("re-queueing an abandoned execution", logkeys.Workflow, p.k.id, "error", err)
+		// The execution stays in queuedExecs until its re-queue has been
+		// answered, so a claim answered meanwhile does not run it (see
+		// takenBackLocked); one that started running first keeps it.
+		e.mu.Lock()
+		_, running := e.live[p.execID]
+		e.mu.Unlock()
+		if !running {
+			_, err := e.cfg.Store.Apply(e.storeCtx, p.k.shard, &wf.Command{Op: wf.OpRequeue, WF: p.k.id,
+				Now: now.UnixNano(), TaskID: p.task, ExecID: p.execID, Unstarted: p.unstarted})
+			if err != nil {
+				e.log.Warn("re-queueing an abandoned execution", logkeys.Workflow, p.k.id, "error", err)
+			}
 		}
+		e.mu.Lock()
+		delete(e.queuedExecs, p.execID)
+		e.mu.Unlock()
 	case proposeBlock:
 		res, err := e.cfg.Store.Apply(e.storeCtx, p.k.shard, &wf.Command{Op: wf.OpBlock, WF: p.k.id,
 			Now: now.UnixNano(), StateVersion: p.version})
